@@ -1,0 +1,185 @@
+# poolkeeper — plain Makefile.
+#
+#   make                 build hsmd, spmd, pkctl, pk-lvmapd and their libraries
+#   make deps            install every Debian package needed (scripts/deps.txt)
+#   make check           unit + integration tests (+ a short fuzz run)
+#   make SANITIZE=1 check  the same under ASan+UBSan
+#   make demo            the lab demo
+#   make bench           benchmarks (see docs/BENCHMARKS.md)
+#   make install         PREFIX=/usr/local DESTDIR=
+#
+# Layout of the build: every .c in a source folder goes into that folder's
+# static library, except main.c (and *_main.c), which become programs. Unit
+# tests (tests/unit/test_*.c) link the libraries plus the fakes they name on
+# a line `pk-test-fakes: a b` (tests/fakes/a.c ...); a fake's symbols win
+# over the real adapter in the library because the linker only pulls archive
+# members for symbols still undefined.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+SANITIZE ?= 0
+CC ?= cc
+
+ifeq ($(SANITIZE),1)
+BUILD ?= build-san
+else
+BUILD ?= build
+endif
+
+PKG_LIBS := libprotobuf-c libvirt fuse3 uuid inih libsanlock
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKG_LIBS) 2>/dev/null)
+PKG_LDLIBS := $(shell pkg-config --libs $(PKG_LIBS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
+	-Wstrict-prototypes -Wvla -fno-common
+HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+CSTD := -std=c17 -D_GNU_SOURCE
+OPT := -O2 -g
+ifeq ($(SANITIZE),1)
+OPT := -O1 -g -fno-omit-frame-pointer
+SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+HARDEN := -fstack-protector-strong
+endif
+
+INCLUDES := -I. -I$(BUILD)/gen
+CFLAGS_ALL := $(CSTD) $(OPT) $(WARN) $(HARDEN) $(SAN) $(INCLUDES) $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL := $(SAN) -Wl,-z,relro,-z,now $(LDFLAGS)
+LDLIBS_ALL := $(PKG_LDLIBS) -lnng -llvm2cmd -lpthread $(LDLIBS)
+
+# ---- sources -------------------------------------------------------------
+PROTOS := $(wildcard proto/*.proto)
+GEN_C := $(patsubst proto/%.proto,$(BUILD)/gen/proto/%.pb-c.c,$(PROTOS))
+GEN_H := $(GEN_C:.c=.h)
+
+lib_srcs = $(filter-out $(1)/main.c $(wildcard $(1)/*_main.c),$(wildcard $(1)/*.c))
+objs = $(patsubst %.c,$(BUILD)/%.o,$(1))
+
+PROTO_OBJS := $(GEN_C:.c=.o) $(call objs,$(call lib_srcs,proto))
+COMMON_OBJS := $(call objs,$(call lib_srcs,common))
+SPM_OBJS := $(call objs,$(call lib_srcs,spm))
+HSM_OBJS := $(call objs,$(call lib_srcs,hsm))
+CTL_OBJS := $(call objs,$(call lib_srcs,ctl))
+
+LIBPROTO := $(BUILD)/libpkproto.a
+LIBCOMMON := $(BUILD)/libpkcommon.a
+LIBSPM := $(BUILD)/libpkspm.a
+LIBHSM := $(BUILD)/libpkhsm.a
+LIBCTL := $(BUILD)/libpkctl.a
+
+BINS := $(BUILD)/hsmd $(BUILD)/spmd $(BUILD)/pkctl \
+	$(patsubst common/%_main.c,$(BUILD)/pk-%,$(wildcard common/*_main.c))
+SHIMS := $(BUILD)/libpk-memlock-shim.so
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
+FAKE_OBJS := $(call objs,$(wildcard tests/fakes/*.c))
+# Helper programs for integration tests and benchmarks: one .c each.
+TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(wildcard tests/tools/*.c))
+
+.PHONY: all tools deps check check-unit check-integration fuzz fuzz-short demo bench \
+	bench-rpc bench-spm bench-merge install clean lab-down
+.DEFAULT_GOAL := all
+
+all: $(BINS) $(SHIMS)
+
+deps:
+	scripts/deps
+
+# ---- protobuf --------------------------------------------------------------
+$(BUILD)/gen/proto/%.pb-c.c $(BUILD)/gen/proto/%.pb-c.h: proto/%.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c -I. --c_out=$(BUILD)/gen $<
+
+$(BUILD)/gen/proto/%.pb-c.o: $(BUILD)/gen/proto/%.pb-c.c | $(GEN_H)
+	$(CC) $(CSTD) $(OPT) $(SAN) $(INCLUDES) $(PKG_CFLAGS) -w -c -o $@ $<
+
+# Every object may include generated headers; generate them first.
+$(BUILD)/%.o: %.c | $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
+
+$(LIBPROTO): $(PROTO_OBJS)
+$(LIBCOMMON): $(COMMON_OBJS)
+$(LIBSPM): $(SPM_OBJS)
+$(LIBHSM): $(HSM_OBJS)
+$(LIBCTL): $(CTL_OBJS)
+$(BUILD)/lib%.a:
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+ALL_LIBS := $(LIBHSM) $(LIBSPM) $(LIBCTL) $(LIBPROTO) $(LIBCOMMON)
+
+$(BUILD)/hsmd: $(BUILD)/hsm/main.o $(LIBHSM) $(LIBPROTO) $(LIBCOMMON)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+$(BUILD)/spmd: $(BUILD)/spm/main.o $(LIBSPM) $(LIBPROTO) $(LIBCOMMON)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+$(BUILD)/pkctl: $(BUILD)/ctl/main.o $(LIBCTL) $(LIBPROTO) $(LIBCOMMON)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+$(BUILD)/pk-%: $(BUILD)/common/%_main.o $(LIBCOMMON)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+# The lab's sanlock shim: built without sanitizers (it is preloaded into sanlock).
+$(BUILD)/libpk-memlock-shim.so: scripts/lab-memlock-shim.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) -O2 -Wall -Wextra -Werror -shared -fPIC -o $@ $< -ldl
+
+# ---- unit tests ------------------------------------------------------------
+.SECONDEXPANSION:
+test_fakes = $(patsubst %,$(BUILD)/tests/fakes/%.o,$(shell sed -n 's/.*pk-test-fakes:\(.*\)\*\/.*/\1/p' $(1)))
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $$(call test_fakes,tests/unit/$$*.c) $(ALL_LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(call test_fakes,tests/unit/$*.c) \
+		-Wl,--start-group $(ALL_LIBS) -Wl,--end-group $(LDLIBS_ALL) -lcmocka
+
+$(BUILD)/tests/tools/%: $(BUILD)/tests/tools/%.o $(ALL_LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< -Wl,--start-group $(ALL_LIBS) -Wl,--end-group $(LDLIBS_ALL)
+
+tools: $(TOOL_BINS)
+
+check-unit: $(UNIT_BINS)
+	@tests/run-unit $(UNIT_BINS)
+
+check-integration: all $(TOOL_BINS)
+	@tests/run-integration
+
+check: all $(UNIT_BINS) $(TOOL_BINS)
+	@BUILD=$(BUILD) tests/run-all $(UNIT_BINS)
+
+# ---- fuzzing (clang libFuzzer) --------------------------------------------
+FUZZ_BUILD := $(BUILD)/fuzz
+FUZZ_FLAGS := $(CSTD) -O1 -g -fsanitize=fuzzer,address,undefined $(INCLUDES) $(PKG_CFLAGS)
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(GEN_C) $(call lib_srcs,proto) common/error.c common/log.c | $(GEN_H)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -o $@ $^ $(PKG_LDLIBS)
+fuzz-build: $(FUZZ_TARGETS)
+fuzz: $(FUZZ_TARGETS)
+	@for t in $(FUZZ_TARGETS); do $$t -max_total_time=$${FUZZ_SECONDS:-300} \
+		tests/fuzz/corpus/$$(basename $$t) || exit 1; done
+fuzz-short: $(FUZZ_TARGETS)
+	@for t in $(FUZZ_TARGETS); do $$t -max_total_time=$${FUZZ_SECONDS:-10} -runs=200000 \
+		tests/fuzz/corpus/$$(basename $$t) || exit 1; done
+
+# ---- demo, benchmarks ------------------------------------------------------
+demo: all
+	scripts/demo
+
+bench: bench-rpc
+bench-rpc: all $(BUILD)/bench-rpc
+	scripts/bench/rpc
+$(BUILD)/bench-rpc: scripts/bench/rpc_bench.c $(LIBPROTO) $(LIBCOMMON)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+# ---- install ---------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/poolkeeper
+	install -m 0755 $(BUILD)/hsmd $(BUILD)/spmd $(filter $(BUILD)/pk-%,$(BINS)) $(DESTDIR)$(PREFIX)/sbin/
+	install -m 0755 $(BUILD)/pkctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(SHIMS) $(DESTDIR)$(PREFIX)/lib/poolkeeper/
+	install -d $(DESTDIR)$(PREFIX)/share/poolkeeper/proto
+	install -m 0644 $(PROTOS) $(DESTDIR)$(PREFIX)/share/poolkeeper/proto/
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
