@@ -88,7 +88,13 @@ void pk_error_prefix(struct pk_error *err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
-	snprintf(joined, sizeof(joined), "%s: %s", prefix, err->message);
+	{
+		size_t plen = strnlen(prefix, sizeof(joined) - 3);
+		memcpy(joined, prefix, plen);
+		joined[plen] = ':';
+		joined[plen + 1] = ' ';
+		snprintf(joined + plen + 2, sizeof(joined) - plen - 2, "%s", err->message);
+	}
 	memcpy(err->message, joined, sizeof(joined));
 }
 

@@ -1,0 +1,155 @@
+#include "common/daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/version.h"
+
+/* One schema for both daemons; each reads the keys it uses. */
+static const struct pk_config_key daemon_settings[] = {
+	{ "host_id", PK_CONFIG_INT, "1", 1, 2000, "this host's id in the cluster (1-2000), also its sanlock host id" },
+	{ "listen", PK_CONFIG_STR, NULL, 0, 0, "URL the daemon answers on (ipc:///path or tcp://host:port)" },
+	{ "events", PK_CONFIG_STR, NULL, 0, 0, "hsmd: URL where job events are published" },
+	{ "spm", PK_CONFIG_STR, NULL, 0, 0, "hsmd: comma-separated URLs of the cluster's spmds" },
+	{ "state_dir", PK_CONFIG_STR, "/var/lib/poolkeeper", 0, 0, "durable per-host state (job and task records)" },
+	{ "run_dir", PK_CONFIG_STR, "/run/poolkeeper", 0, 0, "volatile per-host state (image links)" },
+	{ "log_level", PK_CONFIG_STR, "info", 0, 0, "error, warn, info or debug" },
+	{ "workers", PK_CONFIG_INT, "8", 1, 256, "RPC worker threads (concurrent calls)" },
+	{ "max_message", PK_CONFIG_INT, "4194304", 4096, 268435456, "largest accepted request in bytes" },
+	{ "activation", PK_CONFIG_STR, "dm", 0, 0, "LV activation backend: dm (device-mapper) or lab (pk-lvmapd)" },
+	{ "lvmap_dir", PK_CONFIG_STR, NULL, 0, 0, "lab activation: mount point of pk-lvmapd" },
+	{ "sanlock_run_dir", PK_CONFIG_STR, NULL, 0, 0, "directory of the sanlock daemon's socket (SANLOCK_RUN_DIR)" },
+	{ "sanlock_io_timeout", PK_CONFIG_INT, "10", 1, 60, "sanlock io_timeout in seconds for the domain lockspace" },
+	{ "lvm_devices", PK_CONFIG_STR, NULL, 0, 0, "comma-separated PV device paths LVM may scan" },
+	{ "domain", PK_CONFIG_STR, NULL, 0, 0, "storage domain UUID this host serves" },
+	{ "libvirt_uri", PK_CONFIG_STR, "qemu:///system", 0, 0, "hsmd: libvirt connection URI" },
+	{ "domain_type", PK_CONFIG_STR, "auto", 0, 0, "hsmd: VM domain type: auto, kvm or qemu (TCG)" },
+	{ "fault", PK_CONFIG_STR, NULL, 0, 0, "testing only: a fault point name at which the daemon kills itself" },
+};
+
+#define NSETTINGS (sizeof(daemon_settings) / sizeof(daemon_settings[0]))
+
+static void daemon_usage(const char *role, FILE *out)
+{
+	fprintf(out,
+		"usage: %sd [-c FILE] [-o key=value]... [--help] [--version]\n"
+		"\n"
+		"  -c, --config FILE   settings file (key = value; [%s] section applies)\n"
+		"  -o, --set KEY=VALUE override one setting (repeatable)\n"
+		"\nsettings:\n", role, role);
+	for (size_t i = 0; i < NSETTINGS; i++) {
+		fprintf(out, "  %-20s %s%s%s%s\n", daemon_settings[i].name, daemon_settings[i].help,
+			daemon_settings[i].default_value ? " [default: " : "",
+			daemon_settings[i].default_value ? daemon_settings[i].default_value : "",
+			daemon_settings[i].default_value ? "]" : "");
+	}
+}
+
+int pk_daemon_setup(const char *role, int argc, char **argv, struct pk_config *cfg,
+		    struct pk_error *err)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "set", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config_path = NULL;
+	char ident[16];
+	enum pk_log_level level;
+	sigset_t mask;
+	int c, r;
+
+	pk_config_init(cfg, role, daemon_settings, NSETTINGS);
+	/* First pass: find the file, so -o overrides apply after it. */
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:o:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'o':
+			break;
+		case 'h':
+			daemon_usage(role, stdout);
+			return 1;
+		case 'V':
+			printf("%sd %s\n", role, PK_VERSION);
+			return 1;
+		default:
+			daemon_usage(role, stderr);
+			return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+					    "bad command line (see --help)");
+		}
+	}
+	if (optind < argc) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "unexpected argument '%s' (see --help)", argv[optind]);
+	}
+	if (config_path) {
+		r = pk_config_load_file(cfg, config_path, err);
+		if (r < 0) {
+			return r;
+		}
+	}
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:o:hV", opts, NULL)) != -1) {
+		if (c == 'o') {
+			r = pk_config_set(cfg, optarg, err);
+			if (r < 0) {
+				return r;
+			}
+		}
+	}
+	if (pk_log_level_parse(pk_config_str(cfg, "log_level"), &level) < 0) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "log_level '%s' is not one of error, warn, info, debug",
+				    pk_config_str(cfg, "log_level"));
+	}
+	snprintf(ident, sizeof(ident), "%sd", role);
+	pk_log_setup(ident, level);
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	/* A peer that vanishes mid-write must not kill the daemon. */
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+int pk_daemon_wait_for_signal(void)
+{
+	sigset_t mask;
+	int sig = 0;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	for (;;) {
+		if (sigwait(&mask, &sig) == 0) {
+			return sig;
+		}
+	}
+}
+
+bool pk_daemon_kvm_usable(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0) {
+		return false;
+	}
+	close(fd);
+	return true;
+}

@@ -1,0 +1,438 @@
+#include "common/rpc.h"
+
+#include <errno.h>
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/pub.h>
+#include <nng/protocol/pubsub0/sub.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/xalloc.h"
+
+int pk_rpc_nng_error(struct pk_error *err, int rv, const char *what, const char *url)
+{
+	switch (rv) {
+	case NNG_ECONNREFUSED:
+	case NNG_ENOENT:
+	case NNG_ECONNSHUT:
+	case NNG_ECLOSED:
+	case NNG_EUNREACHABLE:
+		return pk_error_set(err, PK_E_UNAVAILABLE, ECONNREFUSED,
+				    "%s: nobody answers at '%s' (%s); is the daemon running?",
+				    what, url, nng_strerror(rv));
+	case NNG_ETIMEDOUT:
+		return pk_error_set(err, PK_E_TIMEOUT, ETIMEDOUT,
+				    "%s: no answer from '%s' in time; the daemon may be busy or hung",
+				    what, url);
+	case NNG_EADDRINUSE:
+		return pk_error_set(err, PK_E_ALREADY_EXISTS, EADDRINUSE,
+				    "%s: address '%s' is in use; is another daemon listening there?",
+				    what, url);
+	case NNG_EADDRINVAL:
+	case NNG_ENOTSUP:
+	case NNG_EINVAL:
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "%s: '%s' is not a usable address (%s); use ipc:///path or "
+				    "tcp://host:port", what, url, nng_strerror(rv));
+	case NNG_EMSGSIZE:
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EMSGSIZE,
+				    "%s: message too large for '%s'", what, url);
+	case NNG_EPERM:
+		return pk_error_set(err, PK_E_UNAVAILABLE, EPERM, "%s: '%s': permission denied",
+				    what, url);
+	default:
+		return pk_error_set(err, PK_E_INTERNAL, EIO, "%s at '%s': %s", what, url,
+				    nng_strerror(rv));
+	}
+}
+
+/* ---- server ------------------------------------------------------------- */
+
+struct rpc_worker {
+	struct pk_rpc_server *srv;
+	pthread_t thread;
+	nng_ctx ctx;
+	nng_aio *aio;
+	int started;
+};
+
+struct pk_rpc_server {
+	nng_socket sock;
+	char *url;
+	pk_rpc_handler_fn fn;
+	void *fn_ctx;
+	unsigned nworkers;
+	struct rpc_worker *workers;
+};
+
+static int rpc_worker_serve_one(struct rpc_worker *w)
+{
+	nng_msg *msg;
+	void *reply = NULL;
+	size_t reply_len = 0;
+	int rv;
+
+	nng_ctx_recv(w->ctx, w->aio);
+	nng_aio_wait(w->aio);
+	rv = nng_aio_result(w->aio);
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
+		return -1;
+	}
+	if (rv != 0) {
+		pk_log_warn("rpc receive failed url='%s': %s", w->srv->url, nng_strerror(rv));
+		return 0;
+	}
+	msg = nng_aio_get_msg(w->aio);
+	rv = w->srv->fn(w->srv->fn_ctx, nng_msg_body(msg), nng_msg_len(msg), &reply, &reply_len);
+	if (rv < 0 || !reply) {
+		/* The handler chose not to answer; it logged why. */
+		nng_msg_free(msg);
+		free(reply);
+		return 0;
+	}
+	/* Reuse the request message for the reply: it keeps the routing header. */
+	nng_msg_clear(msg);
+	rv = nng_msg_append(msg, reply, reply_len);
+	free(reply);
+	if (rv != 0) {
+		nng_msg_free(msg);
+		pk_log_error("rpc reply allocation failed: %s", nng_strerror(rv));
+		return 0;
+	}
+	nng_aio_set_msg(w->aio, msg);
+	nng_ctx_send(w->ctx, w->aio);
+	nng_aio_wait(w->aio);
+	rv = nng_aio_result(w->aio);
+	if (rv != 0) {
+		nng_msg_free(nng_aio_get_msg(w->aio));
+		if (rv == NNG_ECLOSED) {
+			return -1;
+		}
+		pk_log_warn("rpc reply not sent url='%s': %s", w->srv->url, nng_strerror(rv));
+	}
+	return 0;
+}
+
+static void *rpc_worker_main(void *arg)
+{
+	struct rpc_worker *w = arg;
+
+	while (rpc_worker_serve_one(w) == 0) {
+	}
+	return NULL;
+}
+
+int pk_rpc_server_start(const struct pk_rpc_server_config *cfg, pk_rpc_handler_fn fn,
+			void *ctx, struct pk_rpc_server **ret, struct pk_error *err)
+{
+	struct pk_rpc_server *srv = pk_xcalloc(1, sizeof(*srv));
+	int rv, r;
+
+	srv->url = pk_xstrdup(cfg->url);
+	srv->fn = fn;
+	srv->fn_ctx = ctx;
+	srv->nworkers = cfg->workers ? cfg->workers : 1;
+	srv->workers = pk_xcalloc(srv->nworkers, sizeof(*srv->workers));
+
+	rv = nng_rep0_open(&srv->sock);
+	if (rv != 0) {
+		r = pk_rpc_nng_error(err, rv, "cannot open reply socket", cfg->url);
+		free(srv->workers);
+		free(srv->url);
+		free(srv);
+		return r;
+	}
+	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, cfg->hard_max_msg);
+	rv = nng_listen(srv->sock, cfg->url, NULL, 0);
+	if (rv != 0) {
+		r = pk_rpc_nng_error(err, rv, "cannot listen", cfg->url);
+		goto fail;
+	}
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		struct rpc_worker *w = &srv->workers[i];
+		w->srv = srv;
+		rv = nng_ctx_open(&w->ctx, srv->sock);
+		if (rv == 0) {
+			rv = nng_aio_alloc(&w->aio, NULL, NULL);
+		}
+		if (rv != 0) {
+			r = pk_rpc_nng_error(err, rv, "cannot create server context", cfg->url);
+			goto fail;
+		}
+		if (pthread_create(&w->thread, NULL, rpc_worker_main, w) != 0) {
+			r = pk_error_set(err, PK_E_INTERNAL, EAGAIN, "cannot start rpc worker thread");
+			goto fail;
+		}
+		w->started = 1;
+	}
+	*ret = srv;
+	return 0;
+fail:
+	pk_rpc_server_stop(srv);
+	return r;
+}
+
+void pk_rpc_server_stop(struct pk_rpc_server *srv)
+{
+	if (!srv) {
+		return;
+	}
+	/* Closing the socket fails every pending receive with NNG_ECLOSED. */
+	nng_close(srv->sock);
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		struct rpc_worker *w = &srv->workers[i];
+		if (w->started) {
+			pthread_join(w->thread, NULL);
+		}
+		if (w->aio) {
+			nng_aio_free(w->aio);
+		}
+	}
+	free(srv->workers);
+	free(srv->url);
+	free(srv);
+}
+
+/* ---- client ------------------------------------------------------------- */
+
+struct pk_rpc_client {
+	nng_socket sock;
+	char *url;
+	pthread_mutex_t lock; /* guards dialed */
+	int dialed;
+};
+
+int pk_rpc_client_new(const char *url, size_t max_msg, struct pk_rpc_client **ret,
+		      struct pk_error *err)
+{
+	struct pk_rpc_client *c;
+	int rv;
+
+	c = pk_xcalloc(1, sizeof(*c));
+	rv = nng_req0_open(&c->sock);
+	if (rv != 0) {
+		free(c);
+		return pk_rpc_nng_error(err, rv, "cannot open request socket", url);
+	}
+	/*
+	 * No automatic resend: poolkeeper calls are not all idempotent, and a
+	 * caller that times out decides itself whether to retry.
+	 */
+	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, max_msg);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 20);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
+	c->url = pk_xstrdup(url);
+	pthread_mutex_init(&c->lock, NULL);
+	*ret = c;
+	return 0;
+}
+
+void pk_rpc_client_free(struct pk_rpc_client *c)
+{
+	if (!c) {
+		return;
+	}
+	nng_close(c->sock);
+	pthread_mutex_destroy(&c->lock);
+	free(c->url);
+	free(c);
+}
+
+const char *pk_rpc_client_url(const struct pk_rpc_client *c)
+{
+	return c->url;
+}
+
+static int rpc_client_dial(struct pk_rpc_client *c, struct pk_error *err)
+{
+	int rv = 0;
+
+	pthread_mutex_lock(&c->lock);
+	if (!c->dialed) {
+		/* Synchronous first dial: "nobody listens" is an answer, not a hang. */
+		rv = nng_dial(c->sock, c->url, NULL, 0);
+		if (rv == 0) {
+			c->dialed = 1;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (rv != 0) {
+		return pk_rpc_nng_error(err, rv, "cannot connect", c->url);
+	}
+	return 0;
+}
+
+int pk_rpc_client_call(struct pk_rpc_client *c, const void *req, size_t req_len,
+		       int timeout_ms, void **ret_reply, size_t *ret_reply_len,
+		       struct pk_error *err)
+{
+	nng_ctx ctx;
+	nng_aio *aio = NULL;
+	nng_msg *msg = NULL;
+	int rv, r;
+
+	r = rpc_client_dial(c, err);
+	if (r < 0) {
+		return r;
+	}
+	rv = nng_ctx_open(&ctx, c->sock);
+	if (rv != 0) {
+		return pk_rpc_nng_error(err, rv, "cannot open request context", c->url);
+	}
+	rv = nng_aio_alloc(&aio, NULL, NULL);
+	if (rv == 0) {
+		rv = nng_msg_alloc(&msg, 0);
+	}
+	if (rv == 0) {
+		rv = nng_msg_append(msg, req, req_len);
+	}
+	if (rv != 0) {
+		r = pk_rpc_nng_error(err, rv, "cannot build request", c->url);
+		goto out;
+	}
+	nng_aio_set_timeout(aio, timeout_ms > 0 ? timeout_ms : NNG_DURATION_INFINITE);
+	nng_aio_set_msg(aio, msg);
+	nng_ctx_send(ctx, aio);
+	nng_aio_wait(aio);
+	rv = nng_aio_result(aio);
+	if (rv != 0) {
+		nng_msg_free(msg);
+		msg = NULL;
+		r = pk_rpc_nng_error(err, rv, "cannot send request", c->url);
+		goto out;
+	}
+	msg = NULL;
+	nng_ctx_recv(ctx, aio);
+	nng_aio_wait(aio);
+	rv = nng_aio_result(aio);
+	if (rv != 0) {
+		r = pk_rpc_nng_error(err, rv, "no reply", c->url);
+		goto out;
+	}
+	msg = nng_aio_get_msg(aio);
+	*ret_reply_len = nng_msg_len(msg);
+	*ret_reply = pk_xmalloc(*ret_reply_len ? *ret_reply_len : 1);
+	memcpy(*ret_reply, nng_msg_body(msg), *ret_reply_len);
+	nng_msg_free(msg);
+	r = 0;
+out:
+	if (aio) {
+		nng_aio_free(aio);
+	}
+	nng_ctx_close(ctx);
+	return r;
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+struct pk_rpc_pub {
+	nng_socket sock;
+	char *url;
+};
+
+int pk_rpc_pub_new(const char *url, struct pk_rpc_pub **ret, struct pk_error *err)
+{
+	struct pk_rpc_pub *p = pk_xcalloc(1, sizeof(*p));
+	int rv;
+
+	rv = nng_pub0_open(&p->sock);
+	if (rv == 0) {
+		rv = nng_listen(p->sock, url, NULL, 0);
+		if (rv != 0) {
+			nng_close(p->sock);
+		}
+	}
+	if (rv != 0) {
+		free(p);
+		return pk_rpc_nng_error(err, rv, "cannot publish events", url);
+	}
+	p->url = pk_xstrdup(url);
+	*ret = p;
+	return 0;
+}
+
+void pk_rpc_pub_free(struct pk_rpc_pub *p)
+{
+	if (!p) {
+		return;
+	}
+	nng_close(p->sock);
+	free(p->url);
+	free(p);
+}
+
+int pk_rpc_pub_send(struct pk_rpc_pub *p, const void *msg, size_t len, struct pk_error *err)
+{
+	int rv = nng_send(p->sock, (void *)msg, len, NNG_FLAG_NONBLOCK);
+
+	if (rv != 0 && rv != NNG_EAGAIN) {
+		return pk_rpc_nng_error(err, rv, "cannot publish event", p->url);
+	}
+	return 0;
+}
+
+struct pk_rpc_sub {
+	nng_socket sock;
+	char *url;
+};
+
+int pk_rpc_sub_new(const char *url, struct pk_rpc_sub **ret, struct pk_error *err)
+{
+	struct pk_rpc_sub *s = pk_xcalloc(1, sizeof(*s));
+	int rv;
+
+	rv = nng_sub0_open(&s->sock);
+	if (rv == 0) {
+		rv = nng_socket_set(s->sock, NNG_OPT_SUB_SUBSCRIBE, "", 0);
+		if (rv == 0) {
+			rv = nng_dial(s->sock, url, NULL, 0);
+		}
+		if (rv != 0) {
+			nng_close(s->sock);
+		}
+	}
+	if (rv != 0) {
+		free(s);
+		return pk_rpc_nng_error(err, rv, "cannot subscribe to events", url);
+	}
+	s->url = pk_xstrdup(url);
+	*ret = s;
+	return 0;
+}
+
+void pk_rpc_sub_free(struct pk_rpc_sub *s)
+{
+	if (!s) {
+		return;
+	}
+	nng_close(s->sock);
+	free(s->url);
+	free(s);
+}
+
+int pk_rpc_sub_recv(struct pk_rpc_sub *s, int timeout_ms, void **ret_msg, size_t *ret_len,
+		    struct pk_error *err)
+{
+	void *buf = NULL;
+	size_t len = 0;
+	int rv;
+
+	nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, timeout_ms);
+	rv = nng_recv(s->sock, &buf, &len, NNG_FLAG_ALLOC);
+	if (rv == NNG_ETIMEDOUT) {
+		return -ETIMEDOUT;
+	}
+	if (rv != 0) {
+		return pk_rpc_nng_error(err, rv, "event receive failed", s->url);
+	}
+	*ret_msg = pk_xmalloc(len ? len : 1);
+	memcpy(*ret_msg, buf, len);
+	*ret_len = len;
+	nng_free(buf, len);
+	return 0;
+}

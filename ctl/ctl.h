@@ -1,0 +1,56 @@
+/*
+ * pkctl's shared state and helpers for its commands. Each command lives in
+ * ctl/cmd_<area>.c and is listed in the table in ctl/main.c.
+ *
+ * Output rules: human text on stdout by default; with --json exactly one
+ * JSON object on stdout (errors included: {"error":{"code":..,"message":..}}).
+ * Exit status: 0 success, 1 the operation failed, 2 bad usage.
+ */
+#ifndef CTL_CTL_H
+#define CTL_CTL_H
+
+#include <stdbool.h>
+
+#include "common/error.h"
+#include "common/rpc.h"
+#include "ctl/json.h"
+#include "proto/codec.h"
+
+enum ctl_target {
+	CTL_HSM,
+	CTL_SPM,
+};
+
+struct ctl {
+	const char *hsm_url;
+	const char *spm_url;
+	bool hsm_from_flag; /* given on the command line (not from PK_HSM) */
+	bool spm_from_flag;
+	bool json;
+	int timeout_ms;
+	struct pk_rpc_client *hsm;
+	struct pk_rpc_client *spm;
+	struct ctl_json out;
+};
+
+#define CTL_EXIT_OK 0
+#define CTL_EXIT_FAILED 1
+#define CTL_EXIT_USAGE 2
+
+/*
+ * Sends req to the target daemon; on success *ret_resp is owned by the
+ * caller (pk__response__free_unpacked). On failure err is set.
+ */
+int ctl_call(struct ctl *ctl, enum ctl_target target, Pk__Request *req,
+	     Pk__Response **ret_resp, struct pk_error *err);
+
+/* Reports err (human on stderr, or the JSON error object) and returns CTL_EXIT_FAILED. */
+int ctl_fail(struct ctl *ctl, const struct pk_error *err);
+/* Reports a usage error and returns CTL_EXIT_USAGE. */
+int ctl_usage_error(struct ctl *ctl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Commands. */
+int ctl_cmd_ping(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_capabilities(struct ctl *ctl, int argc, char **argv);
+
+#endif

@@ -1,0 +1,54 @@
+/* hsmd: start-up and shutdown only. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/daemon.h"
+#include "common/log.h"
+#include "common/version.h"
+#include "hsm/hsm.h"
+#include "proto/server.h"
+
+int main(int argc, char **argv)
+{
+	struct pk_config cfg = { 0 };
+	struct pk_error err = { PK_OK, "" };
+	struct pk_dispatcher dispatcher = { 0 };
+	struct pk_rpc_server *srv = NULL;
+	struct hsm hsm;
+	int r, sig, status = 1;
+
+	r = pk_daemon_setup("hsm", argc, argv, &cfg, &err);
+	if (r != 0) {
+		if (r < 0) {
+			fprintf(stderr, "hsmd: %s\n", err.message);
+		}
+		pk_config_release(&cfg);
+		return r < 0 ? 2 : 0;
+	}
+	r = hsm_init(&hsm, &cfg, &err);
+	if (r < 0) {
+		pk_log_error("cannot start: %s", err.message);
+		goto out_cfg;
+	}
+	dispatcher.verbs = hsm_verbs;
+	dispatcher.nverbs = hsm_nverbs;
+	dispatcher.ctx = &hsm;
+	dispatcher.info = &hsm.info;
+	r = pk_server_start(&cfg, "ipc:///run/poolkeeper/hsm.sock", &dispatcher, &srv, &err);
+	if (r < 0) {
+		pk_log_error("cannot start: %s", err.message);
+		goto out_hsm;
+	}
+	pk_log_info("hsmd %s started host_id=%d kvm=%s", PK_VERSION, hsm.info.host_id,
+		    hsm.info.kvm ? "yes" : "no");
+	sig = pk_daemon_wait_for_signal();
+	pk_log_info("shutting down on signal %s", strsignal(sig));
+	pk_rpc_server_stop(srv);
+	status = 0;
+out_hsm:
+	hsm_release(&hsm);
+out_cfg:
+	pk_config_release(&cfg);
+	return status;
+}

@@ -1,0 +1,278 @@
+#include "proto/codec.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/version.h"
+#include "common/xalloc.h"
+
+/* pk_errc values are the wire values (checked in tests/unit/test_codec.c). */
+Pk__ErrorCode pk_codec_error_code(enum pk_errc code)
+{
+	if (code < PK_OK || code > PK_E_IO) {
+		return PK__ERROR_CODE__INTERNAL;
+	}
+	return (Pk__ErrorCode)code;
+}
+
+enum pk_errc pk_codec_errc(Pk__ErrorCode code)
+{
+	if ((int)code < (int)PK_OK || (int)code > (int)PK_E_IO) {
+		return PK_E_INTERNAL;
+	}
+	return (enum pk_errc)code;
+}
+
+const char *pk_codec_call_name(Pk__Request__CallCase call)
+{
+	const ProtobufCFieldDescriptor *f =
+		protobuf_c_message_descriptor_get_field(&pk__request__descriptor, (unsigned)call);
+
+	if (!f || call == PK__REQUEST__CALL__NOT_SET || f->id < 16) {
+		return "unknown";
+	}
+	return f->name;
+}
+
+uint64_t pk_codec_monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t pk_codec_realtime_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int pk_codec_request_decode(const void *buf, size_t len, size_t max_msg,
+			    Pk__Request **ret_req, struct pk_error *err)
+{
+	Pk__Request *req;
+
+	if (len > max_msg) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EMSGSIZE,
+				    "request of %zu bytes exceeds the limit of %zu bytes", len,
+				    max_msg);
+	}
+	req = pk__request__unpack(NULL, len, buf);
+	if (!req) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EBADMSG,
+				    "request of %zu bytes is not a valid poolkeeper envelope "
+				    "(protobuf pk.Request)", len);
+	}
+	if (req->api_version != PK_API_VERSION) {
+		uint32_t v = req->api_version;
+		pk__request__free_unpacked(req, NULL);
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EPROTO,
+				    "api_version %u is not supported; this daemon speaks "
+				    "api_version %d (poolkeeper %s)", v, PK_API_VERSION, PK_VERSION);
+	}
+	if (req->call_case == PK__REQUEST__CALL__NOT_SET) {
+		pk__request__free_unpacked(req, NULL);
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EBADMSG,
+				    "request names no call (unknown or missing call field)");
+	}
+	*ret_req = req;
+	return 0;
+}
+
+int pk_codec_response_encode(const Pk__Response *resp, void **ret_buf, size_t *ret_len)
+{
+	size_t len = pk__response__get_packed_size(resp);
+	uint8_t *buf = pk_xmalloc(len ? len : 1);
+
+	pk__response__pack(resp, buf);
+	*ret_buf = buf;
+	*ret_len = len;
+	return 0;
+}
+
+static int dispatch_ping(const struct pk_daemon_info *info, Pk__Response *resp,
+			 struct pk_arena *arena)
+{
+	Pk__PingResponse *p = pk_arena_new(arena, Pk__PingResponse);
+	char host[256] = "";
+
+	pk__ping_response__init(p);
+	gethostname(host, sizeof(host) - 1);
+	p->host_id = info->host_id;
+	p->role = pk_arena_strdup(arena, info->role);
+	p->version = pk_arena_strdup(arena, PK_VERSION);
+	p->hostname = pk_arena_strdup(arena, host);
+	p->uptime_ms = pk_codec_monotonic_ms() - info->start_ms;
+	p->api_version = PK_API_VERSION;
+	resp->ping = p;
+	return 0;
+}
+
+static int dispatch_capabilities(const struct pk_dispatcher *d, Pk__Response *resp,
+				 struct pk_arena *arena)
+{
+	Pk__GetCapabilitiesResponse *c = pk_arena_new(arena, Pk__GetCapabilitiesResponse);
+	size_t n = 0;
+
+	pk__get_capabilities_response__init(c);
+	c->host_id = d->info->host_id;
+	c->role = pk_arena_strdup(arena, d->info->role);
+	c->version = pk_arena_strdup(arena, PK_VERSION);
+	c->api_version = PK_API_VERSION;
+	c->kvm = d->info->kvm;
+	c->activation = pk_arena_strdup(arena, d->info->activation ? d->info->activation : "");
+	c->verbs = pk_arena_array(arena, char *, d->nverbs + 2);
+	c->verbs[n++] = pk_arena_strdup(arena, "ping");
+	c->verbs[n++] = pk_arena_strdup(arena, "get_capabilities");
+	for (size_t i = 0; i < d->nverbs; i++) {
+		if (d->verbs[i].call == PK__REQUEST__CALL_PING ||
+		    d->verbs[i].call == PK__REQUEST__CALL_GET_CAPABILITIES) {
+			continue;
+		}
+		c->verbs[n++] = pk_arena_strdup(arena, pk_codec_call_name(d->verbs[i].call));
+	}
+	c->n_verbs = n;
+	resp->get_capabilities = c;
+	return 0;
+}
+
+static const struct pk_verb *dispatch_find(const struct pk_dispatcher *d,
+					   Pk__Request__CallCase call)
+{
+	for (size_t i = 0; i < d->nverbs; i++) {
+		if (d->verbs[i].call == call) {
+			return &d->verbs[i];
+		}
+	}
+	return NULL;
+}
+
+static int dispatch_call(const struct pk_dispatcher *d, const Pk__Request *req,
+			 Pk__Response *resp, struct pk_arena *arena, struct pk_error *err)
+{
+	const struct pk_verb *v = dispatch_find(d, req->call_case);
+
+	resp->result_case = (Pk__Response__ResultCase)req->call_case;
+	if (v) {
+		return v->fn(d->ctx, req, resp, arena, err);
+	}
+	if (req->call_case == PK__REQUEST__CALL_PING) {
+		return dispatch_ping(d->info, resp, arena);
+	}
+	if (req->call_case == PK__REQUEST__CALL_GET_CAPABILITIES) {
+		return dispatch_capabilities(d, resp, arena);
+	}
+	return pk_error_set(err, PK_E_UNSUPPORTED, EOPNOTSUPP,
+			    "%sd does not implement '%s' (see get_capabilities for the verbs "
+			    "it serves)", d->info->role, pk_codec_call_name(req->call_case));
+}
+
+int pk_dispatch_handle(void *dispatcher, const void *buf, size_t len, void **ret_reply,
+		       size_t *ret_reply_len)
+{
+	const struct pk_dispatcher *d = dispatcher;
+	struct pk_arena arena = PK_ARENA_INIT;
+	struct pk_error err = { PK_OK, "" };
+	Pk__Request *req = NULL;
+	Pk__Response resp = PK__RESPONSE__INIT;
+	Pk__Error wire_err = PK__ERROR__INIT;
+	uint64_t t0 = pk_codec_monotonic_ms();
+	int r;
+
+	r = pk_codec_request_decode(buf, len, d->max_msg, &req, &err);
+	if (r < 0) {
+		pk_log_warn("refused request bytes=%zu code=%s: %s", len, pk_errc_name(err.code),
+			    err.message);
+	} else {
+		resp.id = req->id;
+		r = dispatch_call(d, req, &resp, &arena, &err);
+	}
+	if (r < 0) {
+		if (!pk_error_is_set(&err)) {
+			pk_error_set(&err, PK_E_INTERNAL, -r, "internal error (errno %d)", -r);
+		}
+		resp.result_case = PK__RESPONSE__RESULT__NOT_SET;
+		wire_err.code = pk_codec_error_code(err.code);
+		wire_err.message = err.message;
+		if (err.code == PK_E_NOT_SPM) {
+			/* NOT_SPM messages start with the holder: "host N holds ..." */
+			int holder = 0;
+			if (sscanf(err.message, "host %d holds", &holder) == 1) {
+				wire_err.spm_host_id = holder;
+			}
+		}
+		resp.error = &wire_err;
+		if (req) {
+			pk_log_info("call failed verb='%s' id=%llu code=%s ms=%llu: %s",
+				    pk_codec_call_name(req->call_case),
+				    (unsigned long long)req->id, pk_errc_name(err.code),
+				    (unsigned long long)(pk_codec_monotonic_ms() - t0), err.message);
+		}
+	} else {
+		pk_log_debug("call done verb='%s' id=%llu ms=%llu",
+			     pk_codec_call_name(req->call_case), (unsigned long long)req->id,
+			     (unsigned long long)(pk_codec_monotonic_ms() - t0));
+	}
+	pk_codec_response_encode(&resp, ret_reply, ret_reply_len);
+	pk_arena_release(&arena);
+	if (req) {
+		pk__request__free_unpacked(req, NULL);
+	}
+	return 0;
+}
+
+int pk_codec_call(struct pk_rpc_client *c, Pk__Request *req, int timeout_ms,
+		  Pk__Response **ret_resp, int32_t *ret_spm_host_id, struct pk_error *err)
+{
+	static _Atomic uint64_t next_id = 1;
+	void *out = NULL, *in = NULL;
+	size_t out_len, in_len = 0;
+	Pk__Response *resp;
+	int r;
+
+	req->api_version = PK_API_VERSION;
+	if (req->id == 0) {
+		req->id = ((uint64_t)getpid() << 32) | atomic_fetch_add(&next_id, 1);
+	}
+	out_len = pk__request__get_packed_size(req);
+	out = pk_xmalloc(out_len ? out_len : 1);
+	pk__request__pack(req, out);
+	r = pk_rpc_client_call(c, out, out_len, timeout_ms, &in, &in_len, err);
+	free(out);
+	if (r < 0) {
+		return r;
+	}
+	resp = pk__response__unpack(NULL, in_len, in);
+	free(in);
+	if (!resp) {
+		return pk_error_set(err, PK_E_INTERNAL, EBADMSG,
+				    "reply from '%s' is not a poolkeeper response",
+				    pk_rpc_client_url(c));
+	}
+	if (resp->error && resp->error->code != PK__ERROR_CODE__OK) {
+		enum pk_errc code = pk_codec_errc(resp->error->code);
+		if (ret_spm_host_id) {
+			*ret_spm_host_id = resp->error->spm_host_id;
+		}
+		r = pk_error_set(err, code, 0, "%s", resp->error->message ? resp->error->message : "");
+		pk__response__free_unpacked(resp, NULL);
+		return r;
+	}
+	if (resp->id != req->id ||
+	    (int)resp->result_case != (int)req->call_case) {
+		pk__response__free_unpacked(resp, NULL);
+		return pk_error_set(err, PK_E_INTERNAL, EBADMSG,
+				    "reply from '%s' does not match the request", pk_rpc_client_url(c));
+	}
+	*ret_resp = resp;
+	return 0;
+}
