@@ -76,9 +76,11 @@ FAKE_OBJS := $(call objs,$(wildcard tests/fakes/*.c))
 # Helper programs for integration tests and benchmarks: one .c each.
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(wildcard tests/tools/*.c))
 
-.PHONY: all tools deps check check-unit check-integration fuzz fuzz-short demo bench \
+.PHONY: all tools fuzz-build deps check check-unit check-integration fuzz fuzz-short demo bench \
 	bench-rpc bench-spm bench-merge install clean lab-down
 .DEFAULT_GOAL := all
+# Keep intermediate objects (test objects are otherwise deleted after linking).
+.SECONDARY:
 
 all: $(BINS) $(SHIMS)
 
@@ -137,10 +139,10 @@ $(BUILD)/tests/tools/%: $(BUILD)/tests/tools/%.o $(ALL_LIBS)
 tools: $(TOOL_BINS)
 
 check-unit: $(UNIT_BINS)
-	@tests/run-unit $(UNIT_BINS)
+	@BUILD=$(BUILD) tests/run-unit $(UNIT_BINS)
 
 check-integration: all $(TOOL_BINS)
-	@tests/run-integration
+	@BUILD=$(BUILD) tests/run-integration
 
 check: all $(UNIT_BINS) $(TOOL_BINS)
 	@BUILD=$(BUILD) tests/run-all $(UNIT_BINS)
@@ -149,16 +151,20 @@ check: all $(UNIT_BINS) $(TOOL_BINS)
 FUZZ_BUILD := $(BUILD)/fuzz
 FUZZ_FLAGS := $(CSTD) -O1 -g -fsanitize=fuzzer,address,undefined $(INCLUDES) $(PKG_CFLAGS)
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
-$(FUZZ_BUILD)/%: tests/fuzz/%.c $(GEN_C) $(call lib_srcs,proto) common/error.c common/log.c | $(GEN_H)
+FUZZ_SRCS := proto/codec.c common/arena.c common/xalloc.c common/error.c common/log.c
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(GEN_C) $(FUZZ_SRCS) | $(GEN_H)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -o $@ $^ $(PKG_LDLIBS)
 fuzz-build: $(FUZZ_TARGETS)
+# Corpora grow under the build dir; tests/fuzz/seeds/<target>/ seeds them when present.
+fuzz_run = for t in $(FUZZ_TARGETS); do n=$$(basename $$t); mkdir -p $(FUZZ_BUILD)/corpus-$$n; \
+	$$t -max_total_time=$(1) $(2) $(FUZZ_BUILD)/corpus-$$n $$(test -d tests/fuzz/seeds/$$n && echo tests/fuzz/seeds/$$n) \
+	|| exit 1; done
 fuzz: $(FUZZ_TARGETS)
-	@for t in $(FUZZ_TARGETS); do $$t -max_total_time=$${FUZZ_SECONDS:-300} \
-		tests/fuzz/corpus/$$(basename $$t) || exit 1; done
+	@$(call fuzz_run,$${FUZZ_SECONDS:-300},)
 fuzz-short: $(FUZZ_TARGETS)
-	@for t in $(FUZZ_TARGETS); do $$t -max_total_time=$${FUZZ_SECONDS:-10} -runs=200000 \
-		tests/fuzz/corpus/$$(basename $$t) || exit 1; done
+	@$(call fuzz_run,$${FUZZ_SECONDS:-15},-runs=3000000 2>$(FUZZ_BUILD)/fuzz-short.log) && \
+		echo "fuzz: $(notdir $(FUZZ_TARGETS)) ran clean (log: $(FUZZ_BUILD)/fuzz-short.log)"
 
 # ---- demo, benchmarks ------------------------------------------------------
 demo: all
