@@ -26,7 +26,7 @@ else
 BUILD ?= build
 endif
 
-PKG_LIBS := libprotobuf-c libvirt fuse3 uuid inih libsanlock
+PKG_LIBS := libprotobuf-c libvirt libxml-2.0 fuse3 uuid inih libsanlock
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKG_LIBS) 2>/dev/null)
 PKG_LDLIBS := $(shell pkg-config --libs $(PKG_LIBS) 2>/dev/null)
 
