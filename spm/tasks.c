@@ -1,0 +1,335 @@
+#include "spm/tasks.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/statefile.h"
+#include "common/xalloc.h"
+
+struct task {
+	struct spm_task_info info;
+	bool interrupted; /* found RUNNING at load, not settled */
+};
+
+struct spm_tasks {
+	pthread_mutex_t mutex;
+	char *dir;
+	struct task *v;
+	size_t n, cap;
+};
+
+static const char *const state_names[] = { "?", "RUNNING", "DONE", "FAILED", "ROLLED_BACK" };
+
+const char *spm_task_state_name(enum spm_task_state state)
+{
+	if (state < SPM_TASK_RUNNING || state > SPM_TASK_ROLLED_BACK) {
+		return "?";
+	}
+	return state_names[state];
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Record format: one `key=value` line each; the message is the last line. */
+static char *task_serialize(const struct spm_task_info *t)
+{
+	return pk_xasprintf("id=%s\nverb=%s\nstate=%s\ndomain=%s\nimage=%s\nvolume=%s\n"
+			    "created=%" PRIu64 "\nfinished=%" PRIu64 "\nprogress=%u\n"
+			    "error_code=%s\nerror_message=%s\n",
+			    t->id, t->verb, spm_task_state_name(t->state), t->domain_id,
+			    t->image_id, t->volume_id, t->created_ms, t->finished_ms, t->progress,
+			    pk_errc_name(t->error.code), t->error.message);
+}
+
+static void copy_field(char *dst, size_t size, const char *src)
+{
+	snprintf(dst, size, "%s", src);
+}
+
+static int task_parse(char *text, struct spm_task_info *t)
+{
+	char *save = NULL;
+
+	memset(t, 0, sizeof(*t));
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(line, '=');
+		const char *v;
+		if (!eq) {
+			continue;
+		}
+		*eq = '\0';
+		v = eq + 1;
+		if (!strcmp(line, "id")) {
+			copy_field(t->id, sizeof(t->id), v);
+		} else if (!strcmp(line, "verb")) {
+			copy_field(t->verb, sizeof(t->verb), v);
+		} else if (!strcmp(line, "state")) {
+			for (int s = SPM_TASK_RUNNING; s <= SPM_TASK_ROLLED_BACK; s++) {
+				if (!strcmp(v, state_names[s])) {
+					t->state = (enum spm_task_state)s;
+				}
+			}
+		} else if (!strcmp(line, "domain")) {
+			copy_field(t->domain_id, sizeof(t->domain_id), v);
+		} else if (!strcmp(line, "image")) {
+			copy_field(t->image_id, sizeof(t->image_id), v);
+		} else if (!strcmp(line, "volume")) {
+			copy_field(t->volume_id, sizeof(t->volume_id), v);
+		} else if (!strcmp(line, "created")) {
+			t->created_ms = strtoull(v, NULL, 10);
+		} else if (!strcmp(line, "finished")) {
+			t->finished_ms = strtoull(v, NULL, 10);
+		} else if (!strcmp(line, "progress")) {
+			t->progress = (unsigned)strtoul(v, NULL, 10);
+		} else if (!strcmp(line, "error_code")) {
+			enum pk_errc c;
+			if (pk_errc_from_name(v, &c) == 0) {
+				t->error.code = c;
+			}
+		} else if (!strcmp(line, "error_message")) {
+			copy_field(t->error.message, sizeof(t->error.message), v);
+		}
+	}
+	return pk_uuid_valid(t->id) && t->state ? 0 : -EINVAL;
+}
+
+static void task_persist(struct spm_tasks *tasks, const struct spm_task_info *t)
+{
+	char name[64];
+	char *text = task_serialize(t);
+	struct pk_error err;
+
+	snprintf(name, sizeof(name), "%s.task", t->id);
+	if (pk_statefile_write(tasks->dir, name, text, strlen(text), &err) < 0) {
+		/* The operation itself goes on; only the engine's view is affected. */
+		pk_log_error("cannot write task record task='%s': %s", t->id, err.message);
+	}
+	free(text);
+}
+
+static struct task *tasks_find(struct spm_tasks *tasks, const char *id)
+{
+	for (size_t i = 0; i < tasks->n; i++) {
+		if (!strcmp(tasks->v[i].info.id, id)) {
+			return &tasks->v[i];
+		}
+	}
+	return NULL;
+}
+
+static struct task *tasks_append(struct spm_tasks *tasks)
+{
+	if (tasks->n == tasks->cap) {
+		tasks->cap = tasks->cap ? tasks->cap * 2 : 32;
+		tasks->v = pk_xrealloc(tasks->v, tasks->cap * sizeof(*tasks->v));
+	}
+	memset(&tasks->v[tasks->n], 0, sizeof(tasks->v[0]));
+	return &tasks->v[tasks->n++];
+}
+
+int spm_tasks_new(const char *dir, struct spm_tasks **ret, struct pk_error *err)
+{
+	struct spm_tasks *tasks;
+	char **names = NULL;
+	size_t n = 0;
+	int r;
+
+	r = pk_statefile_mkdir(dir, err);
+	if (r < 0) {
+		return r;
+	}
+	r = pk_statefile_list(dir, ".task", &names, &n, err);
+	if (r < 0) {
+		return r;
+	}
+	tasks = pk_xcalloc(1, sizeof(*tasks));
+	pthread_mutex_init(&tasks->mutex, NULL);
+	tasks->dir = pk_xstrdup(dir);
+	for (size_t i = 0; i < n; i++) {
+		void *data = NULL;
+		struct spm_task_info info;
+		struct pk_error rerr;
+		if (pk_statefile_read(dir, names[i], &data, NULL, &rerr) < 0) {
+			pk_log_warn("skipping task record file='%s': %s", names[i], rerr.message);
+			continue;
+		}
+		if (task_parse(data, &info) < 0) {
+			pk_log_warn("skipping unreadable task record file='%s/%s'", dir, names[i]);
+		} else {
+			struct task *t = tasks_append(tasks);
+			t->info = info;
+			t->interrupted = info.state == SPM_TASK_RUNNING;
+		}
+		free(data);
+	}
+	pk_statefile_names_free(names, n);
+	*ret = tasks;
+	return 0;
+}
+
+void spm_tasks_free(struct spm_tasks *tasks)
+{
+	if (!tasks) {
+		return;
+	}
+	pthread_mutex_destroy(&tasks->mutex);
+	free(tasks->v);
+	free(tasks->dir);
+	free(tasks);
+}
+
+int spm_task_begin(struct spm_tasks *tasks, const char *verb, const char *domain_id,
+		   const char *image_id, const char *volume_id, char ret_id[PK_UUID_BUFLEN],
+		   struct pk_error *err)
+{
+	struct spm_task_info info = { 0 };
+
+	(void)err;
+	pk_uuid_generate(info.id);
+	copy_field(info.verb, sizeof(info.verb), verb);
+	copy_field(info.domain_id, sizeof(info.domain_id), domain_id ? domain_id : "");
+	copy_field(info.image_id, sizeof(info.image_id), image_id ? image_id : "");
+	copy_field(info.volume_id, sizeof(info.volume_id), volume_id ? volume_id : "");
+	info.state = SPM_TASK_RUNNING;
+	info.created_ms = now_ms();
+	pthread_mutex_lock(&tasks->mutex);
+	tasks_append(tasks)->info = info;
+	task_persist(tasks, &info);
+	pthread_mutex_unlock(&tasks->mutex);
+	memcpy(ret_id, info.id, PK_UUID_BUFLEN);
+	return 0;
+}
+
+static void task_end(struct spm_tasks *tasks, const char *id, enum spm_task_state state,
+		     const struct pk_error *failure, const char *explanation)
+{
+	struct task *t;
+
+	pthread_mutex_lock(&tasks->mutex);
+	t = tasks_find(tasks, id);
+	if (t) {
+		t->info.state = state;
+		t->info.finished_ms = now_ms();
+		t->interrupted = false;
+		if (state == SPM_TASK_DONE) {
+			t->info.progress = 100;
+		}
+		if (failure) {
+			t->info.error = *failure;
+		} else if (explanation) {
+			t->info.error.code = state == SPM_TASK_DONE ? PK_OK : PK_E_ABORTED;
+			copy_field(t->info.error.message, sizeof(t->info.error.message), explanation);
+		}
+		task_persist(tasks, &t->info);
+	}
+	pthread_mutex_unlock(&tasks->mutex);
+}
+
+void spm_task_finish(struct spm_tasks *tasks, const char *id, int r,
+		     const struct pk_error *failure)
+{
+	task_end(tasks, id, r == 0 ? SPM_TASK_DONE : SPM_TASK_FAILED, r == 0 ? NULL : failure,
+		 NULL);
+}
+
+void spm_task_settle(struct spm_tasks *tasks, const char *id, enum spm_task_state state,
+		     const char *explanation)
+{
+	task_end(tasks, id, state, NULL, explanation);
+}
+
+void spm_task_progress(struct spm_tasks *tasks, const char *id, unsigned percent)
+{
+	struct task *t;
+
+	pthread_mutex_lock(&tasks->mutex);
+	t = tasks_find(tasks, id);
+	if (t) {
+		t->info.progress = percent > 100 ? 100 : percent;
+	}
+	pthread_mutex_unlock(&tasks->mutex);
+}
+
+int spm_tasks_get(struct spm_tasks *tasks, const char *id, struct spm_task_info *ret,
+		  struct pk_error *err)
+{
+	struct task *t;
+	int r = 0;
+
+	pthread_mutex_lock(&tasks->mutex);
+	t = tasks_find(tasks, id);
+	if (t) {
+		*ret = t->info;
+	} else {
+		r = pk_error_set(err, PK_E_NOT_FOUND, ENOENT,
+				 "no task '%s' on this spmd (cleared, or run by another host's spmd)",
+				 id);
+	}
+	pthread_mutex_unlock(&tasks->mutex);
+	return r;
+}
+
+static size_t tasks_copy(struct spm_tasks *tasks, struct spm_task_info **ret, bool only_interrupted)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&tasks->mutex);
+	*ret = pk_xcalloc(tasks->n + 1, sizeof(**ret));
+	for (size_t i = tasks->n; i > 0; i--) {
+		if (!only_interrupted || tasks->v[i - 1].interrupted) {
+			(*ret)[n++] = tasks->v[i - 1].info;
+		}
+	}
+	pthread_mutex_unlock(&tasks->mutex);
+	return n;
+}
+
+size_t spm_tasks_list(struct spm_tasks *tasks, struct spm_task_info **ret)
+{
+	return tasks_copy(tasks, ret, false);
+}
+
+size_t spm_tasks_interrupted(struct spm_tasks *tasks, struct spm_task_info **ret)
+{
+	return tasks_copy(tasks, ret, true);
+}
+
+int spm_tasks_clear(struct spm_tasks *tasks, const char *id, struct pk_error *err)
+{
+	struct task *t;
+	char name[64];
+	int r = 0;
+
+	pthread_mutex_lock(&tasks->mutex);
+	t = tasks_find(tasks, id);
+	if (!t) {
+		r = pk_error_set(err, PK_E_NOT_FOUND, ENOENT, "no task '%s' on this spmd", id);
+	} else if (t->info.state == SPM_TASK_RUNNING) {
+		r = pk_error_set(err, PK_E_CONFLICT, EBUSY,
+				 "task '%s' (%s) is still running; clear it when it has ended", id,
+				 t->info.verb);
+	} else {
+		snprintf(name, sizeof(name), "%s.task", id);
+		r = pk_statefile_remove(tasks->dir, name, err);
+		if (r == 0) {
+			size_t i = (size_t)(t - tasks->v);
+			memmove(&tasks->v[i], &tasks->v[i + 1], (tasks->n - i - 1) * sizeof(*t));
+			tasks->n--;
+		}
+	}
+	pthread_mutex_unlock(&tasks->mutex);
+	return r;
+}
