@@ -55,7 +55,8 @@ int ctl_cmd_ping(struct ctl *ctl, int argc, char **argv)
 
 		req.call_case = PK__REQUEST__CALL_PING;
 		req.ping = &ping;
-		r = ctl_call(ctl, targets[i].target, &req, &resp, &err);
+		r = targets[i].target == CTL_SPM ? ctl_call_spm_direct(ctl, &req, &resp, &err)
+						 : ctl_call(ctl, targets[i].target, &req, &resp, &err);
 		ms = (double)(pk_codec_monotonic_ms() - t0);
 		if (ctl->json) {
 			ctl_json_object_begin(&ctl->out, targets[i].role);
@@ -125,7 +126,8 @@ int ctl_cmd_capabilities(struct ctl *ctl, int argc, char **argv)
 
 		req.call_case = PK__REQUEST__CALL_GET_CAPABILITIES;
 		req.get_capabilities = &caps;
-		r = ctl_call(ctl, targets[i].target, &req, &resp, &err);
+		r = targets[i].target == CTL_SPM ? ctl_call_spm_direct(ctl, &req, &resp, &err)
+						 : ctl_call(ctl, targets[i].target, &req, &resp, &err);
 		if (r < 0) {
 			status = CTL_EXIT_FAILED;
 			if (ctl->json) {

@@ -4,40 +4,59 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-static int ctl_client(struct ctl *ctl, enum ctl_target target, struct pk_rpc_client **ret,
-		      struct pk_error *err)
+static int ctl_no_address(enum ctl_target target, struct pk_error *err)
 {
-	struct pk_rpc_client **slot = target == CTL_HSM ? &ctl->hsm : &ctl->spm;
-	const char *url = target == CTL_HSM ? ctl->hsm_url : ctl->spm_url;
-	int r;
+	return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+			    "no %s address: pass --%s URL or set %s",
+			    target == CTL_HSM ? "hsmd" : "spmd", target == CTL_HSM ? "hsm" : "spm",
+			    target == CTL_HSM ? "PK_HSM" : "PK_SPM");
+}
 
-	if (!*slot) {
-		if (!url) {
-			return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
-					    "no %s address: pass --%s URL or set %s",
-					    target == CTL_HSM ? "hsmd" : "spmd",
-					    target == CTL_HSM ? "hsm" : "spm",
-					    target == CTL_HSM ? "PK_HSM" : "PK_SPM");
+static int ctl_spm(struct ctl *ctl, struct pk_error *err)
+{
+	if (!ctl->spm) {
+		if (!ctl->spm_url) {
+			return ctl_no_address(CTL_SPM, err);
 		}
-		r = pk_rpc_client_new(url, PK_MAX_MESSAGE_DEFAULT * 4, slot, err);
-		if (r < 0) {
-			return r;
-		}
+		return pk_spm_client_new(ctl->spm_url, &ctl->spm, err);
 	}
-	*ret = *slot;
 	return 0;
 }
 
 int ctl_call(struct ctl *ctl, enum ctl_target target, Pk__Request *req,
 	     Pk__Response **ret_resp, struct pk_error *err)
 {
-	struct pk_rpc_client *c = NULL;
-	int r = ctl_client(ctl, target, &c, err);
+	int r;
+
+	if (target == CTL_SPM) {
+		r = ctl_spm(ctl, err);
+		if (r < 0) {
+			return r;
+		}
+		return pk_spm_client_call(ctl->spm, req, ctl->timeout_ms, ret_resp, err);
+	}
+	if (!ctl->hsm) {
+		if (!ctl->hsm_url) {
+			return ctl_no_address(CTL_HSM, err);
+		}
+		r = pk_rpc_client_new(ctl->hsm_url, PK_MAX_MESSAGE_DEFAULT * 4, &ctl->hsm, err);
+		if (r < 0) {
+			return r;
+		}
+	}
+	return pk_codec_call(ctl->hsm, req, ctl->timeout_ms, ret_resp, NULL, err);
+}
+
+int ctl_call_spm_direct(struct ctl *ctl, Pk__Request *req, Pk__Response **ret_resp,
+			struct pk_error *err)
+{
+	int r = ctl_spm(ctl, err);
 
 	if (r < 0) {
 		return r;
 	}
-	return pk_codec_call(c, req, ctl->timeout_ms, ret_resp, NULL, err);
+	return pk_codec_call(pk_spm_client_at(ctl->spm, 0), req, ctl->timeout_ms, ret_resp, NULL,
+			     err);
 }
 
 int ctl_fail(struct ctl *ctl, const struct pk_error *err)

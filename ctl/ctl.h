@@ -15,6 +15,7 @@
 #include "common/rpc.h"
 #include "ctl/json.h"
 #include "proto/codec.h"
+#include "proto/spm_client.h"
 
 enum ctl_target {
 	CTL_HSM,
@@ -29,7 +30,7 @@ struct ctl {
 	bool json;
 	int timeout_ms;
 	struct pk_rpc_client *hsm;
-	struct pk_rpc_client *spm;
+	struct pk_spm_client *spm; /* --spm may list every host's spmd */
 	struct ctl_json out;
 };
 
@@ -44,6 +45,13 @@ struct ctl {
 int ctl_call(struct ctl *ctl, enum ctl_target target, Pk__Request *req,
 	     Pk__Response **ret_resp, struct pk_error *err);
 
+/*
+ * Like ctl_call to CTL_SPM, but to the first address of --spm only (for
+ * verbs about one host's spmd: spm start/stop/status, ping).
+ */
+int ctl_call_spm_direct(struct ctl *ctl, Pk__Request *req, Pk__Response **ret_resp,
+			struct pk_error *err);
+
 /* Reports err (human on stderr, or the JSON error object) and returns CTL_EXIT_FAILED. */
 int ctl_fail(struct ctl *ctl, const struct pk_error *err);
 /* Reports a usage error and returns CTL_EXIT_USAGE. */
@@ -52,5 +60,11 @@ int ctl_usage_error(struct ctl *ctl, const char *fmt, ...) __attribute__((format
 /* Commands. */
 int ctl_cmd_ping(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_capabilities(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_spm(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_domain(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_volume(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_image(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_image_hsm(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_task(struct ctl *ctl, int argc, char **argv);
 
 #endif

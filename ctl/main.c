@@ -17,6 +17,11 @@ struct ctl_command {
 static const struct ctl_command commands[] = {
 	{ "ping", ctl_cmd_ping, "check that hsmd/spmd answer" },
 	{ "capabilities", ctl_cmd_capabilities, "show version and verbs of hsmd/spmd" },
+	{ "spm", ctl_cmd_spm, "start|stop|status: the SPM role of one spmd" },
+	{ "domain", ctl_cmd_domain, "create|info: block storage domains" },
+	{ "volume", ctl_cmd_volume, "create|delete|extend|info|update: volumes (LVs)" },
+	{ "image", ctl_cmd_image, "chain|delete (spmd), prepare|teardown (hsmd)" },
+	{ "task", ctl_cmd_task, "list|show|clear: the SPM's tasks" },
 };
 
 static void usage(FILE *out)
@@ -110,6 +115,6 @@ int main(int argc, char **argv)
 		return ctl_usage_error(&ctl, "unknown command '%s' (see pkctl --help)", argv[optind]);
 	}
 	pk_rpc_client_free(ctl.hsm);
-	pk_rpc_client_free(ctl.spm);
+	pk_spm_client_free(ctl.spm);
 	return status;
 }

@@ -1,0 +1,123 @@
+#include "proto/spm_client.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xalloc.h"
+
+struct pk_spm_client {
+	struct pk_rpc_client **clients;
+	size_t n;
+	_Atomic size_t preferred;
+};
+
+int pk_spm_client_new(const char *urls, struct pk_spm_client **ret, struct pk_error *err)
+{
+	struct pk_spm_client *sc;
+	char *copy, *save = NULL;
+	int r = 0;
+
+	if (!urls || !*urls) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "no spmd address configured (setting 'spm', or --spm / PK_SPM)");
+	}
+	sc = pk_xcalloc(1, sizeof(*sc));
+	copy = pk_xstrdup(urls);
+	for (char *u = strtok_r(copy, ",", &save); u; u = strtok_r(NULL, ",", &save)) {
+		while (*u == ' ') {
+			u++;
+		}
+		if (!*u) {
+			continue;
+		}
+		sc->clients = pk_xrealloc(sc->clients, (sc->n + 1) * sizeof(*sc->clients));
+		r = pk_rpc_client_new(u, PK_MAX_MESSAGE_DEFAULT * 4, &sc->clients[sc->n], err);
+		if (r < 0) {
+			break;
+		}
+		sc->n++;
+	}
+	free(copy);
+	if (r == 0 && sc->n == 0) {
+		r = pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL, "no spmd address in '%s'", urls);
+	}
+	if (r < 0) {
+		pk_spm_client_free(sc);
+		return r;
+	}
+	*ret = sc;
+	return 0;
+}
+
+void pk_spm_client_free(struct pk_spm_client *sc)
+{
+	if (!sc) {
+		return;
+	}
+	for (size_t i = 0; i < sc->n; i++) {
+		pk_rpc_client_free(sc->clients[i]);
+	}
+	free(sc->clients);
+	free(sc);
+}
+
+size_t pk_spm_client_count(const struct pk_spm_client *sc)
+{
+	return sc->n;
+}
+
+struct pk_rpc_client *pk_spm_client_at(struct pk_spm_client *sc, size_t i)
+{
+	return i < sc->n ? sc->clients[i] : NULL;
+}
+
+int pk_spm_client_call(struct pk_spm_client *sc, Pk__Request *req, int timeout_ms,
+		       Pk__Response **ret_resp, struct pk_error *err)
+{
+	size_t first = atomic_load(&sc->preferred);
+	struct pk_error last = { PK_OK, "" };
+	char tried[PK_ERROR_MSG_MAX / 2] = "";
+	bool saw_not_spm = false;
+	int r = -EIO;
+
+	for (size_t k = 0; k < sc->n; k++) {
+		size_t i = (first + k) % sc->n;
+		struct pk_error e;
+		size_t used = strlen(tried);
+
+		req->id = 0; /* a fresh id per attempt */
+		r = pk_codec_call(sc->clients[i], req, timeout_ms, ret_resp, NULL, &e);
+		if (r == 0) {
+			atomic_store(&sc->preferred, i);
+			return 0;
+		}
+		if (e.code != PK_E_NOT_SPM && e.code != PK_E_UNAVAILABLE) {
+			/* The SPM (or an spmd that can answer) said no: that is the answer. */
+			atomic_store(&sc->preferred, i);
+			if (err) {
+				*err = e;
+			}
+			return r;
+		}
+		if (e.code == PK_E_NOT_SPM) {
+			saw_not_spm = true;
+			last = e;
+		} else if (!saw_not_spm) {
+			last = e;
+		}
+		snprintf(tried + used, sizeof(tried) - used, "%s%s", used ? ", " : "",
+			 pk_rpc_client_url(sc->clients[i]));
+	}
+	if (saw_not_spm) {
+		return pk_error_set(err, PK_E_NOT_SPM, EPERM,
+				    "no reachable spmd holds the SPM lease (asked %s): %s; start one "
+				    "with 'pkctl spm start'", tried, last.message);
+	}
+	return pk_error_set(err, last.code ? last.code : PK_E_UNAVAILABLE, ECONNREFUSED,
+			    "no spmd answered (asked %s): %s", tried, last.message);
+}
