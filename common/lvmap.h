@@ -14,6 +14,11 @@
  * applied atomically; the write fails with an errno when it is refused:
  *   load <vg>/<lv>\n<table>     create or replace (refresh) the mapping
  *   remove <vg>/<lv>\n          drop it (EBUSY while the file is open)
+ * A command split over several writes is refused: from a shell, bash's
+ * printf writes line by line, so pipe it through
+ * `dd of=<mount>/.control bs=65536 iflag=fullblock conv=notrunc`.
+ * FUSE reports a file's release after close(2) has returned, so remove
+ * waits up to a second for a close in flight before it answers EBUSY.
  * <table> is one line per segment, in order, covering [0, size) with no
  * gap:  "<start_sector> <num_sectors> <pv_path> <pv_offset_sector>\n"
  * (512-byte sectors, like a dm linear table; decimal numbers). The final
@@ -30,8 +35,11 @@
  *
  * Errors (the errno of the failed write(2), and of the functions below):
  *   EINVAL  malformed command, bad name/path, segments not contiguous,
- *           overlapping, pv missing/not a block device or regular file,
- *           segment beyond the end of its pv
+ *           overlapping, a pv that is not a block device or regular file
+ *           (or lies inside the mapper's own mount), a segment beyond the
+ *           end of its pv
+ *   ENOENT, EACCES, EISDIR ...  a pv cannot be opened read-write (the
+ *           errno of open(2))
  *   E2BIG   command longer than PK_LVMAP_CMD_MAX, more than
  *           PK_LVMAP_MAX_SEGMENTS segments
  *   EOVERFLOW  a sector number beyond PK_LVMAP_MAX_SECTORS
@@ -66,7 +74,10 @@ struct pk_lvmap_segment {
 	uint64_t pv_offset;  /* first sector on the PV */
 };
 
-/* One LV's mapping. Owned by whoever declared it; segments is heap-owned. */
+/*
+ * One LV's mapping. Owned by whoever declared it; segments is heap-owned:
+ * grown by pk_lvmap_table_add, freed by pk_lvmap_table_release.
+ */
 struct pk_lvmap_table {
 	char vg[PK_LVMAP_NAME_MAX];
 	char lv[PK_LVMAP_NAME_MAX];
