@@ -42,8 +42,14 @@ int main(int argc, char **argv)
 	}
 	pk_log_info("spmd %s started host_id=%d", PK_VERSION, spm.info.host_id);
 	sig = pk_daemon_wait_for_signal();
+	/*
+	 * First stop writing (sanlock's kill path also arrives as SIGTERM when
+	 * the lease cannot be renewed), then stop serving.
+	 */
+	spm_role_shutdown(&spm);
 	pk_log_info("shutting down on signal %s", strsignal(sig));
 	pk_rpc_server_stop(srv);
+	spm_async_wait(&spm);
 	status = 0;
 out_spm:
 	spm_release(&spm);

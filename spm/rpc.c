@@ -2,10 +2,624 @@
  * spmd's RPC layer: decodes each call's protobuf arguments into plain C,
  * calls the SPM logic, encodes the result. Ping and GetCapabilities are
  * answered by the dispatcher.
+ *
+ * Mutating volume verbs run as tasks (spm/tasks.h): synchronously by
+ * default, in a thread of their own with `async`.
  */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "spm/domain.h"
 #include "spm/spm.h"
+#include "spm/tasks.h"
+#include "spm/volume.h"
+
+/* ---- translations ------------------------------------------------------------ */
+
+static const char *str_or_empty(const char *s)
+{
+	return s ? s : "";
+}
+
+static Pk__VolumeInfo *volume_to_wire(struct pk_arena *a, const char *domain,
+				      const struct spm_volume *v)
+{
+	Pk__VolumeInfo *w = pk_arena_new(a, Pk__VolumeInfo);
+	char desc[PK_META_DESC_MAX + 1] = "";
+
+	pk__volume_info__init(w);
+	w->domain_id = pk_arena_strdup(a, domain);
+	w->image_id = pk_arena_strdup(a, v->meta.image);
+	w->volume_id = pk_arena_strdup(a, v->id);
+	w->parent_id = pk_arena_strdup(a, strcmp(v->meta.parent, PK_META_NO_PARENT) ? v->meta.parent : "");
+	w->format = v->meta.format == PK_VOLUME_RAW ? PK__VOLUME_FORMAT__FORMAT_RAW
+						     : PK__VOLUME_FORMAT__FORMAT_COW;
+	w->role = v->meta.role == PK_VOLUME_LEAF ? PK__VOLUME_ROLE__ROLE_LEAF
+						 : PK__VOLUME_ROLE__ROLE_INTERNAL;
+	w->legality = (Pk__Legality)v->meta.legality; /* same numbering */
+	w->capacity = v->meta.capacity;
+	w->lv_size = v->lv_size;
+	w->generation = v->meta.generation;
+	pk_meta_desc_unescape(v->meta.description, desc, sizeof(desc));
+	w->description = pk_arena_strdup(a, desc);
+	w->path = pk_arena_strdup(a, "");
+	return w;
+}
+
+static Pk__TaskInfo *task_to_wire(struct pk_arena *a, const struct spm_task_info *t)
+{
+	Pk__TaskInfo *w = pk_arena_new(a, Pk__TaskInfo);
+
+	pk__task_info__init(w);
+	w->task_id = pk_arena_strdup(a, t->id);
+	w->verb = pk_arena_strdup(a, t->verb);
+	w->state = (Pk__TaskState)t->state; /* same numbering */
+	w->domain_id = pk_arena_strdup(a, t->domain_id);
+	w->image_id = pk_arena_strdup(a, t->image_id);
+	w->volume_id = pk_arena_strdup(a, t->volume_id);
+	w->created_ms = t->created_ms;
+	w->finished_ms = t->finished_ms;
+	w->progress = t->progress;
+	if (t->error.code != PK_OK || t->error.message[0]) {
+		w->error = pk_arena_new(a, Pk__Error);
+		pk__error__init(w->error);
+		w->error->code = pk_codec_error_code(t->error.code);
+		w->error->message = pk_arena_strdup(a, t->error.message);
+	}
+	return w;
+}
+
+static Pk__SpmStatusResponse *status_to_wire(struct pk_arena *a, const struct spm_role_status *s)
+{
+	Pk__SpmStatusResponse *w = pk_arena_new(a, Pk__SpmStatusResponse);
+
+	pk__spm_status_response__init(w);
+	w->domain_id = pk_arena_strdup(a, s->domain);
+	w->host_id = s->host_id;
+	w->spm_host_id = s->spm_host_id;
+	w->lease_version = s->lease_version;
+	switch (s->state) {
+	case SPM_ROLE_HELD:
+		w->state = PK__SPM_STATE__SPM_HELD;
+		w->spm_host_id = s->host_id;
+		break;
+	case SPM_ROLE_CONTENDING:
+		w->state = PK__SPM_STATE__SPM_CONTENDING;
+		break;
+	case SPM_ROLE_OTHER:
+		w->state = PK__SPM_STATE__SPM_OTHER;
+		break;
+	default:
+		w->state = PK__SPM_STATE__SPM_FREE;
+	}
+	return w;
+}
+
+static int format_from_wire(Pk__VolumeFormat f, enum pk_volume_format *ret, struct pk_error *err)
+{
+	switch (f) {
+	case PK__VOLUME_FORMAT__FORMAT_RAW:
+		*ret = PK_VOLUME_RAW;
+		return 0;
+	case PK__VOLUME_FORMAT__FORMAT_COW:
+		*ret = PK_VOLUME_COW;
+		return 0;
+	default:
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "format is required: FORMAT_RAW or FORMAT_COW");
+	}
+}
+
+/* ---- tasks ------------------------------------------------------------------- */
+
+enum job_verb {
+	JOB_CREATE_VOLUME,
+	JOB_DELETE_VOLUME,
+	JOB_EXTEND_VOLUME,
+	JOB_DELETE_IMAGE,
+};
+
+static const char *const job_names[] = { "create_volume", "delete_volume", "extend_volume",
+					  "delete_image" };
+
+/* A task's arguments, copied so an asynchronous task owns them. */
+struct job {
+	struct spm *spm;
+	enum job_verb verb;
+	char task_id[PK_UUID_BUFLEN];
+	char domain[PK_UUID_BUFLEN];
+	char image[PK_UUID_BUFLEN];
+	char volume[PK_UUID_BUFLEN];
+	char parent[PK_UUID_BUFLEN];
+	char description[256];
+	enum pk_volume_format format;
+	uint64_t capacity, size;
+	bool force, post_zero;
+};
+
+static void copy_id(char *dst, const char *src)
+{
+	/* Anything longer than an id is invalid anyway; keep a prefix for the message. */
+	snprintf(dst, PK_UUID_BUFLEN, "%s", str_or_empty(src));
+	if (src && strlen(src) > PK_UUID_STRLEN) {
+		dst[PK_UUID_STRLEN - 1] = '?';
+	}
+}
+
+static int job_run(struct job *j, struct spm_volume *vol, struct pk_error *err)
+{
+	struct spm_volume_create c;
+
+	switch (j->verb) {
+	case JOB_CREATE_VOLUME:
+		c.domain = j->domain;
+		c.image = j->image;
+		c.volume = j->volume;
+		c.parent = j->parent;
+		c.format = j->format;
+		c.capacity = j->capacity;
+		c.initial_size = j->size;
+		c.description = j->description;
+		return spm_volume_create(j->spm, &c, vol, err);
+	case JOB_DELETE_VOLUME:
+		return spm_volume_delete(j->spm, j->domain, j->image, j->volume, j->force,
+					 j->post_zero, err);
+	case JOB_EXTEND_VOLUME:
+		return spm_volume_extend(j->spm, j->domain, j->image, j->volume, j->size, vol, err);
+	case JOB_DELETE_IMAGE:
+		return spm_image_delete(j->spm, j->domain, j->image, j->force, err);
+	}
+	return -EINVAL;
+}
+
+static void *job_thread(void *arg)
+{
+	struct job *j = arg;
+	struct spm *spm = j->spm;
+	struct pk_error err = { PK_OK, "" };
+	int r = job_run(j, NULL, &err);
+
+	if (r < 0) {
+		pk_log_info("task failed task='%s' verb='%s' volume='%s': %s", j->task_id,
+			    job_names[j->verb], j->volume, err.message);
+	}
+	spm_task_finish(spm->tasks, j->task_id, r, &err);
+	free(j);
+	pthread_mutex_lock(&spm->async_lock);
+	spm->async_running--;
+	pthread_cond_broadcast(&spm->async_done);
+	pthread_mutex_unlock(&spm->async_lock);
+	return NULL;
+}
+
+void spm_async_wait(struct spm *spm)
+{
+	pthread_mutex_lock(&spm->async_lock);
+	while (spm->async_running > 0) {
+		pthread_cond_wait(&spm->async_done, &spm->async_lock);
+	}
+	pthread_mutex_unlock(&spm->async_lock);
+}
+
+/*
+ * Runs a job as a task: in this thread, or (async) in its own. Fills
+ * *ret_task; *vol (may be NULL) with the volume for sync create/extend.
+ * Takes ownership of j.
+ */
+static int job_start(struct job *j, bool async, struct spm_volume *vol, struct pk_arena *a,
+		     Pk__TaskInfo **ret_task, struct pk_error *err)
+{
+	struct spm *spm = j->spm;
+	struct spm_task_info info;
+	pthread_t t;
+	pthread_attr_t attr;
+	int r;
+
+	r = spm_task_begin(spm->tasks, job_names[j->verb], j->domain, j->image, j->volume,
+			   j->task_id, err);
+	if (r < 0) {
+		free(j);
+		return r;
+	}
+	if (async) {
+		char id[PK_UUID_BUFLEN];
+		memcpy(id, j->task_id, sizeof(id));
+		pthread_mutex_lock(&spm->async_lock);
+		spm->async_running++;
+		pthread_mutex_unlock(&spm->async_lock);
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &attr, job_thread, j) != 0) {
+			pthread_attr_destroy(&attr);
+			pthread_mutex_lock(&spm->async_lock);
+			spm->async_running--;
+			pthread_mutex_unlock(&spm->async_lock);
+			r = pk_error_set(err, PK_E_INTERNAL, EAGAIN, "cannot start a task thread");
+			spm_task_finish(spm->tasks, id, r, err);
+			free(j);
+			return r;
+		}
+		pthread_attr_destroy(&attr);
+		r = spm_tasks_get(spm->tasks, id, &info, err);
+	} else {
+		r = job_run(j, vol, err);
+		spm_task_finish(spm->tasks, j->task_id, r, err);
+		if (r == 0) {
+			r = spm_tasks_get(spm->tasks, j->task_id, &info, err);
+		}
+		free(j);
+	}
+	if (r == 0) {
+		*ret_task = task_to_wire(a, &info);
+	}
+	return r;
+}
+
+static struct job *job_new(struct spm *spm, enum job_verb verb, const char *domain,
+			   const char *image, const char *volume)
+{
+	struct job *j = pk_xcalloc(1, sizeof(*j));
+
+	j->spm = spm;
+	j->verb = verb;
+	copy_id(j->domain, domain);
+	copy_id(j->image, image);
+	copy_id(j->volume, volume);
+	return j;
+}
+
+/* ---- verbs ------------------------------------------------------------------- */
+
+static int verb_spm_start(void *ctx, const Pk__Request *req, Pk__Response *resp,
+			  struct pk_arena *a, struct pk_error *err)
+{
+	struct spm_role_status st;
+	int r = spm_role_start(ctx, str_or_empty(req->spm_start->domain_id), &st, err);
+
+	if (r == 0) {
+		resp->spm_start = status_to_wire(a, &st);
+	}
+	return r;
+}
+
+static int verb_spm_stop(void *ctx, const Pk__Request *req, Pk__Response *resp,
+			 struct pk_arena *a, struct pk_error *err)
+{
+	struct spm_role_status st;
+	int r = spm_role_stop(ctx, str_or_empty(req->spm_stop->domain_id), &st, err);
+
+	if (r == 0) {
+		resp->spm_stop = status_to_wire(a, &st);
+	}
+	return r;
+}
+
+static int verb_spm_status(void *ctx, const Pk__Request *req, Pk__Response *resp,
+			   struct pk_arena *a, struct pk_error *err)
+{
+	struct spm_role_status st;
+	int r = spm_role_status(ctx, str_or_empty(req->spm_status->domain_id), &st, err);
+
+	if (r == 0) {
+		resp->spm_status = status_to_wire(a, &st);
+	}
+	return r;
+}
+
+static Pk__DomainInfoResponse *domain_to_wire(struct pk_arena *a, const struct spm_domain_info *d)
+{
+	Pk__DomainInfoResponse *w = pk_arena_new(a, Pk__DomainInfoResponse);
+
+	pk__domain_info_response__init(w);
+	w->domain_id = pk_arena_strdup(a, d->domain);
+	w->vg_name = pk_arena_strdup(a, d->vg);
+	w->version = d->version;
+	w->size = d->size;
+	w->free = d->free;
+	w->extent_size = d->extent_size;
+	w->volume_count = d->volume_count;
+	w->description = pk_arena_strdup(a, d->description);
+	w->pvs = pk_arena_array(a, char *, d->npvs + 1);
+	for (size_t i = 0; i < d->npvs; i++) {
+		w->pvs[i] = pk_arena_strdup(a, d->pvs[i]);
+	}
+	w->n_pvs = d->npvs;
+	return w;
+}
+
+static int verb_create_domain(void *ctx, const Pk__Request *req, Pk__Response *resp,
+			      struct pk_arena *a, struct pk_error *err)
+{
+	const Pk__CreateDomainRequest *c = req->create_domain;
+	struct spm_domain_info d;
+	int r = spm_domain_create(ctx, c->domain_id, (const char *const *)c->pvs, c->n_pvs,
+				  c->description, &d, err);
+
+	if (r == 0) {
+		resp->create_domain = domain_to_wire(a, &d);
+	}
+	return r;
+}
+
+static int verb_domain_info(void *ctx, const Pk__Request *req, Pk__Response *resp,
+			    struct pk_arena *a, struct pk_error *err)
+{
+	struct spm_domain_info d;
+	int r = spm_domain_info(ctx, str_or_empty(req->domain_info->domain_id), &d, err);
+
+	if (r == 0) {
+		resp->domain_info = domain_to_wire(a, &d);
+	}
+	return r;
+}
+
+static int verb_create_volume(void *ctx, const Pk__Request *req, Pk__Response *resp,
+			      struct pk_arena *a, struct pk_error *err)
+{
+	const Pk__CreateVolumeRequest *c = req->create_volume;
+	Pk__CreateVolumeResponse *w = pk_arena_new(a, Pk__CreateVolumeResponse);
+	struct spm_volume vol;
+	struct job *j;
+	char generated[PK_UUID_BUFLEN];
+	int r;
+
+	pk__create_volume_response__init(w);
+	j = job_new(ctx, JOB_CREATE_VOLUME, c->domain_id, c->image_id, c->volume_id);
+	if (!j->volume[0]) {
+		/* Known before the task starts, so an async caller learns the id. */
+		pk_uuid_generate(generated);
+		copy_id(j->volume, generated);
+	}
+	copy_id(j->parent, c->parent_id);
+	snprintf(j->description, sizeof(j->description), "%s", str_or_empty(c->description));
+	r = format_from_wire(c->format, &j->format, err);
+	if (r < 0) {
+		free(j);
+		return r;
+	}
+	j->capacity = c->capacity;
+	j->size = c->initial_size;
+	memset(&vol, 0, sizeof(vol));
+	r = job_start(j, c->async, &vol, a, &w->task, err);
+	if (r == 0) {
+		if (!c->async) {
+			w->volume = volume_to_wire(a, c->domain_id, &vol);
+		}
+		resp->create_volume = w;
+	}
+	return r;
+}
+
+static int verb_delete_volume(void *ctx, const Pk__Request *req, Pk__Response *resp,
+			      struct pk_arena *a, struct pk_error *err)
+{
+	const Pk__DeleteVolumeRequest *d = req->delete_volume;
+	Pk__DeleteVolumeResponse *w = pk_arena_new(a, Pk__DeleteVolumeResponse);
+	struct job *j = job_new(ctx, JOB_DELETE_VOLUME, d->domain_id, d->image_id, d->volume_id);
+	int r;
+
+	pk__delete_volume_response__init(w);
+	j->force = d->force;
+	j->post_zero = d->post_zero;
+	r = job_start(j, d->async, NULL, a, &w->task, err);
+	if (r == 0) {
+		resp->delete_volume = w;
+	}
+	return r;
+}
+
+static int verb_extend_volume(void *ctx, const Pk__Request *req, Pk__Response *resp,
+			      struct pk_arena *a, struct pk_error *err)
+{
+	const Pk__ExtendVolumeRequest *e = req->extend_volume;
+	Pk__ExtendVolumeResponse *w = pk_arena_new(a, Pk__ExtendVolumeResponse);
+	struct job *j = job_new(ctx, JOB_EXTEND_VOLUME, e->domain_id, e->image_id, e->volume_id);
+	struct spm_volume vol;
+	int r;
+
+	pk__extend_volume_response__init(w);
+	j->size = e->new_size;
+	r = job_start(j, e->async, &vol, a, &w->task, err);
+	if (r == 0) {
+		if (!e->async) {
+			w->volume = volume_to_wire(a, e->domain_id, &vol);
+		}
+		resp->extend_volume = w;
+	}
+	return r;
+}
+
+static int verb_delete_image(void *ctx, const Pk__Request *req, Pk__Response *resp,
+			     struct pk_arena *a, struct pk_error *err)
+{
+	const Pk__DeleteImageRequest *d = req->delete_image;
+	Pk__DeleteImageResponse *w = pk_arena_new(a, Pk__DeleteImageResponse);
+	struct job *j = job_new(ctx, JOB_DELETE_IMAGE, d->domain_id, d->image_id, NULL);
+	int r;
+
+	pk__delete_image_response__init(w);
+	j->force = d->force;
+	r = job_start(j, d->async, NULL, a, &w->task, err);
+	if (r == 0) {
+		resp->delete_image = w;
+	}
+	return r;
+}
+
+static int verb_volume_info(void *ctx, const Pk__Request *req, Pk__Response *resp,
+			    struct pk_arena *a, struct pk_error *err)
+{
+	const Pk__VolumeInfoRequest *v = req->volume_info;
+	Pk__VolumeInfoResponse *w = pk_arena_new(a, Pk__VolumeInfoResponse);
+	struct spm_volume vol;
+	int r;
+
+	pk__volume_info_response__init(w);
+	r = spm_volume_info(ctx, str_or_empty(v->domain_id), str_or_empty(v->image_id),
+			    str_or_empty(v->volume_id), &vol, err);
+	if (r == 0) {
+		w->volume = volume_to_wire(a, v->domain_id, &vol);
+		resp->volume_info = w;
+	}
+	return r;
+}
+
+static int verb_update_volume_meta(void *ctx, const Pk__Request *req, Pk__Response *resp,
+				   struct pk_arena *a, struct pk_error *err)
+{
+	const Pk__UpdateVolumeMetaRequest *u = req->update_volume_meta;
+	Pk__UpdateVolumeMetaResponse *w = pk_arena_new(a, Pk__UpdateVolumeMetaResponse);
+	struct spm_volume_update up = { 0 };
+	struct spm_volume vol;
+	int r;
+
+	pk__update_volume_meta_response__init(w);
+	up.set_parent = u->set_parent;
+	up.parent = str_or_empty(u->parent_id);
+	if (u->role == PK__VOLUME_ROLE__ROLE_LEAF) {
+		up.role = PK_VOLUME_LEAF;
+	} else if (u->role == PK__VOLUME_ROLE__ROLE_INTERNAL) {
+		up.role = PK_VOLUME_INTERNAL;
+	} else if (u->role != PK__VOLUME_ROLE__ROLE_UNSPECIFIED) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL, "unknown role %d", u->role);
+	}
+	if ((int)u->legality < 0 || (int)u->legality > PK__LEGALITY__LEGALITY_REMOVING) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL, "unknown legality %d",
+				    u->legality);
+	}
+	up.legality = (enum pk_volume_legality)u->legality;
+	up.expected_generation = u->expected_generation;
+	r = spm_volume_update(ctx, str_or_empty(u->domain_id), str_or_empty(u->image_id),
+			      str_or_empty(u->volume_id), &up, &vol, err);
+	if (r == 0) {
+		w->volume = volume_to_wire(a, u->domain_id, &vol);
+		resp->update_volume_meta = w;
+	}
+	return r;
+}
+
+static int verb_image_chain(void *ctx, const Pk__Request *req, Pk__Response *resp,
+			    struct pk_arena *a, struct pk_error *err)
+{
+	const Pk__ImageChainRequest *c = req->image_chain;
+	Pk__ImageChainResponse *w = pk_arena_new(a, Pk__ImageChainResponse);
+	struct spm_chain chain = { 0 };
+	int r;
+
+	pk__image_chain_response__init(w);
+	r = spm_image_chain(ctx, str_or_empty(c->domain_id), str_or_empty(c->image_id), &chain, err);
+	if (r < 0) {
+		return r;
+	}
+	w->volumes = pk_arena_array(a, Pk__VolumeInfo *, chain.n + 1);
+	for (size_t i = 0; i < chain.n; i++) {
+		w->volumes[i] = volume_to_wire(a, c->domain_id, &chain.chain[i]);
+	}
+	w->n_volumes = chain.n;
+	w->orphans = pk_arena_array(a, Pk__VolumeInfo *, chain.norphans + 1);
+	for (size_t i = 0; i < chain.norphans; i++) {
+		w->orphans[i] = volume_to_wire(a, c->domain_id, &chain.orphans[i]);
+	}
+	w->n_orphans = chain.norphans;
+	spm_chain_release(&chain);
+	resp->image_chain = w;
+	return 0;
+}
+
+static int verb_image_prepared(void *ctx, const Pk__Request *req, Pk__Response *resp,
+			       struct pk_arena *a, struct pk_error *err)
+{
+	const Pk__ImagePreparedRequest *p = req->image_prepared;
+	Pk__ImagePreparedResponse *w = pk_arena_new(a, Pk__ImagePreparedResponse);
+	int r;
+
+	pk__image_prepared_response__init(w);
+	r = spm_image_prepared(ctx, str_or_empty(p->domain_id), str_or_empty(p->image_id),
+			       str_or_empty(p->volume_id), p->host_id, p->prepared, err);
+	if (r == 0) {
+		resp->image_prepared = w;
+	}
+	return r;
+}
+
+static int verb_task_get(void *ctx, const Pk__Request *req, Pk__Response *resp,
+			 struct pk_arena *a, struct pk_error *err)
+{
+	struct spm *spm = ctx;
+	Pk__TaskGetResponse *w = pk_arena_new(a, Pk__TaskGetResponse);
+	struct spm_task_info info;
+	int r = pk_uuid_check("task_id", req->task_get->task_id, err);
+
+	if (r == 0) {
+		r = spm_tasks_get(spm->tasks, req->task_get->task_id, &info, err);
+	}
+	if (r == 0) {
+		pk__task_get_response__init(w);
+		w->task = task_to_wire(a, &info);
+		resp->task_get = w;
+	}
+	return r;
+}
+
+static int verb_task_list(void *ctx, const Pk__Request *req, Pk__Response *resp,
+			  struct pk_arena *a, struct pk_error *err)
+{
+	struct spm *spm = ctx;
+	Pk__TaskListResponse *w = pk_arena_new(a, Pk__TaskListResponse);
+	struct spm_task_info *list = NULL;
+	size_t n = spm_tasks_list(spm->tasks, &list);
+
+	(void)req;
+	(void)err;
+	pk__task_list_response__init(w);
+	w->tasks = pk_arena_array(a, Pk__TaskInfo *, n + 1);
+	for (size_t i = 0; i < n; i++) {
+		w->tasks[i] = task_to_wire(a, &list[i]);
+	}
+	w->n_tasks = n;
+	free(list);
+	resp->task_list = w;
+	return 0;
+}
+
+static int verb_task_clear(void *ctx, const Pk__Request *req, Pk__Response *resp,
+			   struct pk_arena *a, struct pk_error *err)
+{
+	struct spm *spm = ctx;
+	Pk__TaskClearResponse *w = pk_arena_new(a, Pk__TaskClearResponse);
+	int r = pk_uuid_check("task_id", req->task_clear->task_id, err);
+
+	if (r == 0) {
+		r = spm_tasks_clear(spm->tasks, req->task_clear->task_id, err);
+	}
+	if (r == 0) {
+		pk__task_clear_response__init(w);
+		resp->task_clear = w;
+	}
+	return r;
+}
 
 const struct pk_verb spm_verbs[] = {
-	{ PK__REQUEST__CALL__NOT_SET, NULL },
+	{ PK__REQUEST__CALL_SPM_START, verb_spm_start },
+	{ PK__REQUEST__CALL_SPM_STOP, verb_spm_stop },
+	{ PK__REQUEST__CALL_SPM_STATUS, verb_spm_status },
+	{ PK__REQUEST__CALL_CREATE_DOMAIN, verb_create_domain },
+	{ PK__REQUEST__CALL_DOMAIN_INFO, verb_domain_info },
+	{ PK__REQUEST__CALL_CREATE_VOLUME, verb_create_volume },
+	{ PK__REQUEST__CALL_DELETE_VOLUME, verb_delete_volume },
+	{ PK__REQUEST__CALL_EXTEND_VOLUME, verb_extend_volume },
+	{ PK__REQUEST__CALL_VOLUME_INFO, verb_volume_info },
+	{ PK__REQUEST__CALL_UPDATE_VOLUME_META, verb_update_volume_meta },
+	{ PK__REQUEST__CALL_IMAGE_CHAIN, verb_image_chain },
+	{ PK__REQUEST__CALL_DELETE_IMAGE, verb_delete_image },
+	{ PK__REQUEST__CALL_TASK_GET, verb_task_get },
+	{ PK__REQUEST__CALL_TASK_LIST, verb_task_list },
+	{ PK__REQUEST__CALL_TASK_CLEAR, verb_task_clear },
+	{ PK__REQUEST__CALL_IMAGE_PREPARED, verb_image_prepared },
 };
-const size_t spm_nverbs = 0;
+const size_t spm_nverbs = sizeof(spm_verbs) / sizeof(spm_verbs[0]);

@@ -1,22 +1,99 @@
 /*
- * struct spm — the state of one spmd: settings, identity and the
- * subsystems (domain, volumes, lease, locks, tasks) as they are added. Created once by
- * main(); every verb receives it.
+ * struct spm — the state of one spmd: settings, identity, and the
+ * subsystems every verb uses. Created once by main(); verbs receive it.
+ *
+ * One spmd serves the storage domain named by the setting `domain`, or —
+ * when that is unset — the first domain it is asked to create or to become
+ * SPM of. The VG of a domain is named by the domain's UUID.
+ *
+ * Role (the SPM lease): state, lease and domain are guarded by role_lock.
+ * A mutating verb calls spm_role_check() first (and the volume functions
+ * call it again right before each LVM write), so a host that lost the lease
+ * stops writing at once.
  */
 #ifndef SPM_SPM_H
 #define SPM_SPM_H
 
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "common/config.h"
 #include "common/error.h"
+#include "common/uuid.h"
 #include "proto/codec.h"
+
+struct pk_lvm;
+struct pk_activation;
+struct spm_lease;
+struct spm_locks;
+struct spm_tasks;
+
+enum spm_role_state {
+	SPM_ROLE_FREE = 1,       /* not the SPM; nobody known to be */
+	SPM_ROLE_CONTENDING = 2, /* SpmStart under way */
+	SPM_ROLE_HELD = 3,       /* this host is the SPM */
+	SPM_ROLE_OTHER = 4,      /* another host holds the lease */
+};
 
 struct spm {
 	const struct pk_config *cfg; /* owned by main */
 	struct pk_daemon_info info;
+	struct pk_lvm *lvm;
+	struct pk_activation *act;
+	struct spm_locks *locks;
+	struct spm_tasks *tasks;
+	int lock_timeout_ms;
+
+	/* Asynchronous tasks still running (spm/rpc.c); main waits for them. */
+	pthread_mutex_t async_lock;
+	pthread_cond_t async_done;
+	unsigned async_running;
+
+	pthread_mutex_t role_lock;
+	char domain[PK_UUID_BUFLEN]; /* "" until known */
+	struct spm_lease *lease;     /* NULL until the domain's lease is set up */
+	enum spm_role_state role;
+	uint64_t lease_version;
 };
 
-int spm_init(struct spm *hsm, const struct pk_config *cfg, struct pk_error *err);
-void spm_release(struct spm *hsm);
+struct spm_role_status {
+	char domain[PK_UUID_BUFLEN];
+	enum spm_role_state state;
+	int32_t host_id;
+	int32_t spm_host_id; /* 0 when unknown */
+	uint64_t lease_version;
+};
+
+int spm_init(struct spm *spm, const struct pk_config *cfg, struct pk_error *err);
+void spm_release(struct spm *spm);
+
+/* Becomes the SPM of domain (joins the lockspace, takes the lease, recovers). */
+int spm_role_start(struct spm *spm, const char *domain, struct spm_role_status *ret,
+		   struct pk_error *err);
+int spm_role_stop(struct spm *spm, const char *domain, struct spm_role_status *ret,
+		  struct pk_error *err);
+int spm_role_status(struct spm *spm, const char *domain, struct spm_role_status *ret,
+		    struct pk_error *err);
+/* 0 when this spmd holds the SPM lease of domain, else NOT_SPM naming the holder. */
+int spm_role_check(struct spm *spm, const char *domain, struct pk_error *err);
+/* Called from main on SIGTERM: no mutation may start afterwards. */
+void spm_role_shutdown(struct spm *spm);
+
+/* Checks domain is a UUID and the domain this spmd serves (NOT_FOUND otherwise). */
+int spm_domain_check(struct spm *spm, const char *domain, struct pk_error *err);
+
+/*
+ * Activates vg/lv on this host for the SPM's own I/O (qcow2 headers,
+ * zeroing, the lease LVs) and writes its path. deactivate: err may be NULL
+ * (a failure is then only logged: the LV stays active, which is harmless).
+ */
+int spm_lv_activate(struct spm *spm, const char *vg, const char *lv, char *path, size_t size,
+		    struct pk_error *err);
+int spm_lv_deactivate(struct spm *spm, const char *vg, const char *lv, struct pk_error *err);
+
+/* Waits until no asynchronous task runs (shutdown). */
+void spm_async_wait(struct spm *spm);
 
 /* The verb table of spmd (spm/rpc.c). */
 extern const struct pk_verb spm_verbs[];

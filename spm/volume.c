@@ -1,0 +1,1085 @@
+#include "spm/volume.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/fault.h"
+#include "common/log.h"
+#include "common/lvm.h"
+#include "common/proc.h"
+#include "common/xalloc.h"
+#include "spm/locks.h"
+
+#define PREP_TAG_PREFIX "PK_PREP="
+#define MIB ((uint64_t)1024 * 1024)
+#define GIB ((uint64_t)1024 * MIB)
+/* Upper bound of a volume's virtual size: 64 TiB, qemu's qcow2 practical limit is far above. */
+#define CAPACITY_MAX ((uint64_t)64 << 40)
+
+void spm_volume_list_release(struct spm_volume_list *list)
+{
+	free(list->v);
+	list->v = NULL;
+	list->n = 0;
+}
+
+const struct spm_volume *spm_volume_list_find(const struct spm_volume_list *list,
+					      const char *id)
+{
+	for (size_t i = 0; i < list->n; i++) {
+		if (!strcmp(list->v[i].id, id)) {
+			return &list->v[i];
+		}
+	}
+	return NULL;
+}
+
+static void volume_read_prepared(struct spm_volume *v, char *const *tags)
+{
+	v->nprepared = 0;
+	for (size_t i = 0; tags && tags[i]; i++) {
+		if (!strncmp(tags[i], PREP_TAG_PREFIX, strlen(PREP_TAG_PREFIX)) &&
+		    v->nprepared < SPM_VOLUME_MAX_HOSTS) {
+			v->prepared[v->nprepared++] = atoi(tags[i] + strlen(PREP_TAG_PREFIX));
+		}
+	}
+}
+
+int spm_volumes_load(struct spm *spm, const char *domain, struct spm_volume_list *ret,
+		     struct pk_error *err)
+{
+	struct pk_lvm_lv_list lvs = { 0 };
+	struct spm_volume_list list = { 0 };
+	int r;
+
+	r = pk_lvm_lv_report(spm->lvm, domain, NULL, &lvs, err);
+	if (r < 0) {
+		return r;
+	}
+	list.v = pk_xcalloc(lvs.count + 1, sizeof(*list.v));
+	list.extent_size = lvs.extent_size;
+	for (size_t i = 0; i < lvs.count; i++) {
+		const struct pk_lvm_lv *lv = &lvs.lvs[i];
+		struct spm_volume *v = &list.v[list.n];
+		struct pk_error derr;
+
+		if (!pk_meta_lv_is_volume(lv->name)) {
+			continue; /* ids, leases and foreign LVs */
+		}
+		if (pk_meta_volume_decode(lv->name, lv->tags, &v->meta, &derr) < 0) {
+			pk_log_warn("ignoring LV with bad metadata domain='%s' lv='%s': %s", domain,
+				    lv->name, derr.message);
+			continue;
+		}
+		/* A volume LV name is a UUID (checked by pk_meta_lv_is_volume): it fits. */
+		memcpy(v->id, lv->name, PK_UUID_STRLEN);
+		v->id[PK_UUID_STRLEN] = '\0';
+		v->lv_size = lv->size;
+		volume_read_prepared(v, lv->tags);
+		list.n++;
+	}
+	pk_lvm_lv_list_release(&lvs);
+	*ret = list;
+	return 0;
+}
+
+/* Not being removed and not an unfinished creation. */
+static bool volume_live(const struct spm_volume *v)
+{
+	return v->meta.legality != PK_VOLUME_REMOVING &&
+	       !(v->meta.legality == PK_VOLUME_ILLEGAL && v->meta.generation == 0);
+}
+
+/* A merged-away layer: ILLEGAL and INTERNAL, still naming its old parent. */
+static bool volume_orphaned(const struct spm_volume *v)
+{
+	return v->meta.legality == PK_VOLUME_ILLEGAL && v->meta.role == PK_VOLUME_INTERNAL;
+}
+
+static bool has_parent(const struct pk_volume_meta *m)
+{
+	return strcmp(m->parent, PK_META_NO_PARENT) != 0;
+}
+
+static uint64_t round_up(uint64_t v, uint64_t to)
+{
+	return to ? (v + to - 1) / to * to : v;
+}
+
+/* Loads the domain and finds volume in image; NOT_FOUND/INVALID_ARGUMENT otherwise. */
+static int volume_find_in_image(struct spm_volume_list *list, const char *domain,
+				const char *image, const char *volume,
+				const struct spm_volume **ret, struct pk_error *err)
+{
+	const struct spm_volume *v = spm_volume_list_find(list, volume);
+
+	if (!v) {
+		return pk_error_set(err, PK_E_NOT_FOUND, ENOENT,
+				    "volume '%s' does not exist in domain '%s'", volume, domain);
+	}
+	if (strcmp(v->meta.image, image) != 0) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "volume '%s' belongs to image '%s', not to image '%s'", volume,
+				    v->meta.image, image);
+	}
+	*ret = v;
+	return 0;
+}
+
+static int ids_check(const char *domain, const char *image, const char *volume,
+		     struct pk_error *err)
+{
+	int r = pk_uuid_check("domain_id", domain, err);
+
+	if (r == 0 && image) {
+		r = pk_uuid_check("image_id", image, err);
+	}
+	if (r == 0 && volume) {
+		r = pk_uuid_check("volume_id", volume, err);
+	}
+	return r;
+}
+
+static int lock_image(struct spm *spm, struct spm_lockset *set, const char *what,
+		      const char *domain, const char *image, enum spm_lock_mode image_mode,
+		      const char *volume, struct pk_error *err)
+{
+	char owner[64];
+
+	snprintf(owner, sizeof(owner), "%s %.36s", what, volume ? volume : image);
+	spm_lockset_init(set, spm->locks, owner);
+	spm_lockset_add(set, SPM_LOCK_DOMAIN, domain, SPM_LOCK_SHARED);
+	spm_lockset_add(set, SPM_LOCK_IMAGE, image, image_mode);
+	if (volume) {
+		spm_lockset_add(set, SPM_LOCK_VOLUME, volume, SPM_LOCK_EXCLUSIVE);
+	}
+	return spm_lockset_acquire(set, spm->lock_timeout_ms, err);
+}
+
+/* Tag change on one LV, under the lease. */
+static int volume_write_meta(struct spm *spm, const char *domain, const char *volume,
+			     const struct pk_volume_meta *cur, const struct pk_volume_meta *next,
+			     struct pk_error *err)
+{
+	struct pk_meta_tags stored, add, del;
+	int r;
+
+	/* cur was decoded from storage; its canonical encoding is what is stored. */
+	r = pk_meta_volume_encode(cur, &stored, err);
+	if (r == 0) {
+		r = pk_meta_volume_diff(volume, (char *const *)pk_meta_tags_strv(&stored), next, &add,
+					&del, NULL, err);
+	}
+	if (r < 0) {
+		return r;
+	}
+	r = spm_role_check(spm, domain, err);
+	if (r < 0) {
+		return r;
+	}
+	return pk_lvm_lv_tags_change(spm->lvm, domain, volume, pk_meta_tags_strv(&add),
+				     pk_meta_tags_strv(&del), err);
+}
+
+/* ---- create ----------------------------------------------------------------- */
+
+static int create_validate(const struct spm_volume_create *a, const struct spm_volume_list *list,
+			   const struct spm_volume **ret_parent, uint64_t *ret_capacity,
+			   struct pk_error *err)
+{
+	const struct spm_volume *parent = NULL;
+	uint64_t capacity = a->capacity;
+	bool image_has_volumes = false;
+
+	if (a->format != PK_VOLUME_RAW && a->format != PK_VOLUME_COW) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "format must be RAW or COW");
+	}
+	if (spm_volume_list_find(list, a->volume)) {
+		return pk_error_set(err, PK_E_ALREADY_EXISTS, EEXIST,
+				    "volume '%s' already exists in domain '%s'", a->volume, a->domain);
+	}
+	for (size_t i = 0; i < list->n; i++) {
+		if (!strcmp(list->v[i].meta.image, a->image) &&
+		    list->v[i].meta.legality != PK_VOLUME_REMOVING) {
+			image_has_volumes = true;
+		}
+	}
+	if (a->parent && *a->parent) {
+		if (a->format == PK_VOLUME_RAW) {
+			return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+					    "a RAW volume cannot have a parent; create the snapshot "
+					    "volume as COW");
+		}
+		parent = spm_volume_list_find(list, a->parent);
+		if (!parent) {
+			return pk_error_set(err, PK_E_NOT_FOUND, ENOENT,
+					    "parent volume '%s' does not exist in domain '%s'",
+					    a->parent, a->domain);
+		}
+		if (strcmp(parent->meta.image, a->image) != 0) {
+			return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+					    "parent volume '%s' belongs to image '%s', not to image "
+					    "'%s'; a snapshot stays in its parent's image", a->parent,
+					    parent->meta.image, a->image);
+		}
+		if (parent->meta.legality != PK_VOLUME_LEGAL) {
+			return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
+					    "parent volume '%s' is %s and cannot get a child", a->parent,
+					    pk_volume_legality_name(parent->meta.legality));
+		}
+		for (size_t i = 0; i < list->n; i++) {
+			if (!strcmp(list->v[i].meta.parent, a->parent) && volume_live(&list->v[i]) &&
+			    !volume_orphaned(&list->v[i])) {
+				return pk_error_set(err, PK_E_CONFLICT, EEXIST,
+						    "parent volume '%s' already has a child '%s'; "
+						    "snapshot the image's leaf instead", a->parent,
+						    list->v[i].id);
+			}
+		}
+		if (capacity == 0) {
+			capacity = parent->meta.capacity;
+		}
+		if (capacity < parent->meta.capacity) {
+			return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+					    "capacity %" PRIu64 " is smaller than the parent's %" PRIu64
+					    "; a snapshot cannot shrink the disk", capacity,
+					    parent->meta.capacity);
+		}
+	} else if (image_has_volumes) {
+		return pk_error_set(err, PK_E_CONFLICT, EEXIST,
+				    "image '%s' already has volumes; a new volume in it needs "
+				    "--parent (the image's leaf)", a->image);
+	}
+	if (capacity == 0) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "capacity is required and must be greater than zero");
+	}
+	if (capacity % 512 != 0) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "capacity %" PRIu64 " is not a multiple of 512 bytes", capacity);
+	}
+	if (capacity > CAPACITY_MAX) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, ERANGE,
+				    "capacity %" PRIu64 " is beyond the limit of 64 TiB", capacity);
+	}
+	if (a->initial_size % 512 != 0) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "initial size %" PRIu64 " is not a multiple of 512 bytes",
+				    a->initial_size);
+	}
+	if (a->format == PK_VOLUME_RAW && a->initial_size && a->initial_size < capacity) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "initial size %" PRIu64 " is smaller than the capacity %" PRIu64
+				    " of a RAW volume", a->initial_size, capacity);
+	}
+	*ret_parent = parent;
+	*ret_capacity = capacity;
+	return 0;
+}
+
+static uint64_t create_lv_size(enum pk_volume_format format, uint64_t capacity,
+			       uint64_t initial, uint64_t extent)
+{
+	uint64_t size;
+
+	if (format == PK_VOLUME_RAW) {
+		size = initial ? initial : capacity;
+	} else if (initial) {
+		size = initial;
+	} else {
+		/*
+		 * A COW volume starts small and grows by extension: room for its
+		 * qcow2 metadata plus the first data, at most 1 GiB (VDSM's
+		 * initial chunk), never more than a full copy.
+		 */
+		uint64_t meta = capacity / 4096 + 2 * MIB; /* L1/L2/refcounts, generous */
+		size = capacity + meta;
+		if (size > GIB) {
+			size = GIB;
+		}
+	}
+	return round_up(size, extent ? extent : 4 * MIB);
+}
+
+static int create_format_cow(struct spm *spm, const char *domain, const char *volume,
+			     const struct spm_volume *parent, uint64_t capacity,
+			     struct pk_error *err)
+{
+	char path[PK_LVM_PATH_MAX * 2], cap[32], opts[256];
+	int r, r2;
+
+	r = spm_lv_activate(spm, domain, volume, path, sizeof(path), err);
+	if (r < 0) {
+		return r;
+	}
+	snprintf(cap, sizeof(cap), "%" PRIu64, capacity);
+	if (parent) {
+		/* Relative backing name: the parent's volume id, resolved beside the leaf. */
+		snprintf(opts, sizeof(opts), "compat=1.1,backing_file=%s,backing_fmt=%s", parent->id,
+			 parent->meta.format == PK_VOLUME_RAW ? "raw" : "qcow2");
+	} else {
+		snprintf(opts, sizeof(opts), "compat=1.1");
+	}
+	{
+		const char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-u", "-o", opts,
+				       path, cap, NULL };
+		r = pk_proc_check(argv, 60000, PK_E_IO, NULL, err);
+	}
+	r2 = spm_lv_deactivate(spm, domain, volume, r < 0 ? NULL : err);
+	return r < 0 ? r : r2;
+}
+
+int spm_volume_create(struct spm *spm, const struct spm_volume_create *args,
+		      struct spm_volume *ret, struct pk_error *err)
+{
+	struct spm_volume_create a = *args;
+	struct spm_volume_list list = { 0 };
+	struct spm_lockset set;
+	const struct spm_volume *parent = NULL;
+	struct pk_volume_meta meta = { 0 }, done;
+	struct pk_meta_tags tags;
+	struct pk_lvm_vg vg = { 0 };
+	char generated[PK_UUID_BUFLEN];
+	uint64_t capacity = 0, lv_size;
+	bool lv_made = false;
+	int r;
+
+	if (!a.volume || !*a.volume) {
+		pk_uuid_generate(generated);
+		a.volume = generated;
+	}
+	r = ids_check(a.domain, a.image, a.volume, err);
+	if (r == 0 && a.parent && *a.parent) {
+		r = pk_uuid_check("parent_id", a.parent, err);
+	}
+	if (r == 0 && a.parent && !strcmp(a.parent, a.volume)) {
+		r = pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				 "volume '%s' cannot be its own parent", a.volume);
+	}
+	if (r == 0) {
+		r = spm_domain_check(spm, a.domain, err);
+	}
+	if (r < 0) {
+		return r;
+	}
+	r = spm_role_check(spm, a.domain, err);
+	if (r < 0) {
+		return r;
+	}
+	r = lock_image(spm, &set, "create_volume", a.domain, a.image, SPM_LOCK_EXCLUSIVE, NULL, err);
+	if (r < 0) {
+		return r;
+	}
+	r = spm_volumes_load(spm, a.domain, &list, err);
+	if (r < 0) {
+		goto out;
+	}
+	r = create_validate(&a, &list, &parent, &capacity, err);
+	if (r < 0) {
+		goto out;
+	}
+	lv_size = create_lv_size(a.format, capacity, a.initial_size, list.extent_size);
+	r = pk_lvm_vg_report(spm->lvm, a.domain, &vg, err);
+	if (r < 0) {
+		goto out;
+	}
+	if (lv_size > vg.free) {
+		r = pk_error_set(err, PK_E_NO_SPACE, ENOSPC,
+				 "domain '%s' has %" PRIu64 " MiB free, the volume needs %" PRIu64
+				 " MiB; extend the volume group or delete volumes", a.domain,
+				 vg.free / MIB, lv_size / MIB);
+		goto out;
+	}
+	snprintf(meta.image, sizeof(meta.image), "%s", a.image);
+	snprintf(meta.parent, sizeof(meta.parent), "%s", parent ? parent->id : PK_META_NO_PARENT);
+	meta.format = a.format;
+	meta.role = PK_VOLUME_LEAF;
+	meta.legality = PK_VOLUME_ILLEGAL; /* until finished: generation 0 */
+	meta.capacity = capacity;
+	meta.generation = 0;
+	meta.ctime = (uint64_t)time(NULL);
+	if (a.description && *a.description) {
+		r = pk_meta_desc_escape(a.description, meta.description, sizeof(meta.description), err);
+		if (r < 0) {
+			goto out;
+		}
+	}
+	r = pk_meta_volume_check(a.volume, &meta, err);
+	if (r == 0) {
+		r = pk_meta_volume_encode(&meta, &tags, err);
+	}
+	if (r < 0) {
+		goto out;
+	}
+	r = spm_role_check(spm, a.domain, err);
+	if (r < 0) {
+		goto out;
+	}
+	r = pk_lvm_lv_create(spm->lvm, a.domain, a.volume, lv_size, pk_meta_tags_strv(&tags), err);
+	if (r < 0) {
+		goto out;
+	}
+	lv_made = true;
+	pk_fault_point("create_volume:lv_created");
+	if (a.format == PK_VOLUME_COW) {
+		r = create_format_cow(spm, a.domain, a.volume, parent, capacity, err);
+		if (r < 0) {
+			goto fail;
+		}
+	}
+	pk_fault_point("create_volume:formatted");
+	done = meta;
+	done.legality = PK_VOLUME_LEGAL;
+	r = volume_write_meta(spm, a.domain, a.volume, &meta, &done, err);
+	if (r < 0) {
+		goto fail;
+	}
+	if (ret) {
+		memset(ret, 0, sizeof(*ret));
+		snprintf(ret->id, sizeof(ret->id), "%s", a.volume);
+		ret->meta = done;
+		ret->meta.generation = 1;
+		ret->lv_size = lv_size;
+	}
+	pk_log_info("volume created domain='%s' image='%s' volume='%s' format=%s capacity=%" PRIu64
+		    " lv_size=%" PRIu64 " parent='%s'", a.domain, a.image, a.volume,
+		    pk_volume_format_name(a.format), capacity, lv_size, parent ? parent->id : "");
+	goto out;
+fail:
+	if (lv_made) {
+		struct pk_error rerr;
+		/* Undo our own half-made LV; recovery removes it if this fails too. */
+		if (pk_lvm_lv_remove(spm->lvm, a.domain, a.volume, &rerr) < 0) {
+			pk_log_warn("cannot remove half-made volume domain='%s' volume='%s': %s",
+				    a.domain, a.volume, rerr.message);
+		}
+	}
+out:
+	pk_lvm_vg_release(&vg);
+	spm_volume_list_release(&list);
+	spm_lockset_release(&set);
+	return r;
+}
+
+/* ---- delete ----------------------------------------------------------------- */
+
+static int zero_lv(struct spm *spm, const char *domain, const char *volume, uint64_t size,
+		   struct pk_error *err)
+{
+	char path[PK_LVM_PATH_MAX * 2];
+	void *buf = NULL;
+	uint64_t done = 0;
+	int fd, r, r2;
+
+	r = spm_lv_activate(spm, domain, volume, path, sizeof(path), err);
+	if (r < 0) {
+		return r;
+	}
+	fd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	if (fd < 0 || posix_memalign(&buf, 4096, MIB) != 0) {
+		int e = errno;
+		r = pk_error_set(err, PK_E_IO, e, "cannot open '%s' to zero it: %s", path, strerror(e));
+		goto out;
+	}
+	memset(buf, 0, MIB);
+	while (done < size) {
+		size_t n = size - done < MIB ? (size_t)(size - done) : MIB;
+		ssize_t w = pwrite(fd, buf, n, (off_t)done);
+		if (w <= 0) {
+			int e = errno;
+			r = pk_error_set(err, PK_E_IO, e, "zeroing '%s' failed at %" PRIu64 ": %s",
+					 path, done, strerror(e));
+			goto out;
+		}
+		done += (uint64_t)w;
+	}
+	if (fdatasync(fd) < 0) {
+		int e = errno;
+		r = pk_error_set(err, PK_E_IO, e, "sync of '%s' failed: %s", path, strerror(e));
+	}
+out:
+	free(buf);
+	if (fd >= 0) {
+		close(fd);
+	}
+	r2 = spm_lv_deactivate(spm, domain, volume, r < 0 ? NULL : err);
+	return r < 0 ? r : r2;
+}
+
+/* Marks volume REMOVING, then removes the LV. Expects the locks held. */
+static int volume_remove(struct spm *spm, const char *domain, const struct spm_volume *v,
+			 bool post_zero, struct pk_error *err)
+{
+	struct pk_volume_meta next = v->meta;
+	int r;
+
+	if (v->meta.legality != PK_VOLUME_REMOVING) {
+		next.legality = PK_VOLUME_REMOVING;
+		r = volume_write_meta(spm, domain, v->id, &v->meta, &next, err);
+		if (r < 0) {
+			return r;
+		}
+	}
+	pk_fault_point("delete_volume:marked");
+	if (post_zero) {
+		r = zero_lv(spm, domain, v->id, v->lv_size, err);
+		if (r < 0) {
+			return r;
+		}
+	}
+	r = spm_role_check(spm, domain, err);
+	if (r < 0) {
+		return r;
+	}
+	r = pk_lvm_lv_remove(spm->lvm, domain, v->id, err);
+	if (r < 0) {
+		return r;
+	}
+	pk_fault_point("delete_volume:removed");
+	pk_log_info("volume deleted domain='%s' image='%s' volume='%s'", domain, v->meta.image,
+		    v->id);
+	return 0;
+}
+
+static int delete_check_in_use(const struct spm_volume_list *list, const struct spm_volume *v,
+			       bool force, struct pk_error *err)
+{
+	for (size_t i = 0; i < list->n; i++) {
+		if (!strcmp(list->v[i].meta.parent, v->id) &&
+		    list->v[i].meta.legality != PK_VOLUME_REMOVING) {
+			return pk_error_set(err, PK_E_IN_USE, EBUSY,
+					    "volume '%s' is the parent of '%s'; merge or delete the "
+					    "child first", v->id, list->v[i].id);
+		}
+	}
+	if (v->nprepared && !force && v->meta.legality == PK_VOLUME_LEGAL &&
+	    v->meta.role == PK_VOLUME_LEAF) {
+		return pk_error_set(err, PK_E_IN_USE, EBUSY,
+				    "volume '%s' is the leaf of an image prepared on host %d; tear "
+				    "the image down there first (or pass force if that host is gone)",
+				    v->id, v->prepared[0]);
+	}
+	return 0;
+}
+
+int spm_volume_delete(struct spm *spm, const char *domain, const char *image,
+		      const char *volume, bool force, bool post_zero, struct pk_error *err)
+{
+	struct spm_volume_list list = { 0 };
+	const struct spm_volume *v = NULL;
+	struct spm_lockset set;
+	int r;
+
+	r = ids_check(domain, image, volume, err);
+	if (r == 0) {
+		r = spm_domain_check(spm, domain, err);
+	}
+	if (r == 0) {
+		r = spm_role_check(spm, domain, err);
+	}
+	if (r < 0) {
+		return r;
+	}
+	r = lock_image(spm, &set, "delete_volume", domain, image, SPM_LOCK_EXCLUSIVE, volume, err);
+	if (r < 0) {
+		return r;
+	}
+	r = spm_volumes_load(spm, domain, &list, err);
+	if (r == 0) {
+		r = volume_find_in_image(&list, domain, image, volume, &v, err);
+	}
+	if (r == 0) {
+		r = delete_check_in_use(&list, v, force, err);
+	}
+	if (r == 0) {
+		r = volume_remove(spm, domain, v, post_zero, err);
+	}
+	spm_volume_list_release(&list);
+	spm_lockset_release(&set);
+	return r;
+}
+
+/* ---- extend, info, update ---------------------------------------------------- */
+
+int spm_volume_extend(struct spm *spm, const char *domain, const char *image,
+		      const char *volume, uint64_t size, struct spm_volume *ret,
+		      struct pk_error *err)
+{
+	struct spm_volume_list list = { 0 };
+	const struct spm_volume *v = NULL;
+	struct pk_lvm_vg vg = { 0 };
+	struct spm_lockset set;
+	uint64_t want;
+	int r;
+
+	r = ids_check(domain, image, volume, err);
+	if (r == 0 && (size == 0 || size % 512 != 0)) {
+		r = pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				 "new size %" PRIu64 " must be a positive multiple of 512 bytes", size);
+	}
+	if (r == 0) {
+		r = spm_domain_check(spm, domain, err);
+	}
+	if (r == 0) {
+		r = spm_role_check(spm, domain, err);
+	}
+	if (r < 0) {
+		return r;
+	}
+	r = lock_image(spm, &set, "extend_volume", domain, image, SPM_LOCK_SHARED, volume, err);
+	if (r < 0) {
+		return r;
+	}
+	r = spm_volumes_load(spm, domain, &list, err);
+	if (r == 0) {
+		r = volume_find_in_image(&list, domain, image, volume, &v, err);
+	}
+	if (r == 0 && v->meta.legality == PK_VOLUME_REMOVING) {
+		r = pk_error_set(err, PK_E_ILLEGAL, EINVAL, "volume '%s' is being removed", volume);
+	}
+	if (r < 0) {
+		goto out;
+	}
+	want = round_up(size, list.extent_size);
+	if (want > v->lv_size) {
+		r = pk_lvm_vg_report(spm->lvm, domain, &vg, err);
+		if (r == 0 && want - v->lv_size > vg.free) {
+			r = pk_error_set(err, PK_E_NO_SPACE, ENOSPC,
+					 "domain '%s' has %" PRIu64 " MiB free, extending volume '%s' "
+					 "to %" PRIu64 " MiB needs %" PRIu64 " MiB more", domain,
+					 vg.free / MIB, volume, want / MIB, (want - v->lv_size) / MIB);
+		}
+		if (r == 0) {
+			r = spm_role_check(spm, domain, err);
+		}
+		if (r == 0) {
+			r = pk_lvm_lv_extend(spm->lvm, domain, volume, want, err);
+		}
+		if (r == 0) {
+			pk_log_info("volume extended domain='%s' volume='%s' from=%" PRIu64 " to=%" PRIu64,
+				    domain, volume, v->lv_size, want);
+		}
+	}
+	if (r == 0 && ret) {
+		*ret = *v;
+		if (want > ret->lv_size) {
+			ret->lv_size = want;
+		}
+	}
+out:
+	pk_lvm_vg_release(&vg);
+	spm_volume_list_release(&list);
+	spm_lockset_release(&set);
+	return r;
+}
+
+int spm_volume_info(struct spm *spm, const char *domain, const char *image,
+		    const char *volume, struct spm_volume *ret, struct pk_error *err)
+{
+	struct spm_volume_list list = { 0 };
+	const struct spm_volume *v = NULL;
+	int r;
+
+	r = ids_check(domain, image, volume, err);
+	if (r == 0) {
+		r = spm_domain_check(spm, domain, err);
+	}
+	if (r == 0) {
+		r = spm_volumes_load(spm, domain, &list, err);
+	}
+	if (r == 0) {
+		r = volume_find_in_image(&list, domain, image, volume, &v, err);
+	}
+	if (r == 0) {
+		*ret = *v;
+	}
+	spm_volume_list_release(&list);
+	return r;
+}
+
+int spm_volume_update(struct spm *spm, const char *domain, const char *image,
+		      const char *volume, const struct spm_volume_update *u,
+		      struct spm_volume *ret, struct pk_error *err)
+{
+	struct spm_volume_list list = { 0 };
+	const struct spm_volume *v = NULL;
+	struct pk_volume_meta next;
+	struct spm_lockset set;
+	int r;
+
+	r = ids_check(domain, image, volume, err);
+	if (r == 0 && u->set_parent && u->parent && *u->parent) {
+		r = pk_uuid_check("parent_id", u->parent, err);
+	}
+	if (r == 0 && u->legality == PK_VOLUME_REMOVING) {
+		r = pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				 "legality REMOVING is set by DeleteVolume only");
+	}
+	if (r == 0 && !u->set_parent && !u->role && !u->legality) {
+		r = pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				 "nothing to update: give a parent, a role or a legality");
+	}
+	if (r == 0) {
+		r = spm_domain_check(spm, domain, err);
+	}
+	if (r == 0) {
+		r = spm_role_check(spm, domain, err);
+	}
+	if (r < 0) {
+		return r;
+	}
+	r = lock_image(spm, &set, "update_volume_meta", domain, image, SPM_LOCK_EXCLUSIVE, NULL, err);
+	if (r < 0) {
+		return r;
+	}
+	r = spm_volumes_load(spm, domain, &list, err);
+	if (r == 0) {
+		r = volume_find_in_image(&list, domain, image, volume, &v, err);
+	}
+	if (r < 0) {
+		goto out;
+	}
+	if (u->expected_generation && v->meta.generation != u->expected_generation) {
+		r = pk_error_set(err, PK_E_CONFLICT, EAGAIN,
+				 "volume '%s' is at generation %" PRIu64 ", not %" PRIu64
+				 "; someone changed it: read it again", volume, v->meta.generation,
+				 u->expected_generation);
+		goto out;
+	}
+	if (v->meta.legality == PK_VOLUME_REMOVING) {
+		r = pk_error_set(err, PK_E_ILLEGAL, EINVAL, "volume '%s' is being removed", volume);
+		goto out;
+	}
+	next = v->meta;
+	if (u->set_parent) {
+		const char *p = u->parent && *u->parent ? u->parent : PK_META_NO_PARENT;
+		if (strcmp(p, PK_META_NO_PARENT) != 0) {
+			const struct spm_volume *pv = NULL;
+			if (!strcmp(p, volume)) {
+				r = pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+						 "volume '%s' cannot be its own parent", volume);
+				goto out;
+			}
+			r = volume_find_in_image(&list, domain, image, p, &pv, err);
+			if (r < 0) {
+				pk_error_prefix(err, "new parent");
+				goto out;
+			}
+		}
+		snprintf(next.parent, sizeof(next.parent), "%s", p);
+	}
+	if (u->role) {
+		next.role = u->role;
+	}
+	if (u->legality) {
+		next.legality = u->legality;
+	}
+	r = pk_meta_volume_check(volume, &next, err);
+	if (r == 0) {
+		r = volume_write_meta(spm, domain, volume, &v->meta, &next, err);
+	}
+	if (r == 0) {
+		pk_log_info("volume metadata updated domain='%s' volume='%s' parent='%s' role=%s "
+			    "legality=%s generation=%" PRIu64, domain, volume, next.parent,
+			    pk_volume_role_name(next.role), pk_volume_legality_name(next.legality),
+			    v->meta.generation + 1);
+		if (ret) {
+			*ret = *v;
+			ret->meta = next;
+			ret->meta.generation = v->meta.generation + 1;
+		}
+	}
+out:
+	spm_volume_list_release(&list);
+	spm_lockset_release(&set);
+	return r;
+}
+
+/* ---- images ------------------------------------------------------------------ */
+
+void spm_chain_release(struct spm_chain *c)
+{
+	free(c->chain);
+	free(c->orphans);
+	memset(c, 0, sizeof(*c));
+}
+
+/*
+ * The chain of an image: the leaf is the live volume that no live,
+ * non-orphaned volume names as parent (preferring role LEAF: during an
+ * active commit the old leaf is ILLEGAL but still the top); then parents
+ * are followed to the base. Everything else of the image is an orphan.
+ */
+static int chain_build(const struct spm_volume_list *list, const char *image,
+		       struct spm_chain *ret, struct pk_error *err)
+{
+	struct spm_chain c = { 0 };
+	const struct spm_volume *leaf = NULL;
+	size_t members = 0;
+	bool *in_chain;
+
+	for (size_t i = 0; i < list->n; i++) {
+		if (!strcmp(list->v[i].meta.image, image)) {
+			members++;
+		}
+	}
+	if (members == 0) {
+		return pk_error_set(err, PK_E_NOT_FOUND, ENOENT, "image '%s' has no volumes", image);
+	}
+	for (size_t i = 0; i < list->n; i++) {
+		const struct spm_volume *v = &list->v[i];
+		bool is_parent = false;
+
+		if (strcmp(v->meta.image, image) || !volume_live(v) || volume_orphaned(v)) {
+			continue;
+		}
+		for (size_t k = 0; k < list->n; k++) {
+			const struct spm_volume *child = &list->v[k];
+			if (!strcmp(child->meta.parent, v->id) && volume_live(child) &&
+			    !volume_orphaned(child)) {
+				is_parent = true;
+			}
+		}
+		if (is_parent) {
+			continue;
+		}
+		if (!leaf || (leaf->meta.role != PK_VOLUME_LEAF && v->meta.role == PK_VOLUME_LEAF)) {
+			leaf = v;
+		} else if (leaf->meta.role == v->meta.role) {
+			return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
+					    "image '%s' has two tops, '%s' and '%s'; its metadata "
+					    "needs repair", image, leaf->id, v->id);
+		}
+	}
+	if (!leaf) {
+		return pk_error_set(err, PK_E_ILLEGAL, ENOENT,
+				    "image '%s' has no usable leaf (all %zu volumes are being "
+				    "removed, unfinished or merged away)", image, members);
+	}
+	in_chain = pk_xcalloc(list->n + 1, sizeof(bool));
+	c.chain = pk_xcalloc(members + 1, sizeof(*c.chain));
+	c.orphans = pk_xcalloc(members + 1, sizeof(*c.orphans));
+	for (const struct spm_volume *v = leaf; v;) {
+		size_t idx = (size_t)(v - list->v);
+		if (in_chain[idx] || c.n > members) {
+			free(in_chain);
+			spm_chain_release(&c);
+			return pk_error_set(err, PK_E_ILLEGAL, ELOOP,
+					    "image '%s' has a loop in its parent links at '%s'", image,
+					    v->id);
+		}
+		in_chain[idx] = true;
+		c.chain[c.n++] = *v;
+		if (!has_parent(&v->meta)) {
+			break;
+		}
+		const struct spm_volume *p = spm_volume_list_find(list, v->meta.parent);
+		if (!p || strcmp(p->meta.image, image) != 0) {
+			free(in_chain);
+			spm_chain_release(&c);
+			return pk_error_set(err, PK_E_ILLEGAL, ENOENT,
+					    "volume '%s' of image '%s' names parent '%s', which %s",
+					    v->id, image, v->meta.parent,
+					    p ? "belongs to another image" : "does not exist");
+		}
+		v = p;
+	}
+	for (size_t i = 0; i < list->n; i++) {
+		if (!strcmp(list->v[i].meta.image, image) && !in_chain[i]) {
+			c.orphans[c.norphans++] = list->v[i];
+		}
+	}
+	free(in_chain);
+	*ret = c;
+	return 0;
+}
+
+int spm_image_chain(struct spm *spm, const char *domain, const char *image,
+		    struct spm_chain *ret, struct pk_error *err)
+{
+	struct spm_volume_list list = { 0 };
+	int r;
+
+	r = ids_check(domain, image, NULL, err);
+	if (r == 0) {
+		r = spm_domain_check(spm, domain, err);
+	}
+	if (r == 0) {
+		r = spm_volumes_load(spm, domain, &list, err);
+	}
+	if (r == 0) {
+		r = chain_build(&list, image, ret, err);
+	}
+	spm_volume_list_release(&list);
+	return r;
+}
+
+int spm_image_delete(struct spm *spm, const char *domain, const char *image, bool force,
+		     struct pk_error *err)
+{
+	struct spm_volume_list list = { 0 };
+	struct spm_lockset set;
+	size_t members = 0;
+	int r;
+
+	r = ids_check(domain, image, NULL, err);
+	if (r == 0) {
+		r = spm_domain_check(spm, domain, err);
+	}
+	if (r == 0) {
+		r = spm_role_check(spm, domain, err);
+	}
+	if (r < 0) {
+		return r;
+	}
+	r = lock_image(spm, &set, "delete_image", domain, image, SPM_LOCK_EXCLUSIVE, NULL, err);
+	if (r < 0) {
+		return r;
+	}
+	r = spm_volumes_load(spm, domain, &list, err);
+	if (r < 0) {
+		goto out;
+	}
+	for (size_t i = 0; i < list.n; i++) {
+		const struct spm_volume *v = &list.v[i];
+		if (strcmp(v->meta.image, image) != 0) {
+			continue;
+		}
+		members++;
+		if (v->nprepared && !force) {
+			r = pk_error_set(err, PK_E_IN_USE, EBUSY,
+					 "image '%s' is prepared on host %d (volume '%s'); tear it "
+					 "down there first (or pass force if that host is gone)",
+					 image, v->prepared[0], v->id);
+			goto out;
+		}
+	}
+	if (members == 0) {
+		r = pk_error_set(err, PK_E_NOT_FOUND, ENOENT, "image '%s' has no volumes in domain '%s'",
+				 image, domain);
+		goto out;
+	}
+	/* Mark every volume first, so a crash leaves the whole image to roll forward. */
+	for (size_t i = 0; i < list.n && r == 0; i++) {
+		struct spm_volume *v = &list.v[i];
+		struct pk_volume_meta next = v->meta;
+		if (strcmp(v->meta.image, image) || v->meta.legality == PK_VOLUME_REMOVING) {
+			continue;
+		}
+		next.legality = PK_VOLUME_REMOVING;
+		r = volume_write_meta(spm, domain, v->id, &v->meta, &next, err);
+		if (r == 0) {
+			v->meta.legality = PK_VOLUME_REMOVING;
+		}
+	}
+	for (size_t i = 0; i < list.n && r == 0; i++) {
+		if (!strcmp(list.v[i].meta.image, image)) {
+			r = volume_remove(spm, domain, &list.v[i], false, err);
+		}
+	}
+out:
+	spm_volume_list_release(&list);
+	spm_lockset_release(&set);
+	return r;
+}
+
+int spm_image_prepared(struct spm *spm, const char *domain, const char *image,
+		       const char *volume, int32_t host_id, bool prepared, struct pk_error *err)
+{
+	struct spm_volume_list list = { 0 };
+	struct spm_lockset set;
+	char tag[32];
+	const char *tagv[2] = { tag, NULL };
+	int r;
+
+	r = ids_check(domain, image, volume && *volume ? volume : NULL, err);
+	if (r == 0 && (host_id < 1 || host_id > 2000)) {
+		r = pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				 "host_id %d is not in 1..2000", host_id);
+	}
+	if (r == 0) {
+		r = spm_domain_check(spm, domain, err);
+	}
+	if (r == 0) {
+		r = spm_role_check(spm, domain, err);
+	}
+	if (r < 0) {
+		return r;
+	}
+	r = lock_image(spm, &set, "image_prepared", domain, image, SPM_LOCK_EXCLUSIVE, NULL, err);
+	if (r < 0) {
+		return r;
+	}
+	snprintf(tag, sizeof(tag), PREP_TAG_PREFIX "%d", host_id);
+	r = spm_volumes_load(spm, domain, &list, err);
+	for (size_t i = 0; r == 0 && i < list.n; i++) {
+		const struct spm_volume *v = &list.v[i];
+		bool has = false;
+		if (strcmp(v->meta.image, image) || (volume && *volume && strcmp(v->id, volume))) {
+			continue;
+		}
+		for (size_t k = 0; k < v->nprepared; k++) {
+			has |= v->prepared[k] == host_id;
+		}
+		if (has == prepared) {
+			continue;
+		}
+		r = spm_role_check(spm, domain, err);
+		if (r == 0) {
+			r = pk_lvm_lv_tags_change(spm->lvm, domain, v->id, prepared ? tagv : NULL,
+						  prepared ? NULL : tagv, err);
+		}
+	}
+	spm_volume_list_release(&list);
+	spm_lockset_release(&set);
+	return r;
+}
+
+int spm_volumes_recover(struct spm *spm, const char *domain, struct spm_recovery *ret,
+			struct pk_error *err)
+{
+	struct spm_volume_list list = { 0 };
+	struct spm_recovery rec = { 0 };
+	int r;
+
+	r = spm_volumes_load(spm, domain, &list, err);
+	for (size_t i = 0; r == 0 && i < list.n; i++) {
+		const struct spm_volume *v = &list.v[i];
+		struct spm_lockset set;
+		bool unfinished = v->meta.legality == PK_VOLUME_ILLEGAL && v->meta.generation == 0;
+
+		if (v->meta.legality != PK_VOLUME_REMOVING && !unfinished) {
+			continue;
+		}
+		r = lock_image(spm, &set, "recovery", domain, v->meta.image, SPM_LOCK_EXCLUSIVE, v->id,
+			       err);
+		if (r < 0) {
+			break;
+		}
+		r = volume_remove(spm, domain, v, false, err);
+		spm_lockset_release(&set);
+		if (r == 0) {
+			if (unfinished) {
+				rec.rolled_back++;
+				pk_log_info("recovery: removed unfinished volume domain='%s' volume='%s'",
+					    domain, v->id);
+			} else {
+				rec.removed++;
+				pk_log_info("recovery: completed removal domain='%s' volume='%s'",
+					    domain, v->id);
+			}
+		}
+	}
+	spm_volume_list_release(&list);
+	if (r == 0 && ret) {
+		*ret = rec;
+	}
+	return r;
+}
