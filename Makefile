@@ -170,9 +170,13 @@ fuzz-short: $(FUZZ_TARGETS)
 demo: all
 	scripts/demo
 
-bench: bench-rpc
+bench: bench-rpc bench-spm
 bench-rpc: all $(BUILD)/bench-rpc
-	scripts/bench/rpc
+	BUILD=$(BUILD) scripts/bench/rpc
+bench-spm: all $(BUILD)/bench-spm
+	BUILD=$(BUILD) scripts/bench/spm
+$(BUILD)/bench-spm: scripts/bench/spm_bench.c $(LIBPROTO) $(LIBCOMMON)
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 $(BUILD)/bench-rpc: scripts/bench/rpc_bench.c $(LIBPROTO) $(LIBCOMMON)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
