@@ -1,0 +1,743 @@
+#include "common/lvm.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <locale.h>
+#include <lvm2cmd.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/lvm_text.h"
+#include "common/statefile.h"
+#include "common/xalloc.h"
+
+/* liblvm2cmd splits a command line into at most 64 words (MAX_ARGS). */
+#define LVM_MAX_ARGS 60
+/* LVM formats every log line into a 4096-byte buffer. */
+#define LVM_LINE_MAX 4095
+#define LOCK_TIMEOUT_DEFAULT_MS 10000
+
+/* ---- small growable buffer ------------------------------------------- */
+
+struct buf {
+	char *p;
+	size_t len;
+	size_t cap;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+
+		while (cap < b->len + n + 1) {
+			cap *= 2;
+		}
+		b->p = pk_xrealloc(b->p, cap);
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void buf_adds(struct buf *b, const char *s)
+{
+	buf_add(b, s, strlen(s));
+}
+
+static void buf_release(struct buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+/* ---- process-wide liblvm2cmd state ------------------------------------ */
+
+/* What one LVM command printed, as the log function received it. */
+struct capture {
+	struct buf report; /* report lines ("LVM2_..."), each ending in '\n' */
+	struct buf errors; /* error lines, "; " between them */
+	struct buf notes;  /* other printed lines, "; " between them */
+	bool truncated;    /* a report line filled LVM's line buffer */
+};
+
+struct pk_lvm {
+	void *handle;
+	char **devices; /* NULL-terminated */
+	bool activation;
+	char *conf_dir;
+	bool conf_dir_owned; /* a temporary directory made by pk_lvm_new */
+	unsigned lock_timeout_ms;
+};
+
+/*
+ * liblvm2cmd keeps its log function, device cache and command state in
+ * process globals and has no user pointer in its log callback, so this is
+ * the one place poolkeeper keeps process-wide state: one mutex serialising
+ * every call into the library, the capture of the command under way, and
+ * whether a struct pk_lvm exists. All three are guarded by lvm_lock.
+ */
+static pthread_mutex_t lvm_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct capture *lvm_capture;
+static bool lvm_exists;
+
+static void capture_release(struct capture *cap)
+{
+	buf_release(&cap->report);
+	buf_release(&cap->errors);
+	buf_release(&cap->notes);
+	cap->truncated = false;
+}
+
+static void capture_line(struct buf *b, const char *msg)
+{
+	if (b->len > 0) {
+		buf_adds(b, "; ");
+	}
+	buf_adds(b, msg);
+}
+
+static void lvm_log(int level, const char *file, int line, int dm_errno, const char *msg)
+{
+	struct capture *cap = lvm_capture;
+	const char *m = msg;
+
+	(void)file;
+	(void)line;
+	(void)dm_errno;
+	if (!cap || !msg) {
+		return;
+	}
+	if (level == LVM2_LOG_PRINT) {
+		while (*m == ' ') {
+			m++;
+		}
+		/* Report rows come at the same level as warnings; the
+		 * --nameprefixes "LVM2_" prefix tells them apart. */
+		if (strncmp(m, "LVM2_", 5) == 0) {
+			if (strlen(msg) >= LVM_LINE_MAX - 1) {
+				cap->truncated = true;
+			}
+			buf_adds(&cap->report, m);
+			buf_adds(&cap->report, "\n");
+		} else {
+			capture_line(&cap->notes, m);
+		}
+	} else if (level > LVM2_LOG_SUPPRESS && level <= LVM2_LOG_ERROR) {
+		capture_line(&cap->errors, msg);
+	}
+}
+
+bool pk_lvm_device_allowed(const struct pk_lvm *lvm, const char *path)
+{
+	return path && pk_lvm_tags_contain(lvm->devices, path);
+}
+
+/* ---- settings --------------------------------------------------------- */
+
+/* The process umask, read without changing it (Linux >= 4.7). */
+static unsigned process_umask(void)
+{
+	char line[128];
+	unsigned mask = 022;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f) {
+		return mask;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "Umask: %o", &mask) == 1) {
+			break;
+		}
+	}
+	fclose(f);
+	return mask;
+}
+
+/* ---- running commands ------------------------------------------------- */
+
+/* One LVM command line; arguments are validated before they get here. */
+struct cmd {
+	struct buf line;
+	int argc;
+};
+
+static void cmd_arg(struct cmd *c, const char *arg)
+{
+	/* lvm2_run splits on blanks, strips a leading quote and treats a
+	 * word starting with '#' as a comment. */
+	assert(arg[0] != '\0' && arg[0] != '#' && !strpbrk(arg, " \t\n'\""));
+	if (c->line.len > 0) {
+		buf_adds(&c->line, " ");
+	}
+	buf_adds(&c->line, arg);
+	c->argc++;
+}
+
+__attribute__((format(printf, 2, 3))) static void cmd_argf(struct cmd *c, const char *fmt, ...)
+{
+	char *s;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0) {
+		abort();
+	}
+	va_end(ap);
+	cmd_arg(c, s);
+	free(s);
+}
+
+static void cmd_tags(struct cmd *c, const char *option, const char *const *tags)
+{
+	for (size_t i = 0; tags && tags[i]; i++) {
+		cmd_arg(c, option);
+		cmd_arg(c, tags[i]);
+	}
+}
+
+static uint64_t elapsed_ms(const struct timespec *start)
+{
+	struct timespec now;
+	int64_t ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (int64_t)(now.tv_sec - start->tv_sec) * 1000 +
+	     (int64_t)(now.tv_nsec - start->tv_nsec) / 1000000;
+	return ms > 0 ? (uint64_t)ms : 0;
+}
+
+/*
+ * Runs one command. On failure fills err with "<what>: <LVM's errors>".
+ * A command that met one of LVM's file locks held by another process is
+ * retried (outside lvm_lock) until the lock timeout.
+ */
+static int lvm_run(struct pk_lvm *lvm, struct cmd *c, const char *what, struct capture *cap,
+		   struct pk_error *err)
+{
+	struct timespec start;
+	unsigned delay_ms = 2;
+	enum pk_errc code;
+	const char *text;
+	int rc;
+
+	if (c->argc > LVM_MAX_ARGS) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, E2BIG,
+				    "%s: %d arguments in one LVM command, at most %d (too many "
+				    "tags at once?)",
+				    what, c->argc, LVM_MAX_ARGS);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		capture_release(cap);
+		pthread_mutex_lock(&lvm_lock);
+		lvm_capture = cap;
+		rc = lvm2_run(lvm->handle, c->line.p);
+		lvm_capture = NULL;
+		pthread_mutex_unlock(&lvm_lock);
+
+		if (rc == LVM2_COMMAND_SUCCEEDED) {
+			if (cap->truncated) {
+				return pk_error_set(err, PK_E_INTERNAL, EOVERFLOW,
+						    "%s: a report line filled LVM's %d-byte "
+						    "line buffer and was cut",
+						    what, LVM_LINE_MAX + 1);
+			}
+			return 0;
+		}
+		text = cap->errors.len ? cap->errors.p : (cap->notes.len ? cap->notes.p : "");
+		code = pk_lvm_classify_failure(rc, text);
+		if (code == PK_E_BUSY && elapsed_ms(&start) < lvm->lock_timeout_ms) {
+			struct timespec ts = { 0, (long)delay_ms * 1000000L };
+
+			nanosleep(&ts, NULL);
+			delay_ms = delay_ms >= 50 ? 100 : delay_ms * 2;
+			continue;
+		}
+		if (code == PK_E_BUSY) {
+			return pk_error_set(err, code, 0,
+					    "%s: an LVM lock stayed held for more than %u ms: %s",
+					    what, lvm->lock_timeout_ms, text);
+		}
+		if (!*text) {
+			return pk_error_set(err, code, 0, "%s failed (lvm2_run returned %d)",
+					    what, rc);
+		}
+		return pk_error_set(err, code, 0, "%s: %s", what, text);
+	}
+}
+
+/* The common start of every report command. */
+static void cmd_report(struct cmd *c, const char *command, const char *fields)
+{
+	cmd_arg(c, command);
+	cmd_arg(c, "--nameprefixes");
+	cmd_arg(c, "--noheadings");
+	cmd_arg(c, "--units");
+	cmd_arg(c, "b");
+	cmd_arg(c, "--nosuffix");
+	cmd_arg(c, "-o");
+	cmd_arg(c, fields);
+}
+
+/* ---- handle ----------------------------------------------------------- */
+
+static int config_check(const struct pk_lvm_config *config, struct pk_error *err)
+{
+	int r;
+
+	if (!config->devices || !config->devices[0]) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "no LVM devices configured (lvm_devices): LVM would see "
+				    "no PV");
+	}
+	for (size_t i = 0; config->devices[i]; i++) {
+		r = pk_lvm_path_check("LVM device", config->devices[i], err);
+		if (r < 0) {
+			return r;
+		}
+	}
+	if (config->conf_dir &&
+	    (r = pk_lvm_path_check("LVM config directory", config->conf_dir, err)) < 0) {
+		return r;
+	}
+	if (config->backup_dir &&
+	    (r = pk_lvm_path_check("LVM backup directory", config->backup_dir, err)) < 0) {
+		return r;
+	}
+	return 0;
+}
+
+/* lvm2_init() on conf_dir, undoing the process-wide changes it makes. */
+static void *lvm_init_on(const char *conf_dir)
+{
+	const char *env = getenv("LVM_SYSTEM_DIR");
+	char *saved_env = env ? pk_xstrdup(env) : NULL;
+	const char *loc = setlocale(LC_ALL, NULL);
+	char *saved_locale = loc ? pk_xstrdup(loc) : NULL;
+	void *handle;
+
+	setenv("LVM_SYSTEM_DIR", conf_dir, 1);
+	lvm2_log_fn(lvm_log);
+	handle = lvm2_init();
+	if (saved_env) {
+		setenv("LVM_SYSTEM_DIR", saved_env, 1);
+	} else {
+		unsetenv("LVM_SYSTEM_DIR");
+	}
+	if (saved_locale) {
+		setlocale(LC_ALL, saved_locale);
+	}
+	free(saved_env);
+	free(saved_locale);
+	return handle;
+}
+
+static void lvm_dispose(struct pk_lvm *lvm)
+{
+	if (lvm->conf_dir_owned) {
+		char *path = pk_xasprintf("%s/lvm.conf", lvm->conf_dir);
+
+		unlink(path);
+		free(path);
+		rmdir(lvm->conf_dir);
+	}
+	pk_lvm_strv_free(lvm->devices);
+	free(lvm->conf_dir);
+	free(lvm);
+}
+
+/* Claims or gives back the one liblvm2cmd instance of the process. */
+static bool lvm_claim(bool claim)
+{
+	bool ok = true;
+
+	pthread_mutex_lock(&lvm_lock);
+	if (claim && lvm_exists) {
+		ok = false;
+	} else {
+		lvm_exists = claim;
+	}
+	pthread_mutex_unlock(&lvm_lock);
+	return ok;
+}
+
+/* Creates the config directory (or a temporary one) and writes lvm.conf. */
+static int lvm_write_settings(struct pk_lvm *lvm, const struct pk_lvm_config *config,
+			      struct pk_error *err)
+{
+	char *settings;
+	int r;
+
+	if (config->conf_dir) {
+		lvm->conf_dir = pk_xstrdup(config->conf_dir);
+		r = pk_statefile_mkdir(lvm->conf_dir, err);
+		if (r < 0) {
+			return r;
+		}
+	} else {
+		char tmpl[] = "/tmp/pk-lvm.XXXXXX";
+
+		if (!mkdtemp(tmpl)) {
+			int e = errno;
+
+			return pk_error_set(err, PK_E_IO, e,
+					    "cannot create a directory for the LVM config: %s",
+					    strerror(e));
+		}
+		lvm->conf_dir = pk_xstrdup(tmpl);
+		lvm->conf_dir_owned = true;
+	}
+	settings = pk_lvm_settings_render((const char *const *)lvm->devices, lvm->activation,
+					  process_umask(), config->backup_dir);
+	r = pk_statefile_write(lvm->conf_dir, "lvm.conf", settings, strlen(settings), err);
+	free(settings);
+	return r;
+}
+
+int pk_lvm_new(const struct pk_lvm_config *config, struct pk_lvm **ret, struct pk_error *err)
+{
+	struct capture cap = { 0 };
+	struct pk_lvm *lvm;
+	size_t n = 0;
+	int r;
+
+	r = config_check(config, err);
+	if (r < 0) {
+		return r;
+	}
+	if (!lvm_claim(true)) {
+		return pk_error_set(err, PK_E_BUSY, EBUSY,
+				    "liblvm2cmd is already in use in this process (one struct "
+				    "pk_lvm per process)");
+	}
+	lvm = pk_xcalloc(1, sizeof(*lvm));
+	while (config->devices[n]) {
+		n++;
+	}
+	lvm->devices = pk_xcalloc(n + 1, sizeof(*lvm->devices));
+	for (size_t i = 0; i < n; i++) {
+		lvm->devices[i] = pk_xstrdup(config->devices[i]);
+	}
+	lvm->activation = config->activation;
+	lvm->lock_timeout_ms =
+		config->lock_timeout_ms ? config->lock_timeout_ms : LOCK_TIMEOUT_DEFAULT_MS;
+	r = lvm_write_settings(lvm, config, err);
+	if (r < 0) {
+		goto fail;
+	}
+	pthread_mutex_lock(&lvm_lock);
+	lvm_capture = &cap;
+	lvm->handle = lvm_init_on(lvm->conf_dir);
+	lvm_capture = NULL;
+	pthread_mutex_unlock(&lvm_lock);
+	if (!lvm->handle) {
+		r = pk_error_set(err, PK_E_INTERNAL, EIO, "lvm2_init on '%s' failed: %s",
+				 lvm->conf_dir, cap.errors.len ? cap.errors.p : "no reason given");
+		goto fail;
+	}
+	capture_release(&cap);
+	*ret = lvm;
+	return 0;
+fail:
+	capture_release(&cap);
+	lvm_dispose(lvm);
+	lvm_claim(false);
+	return r;
+}
+
+void pk_lvm_free(struct pk_lvm *lvm)
+{
+	if (!lvm) {
+		return;
+	}
+	pthread_mutex_lock(&lvm_lock);
+	lvm2_exit(lvm->handle);
+	pthread_mutex_unlock(&lvm_lock);
+	lvm_dispose(lvm);
+	lvm_claim(false);
+}
+
+/* ---- verbs -------------------------------------------------------------- */
+
+/*
+ * Runs c and releases it. what (formatted) names the operation in the
+ * error message. When report is non-NULL the command's report rows are
+ * left there (caller releases); otherwise output is dropped.
+ */
+__attribute__((format(printf, 5, 6))) static int
+lvm_exec(struct pk_lvm *lvm, struct cmd *c, struct capture *report, struct pk_error *err,
+	 const char *fmt, ...)
+{
+	struct capture local = { 0 };
+	char *what;
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	if (vasprintf(&what, fmt, ap) < 0) {
+		abort();
+	}
+	va_end(ap);
+	r = lvm_run(lvm, c, what, report ? report : &local, err);
+	free(what);
+	buf_release(&c->line);
+	capture_release(&local);
+	return r;
+}
+
+static int vg_lv_check(const char *vg, const char *lv, struct pk_error *err)
+{
+	int r = pk_lvm_vg_name_check(vg, err);
+
+	return r < 0 ? r : pk_lvm_lv_name_check(lv, err);
+}
+
+int pk_lvm_vg_create(struct pk_lvm *lvm, const char *vg, const char *const *pvs,
+		     uint64_t extent_size, const char *const *tags, struct pk_error *err)
+{
+	struct cmd c = { 0 };
+	int r;
+
+	r = pk_lvm_vg_create_check((const char *const *)lvm->devices, vg, pvs, extent_size, tags,
+				   err);
+	if (r < 0) {
+		return r;
+	}
+	cmd_arg(&c, "vgcreate");
+	cmd_arg(&c, "-qq"); /* answers no: a foreign signature is never wiped */
+	if (extent_size) {
+		cmd_arg(&c, "--physicalextentsize");
+		cmd_argf(&c, "%" PRIu64 "b", extent_size);
+	}
+	cmd_tags(&c, "--addtag", tags);
+	cmd_arg(&c, vg);
+	for (size_t i = 0; pvs[i]; i++) {
+		cmd_arg(&c, pvs[i]);
+	}
+	return lvm_exec(lvm, &c, NULL, err, "vgcreate of '%s'", vg);
+}
+
+int pk_lvm_vg_report(struct pk_lvm *lvm, const char *vg, struct pk_lvm_vg *ret,
+		     struct pk_error *err)
+{
+	struct capture cap = { 0 };
+	struct cmd c = { 0 };
+	int r;
+
+	r = pk_lvm_vg_name_check(vg, err);
+	if (r < 0) {
+		return r;
+	}
+	cmd_report(&c, "vgs", pk_lvm_report_vg_fields);
+	cmd_arg(&c, vg);
+	r = lvm_exec(lvm, &c, &cap, err, "report of volume group '%s'", vg);
+	if (r == 0) {
+		r = pk_lvm_report_vg_parse(cap.report.p ? cap.report.p : (char *)"", ret, err);
+		if (r < 0) {
+			pk_error_prefix(err, "report of volume group '%s'", vg);
+		}
+	}
+	capture_release(&cap);
+	return r;
+}
+
+int pk_lvm_vg_remove(struct pk_lvm *lvm, const char *vg, bool force, struct pk_error *err)
+{
+	struct pk_lvm_lv_list lvs = { 0 };
+	struct cmd c = { 0 };
+	int r;
+
+	r = pk_lvm_lv_report(lvm, vg, NULL, &lvs, err);
+	if (r < 0) {
+		return r;
+	}
+	if (lvs.count > 0 && !force) {
+		r = pk_error_set(err, PK_E_IN_USE, EBUSY,
+				 "volume group '%s' still has %zu logical volumes (e.g. '%s')", vg,
+				 lvs.count, lvs.lvs[0].name);
+		pk_lvm_lv_list_release(&lvs);
+		return r;
+	}
+	pk_lvm_lv_list_release(&lvs);
+	cmd_arg(&c, "vgremove");
+	cmd_arg(&c, "-f");
+	cmd_arg(&c, vg);
+	return lvm_exec(lvm, &c, NULL, err, "vgremove of '%s'", vg);
+}
+
+int pk_lvm_vg_tags_change(struct pk_lvm *lvm, const char *vg, const char *const *add,
+			  const char *const *del, struct pk_error *err)
+{
+	struct cmd c = { 0 };
+	int r;
+
+	if ((r = pk_lvm_vg_name_check(vg, err)) < 0 ||
+	    (r = pk_lvm_tags_change_check(add, del, err)) < 0) {
+		return r;
+	}
+	cmd_arg(&c, "vgchange");
+	cmd_tags(&c, "--deltag", del);
+	cmd_tags(&c, "--addtag", add);
+	cmd_arg(&c, vg);
+	return lvm_exec(lvm, &c, NULL, err, "tag change of volume group '%s'", vg);
+}
+
+int pk_lvm_lv_create(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_t size,
+		     const char *const *tags, struct pk_error *err)
+{
+	struct cmd c = { 0 };
+	int r;
+
+	if ((r = vg_lv_check(vg, lv, err)) < 0 ||
+	    (r = pk_lvm_size_check("LV size", size, err)) < 0 ||
+	    (r = pk_lvm_tags_check(tags, NULL, err)) < 0) {
+		return r;
+	}
+	cmd_arg(&c, "lvcreate");
+	cmd_arg(&c, "-qq");
+	cmd_arg(&c, "--type");
+	cmd_arg(&c, "linear");
+	cmd_arg(&c, "--activate");
+	cmd_arg(&c, "n");
+	cmd_arg(&c, "--zero");
+	cmd_arg(&c, "n");
+	cmd_arg(&c, "--wipesignatures");
+	cmd_arg(&c, "n");
+	cmd_arg(&c, "--size");
+	cmd_argf(&c, "%" PRIu64 "b", size);
+	cmd_arg(&c, "--name");
+	cmd_arg(&c, lv);
+	cmd_tags(&c, "--addtag", tags);
+	cmd_arg(&c, vg);
+	return lvm_exec(lvm, &c, NULL, err, "lvcreate of '%s/%s'", vg, lv);
+}
+
+int pk_lvm_lv_remove(struct pk_lvm *lvm, const char *vg, const char *lv, struct pk_error *err)
+{
+	struct cmd c = { 0 };
+	int r;
+
+	r = vg_lv_check(vg, lv, err);
+	if (r < 0) {
+		return r;
+	}
+	cmd_arg(&c, "lvremove");
+	cmd_arg(&c, "-f");
+	cmd_argf(&c, "%s/%s", vg, lv);
+	return lvm_exec(lvm, &c, NULL, err, "lvremove of '%s/%s'", vg, lv);
+}
+
+int pk_lvm_lv_extend(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_t size,
+		     struct pk_error *err)
+{
+	struct capture cap = { 0 };
+	struct cmd c = { 0 };
+	int r;
+
+	if ((r = vg_lv_check(vg, lv, err)) < 0 ||
+	    (r = pk_lvm_size_check("LV size", size, err)) < 0) {
+		return r;
+	}
+	cmd_arg(&c, "lvextend");
+	cmd_arg(&c, "-qq");
+	cmd_arg(&c, "--size");
+	cmd_argf(&c, "%" PRIu64 "b", size);
+	cmd_argf(&c, "%s/%s", vg, lv);
+	r = lvm_exec(lvm, &c, &cap, err, "lvextend of '%s/%s' to %" PRIu64 " bytes", vg, lv,
+		     size);
+	/* LVM refuses to "extend" to the size the LV has or below it. */
+	if (r < 0 && cap.errors.len &&
+	    (strstr(cap.errors.p, "matches existing size") ||
+	     strstr(cap.errors.p, "not larger than existing size"))) {
+		pk_error_clear(err);
+		r = 0;
+	}
+	capture_release(&cap);
+	return r;
+}
+
+int pk_lvm_lv_tags_change(struct pk_lvm *lvm, const char *vg, const char *lv,
+			  const char *const *add, const char *const *del, struct pk_error *err)
+{
+	struct cmd c = { 0 };
+	int r;
+
+	if ((r = vg_lv_check(vg, lv, err)) < 0 ||
+	    (r = pk_lvm_tags_change_check(add, del, err)) < 0) {
+		return r;
+	}
+	cmd_arg(&c, "lvchange");
+	cmd_tags(&c, "--deltag", del);
+	cmd_tags(&c, "--addtag", add);
+	cmd_argf(&c, "%s/%s", vg, lv);
+	return lvm_exec(lvm, &c, NULL, err, "tag change of '%s/%s'", vg, lv);
+}
+
+int pk_lvm_lv_report(struct pk_lvm *lvm, const char *vg, const char *lv,
+		     struct pk_lvm_lv_list *ret, struct pk_error *err)
+{
+	struct capture cap = { 0 };
+	struct cmd c = { 0 };
+	int r;
+
+	r = lv ? vg_lv_check(vg, lv, err) : pk_lvm_vg_name_check(vg, err);
+	if (r < 0) {
+		return r;
+	}
+	cmd_report(&c, "lvs", pk_lvm_report_lv_fields);
+	cmd_arg(&c, "--segments");
+	if (lv) {
+		cmd_argf(&c, "%s/%s", vg, lv);
+	} else {
+		cmd_arg(&c, vg);
+	}
+	r = lvm_exec(lvm, &c, &cap, err, "report of %s '%s%s%s'", lv ? "LV" : "the LVs of", vg,
+		     lv ? "/" : "", lv ? lv : "");
+	if (r == 0) {
+		r = pk_lvm_report_lvs_parse(cap.report.p ? cap.report.p : (char *)"", ret, err);
+		if (r == 0 && lv && ret->count != 1) {
+			size_t count = ret->count;
+
+			pk_lvm_lv_list_release(ret);
+			r = pk_error_set(err, PK_E_INTERNAL, EBADMSG,
+					 "LVM reported %zu LVs instead of one", count);
+		}
+		if (r < 0) {
+			pk_error_prefix(err, "report of '%s%s%s'", vg, lv ? "/" : "",
+					lv ? lv : "");
+		}
+	}
+	capture_release(&cap);
+	return r;
+}
+
+int pk_lvm_lv_activation(struct pk_lvm *lvm, const char *vg, const char *lv,
+			 enum pk_lvm_activation op, struct pk_error *err)
+{
+	struct cmd c = { 0 };
+	int r;
+
+	r = pk_lvm_activation_check(lvm->activation, vg, lv, op, err);
+	if (r < 0) {
+		return r;
+	}
+	cmd_arg(&c, "lvchange");
+	cmd_arg(&c, "-qq");
+	if (op == PK_LVM_REFRESH) {
+		cmd_arg(&c, "--refresh");
+	} else {
+		cmd_arg(&c, "--activate");
+		cmd_arg(&c, op == PK_LVM_ACTIVATE ? "y" : "n");
+	}
+	cmd_argf(&c, "%s/%s", vg, lv);
+	return lvm_exec(lvm, &c, NULL, err, "%s of '%s/%s'", pk_lvm_activation_name(op), vg,
+			lv);
+}
