@@ -56,7 +56,7 @@ int spm_domain_info(struct spm *spm, const char *domain, struct spm_domain_info 
 				ret->volume_count++;
 			}
 		}
-		pk_meta_desc_unescape(meta.description, ret->description, sizeof(ret->description));
+		snprintf(ret->description, sizeof(ret->description), "%s", meta.description);
 		ret->initializing = pk_lvm_tags_contain(vg.tags, INIT_TAG);
 	}
 	pk_lvm_lv_list_release(&lvs);
@@ -133,12 +133,11 @@ int spm_domain_create(struct spm *spm, const char *domain, const char *const *pv
 	}
 	snprintf(meta.domain, sizeof(meta.domain), "%s", id);
 	meta.version = PK_META_DOMAIN_VERSION;
-	if (description && *description) {
-		r = pk_meta_desc_escape(description, meta.description, sizeof(meta.description), err);
-		if (r < 0) {
-			return r;
-		}
+	if (description && strlen(description) >= sizeof(meta.description)) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, E2BIG,
+				    "description is too long (at most %d characters)", PK_META_DESC_MAX);
 	}
+	snprintf(meta.description, sizeof(meta.description), "%s", description ? description : "");
 	r = pk_meta_domain_encode(&meta, &tags, err);
 	if (r < 0) {
 		return r;

@@ -30,7 +30,6 @@ static Pk__VolumeInfo *volume_to_wire(struct pk_arena *a, const char *domain,
 				      const struct spm_volume *v)
 {
 	Pk__VolumeInfo *w = pk_arena_new(a, Pk__VolumeInfo);
-	char desc[PK_META_DESC_MAX + 1] = "";
 
 	pk__volume_info__init(w);
 	w->domain_id = pk_arena_strdup(a, domain);
@@ -45,8 +44,7 @@ static Pk__VolumeInfo *volume_to_wire(struct pk_arena *a, const char *domain,
 	w->capacity = v->meta.capacity;
 	w->lv_size = v->lv_size;
 	w->generation = v->meta.generation;
-	pk_meta_desc_unescape(v->meta.description, desc, sizeof(desc));
-	w->description = pk_arena_strdup(a, desc);
+	w->description = pk_arena_strdup(a, v->meta.description);
 	w->path = pk_arena_strdup(a, "");
 	return w;
 }

@@ -405,12 +405,12 @@ int spm_volume_create(struct spm *spm, const struct spm_volume_create *args,
 	meta.capacity = capacity;
 	meta.generation = 0;
 	meta.ctime = (uint64_t)time(NULL);
-	if (a.description && *a.description) {
-		r = pk_meta_desc_escape(a.description, meta.description, sizeof(meta.description), err);
-		if (r < 0) {
-			goto out;
-		}
+	if (a.description && strlen(a.description) >= sizeof(meta.description)) {
+		r = pk_error_set(err, PK_E_INVALID_ARGUMENT, E2BIG,
+				 "description is too long (at most %d characters)", PK_META_DESC_MAX);
+		goto out;
 	}
+	snprintf(meta.description, sizeof(meta.description), "%s", a.description ? a.description : "");
 	r = pk_meta_volume_check(a.volume, &meta, err);
 	if (r == 0) {
 		r = pk_meta_volume_encode(&meta, &tags, err);
