@@ -113,6 +113,13 @@ int pk_spm_client_call(struct pk_spm_client *sc, Pk__Request *req, int timeout_m
 		snprintf(tried + used, sizeof(tried) - used, "%s%s", used ? ", " : "",
 			 pk_rpc_client_url(sc->clients[i]));
 	}
+	if (sc->n == 1) {
+		/* One address: its own answer says it best. */
+		if (err) {
+			*err = last;
+		}
+		return r;
+	}
 	if (saw_not_spm) {
 		return pk_error_set(err, PK_E_NOT_SPM, EPERM,
 				    "no reachable spmd holds the SPM lease (asked %s): %s; start one "

@@ -63,17 +63,17 @@ expect_code INVALID_ARGUMENT spm_any volume create --image not-a-uuid --format r
 expect_code INVALID_ARGUMENT spm_any volume create --image "$IMG2" --volume "../x" --format raw --capacity 1G
 expect_code INVALID_ARGUMENT spm_any volume create --image "$IMG2" --format raw --capacity 0
 expect_code INVALID_ARGUMENT spm_any volume create --image "$IMG2" --format raw --capacity 1000
-expect_code NO_SPACE spm_any volume create --image "$IMG2" --format raw --capacity 100T
+expect_code NO_SPACE spm_any volume create --image "$IMG2" --format raw --capacity 50T
 expect_code INVALID_ARGUMENT spm_any volume create --image "$IMG2" --format cow --parent "$S2"
 expect_code NOT_FOUND spm_any volume create --image "$IMG2" --format cow --parent "$(uuid)"
 expect_code INVALID_ARGUMENT spm_any volume create --image "$IMG2" --format raw --parent "$BASE" --capacity 1G
 expect_code CONFLICT spm_any volume create --image "$IMG" --format cow --parent "$BASE"
-expect_code ALREADY_EXISTS spm_any volume create --image "$IMG" --volume "$S2" --format cow --parent "$S2"
+expect_code ALREADY_EXISTS spm_any volume create --image "$IMG" --volume "$S2" --format cow --parent "$S1"
 expect_code NOT_FOUND spm_any volume info --domain "$(uuid)" --image "$IMG" --volume "$S2"
 expect_code INVALID_ARGUMENT spm_any volume info --image "$IMG2" --volume "$S2"
 expect_code NOT_FOUND spm_any volume delete --image "$IMG" --volume "$(uuid)"
 expect_code INVALID_ARGUMENT spm_any volume extend --image "$IMG" --volume "$S2" --size 1000
-expect_code NO_SPACE spm_any volume extend --image "$IMG" --volume "$S2" --size 100T
+expect_code NO_SPACE spm_any volume extend --image "$IMG" --volume "$S2" --size 50T
 n=$(spm_any domain info | jq -r .volume_count)
 [ "$n" = 3 ] || fail "volume count changed to $n"
 ok "bad input refused (UUIDs, sizes, space, parents, images, domains); 3 volumes unchanged"
