@@ -97,6 +97,7 @@ int spm_domain_create(struct spm *spm, const char *domain, const char *const *pv
 	char ids[PATH_MAX], leases[PATH_MAX];
 	const char *vg_tags[PK_META_TAGS_MAX + 2];
 	const char *del_init[] = { INIT_TAG, NULL };
+	const char *pv_list[SPM_DOMAIN_MAX_PVS + 1];
 	size_t nt = 0;
 	int r;
 
@@ -124,6 +125,11 @@ int spm_domain_create(struct spm *spm, const char *domain, const char *const *pv
 					    "lvm_devices)", pvs[i] ? pvs[i] : "");
 		}
 	}
+	/* pk_lvm takes NULL-terminated lists. */
+	for (size_t i = 0; i < npvs; i++) {
+		pv_list[i] = pvs[i];
+	}
+	pv_list[npvs] = NULL;
 	r = spm_domain_check(spm, id, err);
 	if (r < 0) {
 		if (err) {
@@ -164,7 +170,7 @@ int spm_domain_create(struct spm *spm, const char *domain, const char *const *pv
 		goto out;
 	}
 	if (r < 0) {
-		r = pk_lvm_vg_create(spm->lvm, id, pvs, 0, vg_tags, err);
+		r = pk_lvm_vg_create(spm->lvm, id, pv_list, 0, vg_tags, err);
 		if (r < 0) {
 			goto out;
 		}

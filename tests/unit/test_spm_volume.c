@@ -1,0 +1,256 @@
+/*
+ * spmd's domain, role and volume logic against the LVM and sanlock fakes:
+ * effects, refusals, rollbacks, roll-forward and the lease check.
+ */
+/* pk-test-fakes: fake_lvm fake_sanlock */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "common/daemon.h"
+#include "common/log.h"
+#include "spm/domain.h"
+#include "spm/spm.h"
+#include "spm/volume.h"
+#include "tests/fakes/fake_lvm.h"
+#include "tests/fakes/fake_sanlock.h"
+
+#define DOMAIN "11111111-2222-4333-8444-555555555555"
+#define IMAGE "aaaaaaaa-2222-4333-8444-555555555555"
+#define BASE "bbbbbbbb-2222-4333-8444-555555555555"
+#define CHILD "cccccccc-2222-4333-8444-555555555555"
+
+struct fixture {
+	char dir[64];
+	struct pk_config cfg;
+	struct spm spm;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct pk_error err;
+	char state_opt[128], run_opt[128];
+	char *argv[] = { "spmd", "-o", "host_id=1", "-o", "lvm_devices=/dev/fakepv1,/dev/fakepv2",
+			 "-o", "activation=dm", "-o", state_opt, "-o", run_opt, "-o",
+			 "log_level=error", NULL };
+
+	fake_lvm_reset();
+	fake_sanlock_reset();
+	fake_lvm_set_pv_size("/dev/fakepv1", 4ull << 30);
+	fake_lvm_set_pv_size("/dev/fakepv2", 4ull << 30);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/pk-test-spm-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(state_opt, sizeof(state_opt), "state_dir=%s/state", f->dir);
+	snprintf(run_opt, sizeof(run_opt), "run_dir=%s/run", f->dir);
+	assert_int_equal(pk_daemon_setup("spm", 13, argv, &f->cfg, &err), 0);
+	assert_int_equal(spm_init(&f->spm, &f->cfg, &err), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	spm_release(&f->spm);
+	pk_config_release(&f->cfg);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd) != 0) {
+		return -1;
+	}
+	free(f);
+	return 0;
+}
+
+static void make_domain_and_spm(struct fixture *f)
+{
+	const char *pvs[] = { "/dev/fakepv1", "/dev/fakepv2" };
+	struct spm_domain_info info;
+	struct spm_role_status st;
+	struct pk_error err;
+
+	if (spm_domain_create(&f->spm, DOMAIN, pvs, 2, "test", &info, &err) < 0) {
+		fail_msg("domain create: %s", err.message);
+	}
+	assert_string_equal(info.domain, DOMAIN);
+	assert_false(info.initializing);
+	assert_int_equal(spm_role_start(&f->spm, DOMAIN, &st, &err), 0);
+	assert_int_equal(st.state, SPM_ROLE_HELD);
+}
+
+static int create_raw(struct fixture *f, const char *image, const char *volume,
+		      uint64_t capacity, struct pk_error *err)
+{
+	struct spm_volume_create c = { DOMAIN, image, volume, NULL, PK_VOLUME_RAW, capacity, 0, "" };
+	struct spm_volume v;
+
+	return spm_volume_create(&f->spm, &c, &v, err);
+}
+
+static void test_spm_volume__writes_need_the_lease(void **state)
+{
+	struct fixture *f = *state;
+	const char *pvs[] = { "/dev/fakepv1" };
+	struct spm_domain_info info;
+	struct pk_error err;
+
+	assert_int_equal(spm_domain_create(&f->spm, DOMAIN, pvs, 1, "", &info, &err), 0);
+	assert_true(create_raw(f, IMAGE, BASE, 64 << 20, &err) < 0);
+	assert_int_equal(err.code, PK_E_NOT_SPM);
+	/* Another host holds the lease: SpmStart names it. */
+	fake_sanlock_set_owner(DOMAIN, "SDM", 2);
+	{
+		struct spm_role_status st;
+		assert_true(spm_role_start(&f->spm, DOMAIN, &st, &err) < 0);
+		assert_int_equal(err.code, PK_E_NOT_SPM);
+		assert_non_null(strstr(err.message, "host 2 holds"));
+	}
+	assert_int_equal(fake_lvm_calls(FAKE_LVM_LV_CREATE), 2); /* ids and leases only */
+}
+
+static void test_spm_volume__create_chain_delete(void **state)
+{
+	struct fixture *f = *state;
+	struct spm_chain chain;
+	struct pk_error err;
+
+	make_domain_and_spm(f);
+	assert_int_equal(create_raw(f, IMAGE, BASE, 64 << 20, &err), 0);
+	assert_int_equal(spm_image_chain(&f->spm, DOMAIN, IMAGE, &chain, &err), 0);
+	assert_int_equal(chain.n, 1);
+	assert_string_equal(chain.chain[0].id, BASE);
+	assert_int_equal(chain.chain[0].meta.legality, PK_VOLUME_LEGAL);
+	assert_int_equal(chain.chain[0].meta.generation, 1);
+	spm_chain_release(&chain);
+	/* A second base in the same image is a conflict; nothing is made. */
+	assert_true(create_raw(f, IMAGE, CHILD, 64 << 20, &err) < 0);
+	assert_int_equal(err.code, PK_E_CONFLICT);
+	assert_int_equal(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, false, false, &err), 0);
+	assert_true(spm_image_chain(&f->spm, DOMAIN, IMAGE, &chain, &err) < 0);
+	assert_int_equal(err.code, PK_E_NOT_FOUND);
+}
+
+static void test_spm_volume__bad_input_changes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct pk_error err;
+	int creates;
+
+	make_domain_and_spm(f);
+	creates = fake_lvm_calls(FAKE_LVM_LV_CREATE);
+	assert_true(create_raw(f, IMAGE, "not-a-uuid", 64 << 20, &err) < 0);
+	assert_int_equal(err.code, PK_E_INVALID_ARGUMENT);
+	assert_true(create_raw(f, IMAGE, BASE, 0, &err) < 0);
+	assert_int_equal(err.code, PK_E_INVALID_ARGUMENT);
+	assert_true(create_raw(f, IMAGE, BASE, 1000, &err) < 0);
+	assert_int_equal(err.code, PK_E_INVALID_ARGUMENT);
+	assert_true(create_raw(f, IMAGE, BASE, 100ull << 30, &err) < 0);
+	assert_int_equal(err.code, PK_E_NO_SPACE);
+	assert_true(spm_volume_delete(&f->spm, "22222222-2222-4333-8444-555555555555", IMAGE, BASE,
+				      false, false, &err) < 0);
+	assert_int_equal(err.code, PK_E_NOT_FOUND);
+	assert_int_equal(fake_lvm_calls(FAKE_LVM_LV_CREATE), creates);
+}
+
+static void test_spm_volume__failed_finish_rolls_back(void **state)
+{
+	struct fixture *f = *state;
+	struct spm_volume_list list;
+	struct pk_error err;
+
+	make_domain_and_spm(f);
+	/* The LV is made, then marking it LEGAL fails: the half-made LV goes. */
+	fake_lvm_fail_op(FAKE_LVM_LV_TAGS, -EIO);
+	assert_true(create_raw(f, IMAGE, BASE, 64 << 20, &err) < 0);
+	assert_int_equal(spm_volumes_load(&f->spm, DOMAIN, &list, &err), 0);
+	assert_int_equal(list.n, 0);
+	spm_volume_list_release(&list);
+}
+
+static void test_spm_volume__interrupted_delete_rolls_forward(void **state)
+{
+	struct fixture *f = *state;
+	struct spm_volume_list list;
+	struct spm_recovery rec;
+	struct pk_error err;
+
+	make_domain_and_spm(f);
+	assert_int_equal(create_raw(f, IMAGE, BASE, 64 << 20, &err), 0);
+	/* lvremove fails after the REMOVING mark (as if spmd died there). */
+	fake_lvm_fail_op(FAKE_LVM_LV_REMOVE, -EIO);
+	assert_true(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, false, false, &err) < 0);
+	assert_int_equal(spm_volumes_load(&f->spm, DOMAIN, &list, &err), 0);
+	assert_int_equal(list.n, 1);
+	assert_int_equal(list.v[0].meta.legality, PK_VOLUME_REMOVING);
+	spm_volume_list_release(&list);
+	assert_int_equal(spm_volumes_recover(&f->spm, DOMAIN, &rec, &err), 0);
+	assert_int_equal(rec.removed, 1);
+	assert_int_equal(spm_volumes_load(&f->spm, DOMAIN, &list, &err), 0);
+	assert_int_equal(list.n, 0);
+	spm_volume_list_release(&list);
+}
+
+static void test_spm_volume__lost_lease_stops_writes(void **state)
+{
+	struct fixture *f = *state;
+	struct pk_error err;
+
+	make_domain_and_spm(f);
+	fake_sanlock_lose_lockspace(DOMAIN);
+	assert_true(create_raw(f, IMAGE, BASE, 64 << 20, &err) < 0);
+	assert_int_equal(err.code, PK_E_NOT_SPM);
+	spm_role_shutdown(&f->spm);
+	assert_true(create_raw(f, IMAGE, BASE, 64 << 20, &err) < 0);
+	assert_int_equal(err.code, PK_E_NOT_SPM);
+}
+
+static void test_spm_volume__metadata_update_and_generation(void **state)
+{
+	struct fixture *f = *state;
+	struct spm_volume_update u = { 0 };
+	struct spm_volume v;
+	struct pk_error err;
+
+	make_domain_and_spm(f);
+	assert_int_equal(create_raw(f, IMAGE, BASE, 64 << 20, &err), 0);
+	u.legality = PK_VOLUME_ILLEGAL;
+	u.expected_generation = 1;
+	assert_int_equal(spm_volume_update(&f->spm, DOMAIN, IMAGE, BASE, &u, &v, &err), 0);
+	assert_int_equal(v.meta.generation, 2);
+	assert_int_equal(v.meta.legality, PK_VOLUME_ILLEGAL);
+	/* A stale generation is a conflict. */
+	assert_true(spm_volume_update(&f->spm, DOMAIN, IMAGE, BASE, &u, &v, &err) < 0);
+	assert_int_equal(err.code, PK_E_CONFLICT);
+	u.expected_generation = 0;
+	u.legality = PK_VOLUME_REMOVING;
+	assert_true(spm_volume_update(&f->spm, DOMAIN, IMAGE, BASE, &u, &v, &err) < 0);
+	assert_int_equal(err.code, PK_E_INVALID_ARGUMENT);
+	assert_int_equal(spm_volume_info(&f->spm, DOMAIN, IMAGE, BASE, &v, &err), 0);
+	assert_int_equal(v.meta.generation, 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_spm_volume__writes_need_the_lease, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spm_volume__create_chain_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spm_volume__bad_input_changes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spm_volume__failed_finish_rolls_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spm_volume__interrupted_delete_rolls_forward, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_spm_volume__lost_lease_stops_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spm_volume__metadata_update_and_generation, setup,
+						teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
