@@ -401,9 +401,14 @@ int spm_volume_create(struct spm *spm, const struct spm_volume_create *args,
 	snprintf(meta.parent, sizeof(meta.parent), "%s", parent ? parent->id : PK_META_NO_PARENT);
 	meta.format = a.format;
 	meta.role = PK_VOLUME_LEAF;
-	meta.legality = PK_VOLUME_ILLEGAL; /* until finished: generation 0 */
+	/*
+	 * A RAW volume is complete once its LV exists: one lvcreate makes it
+	 * LEGAL at generation 1. A COW volume needs its qcow2 header first, so
+	 * it is made ILLEGAL at generation 0 ("unfinished") and finished below.
+	 */
+	meta.legality = a.format == PK_VOLUME_RAW ? PK_VOLUME_LEGAL : PK_VOLUME_ILLEGAL;
 	meta.capacity = capacity;
-	meta.generation = 0;
+	meta.generation = a.format == PK_VOLUME_RAW ? 1 : 0;
 	meta.ctime = (uint64_t)time(NULL);
 	if (a.description && strlen(a.description) >= sizeof(meta.description)) {
 		r = pk_error_set(err, PK_E_INVALID_ARGUMENT, E2BIG,
@@ -436,10 +441,12 @@ int spm_volume_create(struct spm *spm, const struct spm_volume_create *args,
 	}
 	pk_fault_point("create_volume:formatted");
 	done = meta;
-	done.legality = PK_VOLUME_LEGAL;
-	r = volume_write_meta(spm, a.domain, a.volume, &meta, &done, err);
-	if (r < 0) {
-		goto fail;
+	if (a.format == PK_VOLUME_COW) {
+		done.legality = PK_VOLUME_LEGAL;
+		r = volume_write_meta(spm, a.domain, a.volume, &meta, &done, err);
+		if (r < 0) {
+			goto fail;
+		}
 	}
 	if (ret) {
 		memset(ret, 0, sizeof(*ret));

@@ -16,6 +16,7 @@
 
 #include "common/daemon.h"
 #include "common/log.h"
+#include "common/lvm.h"
 #include "spm/domain.h"
 #include "spm/spm.h"
 #include "spm/volume.h"
@@ -161,16 +162,35 @@ static void test_spm_volume__bad_input_changes_nothing(void **state)
 	assert_int_equal(fake_lvm_calls(FAKE_LVM_LV_CREATE), creates);
 }
 
-static void test_spm_volume__failed_finish_rolls_back(void **state)
+static void test_spm_volume__unfinished_create_rolls_back(void **state)
 {
 	struct fixture *f = *state;
 	struct spm_volume_list list;
+	struct pk_volume_meta meta = { 0 };
+	struct pk_meta_tags tags;
+	struct spm_recovery rec;
 	struct pk_error err;
 
 	make_domain_and_spm(f);
-	/* The LV is made, then marking it LEGAL fails: the half-made LV goes. */
-	fake_lvm_fail_op(FAKE_LVM_LV_TAGS, -EIO);
+	/* lvcreate itself fails: nothing is left. */
+	fake_lvm_fail_op(FAKE_LVM_LV_CREATE, -ENOSPC);
 	assert_true(create_raw(f, IMAGE, BASE, 64 << 20, &err) < 0);
+	assert_int_equal(err.code, PK_E_NO_SPACE);
+	assert_int_equal(spm_volumes_load(&f->spm, DOMAIN, &list, &err), 0);
+	assert_int_equal(list.n, 0);
+	spm_volume_list_release(&list);
+	/* What a crash between lvcreate and the qcow2 header leaves: ILLEGAL at gen 0. */
+	snprintf(meta.image, sizeof(meta.image), "%s", IMAGE);
+	snprintf(meta.parent, sizeof(meta.parent), "%s", PK_META_NO_PARENT);
+	meta.format = PK_VOLUME_COW;
+	meta.role = PK_VOLUME_LEAF;
+	meta.legality = PK_VOLUME_ILLEGAL;
+	meta.capacity = 64 << 20;
+	assert_int_equal(pk_meta_volume_encode(&meta, &tags, &err), 0);
+	assert_int_equal(pk_lvm_lv_create(f->spm.lvm, DOMAIN, CHILD, 8 << 20,
+					  pk_meta_tags_strv(&tags), &err), 0);
+	assert_int_equal(spm_volumes_recover(&f->spm, DOMAIN, &rec, &err), 0);
+	assert_int_equal(rec.rolled_back, 1);
 	assert_int_equal(spm_volumes_load(&f->spm, DOMAIN, &list, &err), 0);
 	assert_int_equal(list.n, 0);
 	spm_volume_list_release(&list);
@@ -244,7 +264,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_spm_volume__writes_need_the_lease, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spm_volume__create_chain_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spm_volume__bad_input_changes_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_spm_volume__failed_finish_rolls_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spm_volume__unfinished_create_rolls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spm_volume__interrupted_delete_rolls_forward, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_spm_volume__lost_lease_stops_writes, setup, teardown),
