@@ -101,6 +101,7 @@ int spm_init(struct spm *spm, const struct pk_config *cfg, struct pk_error *err)
 		return r;
 	}
 	spm->locks = spm_locks_new();
+	spm_volume_cache_init(spm);
 	return 0;
 }
 
@@ -114,6 +115,7 @@ void spm_release(struct spm *spm)
 		spm_lease_free(spm->lease);
 		spm->lease = NULL;
 	}
+	spm_volume_cache_free(spm);
 	spm_locks_free(spm->locks);
 	spm_tasks_free(spm->tasks);
 	pk_activation_free(spm->act);
@@ -224,6 +226,7 @@ static void role_fill_status(struct spm *spm, const char *domain, struct spm_rol
 		if (spm->role == SPM_ROLE_HELD && !st.held) {
 			/* sanlock dropped it: never claim a lease we lost. */
 			spm->role = SPM_ROLE_FREE;
+			spm_volume_cache_invalidate(spm);
 			ret->state = SPM_ROLE_FREE;
 		}
 		if (ret->state != SPM_ROLE_HELD && st.owner.host_id &&
@@ -322,6 +325,7 @@ int spm_role_start(struct spm *spm, const char *domain, struct spm_role_status *
 		return r;
 	}
 	spm->role = SPM_ROLE_HELD;
+	spm_volume_cache_invalidate(spm);
 	pk_log_info("this host is now the SPM domain='%s' host_id=%d", domain, spm->info.host_id);
 	pthread_mutex_unlock(&spm->role_lock);
 	/* Roll forward what a previous SPM left unfinished, before serving writes. */
@@ -365,6 +369,7 @@ int spm_role_stop(struct spm *spm, const char *domain, struct spm_role_status *r
 				pk_log_info("SPM role released domain='%s'", domain);
 			}
 			spm->role = SPM_ROLE_FREE;
+			spm_volume_cache_invalidate(spm);
 		}
 		role_fill_status(spm, domain, ret);
 		pthread_mutex_unlock(&spm->role_lock);
@@ -417,6 +422,7 @@ int spm_role_check(struct spm *spm, const char *domain, struct pk_error *err)
 			pk_log_error("the SPM lease is lost domain='%s': %s; no more writes", domain,
 				     err ? err->message : "");
 			spm->role = SPM_ROLE_FREE;
+			spm_volume_cache_invalidate(spm);
 			r = role_holder_error(spm, domain, err);
 		}
 	}
@@ -432,4 +438,5 @@ void spm_role_shutdown(struct spm *spm)
 	}
 	spm->role = SPM_ROLE_FREE;
 	pthread_mutex_unlock(&spm->role_lock);
+	spm_volume_cache_invalidate(spm);
 }

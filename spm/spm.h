@@ -28,6 +28,7 @@ struct pk_activation;
 struct spm_lease;
 struct spm_locks;
 struct spm_tasks;
+struct spm_volume_cache;
 
 enum spm_role_state {
 	SPM_ROLE_FREE = 1,       /* not the SPM; nobody known to be */
@@ -44,6 +45,7 @@ struct spm {
 	struct spm_locks *locks;
 	struct spm_tasks *tasks;
 	int lock_timeout_ms;
+	struct spm_volume_cache *cache; /* spm/volume.c */
 
 	/* Asynchronous tasks still running (spm/rpc.c); main waits for them. */
 	pthread_mutex_t async_lock;

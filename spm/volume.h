@@ -116,6 +116,14 @@ int spm_image_delete(struct spm *spm, const char *domain, const char *image, boo
 int spm_image_prepared(struct spm *spm, const char *domain, const char *image,
 		       const char *volume, int32_t host_id, bool prepared, struct pk_error *err);
 
+/*
+ * The SPM's in-memory view of its volumes (see spm/volume.c). init/free
+ * from spm_init/spm_release; invalidate whenever the SPM role changes.
+ */
+void spm_volume_cache_init(struct spm *spm);
+void spm_volume_cache_free(struct spm *spm);
+void spm_volume_cache_invalidate(struct spm *spm);
+
 struct spm_recovery {
 	unsigned removed;     /* REMOVING volumes whose removal was completed */
 	unsigned rolled_back; /* unfinished creations removed */
