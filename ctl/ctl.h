@@ -66,5 +66,13 @@ int ctl_cmd_volume(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_image(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_image_hsm(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_task(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_vm(struct ctl *ctl, int argc, char **argv);
+
+/* hsmd calls and printers (ctl/cmd_hsm.c), shared with ctl/cmd_vm.c. */
+int ctl_hsm_run(struct ctl *ctl, Pk__Request *req,
+		void (*show)(struct ctl *ctl, const Pk__Response *resp));
+void ctl_json_vm(struct ctl_json *j, const char *key, const Pk__VmInfo *vm);
+void ctl_print_vm(const Pk__VmInfo *vm);
+void ctl_show_volume_chain(struct ctl *ctl, const Pk__Response *resp);
 
 #endif

@@ -22,6 +22,7 @@ static const struct ctl_command commands[] = {
 	{ "volume", ctl_cmd_volume, "create|delete|extend|info|update: volumes (LVs)" },
 	{ "image", ctl_cmd_image, "chain|delete (spmd), prepare|teardown (hsmd)" },
 	{ "task", ctl_cmd_task, "list|show|clear: the SPM's tasks" },
+	{ "vm", ctl_cmd_vm, "create|destroy|list|chain|snapshot: VMs of one host (hsmd)" },
 };
 
 static void usage(FILE *out)

@@ -1,23 +1,411 @@
 #include "hsm/hsm.h"
 
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "common/daemon.h"
+#include "common/activation.h"
+#include "common/log.h"
+#include "common/lvm.h"
+#include "common/xalloc.h"
+#include "hsm/merge.h"
+#include "proto/spm_client.h"
 
-int hsm_init(struct hsm *hsm, const struct pk_config *cfg, struct pk_error *err)
+#define HSM_LOCK_TIMEOUT_MS 30000
+#define HSM_SPM_TIMEOUT_MS 10000
+#define HSM_QEMU_CONF "/etc/libvirt/qemu.conf"
+#define HSM_LVM_DEVICES_MAX 64
+
+void hsm_settings_from_config(const struct pk_config *cfg, struct hsm_settings *ret)
 {
-	(void)err;
-	memset(hsm, 0, sizeof(*hsm));
-	hsm->cfg = cfg;
-	hsm->info.role = "hsm";
-	hsm->info.host_id = (int32_t)pk_config_int(cfg, "host_id");
-	hsm->info.start_ms = pk_codec_monotonic_ms();
-	hsm->info.activation = pk_config_str(cfg, "activation");
-	hsm->info.kvm = pk_daemon_kvm_usable();
+	memset(ret, 0, sizeof(*ret));
+	ret->host_id = (int32_t)pk_config_int(cfg, "host_id");
+	ret->run_dir = pk_config_str(cfg, "run_dir");
+	ret->state_dir = pk_config_str(cfg, "state_dir");
+	ret->activation = pk_config_str(cfg, "activation");
+	ret->lvmap_dir = pk_config_str(cfg, "lvmap_dir");
+	ret->lvm_devices = pk_config_str(cfg, "lvm_devices");
+	ret->spm = pk_config_str(cfg, "spm");
+	ret->events = pk_config_str(cfg, "events");
+	ret->domain_type = pk_config_str(cfg, "domain_type");
+	ret->virt.uri = pk_config_str(cfg, "libvirt_uri");
+	ret->virt.connect_timeout_ms = 15000;
+}
+
+/* ---- qemu's user -------------------------------------------------------------- */
+
+/* Reads `key = "value"` from libvirt's qemu.conf; false when absent. */
+static bool qemu_conf_value(const char *key, char *buf, size_t size)
+{
+	FILE *f = fopen(HSM_QEMU_CONF, "re");
+	char line[512];
+	bool found = false;
+
+	if (!f) {
+		return false;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *p = line, *q;
+		size_t klen = strlen(key);
+
+		while (*p == ' ' || *p == '\t') {
+			p++;
+		}
+		if (strncmp(p, key, klen) != 0) {
+			continue;
+		}
+		p += klen;
+		while (*p == ' ' || *p == '\t') {
+			p++;
+		}
+		if (*p++ != '=') {
+			continue;
+		}
+		while (*p == ' ' || *p == '\t') {
+			p++;
+		}
+		if (*p++ != '"' || !(q = strchr(p, '"'))) {
+			continue;
+		}
+		*q = '\0';
+		snprintf(buf, size, "%s", p);
+		found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+static int qemu_owner_setup(struct hsm *hsm, struct pk_error *err)
+{
+	const struct hsm_settings *s = &hsm->settings;
+	char user[128] = "libvirt-qemu", group[128] = "kvm";
+	struct passwd *pw;
+	struct group *gr;
+
+	if (s->qemu_user && !*s->qemu_user) {
+		hsm->chown_volumes = false;
+		return 0;
+	}
+	if (s->qemu_user) {
+		snprintf(user, sizeof(user), "%s", s->qemu_user);
+	} else {
+		qemu_conf_value("user", user, sizeof(user));
+	}
+	if (s->qemu_group) {
+		snprintf(group, sizeof(group), "%s", s->qemu_group);
+	} else {
+		qemu_conf_value("group", group, sizeof(group));
+	}
+	if (!strcmp(user, "root") || !strcmp(user, "+0")) {
+		hsm->chown_volumes = false; /* qemu runs as root: nothing to do */
+		return 0;
+	}
+	pw = getpwnam(user[0] == '+' ? user + 1 : user);
+	gr = getgrnam(group[0] == '+' ? group + 1 : group);
+	if (!pw && user[0] == '+') {
+		hsm->qemu_uid = (uid_t)strtoul(user + 1, NULL, 10);
+	} else if (pw) {
+		hsm->qemu_uid = pw->pw_uid;
+	} else {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, ENOENT,
+				    "qemu's user '%s' (%s) does not exist on this host", user,
+				    HSM_QEMU_CONF);
+	}
+	if (!gr && group[0] == '+') {
+		hsm->qemu_gid = (gid_t)strtoul(group + 1, NULL, 10);
+	} else if (gr) {
+		hsm->qemu_gid = gr->gr_gid;
+	} else {
+		hsm->qemu_gid = pw ? pw->pw_gid : 0;
+	}
+	hsm->chown_volumes = true;
 	return 0;
+}
+
+/* ---- set-up ----------------------------------------------------------------- */
+
+static int hsm_lvm_open(struct hsm *hsm, struct pk_error *err)
+{
+	const struct hsm_settings *s = &hsm->settings;
+	struct pk_lvm_config lc = { 0 };
+	char conf_dir[HSM_PATH_MAX];
+	const char *list[HSM_LVM_DEVICES_MAX + 1];
+	char *copy, *save = NULL;
+	size_t n = 0;
+	int r;
+
+	if (!s->lvm_devices || !*s->lvm_devices) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "setting 'lvm_devices' is required: the PV device paths of the "
+				    "storage domains this host uses");
+	}
+	copy = pk_xstrdup(s->lvm_devices);
+	for (char *d = strtok_r(copy, ",", &save); d && n < HSM_LVM_DEVICES_MAX;
+	     d = strtok_r(NULL, ",", &save)) {
+		list[n++] = d;
+	}
+	list[n] = NULL;
+	/* Its own directory: spmd on the same host writes <run_dir>/lvm-spm. */
+	snprintf(conf_dir, sizeof(conf_dir), "%s/lvm-hsm", s->run_dir);
+	lc.devices = list;
+	lc.activation = s->activation && strcmp(s->activation, "dm") == 0;
+	lc.conf_dir = conf_dir;
+	r = pk_lvm_new(&lc, &hsm->lvm, err);
+	free(copy);
+	return r;
+}
+
+static int hsm_type_setup(struct hsm *hsm, struct pk_error *err)
+{
+	const char *t = hsm->settings.domain_type;
+
+	if (!t || !*t || !strcmp(t, "auto")) {
+		hsm->default_type = hsm->settings.kvm ? HSM_VM_TYPE_KVM : HSM_VM_TYPE_QEMU;
+	} else if (!strcmp(t, "kvm")) {
+		hsm->default_type = HSM_VM_TYPE_KVM;
+	} else if (!strcmp(t, "qemu")) {
+		hsm->default_type = HSM_VM_TYPE_QEMU;
+	} else {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "setting 'domain_type' = '%s' is not auto, kvm or qemu", t);
+	}
+	return 0;
+}
+
+int hsm_init(struct hsm *hsm, const struct hsm_settings *settings, struct pk_error *err)
+{
+	struct pk_activation_config ac = { 0 };
+	int r;
+
+	memset(hsm, 0, sizeof(*hsm));
+	hsm->settings = *settings;
+	if (!hsm->settings.lock_timeout_ms) {
+		hsm->settings.lock_timeout_ms = HSM_LOCK_TIMEOUT_MS;
+	}
+	if (!hsm->settings.spm_timeout_ms) {
+		hsm->settings.spm_timeout_ms = HSM_SPM_TIMEOUT_MS;
+	}
+	pthread_mutex_init(&hsm->locks.mutex, NULL);
+	pthread_cond_init(&hsm->locks.cond, NULL);
+	hsm->info.role = "hsm";
+	hsm->info.host_id = settings->host_id;
+	hsm->info.start_ms = pk_codec_monotonic_ms();
+	hsm->info.activation = settings->activation;
+	hsm->info.kvm = settings->kvm;
+	if (!settings->run_dir || settings->run_dir[0] != '/') {
+		r = pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				 "setting 'run_dir' must be an absolute path");
+		goto fail;
+	}
+	if (snprintf(hsm->storage_dir, sizeof(hsm->storage_dir), "%s/storage", settings->run_dir) >=
+	    (int)sizeof(hsm->storage_dir)) {
+		r = pk_error_set(err, PK_E_INVALID_ARGUMENT, ENAMETOOLONG,
+				 "setting 'run_dir' is too long");
+		goto fail;
+	}
+	r = hsm_type_setup(hsm, err);
+	if (r == 0) {
+		r = qemu_owner_setup(hsm, err);
+	}
+	if (r == 0) {
+		r = hsm_lvm_open(hsm, err);
+	}
+	if (r == 0) {
+		r = pk_activation_kind_parse(settings->activation, &ac.kind, err);
+	}
+	if (r == 0) {
+		ac.lvmap_dir = settings->lvmap_dir;
+		r = pk_activation_new(&ac, hsm->lvm, &hsm->act, err);
+	}
+	if (r == 0 && settings->spm && *settings->spm) {
+		r = pk_spm_client_new(settings->spm, &hsm->spm, err);
+	}
+	if (r == 0) {
+		struct hsm_merge_config mc = { .events_url = settings->events };
+		r = hsm_merge_init(hsm, &mc, err);
+	}
+	if (r < 0) {
+		goto fail;
+	}
+	return 0;
+fail:
+	hsm_release(hsm);
+	return r;
+}
+
+/* ---- libvirt events ------------------------------------------------------------ */
+
+static void on_block_job(void *opaque, const char *vm, const char *disk,
+			 enum hsm_virt_job_type type, enum hsm_virt_job_status status)
+{
+	pk_log_debug("block job event vm='%s' disk='%s' type=%s status=%s", vm, disk,
+		     hsm_virt_job_type_name(type), hsm_virt_job_status_name(status));
+	hsm_merge_on_block_job(opaque, vm, disk, type, status);
+}
+
+static void on_lifecycle(void *opaque, const char *vm, enum hsm_virt_lifecycle event, int detail)
+{
+	pk_log_debug("domain event vm='%s' event=%s detail=%d", vm,
+		     hsm_virt_lifecycle_name(event), detail);
+	hsm_merge_on_lifecycle(opaque, vm, event);
+}
+
+static void on_reconnected(void *opaque)
+{
+	struct hsm *hsm = opaque;
+	unsigned n = atomic_fetch_add(&hsm->reconnects, 1) + 1;
+
+	/* Images and VMs cache nothing from libvirt (every verb reads the live
+	 * state); only merge jobs need to reconcile. */
+	pk_log_info("libvirt connection re-established reconnects=%u generation=%u", n,
+		    hsm_virt_generation(hsm->virt));
+	/* Merge jobs reconcile with the live state: events may have been lost. */
+	hsm_merge_on_reconnected(hsm);
+}
+
+int hsm_start(struct hsm *hsm, struct pk_error *err)
+{
+	struct hsm_virt_callbacks cb = {
+		.block_job = on_block_job,
+		.lifecycle = on_lifecycle,
+		.reconnected = on_reconnected,
+		.opaque = hsm,
+	};
+
+	int r = hsm_virt_new(&hsm->settings.virt, &cb, &hsm->virt, err);
+
+	if (r == 0) {
+		r = hsm_merge_start(hsm, err); /* resumes the recorded merge jobs */
+	}
+	return r;
 }
 
 void hsm_release(struct hsm *hsm)
 {
-	(void)hsm;
+	if (!hsm) {
+		return;
+	}
+	hsm_merge_stop(hsm); /* job threads use virt */
+	hsm_virt_free(hsm->virt);
+	hsm->virt = NULL;
+	hsm_merge_release(hsm); /* no callback runs any more */
+	pk_spm_client_free(hsm->spm);
+	hsm->spm = NULL;
+	pk_activation_free(hsm->act);
+	hsm->act = NULL;
+	pk_lvm_free(hsm->lvm);
+	hsm->lvm = NULL;
+	free(hsm->locks.keys);
+	hsm->locks.keys = NULL;
+	hsm->locks.n = hsm->locks.cap = 0;
+	pthread_cond_destroy(&hsm->locks.cond);
+	pthread_mutex_destroy(&hsm->locks.mutex);
+}
+
+int hsm_virt_ready(struct hsm *hsm, struct pk_error *err)
+{
+	if (!hsm->virt || !hsm_virt_connected(hsm->virt)) {
+		return pk_error_set(err, PK_E_UNAVAILABLE, ENOTCONN,
+				    "hsmd is not connected to libvirtd (%s); it reconnects as soon "
+				    "as libvirtd answers",
+				    hsm->settings.virt.uri ? hsm->settings.virt.uri : "qemu:///system");
+	}
+	return 0;
+}
+
+/* ---- named locks ---------------------------------------------------------------- */
+
+void hsm_lock_key_image(char *buf, const char *domain, const char *image)
+{
+	snprintf(buf, HSM_LOCK_KEY_MAX, "image/%s/%s", domain, image);
+}
+
+void hsm_lock_key_vm(char *buf, const char *vm)
+{
+	snprintf(buf, HSM_LOCK_KEY_MAX, "vm/%s", vm);
+}
+
+static bool lock_held(const struct hsm_lock_table *t, const char *key)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		if (!strcmp(t->keys[i], key)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool lock_any_held(const struct hsm_lock_table *t, const char *const *keys, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (lock_held(t, keys[i])) {
+			return true;
+		}
+	}
+	return false;
+}
+
+int hsm_lock_acquire(struct hsm *hsm, const char *const *keys, size_t n, const char *what,
+		     struct pk_error *err)
+{
+	struct hsm_lock_table *t = &hsm->locks;
+	struct timespec deadline;
+	int r = 0;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += hsm->settings.lock_timeout_ms / 1000;
+	deadline.tv_nsec += (long)(hsm->settings.lock_timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&t->mutex);
+	while (lock_any_held(t, keys, n)) {
+		if (pthread_cond_timedwait(&t->cond, &t->mutex, &deadline) == ETIMEDOUT &&
+		    lock_any_held(t, keys, n)) {
+			r = -EBUSY;
+			break;
+		}
+	}
+	if (r == 0) {
+		for (size_t i = 0; i < n; i++) {
+			if (lock_held(t, keys[i])) {
+				continue; /* a duplicate in keys */
+			}
+			if (t->n == t->cap) {
+				t->cap = t->cap ? t->cap * 2 : 16;
+				t->keys = pk_xrealloc(t->keys, t->cap * sizeof(*t->keys));
+			}
+			snprintf(t->keys[t->n++], HSM_LOCK_KEY_MAX, "%s", keys[i]);
+		}
+	}
+	pthread_mutex_unlock(&t->mutex);
+	if (r < 0) {
+		return pk_error_set(err, PK_E_BUSY, EBUSY,
+				    "%s: another operation on the same image or VM is still running "
+				    "after %d ms; retry later", what, hsm->settings.lock_timeout_ms);
+	}
+	return 0;
+}
+
+void hsm_lock_release(struct hsm *hsm, const char *const *keys, size_t n)
+{
+	struct hsm_lock_table *t = &hsm->locks;
+
+	pthread_mutex_lock(&t->mutex);
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; k < t->n; k++) {
+			if (!strcmp(t->keys[k], keys[i])) {
+				memmove(t->keys[k], t->keys[t->n - 1], HSM_LOCK_KEY_MAX);
+				t->n--;
+				break;
+			}
+		}
+	}
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->mutex);
 }

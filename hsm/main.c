@@ -15,6 +15,7 @@ int main(int argc, char **argv)
 	struct pk_error err = { PK_OK, "" };
 	struct pk_dispatcher dispatcher = { 0 };
 	struct pk_rpc_server *srv = NULL;
+	struct hsm_settings settings;
 	struct hsm hsm;
 	int r, sig, status = 1;
 
@@ -26,10 +27,22 @@ int main(int argc, char **argv)
 		pk_config_release(&cfg);
 		return r < 0 ? 2 : 0;
 	}
-	r = hsm_init(&hsm, &cfg, &err);
+	hsm_settings_from_config(&cfg, &settings);
+	settings.kvm = pk_daemon_kvm_usable();
+	/* Before any thread: liblvm2cmd is set up here. */
+	r = hsm_init(&hsm, &settings, &err);
 	if (r < 0) {
 		pk_log_error("cannot start: %s", err.message);
 		goto out_cfg;
+	}
+	if (!hsm.spm) {
+		pk_log_warn("no 'spm' setting: the SPM will not learn which images this host "
+			    "prepares");
+	}
+	r = hsm_start(&hsm, &err);
+	if (r < 0) {
+		pk_log_error("cannot start: libvirt: %s", err.message);
+		goto out_hsm;
 	}
 	dispatcher.verbs = hsm_verbs;
 	dispatcher.nverbs = hsm_nverbs;
@@ -40,8 +53,9 @@ int main(int argc, char **argv)
 		pk_log_error("cannot start: %s", err.message);
 		goto out_hsm;
 	}
-	pk_log_info("hsmd %s started host_id=%d kvm=%s", PK_VERSION, hsm.info.host_id,
-		    hsm.info.kvm ? "yes" : "no");
+	pk_log_info("hsmd %s started host_id=%d kvm=%s activation=%s default_type=%s", PK_VERSION,
+		    hsm.info.host_id, hsm.info.kvm ? "yes" : "no", hsm.info.activation,
+		    hsm.default_type == HSM_VM_TYPE_KVM ? "kvm" : "qemu");
 	sig = pk_daemon_wait_for_signal();
 	pk_log_info("shutting down on signal %s", strsignal(sig));
 	pk_rpc_server_stop(srv);

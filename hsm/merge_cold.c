@@ -1,0 +1,340 @@
+/*
+ * Cold merge: the VM is not running, so hsmd itself merges with qemu-img
+ * on the volumes prepared on this host.
+ *
+ *   COMMITTING  `qemu-img commit -d -b BASE TOP` copies the data of TOP
+ *               (and of the layers between) into BASE and leaves TOP as it
+ *               is (-d), so the old chain stays valid; then the child's
+ *               qcow2 header is pointed at BASE (`qemu-img rebase -u`, a
+ *               header-only change, relative name = base's volume id).
+ *               Until that rebase the old chain is what the headers say; after
+ *               it, the new one: each instant has one consistent chain.
+ *
+ * Progress comes from `qemu-img commit -p` ("(12.34/100%)" on stdout), read
+ * as it runs; the child is killed when hsmd stops or the job is aborted
+ * (a later commit starts over: copying the same data again is harmless).
+ * Children are started with posix_spawn (common/proc.h explains why).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/proc.h"
+#include "common/xalloc.h"
+#include "hsm/image.h"
+#include "hsm/merge_job.h"
+
+extern char **environ;
+
+#define QEMU_IMG_TIMEOUT_MS 120000
+#define STDERR_KEEP 4096
+
+/* The chain the qcow2 headers describe now: before, after, or neither. */
+static int disk_state(struct hsm_merge_job *job, bool *ret_before, bool *ret_after,
+		      struct pk_error *err)
+{
+	char (*ids)[PK_UUID_BUFLEN] = pk_xcalloc(HSM_MERGE_CHAIN_MAX, PK_UUID_BUFLEN);
+	size_t n = 0;
+	int r;
+
+	*ret_before = *ret_after = false;
+	r = hsm_merge_disk_chain(job->hsm, job->domain, job->image, job->chain[0], ids, &n, err);
+	if (r == 0) {
+		*ret_before = hsm_merge_job_chain_is_before(job, (const char(*)[PK_UUID_BUFLEN])ids, n);
+		*ret_after = hsm_merge_job_chain_is_after(job, (const char(*)[PK_UUID_BUFLEN])ids, n);
+	}
+	free(ids);
+	return r;
+}
+
+static int vm_still_down(struct hsm_merge_job *job, struct pk_error *err)
+{
+	enum hsm_virt_state state;
+	int r;
+
+	r = hsm_virt_ready(job->hsm, err);
+	if (r == 0) {
+		r = hsm_virt_domain_state(job->hsm->virt, job->vm, &state, NULL, err);
+	}
+	if (r < 0) {
+		return hsm_merge_error_transient(err) ? -EAGAIN : r;
+	}
+	if (state != HSM_VIRT_STATE_SHUTOFF && state != HSM_VIRT_STATE_CRASHED) {
+		return pk_error_set(err, PK_E_CONFLICT, EBUSY,
+				    "VM '%s' is %s: a cold merge needs it shut off", job->vm,
+				    hsm_virt_state_name(state));
+	}
+	return 0;
+}
+
+int hsm_merge_cold_prepare(struct hsm_merge_job *job, struct pk_error *err)
+{
+	bool before, after;
+	int r;
+
+	r = vm_still_down(job, err);
+	for (size_t i = 0; r == 0 && i < job->nchain; i++) {
+		r = hsm_image_volume_ready(job->hsm, job->domain, job->image, job->chain[i], NULL, err);
+		if (r < 0) {
+			pk_error_prefix(err, "a cold merge needs image '%s' prepared on this host "
+					"(PrepareImage)", job->image);
+		}
+	}
+	if (r == 0) {
+		r = disk_state(job, &before, &after, err);
+	}
+	if (r < 0) {
+		return r;
+	}
+	if (before) {
+		hsm_merge_job_transition(job, HSM_MERGE_EXTENDING);
+		return 0;
+	}
+	return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
+			    "the qcow2 chain of drive '%s' (image '%s') is not the chain of its "
+			    "metadata; nothing was done", job->drive, job->image);
+}
+
+/* ---- qemu-img commit with progress ----------------------------------------------- */
+
+/* The last "(NN.NN/100%)" in buf, in hundredths of a percent; -1 if none. */
+static long last_percent(const char *buf)
+{
+	const char *p = buf, *hit = NULL;
+	long v = -1;
+
+	while ((p = strchr(p, '('))) {
+		hit = p++;
+	}
+	if (hit) {
+		double d;
+		if (sscanf(hit, "(%lf/100%%)", &d) == 1 && d >= 0 && d <= 100) {
+			v = (long)(d * 100);
+		}
+	}
+	return v;
+}
+
+/*
+ * Runs argv; reports progress; kills it on stop (returns 1) or abort
+ * (returns 2). 0 on exit status 0; else -errno with the last line of stderr.
+ */
+static int run_with_progress(struct hsm_merge_job *job, const char *const *argv,
+			     struct pk_error *err)
+{
+	posix_spawn_file_actions_t fa;
+	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
+	char errbuf[STDERR_KEEP] = "", outbuf[256];
+	size_t errlen = 0;
+	pid_t pid = -1;
+	int status = 0, rv, r = 0;
+	bool out_open = true, err_open = true;
+
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		r = pk_error_set(err, PK_E_INTERNAL, errno, "pipe: %s", strerror(errno));
+		goto out;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
+	rv = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(outp[1]);
+	close(errp[1]);
+	outp[1] = errp[1] = -1;
+	if (rv != 0) {
+		r = pk_error_set(err, PK_E_INTERNAL, rv, "cannot run %s: %s", argv[0], strerror(rv));
+		goto out;
+	}
+	while (out_open || err_open) {
+		struct pollfd fds[2] = { { outp[0], POLLIN, 0 }, { errp[0], POLLIN, 0 } };
+		ssize_t n;
+
+		if (hsm_merge_stopping(job) || hsm_merge_abort_requested(job)) {
+			r = hsm_merge_stopping(job) ? 1 : 2;
+			kill(pid, SIGKILL);
+			break;
+		}
+		fds[0].fd = out_open ? outp[0] : -1;
+		fds[1].fd = err_open ? errp[0] : -1;
+		if (poll(fds, 2, 250) < 0 && errno != EINTR) {
+			break;
+		}
+		if (fds[0].revents) {
+			n = read(outp[0], outbuf, sizeof(outbuf) - 1);
+			if (n <= 0) {
+				out_open = false;
+			} else {
+				long pct;
+				outbuf[n] = '\0';
+				pct = last_percent(outbuf);
+				if (pct >= 0) {
+					uint64_t end = job->end ? job->end : 10000;
+					hsm_merge_job_progress(job, end / 10000 * (uint64_t)pct +
+									    end % 10000 * (uint64_t)pct / 10000,
+							       end);
+				}
+			}
+		}
+		if (fds[1].revents) {
+			n = read(errp[0], errbuf + errlen, sizeof(errbuf) - 1 - errlen);
+			if (n <= 0) {
+				err_open = false;
+			} else {
+				errlen += (size_t)n;
+				errbuf[errlen] = '\0';
+				if (errlen > sizeof(errbuf) / 2) { /* keep the tail */
+					memmove(errbuf, errbuf + errlen / 2, errlen - errlen / 2 + 1);
+					errlen -= errlen / 2;
+				}
+			}
+		}
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+	}
+	if (r == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+		char *nl;
+		while (errlen && (errbuf[errlen - 1] == '\n' || errbuf[errlen - 1] == '\r')) {
+			errbuf[--errlen] = '\0';
+		}
+		nl = strrchr(errbuf, '\n');
+		r = pk_error_set(err, PK_E_IO, EIO, "%s %s failed (%s %d): %s", argv[0], argv[1],
+				 WIFEXITED(status) ? "exit" : "signal",
+				 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+				 nl ? nl + 1 : errbuf);
+	}
+out:
+	for (int i = 0; i < 2; i++) {
+		if (outp[i] >= 0) {
+			close(outp[i]);
+		}
+		if (errp[i] >= 0) {
+			close(errp[i]);
+		}
+	}
+	return r;
+}
+
+static int path_of(struct hsm_merge_job *job, const char *volume, char path[HSM_PATH_MAX],
+		   struct pk_error *err)
+{
+	return hsm_image_link_path(job->hsm, job->domain, job->image, volume, path, HSM_PATH_MAX,
+				   err);
+}
+
+int hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_error *err)
+{
+	struct hsm_volume_list list = { 0 };
+	const struct hsm_volume *base;
+	const char *child = hsm_merge_job_child(job);
+	char top_path[HSM_PATH_MAX], base_path[HSM_PATH_MAX], child_path[HSM_PATH_MAX];
+	char rate[32] = "";
+	bool before, after;
+	int r;
+
+	r = vm_still_down(job, err);
+	if (r == 0) {
+		r = disk_state(job, &before, &after, err);
+	}
+	if (r < 0) {
+		return r;
+	}
+	if (after) {
+		hsm_merge_job_transition(job, HSM_MERGE_CLEANUP);
+		return 0;
+	}
+	if (!before) {
+		return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
+				    "the qcow2 chain of image '%s' changed during the cold merge",
+				    job->image);
+	}
+	r = path_of(job, job->top, top_path, err);
+	if (r == 0) {
+		r = path_of(job, job->base, base_path, err);
+	}
+	if (r == 0 && *child) {
+		r = path_of(job, child, child_path, err);
+	}
+	if (r == 0) {
+		r = hsm_volumes_read(job->hsm, job->domain, &list, err);
+	}
+	if (r < 0) {
+		return r;
+	}
+	base = hsm_volume_list_find(&list, job->base);
+	if (!base) {
+		hsm_volume_list_release(&list);
+		return pk_error_set(err, PK_E_ILLEGAL, ENOENT, "base '%s' vanished", job->base);
+	}
+	const char *base_fmt = base->meta.format == PK_VOLUME_COW ? "qcow2" : "raw";
+	hsm_volume_list_release(&list);
+
+	job->attempts++;
+	hsm_merge_job_save(job);
+	if (job->bandwidth) {
+		snprintf(rate, sizeof(rate), "%" PRIu64, job->bandwidth);
+	}
+	const char *commit[] = { "qemu-img", "commit", "-p", "-d", "-f", "qcow2", "-b", base_path,
+				 rate[0] ? "-r" : top_path, rate[0] ? rate : NULL, rate[0] ? top_path : NULL,
+				 NULL };
+	pk_log_info("merge job job='%s': qemu-img commit top='%s' base='%s' attempt=%u", job->id,
+		    job->top, job->base, job->attempts);
+	r = run_with_progress(job, commit, err);
+	if (r == 2) {
+		hsm_merge_job_transition(job, HSM_MERGE_ABORTING);
+		return 0;
+	}
+	if (r != 0) {
+		return r;
+	}
+	hsm_merge_job_progress(job, job->end ? job->end : 1, job->end ? job->end : 1);
+	if (*child) {
+		/* Header only; the child's new backing name is relative: base's volume id. */
+		const char *rebase[] = { "qemu-img", "rebase", "-u", "-f", "qcow2", "-F", base_fmt,
+					 "-b", job->base, child_path, NULL };
+		r = pk_proc_check(rebase, QEMU_IMG_TIMEOUT_MS, PK_E_IO, NULL, err);
+		if (r < 0) {
+			return r;
+		}
+	}
+	r = disk_state(job, &before, &after, err);
+	if (r < 0) {
+		return r;
+	}
+	if (!after) {
+		return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
+				    "after qemu-img commit the qcow2 chain of image '%s' is not the "
+				    "expected one", job->image);
+	}
+	hsm_merge_job_transition(job, HSM_MERGE_CLEANUP);
+	return 0;
+}
+
+int hsm_merge_cold_abort(struct hsm_merge_job *job, struct pk_error *err)
+{
+	bool before, after;
+	int r;
+
+	r = disk_state(job, &before, &after, err);
+	if (r < 0) {
+		return hsm_merge_error_transient(err) ? -EAGAIN : r;
+	}
+	if (after) {
+		pk_log_warn("merge job job='%s': the cold merge completed before the abort; "
+			    "finishing it", job->id);
+		hsm_merge_job_transition(job, HSM_MERGE_CLEANUP);
+		return 0;
+	}
+	return pk_error_set(err, PK_E_ABORTED, ECANCELED,
+			    "aborted by request; the chain of image '%s' is unchanged", job->image);
+}

@@ -1,0 +1,249 @@
+/*
+ * hsm/merge_job.h — the inside of hsm/merge.h, shared by hsm/merge*.c only.
+ *
+ * A job is described by its record (every field below the "record" mark),
+ * written with pk_statefile at each transition. Its chain is the drive's
+ * chain, leaf first, as it was when the job was created; everything else a
+ * step needs (the layers removed, the volume that receives the data, the
+ * child to rebase, the chain expected afterwards) is derived from it.
+ *
+ * Locking: struct hsm_merge.lock guards the job list and every mutable
+ * field of every job. Only the job's own thread changes state and the
+ * fields of its steps; RPC threads set `abort_requested` and `bandwidth`;
+ * libvirt callbacks set the ev_* fields. All of them broadcast `cond`.
+ */
+#ifndef HSM_MERGE_JOB_H
+#define HSM_MERGE_JOB_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "common/meta.h"
+#include "hsm/hsm.h"
+#include "hsm/merge.h"
+
+#define HSM_MERGE_CHAIN_MAX 128
+#define HSM_MERGE_RECORD_VERSION 1
+#define HSM_MERGE_SUFFIX ".job"
+
+struct pk_rpc_pub;
+
+struct hsm_merge_job {
+	/* ---- record ---- */
+	char id[PK_UUID_BUFLEN];
+	char vm[HSM_VM_NAME_MAX + 1];
+	char drive[HSM_VMXML_TARGET_MAX];
+	enum hsm_merge_kind kind;
+	enum hsm_merge_state state;
+	enum hsm_merge_state failed_in;   /* the state a FAILED job failed in */
+	char domain[PK_UUID_BUFLEN];
+	char image[PK_UUID_BUFLEN];
+	char base[PK_UUID_BUFLEN];
+	char top[PK_UUID_BUFLEN];
+	size_t nchain;                    /* the chain before, leaf first */
+	char chain[HSM_MERGE_CHAIN_MAX][PK_UUID_BUFLEN];
+	bool active_leaf;                 /* cold: top was the leaf */
+	uint64_t bandwidth;
+	uint64_t cur, end;
+	uint64_t started_ms, updated_ms;
+	uint64_t extend_size;             /* LV size asked of the SPM (0: none yet) */
+	unsigned attempts;                /* block jobs / qemu-img runs started */
+	unsigned pivot_attempts;
+	bool leaf_illegal;                /* old leaf marked ILLEGAL for the pivot */
+	bool abort_requested;
+	struct pk_error error;
+
+	/* ---- runtime ---- */
+	struct hsm *hsm;
+	pthread_t thread;
+	bool thread_started;
+	bool thread_done;
+	int ev_status;                    /* last BLOCK_JOB_2 status, -1: none */
+	bool ev_ready;                    /* READY seen since the job started */
+	bool ev_stopped;                  /* the VM stopped */
+	unsigned wakeups;                 /* bumped by every event */
+	uint64_t published_ms;            /* last progress event */
+	uint64_t published_cur;
+};
+
+struct hsm_merge {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct hsm_merge_job **jobs;
+	size_t njobs, cap;
+	bool stopping;
+	char dir[HSM_PATH_MAX];           /* <state_dir>/merge */
+	char events_url[HSM_PATH_MAX];
+	struct pk_rpc_pub *pub;
+	pthread_mutex_t pub_lock;
+	uint64_t seq;
+	uint64_t headroom;
+	unsigned keep_finished;
+};
+
+/* ---- derived from the chain (pure) ------------------------------------------ */
+
+/* Positions (0 = leaf) of top and base in job->chain; -1 when absent. */
+int hsm_merge_job_pos(const struct hsm_merge_job *job, const char *volume);
+
+/* The removed layers are chain[*ret_lo .. *ret_hi] (inclusive). */
+void hsm_merge_job_removed(const struct hsm_merge_job *job, size_t *ret_lo, size_t *ret_hi);
+
+/* The volume that receives the data (base, or the leaf for a pull). */
+const char *hsm_merge_job_target(const struct hsm_merge_job *job);
+
+/* The volume whose parent changes ("" when none: the top was the leaf)
+ * and its new parent ("" for none). */
+const char *hsm_merge_job_child(const struct hsm_merge_job *job);
+const char *hsm_merge_job_new_parent(const struct hsm_merge_job *job);
+
+/* The leaf once the merge is done. */
+const char *hsm_merge_job_new_leaf(const struct hsm_merge_job *job);
+
+/* True when ids[0..n) is the chain expected after the merge. */
+bool hsm_merge_job_chain_is_after(const struct hsm_merge_job *job, const char (*ids)[PK_UUID_BUFLEN],
+				  size_t n);
+/* True when ids[0..n) is the chain before the merge. */
+bool hsm_merge_job_chain_is_before(const struct hsm_merge_job *job, const char (*ids)[PK_UUID_BUFLEN],
+				   size_t n);
+
+/* ---- the live view of a drive (hsm/merge.c) ------------------------------------ */
+
+struct hsm_merge_live {
+	enum hsm_virt_state state;
+	bool running;                   /* qemu runs: the XML is the live one */
+	struct hsm_drive_id drive;      /* our metadata of the drive */
+	size_t n;                       /* layers, leaf first */
+	char ids[HSM_MERGE_CHAIN_MAX][PK_UUID_BUFLEN]; /* "" for a layer that is not a
+						* volume of the drive's image */
+	int index[HSM_MERGE_CHAIN_MAX]; /* libvirt's backingStore index */
+	bool foreign;                   /* some layer is not a volume of the image */
+	bool complete;                  /* libvirt reported the whole chain */
+	enum hsm_vmxml_mirror mirror;
+};
+
+/*
+ * Reads vm's state, XML and drive (NOT_FOUND for an unknown VM or drive).
+ * For a VM that does not run only the leaf is known (n = 1).
+ */
+int hsm_merge_live_read(struct hsm *hsm, const char *vm, const char *drive,
+			struct hsm_merge_live *ret, struct pk_error *err);
+
+/* "vda[3]" for the layer of volume in live (INVALID_ARGUMENT if absent). */
+int hsm_merge_live_ref(const struct hsm_merge_live *live, const char *drive, const char *volume,
+		       char *buf, size_t size, struct pk_error *err);
+
+/* ---- records (hsm/merge_job.c, pure) ---------------------------------------- */
+
+/* Heap text of the record (free()). */
+char *hsm_merge_record_encode(const struct hsm_merge_job *job);
+
+/* Fills the record part of *job from text; ILLEGAL naming the line when
+ * a field is missing, unknown in a known form, or malformed. */
+int hsm_merge_record_decode(const char *text, struct hsm_merge_job *job, struct pk_error *err);
+
+int hsm_merge_state_parse(const char *name, enum hsm_merge_state *ret);
+int hsm_merge_kind_parse(const char *name, enum hsm_merge_kind *ret);
+
+/* Copies the public view. */
+void hsm_merge_job_info_of(const struct hsm_merge_job *job, struct hsm_merge_job_info *ret);
+
+/* ---- shared by the runners (hsm/merge.c) ------------------------------------- */
+
+struct hsm_merge *hsm_merge_of(struct hsm *hsm);
+
+/* 0 or INVALID_ARGUMENT: 0 (no limit) or HSM_MERGE_BANDWIDTH_MIN..MAX. */
+int hsm_merge_check_bandwidth(uint64_t bandwidth, struct pk_error *err);
+
+/*
+ * Adds a new job (its state set) to the registry, writes its record and
+ * starts its thread. CONFLICT when its drive has an unfinished job, BUSY
+ * when too many jobs run. On success the registry owns job.
+ */
+int hsm_merge_register(struct hsm_merge *m, struct hsm_merge_job *job, struct pk_error *err);
+
+/*
+ * Moves job to state: writes the record (then the fault point
+ * "merge:<state>" fires, for crash tests), publishes an event. A record
+ * that cannot be written is logged and the job goes on in memory.
+ */
+void hsm_merge_job_transition(struct hsm_merge_job *job, enum hsm_merge_state state);
+
+/* Ends the job FAILED with err (copied), remembering the state it failed in. */
+void hsm_merge_job_fail(struct hsm_merge_job *job, const struct pk_error *err);
+
+/* Writes the record as it is now (after a field of a step changed). */
+void hsm_merge_job_save(struct hsm_merge_job *job);
+
+/* Updates progress (under the lock) and publishes it when it moved enough. */
+void hsm_merge_job_progress(struct hsm_merge_job *job, uint64_t cur, uint64_t end);
+
+/*
+ * Waits up to ms for an event on the job (or a stop or abort request).
+ * Returns 1 when the subsystem stops, 0 otherwise.
+ */
+int hsm_merge_job_wait(struct hsm_merge_job *job, unsigned ms);
+
+/* True when hsmd is stopping (the job thread returns without a change). */
+bool hsm_merge_stopping(struct hsm_merge_job *job);
+bool hsm_merge_abort_requested(struct hsm_merge_job *job);
+
+/* Sleeps ms unless stopping; 1 when stopping. */
+int hsm_merge_sleep(struct hsm_merge_job *job, unsigned ms);
+
+/* ---- steps (hsm/merge_run.c, hsm/merge_cold.c, hsm/merge_steps.c) ------------- */
+
+/* The job thread's body: runs states until DONE/FAILED or a stop. */
+void hsm_merge_job_run(struct hsm_merge_job *job);
+
+/* Steps shared by live and cold jobs (hsm/merge_steps.c). 0 to go on,
+ * 1 when stopping, -errno with err for a failure that ends the job. */
+int hsm_merge_step_extend(struct hsm_merge_job *job, struct pk_error *err);
+int hsm_merge_step_cleanup(struct hsm_merge_job *job, struct pk_error *err);
+
+/*
+ * The chain in the qcow2 headers, from leaf down (qemu-img info
+ * --backing-chain on the volume's link): volume ids into ids (room for
+ * HSM_MERGE_CHAIN_MAX), "" for a file that is not a volume of the image.
+ */
+int hsm_merge_disk_chain(struct hsm *hsm, const char *domain, const char *image,
+			 const char *leaf, char (*ids)[PK_UUID_BUFLEN], size_t *ret_n,
+			 struct pk_error *err);
+
+/* Cold jobs (hsm/merge_cold.c), same return convention: PREPARING,
+ * COMMITTING (qemu-img commit, then the child rebased), ABORTING. */
+int hsm_merge_cold_prepare(struct hsm_merge_job *job, struct pk_error *err);
+int hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_error *err);
+int hsm_merge_cold_abort(struct hsm_merge_job *job, struct pk_error *err);
+
+/* ---- the SPM, as merge jobs call it (hsm/merge_rpc.c) ------------------------ */
+
+struct hsm_merge_meta_update {
+	bool set_parent;
+	const char *parent;               /* "" = none */
+	enum pk_volume_role role;         /* 0: unchanged */
+	enum pk_volume_legality legality; /* 0: unchanged */
+};
+
+int hsm_merge_spm_extend(struct hsm *hsm, const char *domain, const char *image,
+			 const char *volume, uint64_t size, uint64_t *ret_lv_size,
+			 struct pk_error *err);
+int hsm_merge_spm_update(struct hsm *hsm, const char *domain, const char *image,
+			 const char *volume, const struct hsm_merge_meta_update *u,
+			 struct pk_error *err);
+
+/* Tells the SPM that volume is no longer prepared on this host (ImagePrepared). */
+int hsm_merge_spm_unprepared(struct hsm *hsm, const char *domain, const char *image,
+			     const char *volume, struct pk_error *err);
+
+/* Encodes an Event for info (heap buffer, free()). */
+int hsm_merge_event_encode(const struct hsm_merge_job_info *info, uint64_t seq,
+			   int32_t host_id, void **ret_buf, size_t *ret_len);
+
+/* True for errors worth retrying (the peer may come back). */
+bool hsm_merge_error_transient(const struct pk_error *err);
+
+#endif

@@ -1,0 +1,290 @@
+/*
+ * Merge jobs on the wire: the hsmd verbs Merge, JobGet, JobList, JobAbort,
+ * JobSetBandwidth and JobEvents (protobuf in, plain C to hsm/merge.h,
+ * protobuf out), the Event published for each change, and the SPM calls a
+ * merge job makes (ExtendVolume, UpdateVolumeMeta, ImagePrepared).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/arena.h"
+#include "common/xalloc.h"
+#include "hsm/merge_job.h"
+#include "proto/spm_client.h"
+
+static const char *str(const char *s)
+{
+	return s ? s : "";
+}
+
+static Pk__JobInfo *job_to_wire(struct pk_arena *a, const struct hsm_merge_job_info *j)
+{
+	Pk__JobInfo *w = pk_arena_new(a, Pk__JobInfo);
+
+	pk__job_info__init(w);
+	w->job_id = pk_arena_strdup(a, j->id);
+	w->vm = pk_arena_strdup(a, j->vm);
+	w->drive = pk_arena_strdup(a, j->drive);
+	w->kind = (Pk__JobKind)j->kind;    /* same numbering */
+	w->state = (Pk__JobState)j->state; /* same numbering */
+	w->domain_id = pk_arena_strdup(a, j->domain);
+	w->image_id = pk_arena_strdup(a, j->image);
+	w->base_id = pk_arena_strdup(a, j->base);
+	w->top_id = pk_arena_strdup(a, j->top);
+	w->cur = j->cur;
+	w->end = j->end;
+	w->bandwidth = j->bandwidth;
+	w->started_ms = j->started_ms;
+	w->updated_ms = j->updated_ms;
+	if (j->error.code != PK_OK) {
+		w->error = pk_arena_new(a, Pk__Error);
+		pk__error__init(w->error);
+		w->error->code = pk_codec_error_code(j->error.code);
+		w->error->message = pk_arena_strdup(a, j->error.message);
+	}
+	return w;
+}
+
+/* ---- verbs ------------------------------------------------------------------------ */
+
+int hsm_rpc_merge(void *ctx, const Pk__Request *req, Pk__Response *resp, struct pk_arena *a,
+		  struct pk_error *err)
+{
+	const Pk__MergeRequest *m = req->merge;
+	Pk__MergeResponse *w = pk_arena_new(a, Pk__MergeResponse);
+	struct hsm_merge_request mr = { 0 };
+	struct hsm_merge_job_info info;
+	int r;
+
+	pk__merge_response__init(w);
+	mr.vm = str(m->vm);
+	mr.drive = str(m->drive);
+	mr.domain = str(m->domain_id);
+	mr.image = str(m->image_id);
+	mr.base = str(m->base_id);
+	mr.top = str(m->top_id);
+	mr.bandwidth = m->bandwidth;
+	switch (m->direction) {
+	case PK__MERGE_DIRECTION__MERGE_DIRECTION_UNSPECIFIED:
+	case PK__MERGE_DIRECTION__MERGE_COMMIT:
+		mr.direction = HSM_MERGE_DIR_COMMIT;
+		break;
+	case PK__MERGE_DIRECTION__MERGE_PULL:
+		mr.direction = HSM_MERGE_DIR_PULL;
+		break;
+	default:
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL, "unknown direction %d",
+				    (int)m->direction);
+	}
+	r = hsm_merge_begin(ctx, &mr, &info, err);
+	if (r == 0) {
+		w->job = job_to_wire(a, &info);
+		resp->merge = w;
+	}
+	return r;
+}
+
+int hsm_rpc_job_get(void *ctx, const Pk__Request *req, Pk__Response *resp, struct pk_arena *a,
+		    struct pk_error *err)
+{
+	Pk__JobGetResponse *w = pk_arena_new(a, Pk__JobGetResponse);
+	struct hsm_merge_job_info info;
+	int r;
+
+	pk__job_get_response__init(w);
+	r = hsm_merge_job_get(ctx, str(req->job_get->job_id), &info, err);
+	if (r == 0) {
+		w->job = job_to_wire(a, &info);
+		resp->job_get = w;
+	}
+	return r;
+}
+
+int hsm_rpc_job_list(void *ctx, const Pk__Request *req, Pk__Response *resp, struct pk_arena *a,
+		     struct pk_error *err)
+{
+	Pk__JobListResponse *w = pk_arena_new(a, Pk__JobListResponse);
+	struct hsm_merge_job_info *infos = NULL;
+	size_t n = 0;
+	int r;
+
+	(void)req;
+	pk__job_list_response__init(w);
+	r = hsm_merge_job_list(ctx, &infos, &n, err);
+	if (r == 0) {
+		w->jobs = pk_arena_array(a, Pk__JobInfo *, n + 1);
+		for (size_t i = 0; i < n; i++) {
+			w->jobs[i] = job_to_wire(a, &infos[i]);
+		}
+		w->n_jobs = n;
+		resp->job_list = w;
+	}
+	free(infos);
+	return r;
+}
+
+int hsm_rpc_job_abort(void *ctx, const Pk__Request *req, Pk__Response *resp, struct pk_arena *a,
+		      struct pk_error *err)
+{
+	Pk__JobAbortResponse *w = pk_arena_new(a, Pk__JobAbortResponse);
+	struct hsm_merge_job_info info;
+	int r;
+
+	pk__job_abort_response__init(w);
+	r = hsm_merge_job_abort(ctx, str(req->job_abort->job_id), &info, err);
+	if (r == 0) {
+		w->job = job_to_wire(a, &info);
+		resp->job_abort = w;
+	}
+	return r;
+}
+
+int hsm_rpc_job_set_bandwidth(void *ctx, const Pk__Request *req, Pk__Response *resp,
+			      struct pk_arena *a, struct pk_error *err)
+{
+	const Pk__JobSetBandwidthRequest *b = req->job_set_bandwidth;
+	Pk__JobSetBandwidthResponse *w = pk_arena_new(a, Pk__JobSetBandwidthResponse);
+	struct hsm_merge_job_info info;
+	int r;
+
+	pk__job_set_bandwidth_response__init(w);
+	r = hsm_merge_job_set_bandwidth(ctx, str(b->job_id), b->bandwidth, &info, err);
+	if (r == 0) {
+		w->job = job_to_wire(a, &info);
+		resp->job_set_bandwidth = w;
+	}
+	return r;
+}
+
+int hsm_rpc_job_events(void *ctx, const Pk__Request *req, Pk__Response *resp,
+		       struct pk_arena *a, struct pk_error *err)
+{
+	Pk__JobEventsResponse *w = pk_arena_new(a, Pk__JobEventsResponse);
+	const char *url = hsm_merge_events_url(ctx);
+
+	(void)req;
+	if (!*url) {
+		return pk_error_set(err, PK_E_UNSUPPORTED, ENOTSUP,
+				    "this hsmd publishes no events (setting 'events' is not set); "
+				    "poll JobGet instead");
+	}
+	pk__job_events_response__init(w);
+	w->url = pk_arena_strdup(a, url);
+	resp->job_events = w;
+	return 0;
+}
+
+/* ---- events ------------------------------------------------------------------------ */
+
+int hsm_merge_event_encode(const struct hsm_merge_job_info *info, uint64_t seq,
+			   int32_t host_id, void **ret_buf, size_t *ret_len)
+{
+	struct pk_arena a = PK_ARENA_INIT;
+	Pk__Event ev = PK__EVENT__INIT;
+	size_t len;
+	void *buf;
+
+	ev.seq = seq;
+	ev.time_ms = pk_codec_realtime_ms();
+	ev.host_id = host_id;
+	ev.job = job_to_wire(&a, info);
+	len = pk__event__get_packed_size(&ev);
+	buf = pk_xmalloc(len ? len : 1);
+	pk__event__pack(&ev, buf);
+	pk_arena_release(&a);
+	*ret_buf = buf;
+	*ret_len = len;
+	return 0;
+}
+
+/* ---- the SPM ------------------------------------------------------------------------ */
+
+static int spm_call(struct hsm *hsm, Pk__Request *req, Pk__Response **ret_resp,
+		    struct pk_error *err)
+{
+	if (!hsm->spm) {
+		return pk_error_set(err, PK_E_UNAVAILABLE, ENOTCONN,
+				    "no SPM address is configured on this host (setting 'spm')");
+	}
+	return pk_spm_client_call(hsm->spm, req, hsm->settings.spm_timeout_ms, ret_resp, err);
+}
+
+int hsm_merge_spm_extend(struct hsm *hsm, const char *domain, const char *image,
+			 const char *volume, uint64_t size, uint64_t *ret_lv_size,
+			 struct pk_error *err)
+{
+	Pk__Request req = PK__REQUEST__INIT;
+	Pk__ExtendVolumeRequest ev = PK__EXTEND_VOLUME_REQUEST__INIT;
+	Pk__Response *resp = NULL;
+	int r;
+
+	ev.domain_id = (char *)domain;
+	ev.image_id = (char *)image;
+	ev.volume_id = (char *)volume;
+	ev.new_size = size;
+	req.call_case = PK__REQUEST__CALL_EXTEND_VOLUME;
+	req.extend_volume = &ev;
+	r = spm_call(hsm, &req, &resp, err);
+	if (r == 0 && ret_lv_size) {
+		*ret_lv_size = resp->extend_volume && resp->extend_volume->volume
+				       ? resp->extend_volume->volume->lv_size
+				       : size;
+	}
+	if (resp) {
+		pk__response__free_unpacked(resp, NULL);
+	}
+	return r;
+}
+
+int hsm_merge_spm_update(struct hsm *hsm, const char *domain, const char *image,
+			 const char *volume, const struct hsm_merge_meta_update *u,
+			 struct pk_error *err)
+{
+	Pk__Request req = PK__REQUEST__INIT;
+	Pk__UpdateVolumeMetaRequest um = PK__UPDATE_VOLUME_META_REQUEST__INIT;
+	Pk__Response *resp = NULL;
+	int r;
+
+	um.domain_id = (char *)domain;
+	um.image_id = (char *)image;
+	um.volume_id = (char *)volume;
+	um.set_parent = u->set_parent;
+	um.parent_id = (char *)str(u->parent);
+	um.role = u->role == PK_VOLUME_LEAF       ? PK__VOLUME_ROLE__ROLE_LEAF
+		  : u->role == PK_VOLUME_INTERNAL ? PK__VOLUME_ROLE__ROLE_INTERNAL
+						  : PK__VOLUME_ROLE__ROLE_UNSPECIFIED;
+	um.legality = (Pk__Legality)u->legality; /* same numbering, 0 = unchanged */
+	req.call_case = PK__REQUEST__CALL_UPDATE_VOLUME_META;
+	req.update_volume_meta = &um;
+	r = spm_call(hsm, &req, &resp, err);
+	if (resp) {
+		pk__response__free_unpacked(resp, NULL);
+	}
+	return r;
+}
+
+int hsm_merge_spm_unprepared(struct hsm *hsm, const char *domain, const char *image,
+			     const char *volume, struct pk_error *err)
+{
+	Pk__Request req = PK__REQUEST__INIT;
+	Pk__ImagePreparedRequest ip = PK__IMAGE_PREPARED_REQUEST__INIT;
+	Pk__Response *resp = NULL;
+	int r;
+
+	if (!hsm->spm) {
+		return 0;
+	}
+	ip.domain_id = (char *)domain;
+	ip.image_id = (char *)image;
+	ip.host_id = hsm->info.host_id;
+	ip.prepared = false;
+	ip.volume_id = (char *)volume;
+	req.call_case = PK__REQUEST__CALL_IMAGE_PREPARED;
+	req.image_prepared = &ip;
+	r = spm_call(hsm, &req, &resp, err);
+	if (resp) {
+		pk__response__free_unpacked(resp, NULL);
+	}
+	return r;
+}

@@ -1,0 +1,619 @@
+/*
+ * The thread of a merge job: runs its states until DONE or FAILED (or
+ * until hsmd stops; the record then lets the next hsmd resume it).
+ *
+ * Every step starts from what libvirt and the storage say now, never from
+ * what this thread believed before a crash: the live XML chain, the block
+ * job on the disk, the chain in the qcow2 headers of a stopped VM. So a
+ * resumed job, a reconnection to a restarted libvirtd and a missed event
+ * all go through the same code.
+ *
+ * Step convention: 0 the step moved the job (or will be called again),
+ * 1 hsmd stops, -EAGAIN a transient failure (libvirtd or the SPM away:
+ * the loop retries for a while), any other -errno ends the job FAILED.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fault.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "hsm/merge_job.h"
+
+#define START_ATTEMPTS_MAX 3
+#define PIVOT_ATTEMPTS_MAX 3
+#define POLL_MS 500
+#define PIVOT_TIMEOUT_MS 60000
+#define ABORT_TIMEOUT_MS 30000
+#define VANISH_CONFIRM_MS 1000
+#define TRANSIENT_LIMIT_MS (30u * 60 * 1000)
+
+static enum hsm_merge_state job_state(struct hsm_merge_job *job)
+{
+	struct hsm_merge *m = hsm_merge_of(job->hsm);
+	enum hsm_merge_state s;
+
+	pthread_mutex_lock(&m->lock);
+	s = job->state;
+	pthread_mutex_unlock(&m->lock);
+	return s;
+}
+
+static bool ev_ready(struct hsm_merge_job *job)
+{
+	struct hsm_merge *m = hsm_merge_of(job->hsm);
+	bool r;
+
+	pthread_mutex_lock(&m->lock);
+	r = job->ev_ready;
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
+static bool is_active_commit(const struct hsm_merge_job *job)
+{
+	return job->kind == HSM_MERGE_ACTIVE_COMMIT;
+}
+
+/* A transient failure becomes -EAGAIN so the loop retries. */
+static int transient(int r, const struct pk_error *err)
+{
+	return r < 0 && hsm_merge_error_transient(err) ? -EAGAIN : r;
+}
+
+/* Reads the drive's live view; NOT_FOUND (VM gone) is final. */
+static int live_read(struct hsm_merge_job *job, struct hsm_merge_live *live,
+		     struct pk_error *err)
+{
+	return transient(hsm_merge_live_read(job->hsm, job->vm, job->drive, live, err), err);
+}
+
+/* ---- the old leaf's legality around a pivot ------------------------------------- */
+
+static int leaf_set_legal(struct hsm_merge_job *job, bool legal, struct pk_error *err)
+{
+	struct hsm_merge_meta_update u = {
+		.legality = legal ? PK_VOLUME_LEGAL : PK_VOLUME_ILLEGAL,
+	};
+	int r;
+
+	r = hsm_merge_spm_update(job->hsm, job->domain, job->image, job->top, &u, err);
+	if (r < 0) {
+		pk_error_prefix(err, "cannot mark the old leaf '%s' %s", job->top,
+				legal ? "LEGAL again" : "ILLEGAL before the pivot");
+		return transient(r, err);
+	}
+	job->leaf_illegal = !legal;
+	hsm_merge_job_save(job);
+	return 0;
+}
+
+/* Restores the old leaf LEGAL (bounded retries) when a pivot did not happen. */
+static int leaf_restore(struct hsm_merge_job *job, struct pk_error *err)
+{
+	int r = 0;
+
+	if (!job->leaf_illegal) {
+		return 0;
+	}
+	for (unsigned i = 0; i < 10; i++) {
+		pk_error_clear(err);
+		r = leaf_set_legal(job, true, err);
+		if (r != -EAGAIN) {
+			break;
+		}
+		if (hsm_merge_sleep(job, 500u << (i < 4 ? i : 4))) {
+			return 1;
+		}
+	}
+	if (r < 0) {
+		pk_log_error("merge job job='%s': the old leaf '%s' stays ILLEGAL: %s; re-run the "
+			     "merge to finish or repair it", job->id, job->top, err->message);
+	}
+	return r;
+}
+
+/* Cancels a block job still running on the drive (best effort, no wait). */
+static void cancel_block_job(struct hsm_merge_job *job)
+{
+	struct pk_error err = { PK_OK, "" };
+	struct hsm_virt_job_info info;
+
+	if (hsm_virt_ready(job->hsm, &err) < 0 ||
+	    hsm_virt_block_job_info(job->hsm->virt, job->vm, job->drive, &info, &err) < 0 ||
+	    !info.active) {
+		return;
+	}
+	if (hsm_virt_block_job_abort(job->hsm->virt, job->vm, job->drive, false, &err) < 0) {
+		pk_log_warn("merge job job='%s': cannot cancel the block job of vm='%s' drive='%s': %s",
+			    job->id, job->vm, job->drive, err.message);
+	}
+}
+
+/*
+ * The VM stopped: decide from the chain in the qcow2 headers. If the merge
+ * completed in qemu before the stop, only CLEANUP is left; otherwise the
+ * old chain is intact and the job fails cleanly.
+ */
+static int vm_stopped(struct hsm_merge_job *job, struct pk_error *err)
+{
+	char (*ids)[PK_UUID_BUFLEN] = pk_xcalloc(HSM_MERGE_CHAIN_MAX, PK_UUID_BUFLEN);
+	const char *leaf = job->chain[0];
+	size_t n = 0;
+	int r;
+
+	/* After a pivot the definition names base as the leaf. */
+	if (is_active_commit(job)) {
+		struct hsm_merge_live live;
+		r = live_read(job, &live, err);
+		if (r < 0) {
+			free(ids);
+			return r;
+		}
+		leaf = live.ids[0];
+	}
+	r = hsm_merge_disk_chain(job->hsm, job->domain, job->image, leaf, ids, &n, err);
+	if (r == 0 && hsm_merge_job_chain_is_after(job, (const char(*)[PK_UUID_BUFLEN])ids, n)) {
+		free(ids);
+		pk_log_warn("merge job job='%s': VM '%s' stopped after the merge completed in qemu; "
+			    "finishing the cleanup", job->id, job->vm);
+		hsm_merge_job_transition(job, HSM_MERGE_CLEANUP);
+		return 0;
+	}
+	free(ids);
+	if (r < 0) {
+		pk_error_prefix(err, "VM '%s' stopped during the merge and its chain cannot be read",
+				job->vm);
+		return r;
+	}
+	r = leaf_restore(job, err);
+	if (r != 0) {
+		return r;
+	}
+	return pk_error_set(err, PK_E_ABORTED, ECANCELED,
+			    "VM '%s' stopped during the merge; the chain before the merge is intact "
+			    "and the VM can be started from it; merge again afterwards", job->vm);
+}
+
+/* ---- PREPARING ------------------------------------------------------------------- */
+
+static int step_prepare(struct hsm_merge_job *job, struct pk_error *err)
+{
+	struct hsm_merge_live live;
+	int r;
+
+	r = live_read(job, &live, err);
+	if (r < 0) {
+		return r;
+	}
+	if (!live.running) {
+		return pk_error_set(err, PK_E_ABORTED, ECANCELED,
+				    "VM '%s' stopped before the merge started; nothing changed",
+				    job->vm);
+	}
+	if (hsm_merge_job_chain_is_before(job, live.ids, live.n)) {
+		hsm_merge_job_transition(job, HSM_MERGE_EXTENDING);
+		return 0;
+	}
+	return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
+			    "the chain of drive '%s' of VM '%s' changed before the merge started; "
+			    "nothing was done", job->drive, job->vm);
+}
+
+/* ---- COMMITTING -------------------------------------------------------------------- */
+
+static int start_block_job(struct hsm_merge_job *job, const struct hsm_merge_live *live,
+			   struct pk_error *err)
+{
+	struct hsm_merge *m = hsm_merge_of(job->hsm);
+	char base[64] = "", top[64] = "";
+	const char *new_parent;
+	int r;
+
+	if (job->kind == HSM_MERGE_PULL) {
+		new_parent = hsm_merge_job_new_parent(job);
+		r = *new_parent ? hsm_merge_live_ref(live, job->drive, new_parent, base, sizeof(base),
+						     err)
+				: 0;
+	} else {
+		r = hsm_merge_live_ref(live, job->drive, job->base, base, sizeof(base), err);
+		if (r == 0 && !is_active_commit(job)) {
+			r = hsm_merge_live_ref(live, job->drive, job->top, top, sizeof(top), err);
+		}
+	}
+	if (r < 0) {
+		return r;
+	}
+	pthread_mutex_lock(&m->lock);
+	job->attempts++;
+	job->ev_status = -1;
+	job->ev_ready = false;
+	pthread_mutex_unlock(&m->lock);
+	hsm_merge_job_save(job);
+	if (job->kind == HSM_MERGE_PULL) {
+		r = hsm_virt_block_pull(job->hsm->virt, job->vm, job->drive, *base ? base : NULL,
+					job->bandwidth, err);
+	} else {
+		r = hsm_virt_block_commit(job->hsm->virt, job->vm, job->drive, base,
+					  is_active_commit(job) ? NULL : top, is_active_commit(job),
+					  job->bandwidth, err);
+	}
+	if (r < 0) {
+		return transient(r, err);
+	}
+	pk_log_info("merge job job='%s': block job started vm='%s' drive='%s' kind=%s base='%s' "
+		    "top='%s' attempt=%u", job->id, job->vm, job->drive,
+		    hsm_merge_kind_name(job->kind), base, top, job->attempts);
+	return 0;
+}
+
+static bool job_type_matches(const struct hsm_merge_job *job, enum hsm_virt_job_type t)
+{
+	switch (job->kind) {
+	case HSM_MERGE_PULL: return t == HSM_VIRT_JOB_PULL;
+	case HSM_MERGE_ACTIVE_COMMIT: return t == HSM_VIRT_JOB_ACTIVE_COMMIT;
+	default: return t == HSM_VIRT_JOB_COMMIT;
+	}
+}
+
+/* The block job is gone and the chain did not change: why? */
+static int job_vanished(struct hsm_merge_job *job, const struct hsm_merge_live *live,
+			struct pk_error *err)
+{
+	struct hsm_merge *m = hsm_merge_of(job->hsm);
+	int status;
+
+	pthread_mutex_lock(&m->lock);
+	status = job->ev_status;
+	pthread_mutex_unlock(&m->lock);
+	if (job->attempts == 0) {
+		return start_block_job(job, live, err);
+	}
+	if (status == HSM_VIRT_JOB_FAILED) {
+		return pk_error_set(err, PK_E_IO, EIO,
+				    "the block job of drive '%s' failed in qemu (see libvirtd's and "
+				    "qemu's logs); the chain before the merge is intact", job->drive);
+	}
+	if (job->attempts >= START_ATTEMPTS_MAX) {
+		return pk_error_set(err, PK_E_ABORTED, ECANCELED,
+				    "the block job of drive '%s' ended %d times without merging "
+				    "(last: %s); the chain before the merge is intact", job->drive,
+				    job->attempts,
+				    status == HSM_VIRT_JOB_CANCELED ? "cancelled outside poolkeeper"
+								    : "vanished");
+	}
+	pk_log_warn("merge job job='%s': the block job of vm='%s' drive='%s' vanished (%s) with "
+		    "the chain unchanged; starting it again", job->id, job->vm, job->drive,
+		    status == HSM_VIRT_JOB_CANCELED ? "cancelled" : "no event");
+	return start_block_job(job, live, err);
+}
+
+static int step_commit(struct hsm_merge_job *job, struct pk_error *err)
+{
+	uint64_t gone_since = 0;
+	int r;
+
+	for (;;) {
+		struct hsm_merge_live live;
+		struct hsm_virt_job_info info;
+
+		if (hsm_merge_stopping(job)) {
+			return 1;
+		}
+		if (hsm_merge_abort_requested(job)) {
+			hsm_merge_job_transition(job, HSM_MERGE_ABORTING);
+			return 0;
+		}
+		/* Job info first: once libvirt forgets a job, the XML shows its result. */
+		r = hsm_virt_ready(job->hsm, err);
+		if (r == 0) {
+			r = hsm_virt_block_job_info(job->hsm->virt, job->vm, job->drive, &info, err);
+		}
+		if (r < 0 && err->code != PK_E_NOT_FOUND) {
+			return transient(r, err);
+		}
+		pk_error_clear(err);
+		r = live_read(job, &live, err);
+		if (r < 0) {
+			return r;
+		}
+		if (!live.running) {
+			return vm_stopped(job, err);
+		}
+		if (info.active) {
+			gone_since = 0;
+			if (!job_type_matches(job, info.type)) {
+				return pk_error_set(err, PK_E_CONFLICT, EBUSY,
+						    "drive '%s' runs a %s block job poolkeeper did not "
+						    "start", job->drive, hsm_virt_job_type_name(info.type));
+			}
+			if (info.end) {
+				hsm_merge_job_progress(job, info.cur, info.end);
+			}
+			if (is_active_commit(job) &&
+			    (ev_ready(job) || live.mirror == HSM_VMXML_MIRROR_READY)) {
+				hsm_merge_job_transition(job, HSM_MERGE_READY);
+				return 0;
+			}
+		} else if (hsm_merge_job_chain_is_after(job, live.ids, live.n)) {
+			hsm_merge_job_progress(job, job->end ? job->end : 1, job->end ? job->end : 1);
+			hsm_merge_job_transition(job, HSM_MERGE_CLEANUP);
+			return 0;
+		} else if (!hsm_merge_job_chain_is_before(job, live.ids, live.n)) {
+			return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
+					    "the chain of drive '%s' changed into neither the chain "
+					    "before nor the one after the merge", job->drive);
+		} else if (job->attempts == 0) {
+			r = start_block_job(job, &live, err);
+			if (r < 0) {
+				return r;
+			}
+		} else {
+			/* No job, old chain: confirm over a second (events and XML may lag). */
+			uint64_t now = pk_codec_monotonic_ms();
+			if (!gone_since) {
+				gone_since = now;
+			} else if (now - gone_since >= VANISH_CONFIRM_MS) {
+				gone_since = 0;
+				r = job_vanished(job, &live, err);
+				if (r < 0) {
+					return r;
+				}
+			}
+		}
+		if (hsm_merge_job_wait(job, gone_since ? 200 : POLL_MS)) {
+			return 1;
+		}
+	}
+}
+
+/* ---- PIVOTING ------------------------------------------------------------------------ */
+
+/* The pivot did not happen: old leaf LEGAL again, then READY (retry) or FAILED. */
+static int pivot_failed(struct hsm_merge_job *job, const char *why, struct pk_error *err)
+{
+	int r = leaf_restore(job, err);
+
+	if (r != 0) {
+		return r;
+	}
+	job->pivot_attempts++;
+	hsm_merge_job_save(job);
+	if (job->pivot_attempts < PIVOT_ATTEMPTS_MAX) {
+		pk_log_warn("merge job job='%s': pivot of vm='%s' drive='%s' failed (%s); retrying",
+			    job->id, job->vm, job->drive, why);
+		hsm_merge_job_transition(job, HSM_MERGE_READY);
+		return 0;
+	}
+	cancel_block_job(job);
+	return pk_error_set(err, PK_E_ABORTED, ECANCELED,
+			    "the pivot of drive '%s' failed %u times (%s); the block job was "
+			    "cancelled and the chain before the merge is intact", job->drive,
+			    job->pivot_attempts, why);
+}
+
+static int step_pivot(struct hsm_merge_job *job, struct pk_error *err)
+{
+	uint64_t asked = 0;
+	int r;
+
+	if (!job->leaf_illegal) {
+		r = leaf_set_legal(job, false, err);
+		if (r < 0) {
+			return r;
+		}
+		pk_fault_point("merge:pivoting:marked");
+	}
+	for (;;) {
+		struct hsm_merge_live live;
+		struct hsm_virt_job_info info = { 0 };
+
+		if (hsm_merge_stopping(job)) {
+			return 1;
+		}
+		r = live_read(job, &live, err);
+		if (r < 0) {
+			return r;
+		}
+		if (!live.running) {
+			return vm_stopped(job, err);
+		}
+		if (hsm_merge_job_chain_is_after(job, live.ids, live.n) &&
+		    live.mirror == HSM_VMXML_MIRROR_NONE) {
+			hsm_merge_job_transition(job, HSM_MERGE_CLEANUP);
+			return 0;
+		}
+		if (!hsm_merge_job_chain_is_before(job, live.ids, live.n)) {
+			return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
+					    "the chain of drive '%s' changed into neither the chain "
+					    "before nor the one after the pivot", job->drive);
+		}
+		r = hsm_virt_block_job_info(job->hsm->virt, job->vm, job->drive, &info, err);
+		if (r < 0) {
+			return transient(r, err);
+		}
+		if (!info.active) {
+			return pivot_failed(job, "the block job vanished before the pivot", err);
+		}
+		if (asked && live.mirror == HSM_VMXML_MIRROR_READY &&
+		    pk_codec_monotonic_ms() - asked > 2000) {
+			return pivot_failed(job, "qemu kept the old leaf", err);
+		}
+		if (asked && pk_codec_monotonic_ms() - asked > PIVOT_TIMEOUT_MS) {
+			return pivot_failed(job, "no new chain within 60 s", err);
+		}
+		if (!asked && live.mirror == HSM_VMXML_MIRROR_READY) {
+			r = hsm_virt_block_job_abort(job->hsm->virt, job->vm, job->drive, true, err);
+			if (r < 0 && err->code == PK_E_CONFLICT) {
+				char why[PK_ERROR_MSG_MAX];
+				snprintf(why, sizeof(why), "%s", err->message);
+				pk_error_clear(err);
+				return pivot_failed(job, why, err);
+			}
+			if (r < 0 && err->code != PK_E_NOT_FOUND) {
+				return transient(r, err);
+			}
+			pk_error_clear(err);
+			asked = pk_codec_monotonic_ms();
+			pk_log_info("merge job job='%s': pivot asked vm='%s' drive='%s'", job->id,
+				    job->vm, job->drive);
+		}
+		if (hsm_merge_job_wait(job, asked ? 100 : POLL_MS)) {
+			return 1;
+		}
+	}
+}
+
+/* ---- ABORTING ----------------------------------------------------------------------- */
+
+static int step_abort(struct hsm_merge_job *job, struct pk_error *err)
+{
+	uint64_t start = pk_codec_monotonic_ms();
+	bool asked = false;
+	int r;
+
+	for (;;) {
+		struct hsm_merge_live live;
+		struct hsm_virt_job_info info = { 0 };
+
+		if (hsm_merge_stopping(job)) {
+			return 1;
+		}
+		r = live_read(job, &live, err);
+		if (r < 0) {
+			return r;
+		}
+		if (live.running) {
+			r = hsm_virt_block_job_info(job->hsm->virt, job->vm, job->drive, &info, err);
+			if (r < 0) {
+				return transient(r, err);
+			}
+		}
+		if (!info.active) {
+			if (live.running && hsm_merge_job_chain_is_after(job, live.ids, live.n)) {
+				pk_log_warn("merge job job='%s': the merge completed before the abort; "
+					    "finishing it", job->id);
+				hsm_merge_job_transition(job, HSM_MERGE_CLEANUP);
+				return 0;
+			}
+			r = leaf_restore(job, err);
+			if (r != 0) {
+				return r;
+			}
+			return pk_error_set(err, PK_E_ABORTED, ECANCELED,
+					    "aborted by request; the chain of drive '%s' is unchanged",
+					    job->drive);
+		}
+		if (!asked) {
+			r = hsm_virt_block_job_abort(job->hsm->virt, job->vm, job->drive, false, err);
+			if (r < 0 && err->code != PK_E_NOT_FOUND) {
+				return transient(r, err);
+			}
+			pk_error_clear(err);
+			asked = true;
+		}
+		if (pk_codec_monotonic_ms() - start > ABORT_TIMEOUT_MS) {
+			return pk_error_set(err, PK_E_TIMEOUT, ETIMEDOUT,
+					    "the block job of drive '%s' did not end within 30 s of "
+					    "the abort", job->drive);
+		}
+		if (hsm_merge_job_wait(job, 200)) {
+			return 1;
+		}
+	}
+}
+
+/* ---- the loop ------------------------------------------------------------------------- */
+
+static bool abortable(enum hsm_merge_state s)
+{
+	return s == HSM_MERGE_PREPARING || s == HSM_MERGE_EXTENDING ||
+	       s == HSM_MERGE_COMMITTING || s == HSM_MERGE_READY;
+}
+
+static int run_state(struct hsm_merge_job *job, enum hsm_merge_state s, struct pk_error *err)
+{
+	bool cold = job->kind == HSM_MERGE_COLD_COMMIT;
+	int r;
+
+	switch (s) {
+	case HSM_MERGE_PREPARING:
+		return cold ? hsm_merge_cold_prepare(job, err) : step_prepare(job, err);
+	case HSM_MERGE_EXTENDING:
+		r = hsm_merge_step_extend(job, err);
+		if (r == 0) {
+			hsm_merge_job_transition(job, HSM_MERGE_COMMITTING);
+		}
+		return r;
+	case HSM_MERGE_COMMITTING:
+		return cold ? hsm_merge_cold_commit(job, err) : step_commit(job, err);
+	case HSM_MERGE_READY:
+		hsm_merge_job_transition(job, HSM_MERGE_PIVOTING);
+		return 0;
+	case HSM_MERGE_PIVOTING:
+		return step_pivot(job, err);
+	case HSM_MERGE_CLEANUP:
+		r = hsm_merge_step_cleanup(job, err);
+		if (r == 0) {
+			hsm_merge_job_transition(job, HSM_MERGE_DONE);
+		}
+		return r;
+	case HSM_MERGE_ABORTING:
+		return cold ? hsm_merge_cold_abort(job, err) : step_abort(job, err);
+	default:
+		return pk_error_set(err, PK_E_INTERNAL, EINVAL, "job in state %d", (int)s);
+	}
+}
+
+void hsm_merge_job_run(struct hsm_merge_job *job)
+{
+	uint64_t transient_since = 0;
+	unsigned backoff = 250;
+
+	for (;;) {
+		struct pk_error err = { PK_OK, "" };
+		enum hsm_merge_state s = job_state(job);
+		int r;
+
+		if (hsm_merge_state_final(s) || hsm_merge_stopping(job)) {
+			return;
+		}
+		if (abortable(s) && hsm_merge_abort_requested(job)) {
+			hsm_merge_job_transition(job, HSM_MERGE_ABORTING);
+			continue;
+		}
+		r = run_state(job, s, &err);
+		if (r == 1) {
+			return;
+		}
+		if (r == -EAGAIN) {
+			uint64_t now = pk_codec_monotonic_ms();
+			if (!transient_since) {
+				transient_since = now;
+			}
+			if (now - transient_since < TRANSIENT_LIMIT_MS) {
+				pk_log_warn("merge job job='%s' state=%s: %s; retrying", job->id,
+					    hsm_merge_state_name(s), err.message);
+				if (hsm_merge_sleep(job, backoff)) {
+					return;
+				}
+				backoff = backoff < 4000 ? backoff * 2 : 5000;
+				continue;
+			}
+		}
+		transient_since = 0;
+		backoff = 250;
+		if (r < 0) {
+			/* Leave no block job behind a failure before the pivot point. */
+			if (s == HSM_MERGE_COMMITTING || s == HSM_MERGE_READY) {
+				if (job->kind != HSM_MERGE_COLD_COMMIT) {
+					cancel_block_job(job);
+				}
+			}
+			hsm_merge_job_fail(job, &err);
+		}
+	}
+}

@@ -1,0 +1,491 @@
+/*
+ * Steps shared by live and cold merge jobs: EXTENDING (measure what the
+ * receiving volume must hold, have the SPM grow it, refresh it here) and
+ * CLEANUP (metadata through the SPM, the VM's drive metadata, teardown of
+ * the removed volumes on this host); and reading the chain of the qcow2
+ * headers with qemu-img.
+ *
+ * qemu-img runs with -U (force-share) on images a running qemu holds: it
+ * only reads them.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/activation.h"
+#include "common/fault.h"
+#include "common/log.h"
+#include "common/proc.h"
+#include "common/xalloc.h"
+#include "hsm/image.h"
+#include "hsm/merge_job.h"
+
+#define QEMU_IMG_TIMEOUT_MS 120000
+#define MIB ((uint64_t)1024 * 1024)
+#define CLEANUP_TRIES 8
+#define DEACTIVATE_TRIES 20
+
+bool hsm_merge_error_transient(const struct pk_error *err)
+{
+	switch (err->code) {
+	case PK_E_UNAVAILABLE:
+	case PK_E_TIMEOUT:
+	case PK_E_BUSY:
+	case PK_E_NOT_SPM:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* ---- JSON of qemu-img (small, trusted input) ---------------------------------- */
+
+/* The unsigned number after "key": in json; -ENOENT when absent. */
+static int json_u64(const char *json, const char *key, uint64_t *ret)
+{
+	char pat[64];
+	const char *p;
+	char *end;
+
+	snprintf(pat, sizeof(pat), "\"%s\"", key);
+	p = strstr(json, pat);
+	if (!p) {
+		return -ENOENT;
+	}
+	p += strlen(pat);
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == ':') {
+		p++;
+	}
+	if (*p < '0' || *p > '9') {
+		return -EINVAL;
+	}
+	errno = 0;
+	*ret = strtoull(p, &end, 10);
+	return errno ? -errno : 0;
+}
+
+/*
+ * The "filename" of each object of the top-level array of
+ * `qemu-img info --backing-chain --output=json`, in order. Strings are
+ * copied into out[i] (size PK_PATH); returns the count or -EINVAL.
+ */
+static int json_chain_filenames(const char *json, char (*out)[HSM_PATH_MAX], size_t max)
+{
+	int depth = 0;
+	size_t n = 0;
+	bool want_value = false;
+
+	for (const char *p = json; *p; p++) {
+		if (*p == '{' || *p == '[') {
+			depth++;
+		} else if (*p == '}' || *p == ']') {
+			depth--;
+		} else if (*p == '"') {
+			const char *s = ++p;
+			while (*p && *p != '"') {
+				p += (*p == '\\' && p[1]) ? 2 : 1;
+			}
+			if (!*p) {
+				return -EINVAL;
+			}
+			size_t len = (size_t)(p - s);
+			if (want_value) {
+				if (n == max || len >= HSM_PATH_MAX || memchr(s, '\\', len)) {
+					return -EINVAL;
+				}
+				memcpy(out[n], s, len);
+				out[n++][len] = '\0';
+				want_value = false;
+			} else if (depth == 2 && len == 8 && !strncmp(s, "filename", 8)) {
+				want_value = true;
+			}
+		}
+	}
+	return (int)n;
+}
+
+/* ---- paths ------------------------------------------------------------------------- */
+
+static int link_path(struct hsm *hsm, const char *domain, const char *image, const char *volume,
+		     char path[HSM_PATH_MAX], struct pk_error *err)
+{
+	return hsm_image_link_path(hsm, domain, image, volume, path, HSM_PATH_MAX, err);
+}
+
+/* qemu's protocol driver for a path: a block device or a file. */
+static const char *proto_driver(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISBLK(st.st_mode) ? "host_device" : "file";
+}
+
+int hsm_merge_disk_chain(struct hsm *hsm, const char *domain, const char *image,
+			 const char *leaf, char (*ids)[PK_UUID_BUFLEN], size_t *ret_n,
+			 struct pk_error *err)
+{
+	char path[HSM_PATH_MAX], prefix[HSM_PATH_MAX + 2 * PK_UUID_BUFLEN + 4];
+	char (*names)[HSM_PATH_MAX] = NULL;
+	char *out = NULL;
+	size_t plen;
+	int r, n;
+
+	r = link_path(hsm, domain, image, leaf, path, err);
+	if (r < 0) {
+		return r;
+	}
+	const char *argv[] = { "qemu-img", "info", "-U", "--backing-chain", "--output=json",
+			       path, NULL };
+	r = pk_proc_check(argv, QEMU_IMG_TIMEOUT_MS, PK_E_IO, &out, err);
+	if (r < 0) {
+		return r;
+	}
+	names = pk_xcalloc(HSM_MERGE_CHAIN_MAX, sizeof(*names));
+	n = json_chain_filenames(out, names, HSM_MERGE_CHAIN_MAX);
+	free(out);
+	if (n <= 0) {
+		free(names);
+		return pk_error_set(err, PK_E_INTERNAL, EINVAL,
+				    "cannot read the backing chain of '%s' from qemu-img", path);
+	}
+	snprintf(prefix, sizeof(prefix), "%s/%s/%s/", hsm->storage_dir, domain, image);
+	plen = strlen(prefix);
+	for (int i = 0; i < n; i++) {
+		ids[i][0] = '\0';
+		if (!strncmp(names[i], prefix, plen) && pk_uuid_valid(names[i] + plen)) {
+			snprintf(ids[i], PK_UUID_BUFLEN, "%s", names[i] + plen);
+		}
+	}
+	free(names);
+	*ret_n = (size_t)n;
+	return 0;
+}
+
+/* ---- EXTENDING ------------------------------------------------------------------------ */
+
+/* Where a qcow2 image's data ends (qemu-img check); -ENOENT when unknown. */
+static int image_end(const char *path, uint64_t *ret, struct pk_error *err)
+{
+	const char *argv[] = { "qemu-img", "check", "-U", "-f", "qcow2", "--output=json", path,
+			       NULL };
+	struct pk_proc_result res = { 0 };
+	int r;
+
+	r = pk_proc_run(argv, QEMU_IMG_TIMEOUT_MS, &res, err);
+	if (r < 0) {
+		return r;
+	}
+	r = json_u64(res.out, "image-end-offset", ret);
+	pk_proc_result_release(&res);
+	return r < 0 ? -ENOENT : 0;
+}
+
+/* qemu-img measure of the sub-chain chain[lo..hi] with no backing below hi. */
+static int measure_layers(struct hsm_merge_job *job, const struct hsm_volume_list *list,
+			  size_t lo, size_t hi, uint64_t *ret, struct pk_error *err)
+{
+	char *spec = pk_xstrdup("json:"), *out = NULL;
+	int r = 0;
+
+	for (size_t i = lo; i <= hi && r == 0; i++) {
+		const struct hsm_volume *v = hsm_volume_list_find(list, job->chain[i]);
+		char path[HSM_PATH_MAX];
+		bool cow = v && v->meta.format == PK_VOLUME_COW;
+		char *next;
+
+		r = link_path(job->hsm, job->domain, job->image, job->chain[i], path, err);
+		if (r == 0 && strpbrk(path, "\"\\")) {
+			r = pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+					 "path '%s' cannot be passed to qemu-img", path);
+		}
+		if (r < 0) {
+			break;
+		}
+		next = pk_xasprintf("%s%s{\"driver\":\"%s\",\"file\":{\"driver\":\"%s\","
+				    "\"filename\":\"%s\"}%s", spec, i == lo ? "" : ",\"backing\":",
+				    cow ? "qcow2" : "raw", proto_driver(path), path,
+				    cow && i == hi ? ",\"backing\":null" : "");
+		free(spec);
+		spec = next;
+	}
+	for (size_t i = lo; i <= hi && r == 0; i++) {
+		char *next = pk_xasprintf("%s}", spec);
+		free(spec);
+		spec = next;
+	}
+	if (r == 0) {
+		const char *argv[] = { "qemu-img", "measure", "-U", "--output=json", "-O", "qcow2",
+				       spec, NULL };
+		r = pk_proc_check(argv, QEMU_IMG_TIMEOUT_MS, PK_E_IO, &out, err);
+	}
+	if (r == 0 && json_u64(out, "required", ret) < 0) {
+		r = pk_error_set(err, PK_E_INTERNAL, EINVAL, "qemu-img measure gave no size");
+	}
+	free(out);
+	free(spec);
+	return r;
+}
+
+/* The size of a fully allocated qcow2 image of capacity bytes. */
+static int measure_full(uint64_t capacity, uint64_t *ret, struct pk_error *err)
+{
+	char size[32];
+	char *out = NULL;
+	int r;
+
+	snprintf(size, sizeof(size), "%" PRIu64, capacity);
+	const char *argv[] = { "qemu-img", "measure", "--output=json", "-O", "qcow2", "--size",
+			       size, NULL };
+	r = pk_proc_check(argv, QEMU_IMG_TIMEOUT_MS, PK_E_IO, &out, err);
+	if (r == 0 && json_u64(out, "fully-allocated", ret) < 0) {
+		r = pk_error_set(err, PK_E_INTERNAL, EINVAL, "qemu-img measure gave no size");
+	}
+	free(out);
+	return r;
+}
+
+int hsm_merge_step_extend(struct hsm_merge_job *job, struct pk_error *err)
+{
+	struct hsm_merge *m = hsm_merge_of(job->hsm);
+	struct hsm_volume_list list = { 0 };
+	const char *target = hsm_merge_job_target(job);
+	const struct hsm_volume *v;
+	uint64_t need = 0, end = 0, data = 0, full = 0, lv_size = 0;
+	size_t lo, hi;
+	char path[HSM_PATH_MAX];
+	int r;
+
+	r = hsm_volumes_read(job->hsm, job->domain, &list, err);
+	if (r < 0) {
+		return hsm_merge_error_transient(err) ? -EAGAIN : r;
+	}
+	v = hsm_volume_list_find(&list, target);
+	if (!v) {
+		r = pk_error_set(err, PK_E_ILLEGAL, ENOENT, "volume '%s' vanished", target);
+		goto out;
+	}
+	hsm_merge_job_removed(job, &lo, &hi);
+	if (v->meta.format == PK_VOLUME_RAW) {
+		need = v->meta.capacity;
+	} else {
+		r = link_path(job->hsm, job->domain, job->image, target, path, err);
+		if (r == 0 && image_end(path, &end, err) < 0) {
+			pk_error_clear(err);
+			end = v->lv_size; /* unknown: assume it is full */
+		}
+		if (r == 0) {
+			r = measure_layers(job, &list, lo, hi, &data, err);
+		}
+		if (r == 0) {
+			r = measure_full(v->meta.capacity, &full, err);
+		}
+		if (r < 0) {
+			goto out;
+		}
+		need = end + data;
+		if (job->kind == HSM_MERGE_ACTIVE_COMMIT || job->kind == HSM_MERGE_PULL) {
+			need += m->headroom;
+		}
+		if (need > full) {
+			need = full;
+		}
+	}
+	need = (need + MIB - 1) / MIB * MIB;
+	hsm_merge_job_progress(job, 0, data ? data : 1);
+	pk_log_info("merge job job='%s': volume '%s' needs %" PRIu64 " MiB (data end %" PRIu64
+		    " MiB + merged %" PRIu64 " MiB%s), has %" PRIu64 " MiB", job->id, target,
+		    need / MIB, end / MIB, data / MIB,
+		    job->kind == HSM_MERGE_ACTIVE_COMMIT || job->kind == HSM_MERGE_PULL
+			    ? " + headroom" : "", v->lv_size / MIB);
+	if (need <= v->lv_size) {
+		goto out;
+	}
+	job->extend_size = need;
+	hsm_merge_job_save(job);
+	r = hsm_merge_spm_extend(job->hsm, job->domain, job->image, target, need, &lv_size, err);
+	if (r < 0) {
+		pk_error_prefix(err, "cannot extend volume '%s' to %" PRIu64 " MiB", target, need / MIB);
+		r = hsm_merge_error_transient(err) ? -EAGAIN : r;
+		goto out;
+	}
+	r = hsm_volume_refresh(job->hsm, job->domain, job->image, target, NULL, err);
+	if (r < 0) {
+		pk_error_prefix(err, "volume '%s' was extended but cannot be refreshed here", target);
+		r = hsm_merge_error_transient(err) ? -EAGAIN : r;
+		goto out;
+	}
+	pk_log_info("merge job job='%s': volume '%s' extended to %" PRIu64 " MiB and refreshed",
+		    job->id, target, lv_size / MIB);
+out:
+	hsm_volume_list_release(&list);
+	return r;
+}
+
+/* ---- CLEANUP --------------------------------------------------------------------------- */
+
+/* Runs one idempotent SPM update, retrying transient failures a bounded number of times. */
+static int spm_update_retry(struct hsm_merge_job *job, const char *volume,
+			    const struct hsm_merge_meta_update *u, struct pk_error *err)
+{
+	int r = 0;
+
+	for (unsigned i = 0; i < CLEANUP_TRIES; i++) {
+		pk_error_clear(err);
+		r = hsm_merge_spm_update(job->hsm, job->domain, job->image, volume, u, err);
+		if (r == 0 || !hsm_merge_error_transient(err)) {
+			break;
+		}
+		if (hsm_merge_sleep(job, 250u << (i < 4 ? i : 4))) {
+			return 1;
+		}
+	}
+	if (r < 0) {
+		pk_error_prefix(err, "cannot update the metadata of volume '%s'", volume);
+	}
+	return r;
+}
+
+/* Our drive metadata names the new leaf (after a commit of the leaf). */
+static int drive_meta_update(struct hsm_merge_job *job, const char *leaf, struct pk_error *err)
+{
+	struct hsm_drive_id *drives = NULL;
+	char *xml = NULL, *next = NULL;
+	size_t n = 0;
+	bool found = false, changed = false;
+	int r;
+
+	r = hsm_virt_ready(job->hsm, err);
+	if (r == 0) {
+		r = hsm_virt_metadata_get(job->hsm->virt, job->vm, &xml, err);
+	}
+	if (r == 0) {
+		r = hsm_vmxml_metadata_parse(xml, &drives, &n, err);
+	}
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (!strcmp(drives[i].target, job->drive)) {
+			found = true;
+			changed = strcmp(drives[i].volume_id, leaf) != 0;
+			snprintf(drives[i].volume_id, sizeof(drives[i].volume_id), "%s", leaf);
+		}
+	}
+	if (r == 0 && !found) {
+		r = pk_error_set(err, PK_E_NOT_FOUND, ENOENT, "VM '%s' has no drive '%s' any more",
+				 job->vm, job->drive);
+	}
+	if (r == 0 && changed) {
+		r = hsm_vmxml_metadata_build(drives, n, &next, err);
+		if (r == 0) {
+			r = hsm_virt_metadata_set(job->hsm->virt, job->vm, next, err);
+		}
+	}
+	free(next);
+	free(xml);
+	free(drives);
+	return r;
+}
+
+/* Removes the link of a merged-away volume and deactivates its LV here. */
+static int teardown_volume(struct hsm_merge_job *job, const char *volume, struct pk_error *err)
+{
+	char path[HSM_PATH_MAX];
+	int r;
+
+	r = link_path(job->hsm, job->domain, job->image, volume, path, err);
+	if (r < 0) {
+		return r;
+	}
+	if (unlink(path) < 0 && errno != ENOENT) {
+		return pk_error_set(err, PK_E_IO, errno, "cannot remove link '%s': %s", path,
+				    strerror(errno));
+	}
+	for (unsigned i = 0; i < DEACTIVATE_TRIES; i++) {
+		pk_error_clear(err);
+		r = pk_activation_deactivate(job->hsm->act, job->domain, volume, err);
+		if (r == 0 || err->code != PK_E_IN_USE) {
+			break;
+		}
+		/* qemu may still be closing the node it dropped. */
+		if (hsm_merge_sleep(job, 250)) {
+			return 1;
+		}
+	}
+	if (r < 0) {
+		pk_error_prefix(err, "merged volume '%s' cannot be deactivated on this host", volume);
+		return r;
+	}
+	if (hsm_merge_spm_unprepared(job->hsm, job->domain, job->image, volume, err) < 0) {
+		pk_log_warn("merge job job='%s': the SPM was not told that volume '%s' is torn down: "
+			    "%s", job->id, volume, err->message);
+		pk_error_clear(err);
+	}
+	return 0;
+}
+
+int hsm_merge_step_cleanup(struct hsm_merge_job *job, struct pk_error *err)
+{
+	char keys[2][HSM_LOCK_KEY_MAX];
+	const char *kv[2] = { keys[0], keys[1] };
+	const char *child = hsm_merge_job_child(job);
+	const char *new_leaf = hsm_merge_job_new_leaf(job);
+	bool leaf_commit = job->kind == HSM_MERGE_ACTIVE_COMMIT ||
+			   (job->kind == HSM_MERGE_COLD_COMMIT && job->active_leaf);
+	size_t lo, hi;
+	int r;
+
+	hsm_lock_key_vm(keys[0], job->vm);
+	hsm_lock_key_image(keys[1], job->domain, job->image);
+	r = hsm_lock_acquire(job->hsm, kv, 2, "merge cleanup", err);
+	if (r < 0) {
+		return -EAGAIN;
+	}
+	hsm_merge_job_removed(job, &lo, &hi);
+	/* 1. The removed layers become orphans: ILLEGAL and INTERNAL. */
+	for (size_t i = lo; i <= hi && r == 0; i++) {
+		struct hsm_merge_meta_update u = {
+			.role = PK_VOLUME_INTERNAL,
+			.legality = PK_VOLUME_ILLEGAL,
+		};
+		r = spm_update_retry(job, job->chain[i], &u, err);
+	}
+	if (r == 0) {
+		pk_fault_point("merge:cleanup:orphaned");
+	}
+	/* 2. The chain skips them: the child's new parent; base is the leaf again. */
+	if (r == 0 && *child) {
+		struct hsm_merge_meta_update u = {
+			.set_parent = true,
+			.parent = hsm_merge_job_new_parent(job),
+		};
+		r = spm_update_retry(job, child, &u, err);
+	}
+	if (r == 0 && leaf_commit) {
+		struct hsm_merge_meta_update u = { .role = PK_VOLUME_LEAF };
+		r = spm_update_retry(job, job->base, &u, err);
+	}
+	/* 3. Our drive metadata names the leaf. */
+	if (r == 0 && leaf_commit) {
+		r = drive_meta_update(job, new_leaf, err);
+		if (r < 0) {
+			pk_error_prefix(err, "cannot record the new leaf '%s' in VM '%s'", new_leaf,
+					job->vm);
+			r = hsm_merge_error_transient(err) ? -EAGAIN : r;
+		}
+	}
+	if (r == 0) {
+		pk_fault_point("merge:cleanup:synced");
+	}
+	/* 4. Nothing of the removed layers stays open here. */
+	for (size_t i = lo; i <= hi && r == 0; i++) {
+		r = teardown_volume(job, job->chain[i], err);
+	}
+	hsm_lock_release(job->hsm, kv, 2);
+	if (r == 0) {
+		pk_log_info("merge job job='%s': metadata synced, %zu volume(s) orphaned and torn "
+			    "down, leaf '%s'", job->id, hi - lo + 1, new_leaf);
+	}
+	return r;
+}

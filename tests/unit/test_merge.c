@@ -1,0 +1,829 @@
+/*
+ * hsm/merge*.c against the fake libvirtd and LVM (tests/unit/test_hsm_fixture.h)
+ * and a small SPM served over nng in this process (ExtendVolume,
+ * UpdateVolumeMeta, ImagePrepared on the fake LVM's tags). The volumes'
+ * files are real qcow2 images, so qemu-img measure/check/info/commit run
+ * for real.
+ *
+ * Covered: internal commit, active commit with pivot (the old leaf ILLEGAL
+ * before it, LEGAL again after a failed pivot), pull, EXTENDING through the
+ * SPM, abort, a block job failing or vanishing, a VM stopping mid-commit,
+ * libvirt reconnection with lost events, hsmd restarts (records resumed),
+ * a merge already done in qemu (CLEANUP only), cold commit with qemu-img,
+ * bad input, one job per drive, bandwidth, events on the pub socket.
+ *
+ * Threads: fake_lvm is not thread-safe, so the test thread touches LVM only
+ * while no job runs an LVM step (before a job, while it waits on its block
+ * job, after it ended).
+ */
+/* pk-test-fakes: fake_lvm fake_virt */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "common/log.h"
+#include "common/rpc.h"
+#include "hsm/merge.h"
+#include "hsm/merge_job.h"
+#include "hsm/vm.h"
+#include "proto/codec.h"
+#include "proto/spm_client.h"
+#include "tests/unit/test_hsm_fixture.h"
+
+/* ---- a small SPM -------------------------------------------------------------------- */
+
+struct fake_spm {
+	struct fx *fx;
+	struct pk_rpc_server *srv;
+	struct pk_dispatcher d;
+	struct pk_daemon_info info;
+	char url[256];
+	atomic_int extends, updates, prepared;
+	atomic_int fail_updates; /* the next N updates answer UNAVAILABLE */
+};
+
+static struct fake_spm g_spm;
+
+static int spm_meta(struct fx *fx, const char *id, struct pk_volume_meta *m, uint64_t *lv_size,
+		    struct pk_error *err)
+{
+	struct pk_lvm_lv_list lvs = { 0 };
+	int r = pk_lvm_lv_report(fx->hsm.lvm, fx->domain, id, &lvs, err);
+
+	if (r == 0) {
+		r = pk_meta_volume_decode(id, lvs.lvs[0].tags, m, err);
+		if (lv_size) {
+			*lv_size = lvs.lvs[0].size;
+		}
+	}
+	pk_lvm_lv_list_release(&lvs);
+	return r;
+}
+
+static int verb_update(void *ctx, const Pk__Request *req, Pk__Response *resp,
+		       struct pk_arena *a, struct pk_error *err)
+{
+	struct fake_spm *spm = ctx;
+	const Pk__UpdateVolumeMetaRequest *u = req->update_volume_meta;
+	Pk__UpdateVolumeMetaResponse *w = pk_arena_new(a, Pk__UpdateVolumeMetaResponse);
+	struct pk_lvm_lv_list lvs = { 0 };
+	struct pk_volume_meta m;
+	struct pk_meta_tags add, del;
+	int r;
+
+	atomic_fetch_add(&spm->updates, 1);
+	if (atomic_load(&spm->fail_updates) > 0) {
+		atomic_fetch_sub(&spm->fail_updates, 1);
+		return pk_error_set(err, PK_E_UNAVAILABLE, ENOTCONN, "fake SPM: unavailable");
+	}
+	pk__update_volume_meta_response__init(w);
+	r = pk_lvm_lv_report(spm->fx->hsm.lvm, u->domain_id, u->volume_id, &lvs, err);
+	if (r == 0) {
+		r = pk_meta_volume_decode(u->volume_id, lvs.lvs[0].tags, &m, err);
+	}
+	if (r == 0) {
+		if (u->set_parent) {
+			snprintf(m.parent, sizeof(m.parent), "%s",
+				 *u->parent_id ? u->parent_id : PK_META_NO_PARENT);
+		}
+		if (u->role) {
+			m.role = u->role == PK__VOLUME_ROLE__ROLE_LEAF ? PK_VOLUME_LEAF
+								       : PK_VOLUME_INTERNAL;
+		}
+		if (u->legality) {
+			m.legality = (enum pk_volume_legality)u->legality;
+		}
+		r = pk_meta_volume_diff(u->volume_id, lvs.lvs[0].tags, &m, &add, &del, NULL, err);
+	}
+	if (r == 0) {
+		r = pk_lvm_lv_tags_change(spm->fx->hsm.lvm, u->domain_id, u->volume_id,
+					  pk_meta_tags_strv(&add), pk_meta_tags_strv(&del), err);
+	}
+	pk_lvm_lv_list_release(&lvs);
+	if (r == 0) {
+		resp->update_volume_meta = w;
+	}
+	return r;
+}
+
+static int verb_extend(void *ctx, const Pk__Request *req, Pk__Response *resp,
+		       struct pk_arena *a, struct pk_error *err)
+{
+	struct fake_spm *spm = ctx;
+	const Pk__ExtendVolumeRequest *e = req->extend_volume;
+	Pk__ExtendVolumeResponse *w = pk_arena_new(a, Pk__ExtendVolumeResponse);
+	int r;
+
+	atomic_fetch_add(&spm->extends, 1);
+	pk__extend_volume_response__init(w);
+	r = pk_lvm_lv_extend(spm->fx->hsm.lvm, e->domain_id, e->volume_id, e->new_size, err);
+	if (r == 0) {
+		resp->extend_volume = w;
+	}
+	return r;
+}
+
+static int verb_prepared(void *ctx, const Pk__Request *req, Pk__Response *resp,
+			 struct pk_arena *a, struct pk_error *err)
+{
+	struct fake_spm *spm = ctx;
+	Pk__ImagePreparedResponse *w = pk_arena_new(a, Pk__ImagePreparedResponse);
+
+	(void)req;
+	(void)err;
+	atomic_fetch_add(&spm->prepared, 1);
+	pk__image_prepared_response__init(w);
+	resp->image_prepared = w;
+	return 0;
+}
+
+static const struct pk_verb spm_verbs_fake[] = {
+	{ PK__REQUEST__CALL_UPDATE_VOLUME_META, verb_update },
+	{ PK__REQUEST__CALL_EXTEND_VOLUME, verb_extend },
+	{ PK__REQUEST__CALL_IMAGE_PREPARED, verb_prepared },
+};
+
+/* ---- fixture ------------------------------------------------------------------------- */
+
+struct t {
+	struct fx *fx;
+	char img[PK_UUID_BUFLEN];
+	char b[PK_UUID_BUFLEN], s1[PK_UUID_BUFLEN], s2[PK_UUID_BUFLEN];
+	char events[256];
+	struct hsm_settings settings;
+};
+
+static void run(const char *const *argv)
+{
+	struct pk_error err = { PK_OK, "" };
+
+	if (pk_proc_check(argv, 30000, PK_OK, NULL, &err) < 0) {
+		fail_msg("%s", err.message);
+	}
+}
+
+static void mapper_file(struct t *t, const char *id, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/%s/%s", t->fx->lvmap, t->fx->domain, id);
+}
+
+/* The merge subsystem again, with an events URL (the fixture starts it without). */
+static void merge_restart(struct t *t)
+{
+	struct hsm_merge_config mc = { .events_url = t->events };
+	struct pk_error err = { PK_OK, "" };
+
+	hsm_merge_release(&t->fx->hsm);
+	assert_int_equal(hsm_merge_init(&t->fx->hsm, &mc, &err), 0);
+	assert_int_equal(hsm_merge_start(&t->fx->hsm, &err), 0);
+}
+
+static void spm_attach(struct t *t)
+{
+	struct pk_error err = { PK_OK, "" };
+
+	assert_int_equal(pk_spm_client_new(g_spm.url, &t->fx->hsm.spm, &err), 0);
+}
+
+/*
+ * base B (RAW) <- S1 (COW) <- S2 (COW, leaf), real image files, prepared,
+ * and a running VM "vm1" on it (drive vda).
+ */
+static int setup(void **state)
+{
+	struct t *t = pk_xcalloc(1, sizeof(*t));
+	struct pk_error err = { PK_OK, "" };
+	struct hsm_chain c = { 0 };
+	struct pk_rpc_server_config sc = { 0 };
+	char f[512], raw[600];
+	void *fxs = NULL;
+
+	fx_setup(&fxs);
+	t->fx = fxs;
+	t->settings = t->fx->hsm.settings;
+	/* The SPM. */
+	memset(&g_spm, 0, sizeof(g_spm));
+	g_spm.fx = t->fx;
+	snprintf(g_spm.url, sizeof(g_spm.url), "ipc://%s/spm.sock", t->fx->tmp);
+	g_spm.info.role = "spm";
+	g_spm.d.verbs = spm_verbs_fake;
+	g_spm.d.nverbs = sizeof(spm_verbs_fake) / sizeof(spm_verbs_fake[0]);
+	g_spm.d.ctx = &g_spm;
+	g_spm.d.max_msg = PK_MAX_MESSAGE_DEFAULT;
+	g_spm.d.info = &g_spm.info;
+	sc.url = g_spm.url;
+	sc.workers = 2;
+	sc.hard_max_msg = PK_MAX_MESSAGE_DEFAULT * 2;
+	assert_int_equal(pk_rpc_server_start(&sc, pk_dispatch_handle, &g_spm.d, &g_spm.srv, &err), 0);
+	spm_attach(t);
+	snprintf(t->events, sizeof(t->events), "ipc://%s/events.sock", t->fx->tmp);
+	merge_restart(t);
+
+	/* The chain, with real files. */
+	fx_image(t->fx, t->img, t->b, t->s1);
+	fx_volume(t->fx, t->img, t->s1, t->s2);
+	fx_volume_update(t->fx, t->s1, PK_VOLUME_INTERNAL, 0);
+	mapper_file(t, t->b, f, sizeof(f));
+	const char *trunc[] = { "truncate", "-s", "64M", f, NULL };
+	run(trunc);
+	snprintf(raw, sizeof(raw), "%s", f);
+	mapper_file(t, t->s1, f, sizeof(f));
+	const char *mk1[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", t->b, "-F",
+			      "raw", f, "64M", NULL };
+	run(mk1);
+	mapper_file(t, t->s2, f, sizeof(f));
+	const char *mk2[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", t->s1, "-F",
+			      "qcow2", f, "64M", NULL };
+	run(mk2);
+	(void)raw;
+	assert_int_equal(hsm_image_prepare(&t->fx->hsm, t->fx->domain, t->img, NULL, &c, &err), 0);
+	assert_int_equal(c.n, 3);
+	hsm_chain_release(&c);
+
+	struct hsm_vm_create_disk disk = { .domain = t->fx->domain, .image = t->img,
+					   .volume = t->s2 };
+	struct hsm_vm_create_spec spec = { .name = "vm1", .memory_mib = 64, .vcpus = 1,
+					   .disks = &disk, .ndisks = 1 };
+	if (hsm_vm_create(&t->fx->hsm, &spec, NULL, &err) < 0) {
+		fail_msg("vm create: %s", err.message);
+	}
+	*state = t;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct t *t = *state;
+	void *fxs = t->fx;
+
+	hsm_merge_release(&t->fx->hsm);
+	pk_rpc_server_stop(g_spm.srv);
+	fx_teardown(&fxs);
+	free(t);
+	return 0;
+}
+
+/* ---- helpers --------------------------------------------------------------------------- */
+
+static uint64_t now_ms(void)
+{
+	return pk_codec_monotonic_ms();
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Waits (5 s) until the job is in state; returns its info. */
+static struct hsm_merge_job_info wait_state(struct t *t, const char *id,
+					    enum hsm_merge_state want)
+{
+	struct hsm_merge_job_info info = { 0 };
+	struct pk_error err = { PK_OK, "" };
+	uint64_t end = now_ms() + 10000;
+
+	while (now_ms() < end) {
+		assert_int_equal(hsm_merge_job_get(&t->fx->hsm, id, &info, &err), 0);
+		if (info.state == want) {
+			return info;
+		}
+		if (hsm_merge_state_final(info.state)) {
+			break;
+		}
+		sleep_ms(10);
+	}
+	fail_msg("job %s is %s (%s), not %s", id, hsm_merge_state_name(info.state),
+		 info.error.message, hsm_merge_state_name(want));
+	return info;
+}
+
+/* Waits until the fake libvirt saw n calls of op. */
+static void wait_calls(enum fake_virt_op op, unsigned n)
+{
+	uint64_t end = now_ms() + 10000;
+
+	while (fake_virt_calls(op) < n && now_ms() < end) {
+		sleep_ms(5);
+	}
+	assert_true(fake_virt_calls(op) >= n);
+}
+
+static struct hsm_merge_job_info merge(struct t *t, const char *base, const char *top,
+				       enum hsm_merge_direction dir)
+{
+	struct hsm_merge_request req = { .vm = "vm1", .drive = "vda", .base = base, .top = top,
+					 .direction = dir };
+	struct hsm_merge_job_info info;
+	struct pk_error err = { PK_OK, "" };
+
+	if (hsm_merge_begin(&t->fx->hsm, &req, &info, &err) < 0) {
+		fail_msg("merge: %s: %s", pk_errc_name(err.code), err.message);
+	}
+	return info;
+}
+
+static struct pk_volume_meta meta(struct t *t, const char *id)
+{
+	struct pk_volume_meta m = { 0 };
+	struct pk_error err = { PK_OK, "" };
+
+	if (spm_meta(t->fx, id, &m, NULL, &err) < 0) {
+		fail_msg("%s", err.message);
+	}
+	return m;
+}
+
+static bool linked(struct t *t, const char *id)
+{
+	char link[512];
+
+	return fx_exists(fx_link(t->fx, t->img, id, link, sizeof(link)));
+}
+
+/* "leaf <- ... <- base" of the fake, as volume ids. */
+static void assert_chain(struct t *t, const char *a, const char *b, const char *c)
+{
+	char *chain = fake_virt_chain("vm1", "vda"), want[2048], l1[512], l2[512], l3[512];
+
+	snprintf(want, sizeof(want), "%s%s%s%s%s", fx_link(t->fx, t->img, a, l1, sizeof(l1)),
+		 b ? " <- " : "", b ? fx_link(t->fx, t->img, b, l2, sizeof(l2)) : "",
+		 c ? " <- " : "", c ? fx_link(t->fx, t->img, c, l3, sizeof(l3)) : "");
+	assert_non_null(chain);
+	assert_string_equal(chain, want);
+	free(chain);
+}
+
+static void expect_error(struct t *t, const struct hsm_merge_request *req, enum pk_errc code)
+{
+	struct hsm_merge_job_info info;
+	struct pk_error err = { PK_OK, "" };
+
+	assert_int_not_equal(hsm_merge_begin(&t->fx->hsm, req, &info, &err), 0);
+	if (err.code != code) {
+		fail_msg("expected %s, got %s: %s", pk_errc_name(code), pk_errc_name(err.code),
+			 err.message);
+	}
+	assert_true(strlen(err.message) > 10);
+}
+
+/* ---- cases -------------------------------------------------------------------------------- */
+
+static void test_merge__internal_commit(void **state)
+{
+	struct t *t = *state;
+	struct fake_virt_call call;
+	struct hsm_merge_job_info j = merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
+
+	assert_int_equal(j.kind, HSM_MERGE_COMMIT);
+	wait_calls(FAKE_VIRT_COMMIT, 1);
+	wait_state(t, j.id, HSM_MERGE_COMMITTING);
+	assert_true(fake_virt_last_call(FAKE_VIRT_COMMIT, &call));
+	assert_false(call.active);
+	assert_string_equal(call.disk, "vda");
+	assert_string_not_equal(call.top, "");
+	assert_int_equal(fake_virt_job_progress("vm1", "vda", 10, 40), 0);
+	for (uint64_t end = now_ms() + 5000; now_ms() < end;) {
+		struct hsm_merge_job_info i;
+		assert_int_equal(hsm_merge_job_get(&t->fx->hsm, j.id, &i, NULL), 0);
+		if (i.cur == 10 && i.end == 40) {
+			break;
+		}
+		sleep_ms(10);
+	}
+	assert_int_equal(fake_virt_job_complete("vm1", "vda"), 0);
+	wait_state(t, j.id, HSM_MERGE_DONE);
+	assert_chain(t, t->s2, t->b, NULL);
+	struct pk_volume_meta s1 = meta(t, t->s1), s2 = meta(t, t->s2), b = meta(t, t->b);
+	assert_int_equal(s1.legality, PK_VOLUME_ILLEGAL);
+	assert_int_equal(s1.role, PK_VOLUME_INTERNAL);
+	assert_string_equal(s2.parent, t->b);
+	assert_int_equal(s2.role, PK_VOLUME_LEAF);
+	assert_int_equal(b.legality, PK_VOLUME_LEGAL);
+	assert_false(linked(t, t->s1));
+	assert_true(linked(t, t->s2));
+	assert_false(fake_lvm_lv_active(t->fx->domain, t->s1));
+	assert_false(hsm_merge_drive_busy(&t->fx->hsm, "vm1", "vda", NULL));
+}
+
+static void test_merge__active_commit_extends_and_pivots(void **state)
+{
+	struct t *t = *state;
+	struct fake_virt_call call;
+	struct hsm_drive_id *drives = NULL;
+	char *xml = NULL;
+	size_t n = 0;
+	uint64_t lv_before = 0, lv_after = 0;
+	struct pk_volume_meta m;
+
+	assert_int_equal(spm_meta(t->fx, t->s1, &m, &lv_before, NULL), 0);
+	fake_virt_set_manual_pivot(true);
+	struct hsm_merge_job_info j = merge(t, t->s1, NULL, HSM_MERGE_DIR_COMMIT);
+	assert_int_equal(j.kind, HSM_MERGE_ACTIVE_COMMIT);
+	assert_string_equal(j.top, t->s2);
+	wait_calls(FAKE_VIRT_COMMIT, 1);
+	assert_true(fake_virt_last_call(FAKE_VIRT_COMMIT, &call));
+	assert_true(call.active);
+	/* EXTENDING asked the SPM: S1 (COW) must hold S2's data + headroom. */
+	assert_true(atomic_load(&g_spm.extends) >= 1);
+	assert_int_equal(spm_meta(t->fx, t->s1, &m, &lv_after, NULL), 0);
+	assert_true(lv_after > lv_before);
+	/* cur == end is not READY. */
+	assert_int_equal(fake_virt_job_progress("vm1", "vda", 50, 50), 0);
+	sleep_ms(300);
+	struct hsm_merge_job_info i;
+	assert_int_equal(hsm_merge_job_get(&t->fx->hsm, j.id, &i, NULL), 0);
+	assert_int_equal(i.state, HSM_MERGE_COMMITTING);
+	/* READY: the old leaf becomes ILLEGAL, then the pivot is asked. */
+	assert_int_equal(fake_virt_job_ready("vm1", "vda"), 0);
+	wait_state(t, j.id, HSM_MERGE_PIVOTING);
+	wait_calls(FAKE_VIRT_JOB_ABORT, 1);
+	assert_true(fake_virt_last_call(FAKE_VIRT_JOB_ABORT, &call));
+	assert_true(call.pivot);
+	assert_int_equal(meta(t, t->s2).legality, PK_VOLUME_ILLEGAL);
+	assert_int_equal(fake_virt_pivot_finish("vm1", "vda", true), 0);
+	wait_state(t, j.id, HSM_MERGE_DONE);
+	fake_virt_set_manual_pivot(false);
+	assert_chain(t, t->s1, t->b, NULL);
+	m = meta(t, t->s1);
+	assert_int_equal(m.role, PK_VOLUME_LEAF);
+	assert_int_equal(m.legality, PK_VOLUME_LEGAL);
+	m = meta(t, t->s2);
+	assert_int_equal(m.role, PK_VOLUME_INTERNAL);
+	assert_int_equal(m.legality, PK_VOLUME_ILLEGAL);
+	/* The drive's metadata names the new leaf. */
+	assert_int_equal(hsm_virt_metadata_get(t->fx->hsm.virt, "vm1", &xml, NULL), 0);
+	assert_int_equal(hsm_vmxml_metadata_parse(xml, &drives, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(drives[0].volume_id, t->s1);
+	free(drives);
+	free(xml);
+	assert_false(linked(t, t->s2));
+}
+
+static void test_merge__failed_pivot_restores_legal_and_retries(void **state)
+{
+	struct t *t = *state;
+
+	fake_virt_set_manual_pivot(true);
+	struct hsm_merge_job_info j = merge(t, t->s1, t->s2, HSM_MERGE_DIR_COMMIT);
+	wait_calls(FAKE_VIRT_COMMIT, 1);
+	assert_int_equal(fake_virt_job_ready("vm1", "vda"), 0);
+	wait_calls(FAKE_VIRT_JOB_ABORT, 1);
+	assert_int_equal(fake_virt_pivot_finish("vm1", "vda", false), 0);
+	/* The job sees ready='yes' again with the old chain: LEGAL, READY, pivot again. */
+	wait_calls(FAKE_VIRT_JOB_ABORT, 2);
+	assert_true(atomic_load(&g_spm.updates) >= 3); /* ILLEGAL, LEGAL, ILLEGAL */
+	assert_int_equal(fake_virt_pivot_finish("vm1", "vda", true), 0);
+	wait_state(t, j.id, HSM_MERGE_DONE);
+	fake_virt_set_manual_pivot(false);
+	assert_chain(t, t->s1, t->b, NULL);
+}
+
+static void test_merge__pull(void **state)
+{
+	struct t *t = *state;
+	struct fake_virt_call call;
+	struct hsm_merge_job_info j = merge(t, t->s1, NULL, HSM_MERGE_DIR_PULL);
+
+	assert_int_equal(j.kind, HSM_MERGE_PULL);
+	wait_calls(FAKE_VIRT_PULL, 1);
+	assert_true(fake_virt_last_call(FAKE_VIRT_PULL, &call));
+	assert_string_not_equal(call.base, ""); /* the new backing: B */
+	assert_int_equal(fake_virt_job_complete("vm1", "vda"), 0);
+	wait_state(t, j.id, HSM_MERGE_DONE);
+	assert_chain(t, t->s2, t->b, NULL);
+	assert_string_equal(meta(t, t->s2).parent, t->b);
+	assert_int_equal(meta(t, t->s1).legality, PK_VOLUME_ILLEGAL);
+	assert_false(linked(t, t->s1));
+}
+
+static void test_merge__abort_cancels_and_keeps_chain(void **state)
+{
+	struct t *t = *state;
+	struct hsm_merge_job_info j = merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT), i;
+	struct pk_error err = { PK_OK, "" };
+
+	wait_calls(FAKE_VIRT_COMMIT, 1);
+	assert_int_equal(hsm_merge_job_abort(&t->fx->hsm, j.id, &i, &err), 0);
+	i = wait_state(t, j.id, HSM_MERGE_FAILED);
+	assert_int_equal(i.error.code, PK_E_ABORTED);
+	assert_chain(t, t->s2, t->s1, t->b);
+	assert_int_equal(meta(t, t->s1).legality, PK_VOLUME_LEGAL);
+	assert_true(linked(t, t->s1));
+	/* The drive is free again. */
+	j = merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
+	wait_calls(FAKE_VIRT_COMMIT, 2);
+	assert_int_equal(fake_virt_job_complete("vm1", "vda"), 0);
+	wait_state(t, j.id, HSM_MERGE_DONE);
+}
+
+static void test_merge__block_job_failure_is_clean(void **state)
+{
+	struct t *t = *state;
+	struct hsm_merge_job_info j = merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
+
+	wait_calls(FAKE_VIRT_COMMIT, 1);
+	wait_state(t, j.id, HSM_MERGE_COMMITTING);
+	assert_int_equal(fake_virt_job_fail("vm1", "vda"), 0);
+	j = wait_state(t, j.id, HSM_MERGE_FAILED);
+	assert_int_equal(j.error.code, PK_E_IO);
+	assert_chain(t, t->s2, t->s1, t->b);
+	assert_int_equal(meta(t, t->s1).legality, PK_VOLUME_LEGAL);
+}
+
+static void test_merge__vm_stopped_mid_commit(void **state)
+{
+	struct t *t = *state;
+	struct hsm_merge_job_info j = merge(t, t->s1, t->s2, HSM_MERGE_DIR_COMMIT);
+
+	wait_calls(FAKE_VIRT_COMMIT, 1);
+	fake_virt_set_manual_pivot(true);
+	assert_int_equal(fake_virt_job_ready("vm1", "vda"), 0);
+	wait_calls(FAKE_VIRT_JOB_ABORT, 1);
+	assert_int_equal(meta(t, t->s2).legality, PK_VOLUME_ILLEGAL);
+	/* qemu dies while the pivot waits: the old leaf was ILLEGAL, becomes LEGAL. */
+	assert_int_equal(fake_virt_domain_set_state("vm1", HSM_VIRT_STATE_SHUTOFF), 0);
+	j = wait_state(t, j.id, HSM_MERGE_FAILED);
+	fake_virt_set_manual_pivot(false);
+	assert_int_equal(j.error.code, PK_E_ABORTED);
+	assert_non_null(strstr(j.error.message, "intact"));
+	assert_int_equal(meta(t, t->s2).legality, PK_VOLUME_LEGAL);
+	assert_int_equal(meta(t, t->s2).role, PK_VOLUME_LEAF);
+}
+
+static void test_merge__lost_events_reconciled_after_reconnect(void **state)
+{
+	struct t *t = *state;
+	struct hsm_merge_job_info j = merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
+
+	wait_calls(FAKE_VIRT_COMMIT, 1);
+	wait_state(t, j.id, HSM_MERGE_COMMITTING);
+	fake_virt_disconnect();
+	assert_int_equal(fake_virt_job_complete("vm1", "vda"), 0); /* event lost */
+	sleep_ms(300);
+	fake_virt_reconnect();
+	wait_state(t, j.id, HSM_MERGE_DONE);
+	assert_chain(t, t->s2, t->b, NULL);
+	assert_int_equal(fake_virt_calls(FAKE_VIRT_COMMIT), 1); /* not started twice */
+}
+
+/* hsmd "restarts" (the subsystem stops and a new one reads the records). */
+static void restart(struct t *t)
+{
+	struct pk_error err = { PK_OK, "" };
+
+	hsm_release(&t->fx->hsm);
+	assert_int_equal(hsm_init(&t->fx->hsm, &t->settings, &err), 0);
+	spm_attach(t);
+	merge_restart(t);
+	assert_int_equal(hsm_start(&t->fx->hsm, &err), 0);
+}
+
+static void test_merge__resumed_after_restart(void **state)
+{
+	struct t *t = *state;
+	struct hsm_merge_job_info j = merge(t, t->s1, NULL, HSM_MERGE_DIR_COMMIT);
+
+	wait_calls(FAKE_VIRT_COMMIT, 1);
+	wait_state(t, j.id, HSM_MERGE_COMMITTING);
+	restart(t);
+	/* The resumed job adopts the running block job. */
+	assert_int_equal(fake_virt_job_ready("vm1", "vda"), 0);
+	wait_state(t, j.id, HSM_MERGE_DONE);
+	assert_int_equal(fake_virt_calls(FAKE_VIRT_COMMIT), 1);
+	assert_chain(t, t->s1, t->b, NULL);
+	assert_int_equal(meta(t, t->s1).role, PK_VOLUME_LEAF);
+}
+
+/* A record left in PIVOTING after a pivot that happened: only CLEANUP is left. */
+static void test_merge__resumed_in_pivoting_after_pivot(void **state)
+{
+	struct t *t = *state;
+	struct hsm_merge_job_info j = merge(t, t->s1, NULL, HSM_MERGE_DIR_COMMIT);
+
+	wait_calls(FAKE_VIRT_COMMIT, 1);
+	fake_virt_set_manual_pivot(true);
+	assert_int_equal(fake_virt_job_ready("vm1", "vda"), 0);
+	wait_calls(FAKE_VIRT_JOB_ABORT, 1);
+	hsm_merge_stop(&t->fx->hsm); /* "killed" while the pivot runs */
+	assert_int_equal(fake_virt_pivot_finish("vm1", "vda", true), 0);
+	fake_virt_set_manual_pivot(false);
+	restart(t);
+	wait_state(t, j.id, HSM_MERGE_DONE);
+	assert_int_equal(fake_virt_calls(FAKE_VIRT_JOB_ABORT), 1);
+	assert_int_equal(meta(t, t->s1).role, PK_VOLUME_LEAF);
+	assert_int_equal(meta(t, t->s2).legality, PK_VOLUME_ILLEGAL);
+}
+
+/* The merge happened in qemu but the metadata is behind: Merge only cleans up. */
+static void test_merge__done_in_qemu_only_cleans_up(void **state)
+{
+	struct t *t = *state;
+	char base[64], top[64];
+	struct pk_error err = { PK_OK, "" };
+	struct hsm_merge_live live;
+
+	assert_int_equal(hsm_merge_live_read(&t->fx->hsm, "vm1", "vda", &live, &err), 0);
+	assert_int_equal(hsm_merge_live_ref(&live, "vda", t->b, base, sizeof(base), &err), 0);
+	assert_int_equal(hsm_merge_live_ref(&live, "vda", t->s1, top, sizeof(top), &err), 0);
+	assert_int_equal(hsm_virt_block_commit(t->fx->hsm.virt, "vm1", "vda", base, top, false, 0,
+					       &err), 0);
+	assert_int_equal(fake_virt_job_complete("vm1", "vda"), 0);
+	fake_virt_events_flush();
+	struct hsm_merge_job_info j = merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
+	assert_int_equal(j.state, HSM_MERGE_CLEANUP);
+	wait_state(t, j.id, HSM_MERGE_DONE);
+	assert_string_equal(meta(t, t->s2).parent, t->b);
+	assert_int_equal(meta(t, t->s1).legality, PK_VOLUME_ILLEGAL);
+}
+
+static void test_merge__cleanup_retries_transient_spm_errors(void **state)
+{
+	struct t *t = *state;
+	struct hsm_merge_job_info j = merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
+
+	wait_calls(FAKE_VIRT_COMMIT, 1);
+	atomic_store(&g_spm.fail_updates, 2);
+	assert_int_equal(fake_virt_job_complete("vm1", "vda"), 0);
+	wait_state(t, j.id, HSM_MERGE_DONE);
+	assert_int_equal(meta(t, t->s1).legality, PK_VOLUME_ILLEGAL);
+}
+
+static void test_merge__bad_input(void **state)
+{
+	struct t *t = *state;
+	char other_img[PK_UUID_BUFLEN], ob[PK_UUID_BUFLEN], ol[PK_UUID_BUFLEN];
+	char unknown[PK_UUID_BUFLEN];
+	struct hsm_merge_request r = { .vm = "vm1", .drive = "vda", .base = t->b, .top = t->s1 };
+
+	fx_image(t->fx, other_img, ob, ol);
+	pk_uuid_generate(unknown);
+	r.vm = "nope";
+	expect_error(t, &r, PK_E_NOT_FOUND);
+	r.vm = "bad name!";
+	expect_error(t, &r, PK_E_INVALID_ARGUMENT);
+	r.vm = "vm1";
+	r.drive = "vdz";
+	expect_error(t, &r, PK_E_NOT_FOUND);
+	r.drive = "../x";
+	expect_error(t, &r, PK_E_INVALID_ARGUMENT);
+	r.drive = "vda";
+	r.top = t->b;
+	expect_error(t, &r, PK_E_INVALID_ARGUMENT); /* top == base */
+	r.top = t->b;
+	r.base = t->s1;
+	expect_error(t, &r, PK_E_INVALID_ARGUMENT); /* base above top */
+	r.base = ob;
+	r.top = t->s1;
+	expect_error(t, &r, PK_E_INVALID_ARGUMENT); /* another image */
+	r.base = unknown;
+	expect_error(t, &r, PK_E_NOT_FOUND);
+	r.base = "not-a-uuid";
+	expect_error(t, &r, PK_E_INVALID_ARGUMENT);
+	r.base = t->b;
+	r.image = other_img;
+	expect_error(t, &r, PK_E_INVALID_ARGUMENT); /* drive is another image */
+	r.image = NULL;
+	r.bandwidth = 1;
+	expect_error(t, &r, PK_E_INVALID_ARGUMENT);
+	r.bandwidth = HSM_MERGE_BANDWIDTH_MAX + 1;
+	expect_error(t, &r, PK_E_INVALID_ARGUMENT);
+	r.bandwidth = 0;
+	r.direction = HSM_MERGE_DIR_PULL; /* a pull needs top = leaf */
+	expect_error(t, &r, PK_E_INVALID_ARGUMENT);
+	assert_int_equal(fake_virt_calls(FAKE_VIRT_COMMIT) + fake_virt_calls(FAKE_VIRT_PULL), 0);
+	assert_int_equal(atomic_load(&g_spm.updates), 0);
+	assert_chain(t, t->s2, t->s1, t->b);
+}
+
+static void test_merge__one_job_per_drive(void **state)
+{
+	struct t *t = *state;
+	struct hsm_merge_request r = { .vm = "vm1", .drive = "vda", .base = t->s1 };
+	struct hsm_merge_job_info j = merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT), i;
+	struct pk_error err = { PK_OK, "" };
+	char id[PK_UUID_BUFLEN] = "";
+
+	expect_error(t, &r, PK_E_CONFLICT);
+	assert_true(hsm_merge_drive_busy(&t->fx->hsm, "vm1", "vda", id));
+	assert_string_equal(id, j.id);
+	wait_calls(FAKE_VIRT_COMMIT, 1);
+	/* Bandwidth while it runs. */
+	assert_int_equal(hsm_merge_job_set_bandwidth(&t->fx->hsm, j.id, 1 << 20, &i, &err), 0);
+	assert_int_equal(i.bandwidth, 1 << 20);
+	assert_int_not_equal(hsm_merge_job_set_bandwidth(&t->fx->hsm, j.id, 5, &i, &err), 0);
+	assert_int_equal(err.code, PK_E_INVALID_ARGUMENT);
+	assert_int_equal(fake_virt_job_complete("vm1", "vda"), 0);
+	wait_state(t, j.id, HSM_MERGE_DONE);
+	/* Unknown job ids. */
+	assert_int_not_equal(hsm_merge_job_get(&t->fx->hsm, t->b, &i, &err), 0);
+	assert_int_equal(err.code, PK_E_NOT_FOUND);
+	assert_int_not_equal(hsm_merge_job_abort(&t->fx->hsm, "x", &i, &err), 0);
+	assert_int_equal(err.code, PK_E_INVALID_ARGUMENT);
+}
+
+static void test_merge__events_published(void **state)
+{
+	struct t *t = *state;
+	struct pk_rpc_sub *sub = NULL;
+	struct pk_error err = { PK_OK, "" };
+	bool done = false, committing = false;
+
+	assert_int_equal(pk_rpc_sub_new(t->events, &sub, &err), 0);
+	sleep_ms(100); /* the subscription reaches the publisher */
+	struct hsm_merge_job_info j = merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
+	wait_calls(FAKE_VIRT_COMMIT, 1);
+	assert_int_equal(fake_virt_job_complete("vm1", "vda"), 0);
+	for (uint64_t end = now_ms() + 5000; !done && now_ms() < end;) {
+		void *msg = NULL;
+		size_t len = 0;
+		if (pk_rpc_sub_recv(sub, 500, &msg, &len, &err) < 0) {
+			continue;
+		}
+		Pk__Event *ev = pk__event__unpack(NULL, len, msg);
+		assert_non_null(ev);
+		assert_int_equal(ev->host_id, 2);
+		assert_string_equal(ev->job->job_id, j.id);
+		committing |= ev->job->state == PK__JOB_STATE__COMMITTING;
+		done = ev->job->state == PK__JOB_STATE__DONE;
+		pk__event__free_unpacked(ev, NULL);
+		free(msg);
+	}
+	pk_rpc_sub_free(sub);
+	assert_true(committing);
+	assert_true(done);
+}
+
+static void test_merge__cold_commit_with_qemu_img(void **state)
+{
+	struct t *t = *state;
+	char f[512];
+
+	/* Data in S1 that must reach B. */
+	mapper_file(t, t->s1, f, sizeof(f));
+	const char *w[] = { "qemu-io", "-f", "qcow2", "-c", "write -q -P 0x5a 1M 1M", f, NULL };
+	run(w);
+	assert_int_equal(fake_virt_domain_set_state("vm1", HSM_VIRT_STATE_SHUTOFF), 0);
+	struct hsm_merge_job_info j = merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
+	assert_int_equal(j.kind, HSM_MERGE_COLD_COMMIT);
+	j = wait_state(t, j.id, HSM_MERGE_DONE);
+	assert_true(j.end > 0);
+	assert_int_equal(j.cur, j.end);
+	/* B holds the data; S2's header names B. */
+	mapper_file(t, t->b, f, sizeof(f));
+	const char *rd[] = { "qemu-io", "-f", "raw", "-c", "read -q -P 0x5a 1M 1M", f, NULL };
+	run(rd);
+	mapper_file(t, t->s2, f, sizeof(f));
+	struct pk_proc_result res = { 0 };
+	const char *info[] = { "qemu-img", "info", "--output=json", f, NULL };
+	assert_int_equal(pk_proc_run(info, 30000, &res, NULL), 0);
+	assert_non_null(strstr(res.out, t->b));
+	assert_null(strstr(res.out, t->s1));
+	pk_proc_result_release(&res);
+	assert_string_equal(meta(t, t->s2).parent, t->b);
+	assert_int_equal(meta(t, t->s1).legality, PK_VOLUME_ILLEGAL);
+	/* The leaf of a stopped VM cannot be merged cold. */
+	struct hsm_merge_request r = { .vm = "vm1", .drive = "vda", .base = t->b };
+	expect_error(t, &r, PK_E_UNSUPPORTED);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_merge__internal_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merge__active_commit_extends_and_pivots, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_merge__failed_pivot_restores_legal_and_retries,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merge__pull, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merge__abort_cancels_and_keeps_chain, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_merge__block_job_failure_is_clean, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_merge__vm_stopped_mid_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merge__lost_events_reconciled_after_reconnect,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merge__resumed_after_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merge__resumed_in_pivoting_after_pivot, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_merge__done_in_qemu_only_cleans_up, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_merge__cleanup_retries_transient_spm_errors,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merge__bad_input, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merge__one_job_per_drive, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merge__events_published, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merge__cold_commit_with_qemu_img, setup,
+						teardown),
+	};
+
+	pk_log_setup("test_merge", getenv("PK_TEST_DEBUG") ? PK_LOG_DEBUG : PK_LOG_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
