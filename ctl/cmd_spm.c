@@ -517,11 +517,19 @@ int ctl_cmd_image(struct ctl *ctl, int argc, char **argv)
 	int r;
 
 	if (argc < 2) {
-		return ctl_usage_error(ctl, "usage: pkctl image chain|delete --image ID [--force]; "
-					    "image prepare|teardown are hsmd verbs");
+		return ctl_usage_error(ctl, "usage: pkctl image chain|delete --image ID [--force] "
+					    "(spmd); image prepare|teardown|refresh|live-chain, chain --live "
+					    "(hsmd)");
 	}
-	if (!strcmp(argv[1], "prepare") || !strcmp(argv[1], "teardown")) {
+	if (!strcmp(argv[1], "prepare") || !strcmp(argv[1], "teardown") ||
+	    !strcmp(argv[1], "refresh") || !strcmp(argv[1], "live-chain")) {
 		return ctl_cmd_image_hsm(ctl, argc, argv);
+	}
+	/* `image chain --live` compares metadata and live chains on an hsmd. */
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[1], "chain") && !strcmp(argv[i], "--live")) {
+			return ctl_cmd_image_hsm(ctl, argc, argv);
+		}
 	}
 	r = spm_opts_parse(ctl, argc, argv, &o);
 	if (r) {
