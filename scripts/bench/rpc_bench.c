@@ -304,7 +304,7 @@ int main(int argc, char **argv)
 	printf("%-6s %-8s %-11s %10s %10s %12s %10s\n", "trans", "clients", "server", "p50 us",
 	       "p99 us", "calls/s", "p50 ratio");
 	for (int t = 0; t < 2; t++) {
-		char pk_url[256], echo_url[256], listen_opt[300];
+		char pk_url[256], echo_url[256], listen_opt[300], run_opt[300], state_opt[300];
 		pid_t pk_pid, echo_pid;
 
 		if (t == 0) {
@@ -315,9 +315,13 @@ int main(int argc, char **argv)
 			snprintf(echo_url, sizeof(echo_url), "tcp://127.0.0.1:%d", port + 1);
 		}
 		snprintf(listen_opt, sizeof(listen_opt), "listen=%s", pk_url);
+		snprintf(run_opt, sizeof(run_opt), "run_dir=%s/run", dir);
+		snprintf(state_opt, sizeof(state_opt), "state_dir=%s/state", dir);
 		{
-			char *pk_argv[] = { (char *)hsmd, "-o", listen_opt, "-o", "log_level=warn",
-					    NULL };
+			/* A storage device that does not exist: Ping needs no storage. */
+			char *pk_argv[] = { (char *)hsmd, "-o", listen_opt, "-o", "log_level=error",
+					    "-o", "lvm_devices=/dev/pk-bench-no-device", "-o", run_opt,
+					    "-o", state_opt, NULL };
 			char *echo_argv[] = { self, "--echo", echo_url, NULL };
 			pk_pid = spawn(pk_argv);
 			echo_pid = spawn(echo_argv);
