@@ -1,4 +1,5 @@
 #!/bin/bash
+# pk-itest: libvirt
 # test_hsm_snapshot — hsmd's images, VMs and live snapshots in a 2-host lab.
 #
 # The SPM runs on host 1; two images (RAW base <- COW leaf) are created there

@@ -1,4 +1,5 @@
 #!/bin/bash
+# pk-itest: libvirt
 # test_virt — hsmd's libvirt seam (hsm/virt.c, hsm/vmxml.c) against the real
 # libvirtd, through tests/tools/pk-virt-probe.
 #
