@@ -11,6 +11,7 @@
 #include "common/activation.h"
 #include "common/log.h"
 #include "common/lvm.h"
+#include "common/volchain.h"
 #include "common/xalloc.h"
 #include "hsm/vm.h"
 
@@ -189,120 +190,31 @@ int hsm_volumes_read(struct hsm *hsm, const char *domain, struct hsm_volume_list
 	return 0;
 }
 
-static bool volume_live(const struct hsm_volume *v)
-{
-	return v->meta.legality != PK_VOLUME_REMOVING &&
-	       !(v->meta.legality == PK_VOLUME_ILLEGAL && v->meta.generation == 0);
-}
-
-/* A merged-away layer: ILLEGAL and INTERNAL, still naming its old parent. */
-static bool volume_orphaned(const struct hsm_volume *v)
-{
-	return v->meta.legality == PK_VOLUME_ILLEGAL && v->meta.role == PK_VOLUME_INTERNAL;
-}
-
-static bool has_parent(const struct pk_volume_meta *m)
-{
-	return strcmp(m->parent, PK_META_NO_PARENT) != 0;
-}
-
-static int chain_find_leaf(const struct hsm_volume_list *list, const char *domain,
-			   const char *image, const struct hsm_volume **ret, struct pk_error *err)
-{
-	const struct hsm_volume *leaf = NULL;
-	size_t members = 0;
-
-	for (size_t i = 0; i < list->n; i++) {
-		const struct hsm_volume *v = &list->v[i];
-		bool is_parent = false;
-
-		if (strcmp(v->meta.image, image) != 0) {
-			continue;
-		}
-		members++;
-		if (!volume_live(v) || volume_orphaned(v)) {
-			continue;
-		}
-		for (size_t k = 0; k < list->n && !is_parent; k++) {
-			const struct hsm_volume *c = &list->v[k];
-			is_parent = !strcmp(c->meta.parent, v->id) && volume_live(c) &&
-				    !volume_orphaned(c);
-		}
-		if (is_parent) {
-			continue;
-		}
-		if (!leaf || (leaf->meta.role != PK_VOLUME_LEAF && v->meta.role == PK_VOLUME_LEAF)) {
-			leaf = v;
-		} else if (leaf->meta.role == v->meta.role) {
-			return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
-					    "image '%s' has two tops, '%s' and '%s'; its metadata "
-					    "needs repair", image, leaf->id, v->id);
-		}
-	}
-	if (members == 0) {
-		return pk_error_set(err, PK_E_NOT_FOUND, ENOENT,
-				    "image '%s' has no volumes in domain '%s'", image, domain);
-	}
-	if (!leaf) {
-		return pk_error_set(err, PK_E_ILLEGAL, ENOENT,
-				    "image '%s' has no usable leaf (all %zu volumes are being "
-				    "removed, unfinished or merged away)", image, members);
-	}
-	*ret = leaf;
-	return 0;
-}
-
 int hsm_chain_build(const struct hsm_volume_list *list, const char *domain, const char *image,
 		    const char *leaf_id, struct hsm_chain *ret, struct pk_error *err)
 {
-	const struct hsm_volume *v = NULL;
+	struct pk_volchain_item *items = pk_xcalloc(list->n + 1, sizeof(*items));
+	size_t *idx = pk_xcalloc(list->n + 1, sizeof(*idx));
 	struct hsm_chain c = { 0 };
+	size_t len = 0;
 	int r;
 
-	if (leaf_id && *leaf_id) {
-		v = hsm_volume_list_find(list, leaf_id);
-		if (!v) {
-			return pk_error_set(err, PK_E_NOT_FOUND, ENOENT,
-					    "volume '%s' not found in domain '%s'", leaf_id, domain);
-		}
-		if (strcmp(v->meta.image, image) != 0) {
-			return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
-					    "volume '%s' belongs to image '%s', not to image '%s'",
-					    leaf_id, v->meta.image, image);
-		}
-	} else {
-		r = chain_find_leaf(list, domain, image, &v, err);
-		if (r < 0) {
-			return r;
-		}
+	/* One rule for spmd and hsmd: common/volchain.h. */
+	for (size_t i = 0; i < list->n; i++) {
+		items[i].id = list->v[i].id;
+		items[i].meta = &list->v[i].meta;
 	}
-	c.v = pk_xcalloc(list->n + 1, sizeof(*c.v));
-	for (;;) {
-		for (size_t i = 0; i < c.n; i++) {
-			if (!strcmp(c.v[i].id, v->id)) {
-				hsm_chain_release(&c);
-				return pk_error_set(err, PK_E_ILLEGAL, ELOOP,
-						    "image '%s' has a loop in its parent links at "
-						    "'%s'", image, v->id);
-			}
+	r = pk_volchain_build(items, list->n, domain, image, leaf_id, idx, &len, err);
+	if (r == 0) {
+		c.v = pk_xcalloc(len + 1, sizeof(*c.v));
+		for (size_t k = 0; k < len; k++) {
+			c.v[c.n++] = list->v[idx[k]];
 		}
-		c.v[c.n++] = *v;
-		if (!has_parent(&v->meta)) {
-			break;
-		}
-		const struct hsm_volume *p = hsm_volume_list_find(list, v->meta.parent);
-		if (!p || strcmp(p->meta.image, image) != 0) {
-			r = pk_error_set(err, PK_E_ILLEGAL, ENOENT,
-					 "volume '%s' of image '%s' names parent '%s', which %s",
-					 v->id, image, v->meta.parent,
-					 p ? "belongs to another image" : "does not exist");
-			hsm_chain_release(&c);
-			return r;
-		}
-		v = p;
+		*ret = c;
 	}
-	*ret = c;
-	return 0;
+	free(items);
+	free(idx);
+	return r;
 }
 
 int hsm_image_chain_read(struct hsm *hsm, const char *domain, const char *image,

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/lvm.h"
 #include "common/proc.h"
+#include "common/volchain.h"
 #include "common/xalloc.h"
 #include "spm/locks.h"
 
@@ -247,23 +248,6 @@ static int volumes_load_fresh(struct spm *spm, const char *domain, struct spm_vo
 	return 0;
 }
 
-/* Not being removed and not an unfinished creation. */
-static bool volume_live(const struct spm_volume *v)
-{
-	return v->meta.legality != PK_VOLUME_REMOVING &&
-	       !(v->meta.legality == PK_VOLUME_ILLEGAL && v->meta.generation == 0);
-}
-
-/* A merged-away layer: ILLEGAL and INTERNAL, still naming its old parent. */
-static bool volume_orphaned(const struct spm_volume *v)
-{
-	return v->meta.legality == PK_VOLUME_ILLEGAL && v->meta.role == PK_VOLUME_INTERNAL;
-}
-
-static bool has_parent(const struct pk_volume_meta *m)
-{
-	return strcmp(m->parent, PK_META_NO_PARENT) != 0;
-}
 
 static uint64_t round_up(uint64_t v, uint64_t to)
 {
@@ -435,8 +419,8 @@ static int create_validate(const struct spm_volume_create *a, const struct spm_v
 					    pk_volume_legality_name(parent->meta.legality));
 		}
 		for (size_t i = 0; i < list->n; i++) {
-			if (!strcmp(list->v[i].meta.parent, a->parent) && volume_live(&list->v[i]) &&
-			    !volume_orphaned(&list->v[i])) {
+			if (!strcmp(list->v[i].meta.parent, a->parent) && pk_volchain_live(&list->v[i].meta) &&
+			    !pk_volchain_orphaned(&list->v[i].meta)) {
 				return pk_error_set(err, PK_E_CONFLICT, EEXIST,
 						    "parent volume '%s' already has a child '%s'; "
 						    "snapshot the image's leaf instead", a->parent,
@@ -1006,94 +990,40 @@ void spm_chain_release(struct spm_chain *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/*
- * The chain of an image: the leaf is the live volume that no live,
- * non-orphaned volume names as parent (preferring role LEAF: during an
- * active commit the old leaf is ILLEGAL but still the top); then parents
- * are followed to the base. Everything else of the image is an orphan.
- */
-static int chain_build(const struct spm_volume_list *list, const char *image,
+/* The chain of an image by the common rule (common/volchain.h); the rest are orphans. */
+static int chain_build(const struct spm_volume_list *list, const char *domain, const char *image,
 		       struct spm_chain *ret, struct pk_error *err)
 {
+	struct pk_volchain_item *items = pk_xcalloc(list->n + 1, sizeof(*items));
+	size_t *idx = pk_xcalloc(list->n + 1, sizeof(*idx));
+	bool *used = pk_xcalloc(list->n + 1, sizeof(*used));
 	struct spm_chain c = { 0 };
-	const struct spm_volume *leaf = NULL;
-	size_t members = 0;
-	bool *in_chain;
+	size_t len = 0;
+	int r;
 
 	for (size_t i = 0; i < list->n; i++) {
-		if (!strcmp(list->v[i].meta.image, image)) {
-			members++;
-		}
+		items[i].id = list->v[i].id;
+		items[i].meta = &list->v[i].meta;
 	}
-	if (members == 0) {
-		return pk_error_set(err, PK_E_NOT_FOUND, ENOENT, "image '%s' has no volumes", image);
-	}
-	for (size_t i = 0; i < list->n; i++) {
-		const struct spm_volume *v = &list->v[i];
-		bool is_parent = false;
-
-		if (strcmp(v->meta.image, image) || !volume_live(v) || volume_orphaned(v)) {
-			continue;
+	r = pk_volchain_build(items, list->n, domain, image, NULL, idx, &len, err);
+	if (r == 0) {
+		c.chain = pk_xcalloc(len + 1, sizeof(*c.chain));
+		c.orphans = pk_xcalloc(list->n + 1, sizeof(*c.orphans));
+		for (size_t k = 0; k < len; k++) {
+			c.chain[c.n++] = list->v[idx[k]];
+			used[idx[k]] = true;
 		}
-		for (size_t k = 0; k < list->n; k++) {
-			const struct spm_volume *child = &list->v[k];
-			if (!strcmp(child->meta.parent, v->id) && volume_live(child) &&
-			    !volume_orphaned(child)) {
-				is_parent = true;
+		for (size_t i = 0; i < list->n; i++) {
+			if (!used[i] && !strcmp(list->v[i].meta.image, image)) {
+				c.orphans[c.norphans++] = list->v[i];
 			}
 		}
-		if (is_parent) {
-			continue;
-		}
-		if (!leaf || (leaf->meta.role != PK_VOLUME_LEAF && v->meta.role == PK_VOLUME_LEAF)) {
-			leaf = v;
-		} else if (leaf->meta.role == v->meta.role) {
-			return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
-					    "image '%s' has two tops, '%s' and '%s'; its metadata "
-					    "needs repair", image, leaf->id, v->id);
-		}
+		*ret = c;
 	}
-	if (!leaf) {
-		return pk_error_set(err, PK_E_ILLEGAL, ENOENT,
-				    "image '%s' has no usable leaf (all %zu volumes are being "
-				    "removed, unfinished or merged away)", image, members);
-	}
-	in_chain = pk_xcalloc(list->n + 1, sizeof(bool));
-	c.chain = pk_xcalloc(members + 1, sizeof(*c.chain));
-	c.orphans = pk_xcalloc(members + 1, sizeof(*c.orphans));
-	for (const struct spm_volume *v = leaf; v;) {
-		size_t idx = (size_t)(v - list->v);
-		if (in_chain[idx] || c.n > members) {
-			free(in_chain);
-			spm_chain_release(&c);
-			return pk_error_set(err, PK_E_ILLEGAL, ELOOP,
-					    "image '%s' has a loop in its parent links at '%s'", image,
-					    v->id);
-		}
-		in_chain[idx] = true;
-		c.chain[c.n++] = *v;
-		if (!has_parent(&v->meta)) {
-			break;
-		}
-		const struct spm_volume *p = spm_volume_list_find(list, v->meta.parent);
-		if (!p || strcmp(p->meta.image, image) != 0) {
-			free(in_chain);
-			spm_chain_release(&c);
-			return pk_error_set(err, PK_E_ILLEGAL, ENOENT,
-					    "volume '%s' of image '%s' names parent '%s', which %s",
-					    v->id, image, v->meta.parent,
-					    p ? "belongs to another image" : "does not exist");
-		}
-		v = p;
-	}
-	for (size_t i = 0; i < list->n; i++) {
-		if (!strcmp(list->v[i].meta.image, image) && !in_chain[i]) {
-			c.orphans[c.norphans++] = list->v[i];
-		}
-	}
-	free(in_chain);
-	*ret = c;
-	return 0;
+	free(items);
+	free(idx);
+	free(used);
+	return r;
 }
 
 int spm_image_chain(struct spm *spm, const char *domain, const char *image,
@@ -1110,7 +1040,7 @@ int spm_image_chain(struct spm *spm, const char *domain, const char *image,
 		r = spm_volumes_load(spm, domain, &list, err);
 	}
 	if (r == 0) {
-		r = chain_build(&list, image, ret, err);
+		r = chain_build(&list, domain, image, ret, err);
 	}
 	spm_volume_list_release(&list);
 	return r;
