@@ -67,6 +67,10 @@ int ctl_cmd_image(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_image_hsm(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_task(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_vm(struct ctl *ctl, int argc, char **argv);
+/* merge jobs and the snapshot-delete engine flow (ctl/cmd_merge.c) */
+int ctl_cmd_merge(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_job(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_snapshot(struct ctl *ctl, int argc, char **argv);
 
 /* hsmd calls and printers (ctl/cmd_hsm.c), shared with ctl/cmd_vm.c. */
 int ctl_hsm_run(struct ctl *ctl, Pk__Request *req,

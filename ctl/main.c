@@ -23,6 +23,9 @@ static const struct ctl_command commands[] = {
 	{ "image", ctl_cmd_image, "chain|delete (spmd), prepare|teardown (hsmd)" },
 	{ "task", ctl_cmd_task, "list|show|clear: the SPM's tasks" },
 	{ "vm", ctl_cmd_vm, "create|destroy|list|chain|snapshot: VMs of one host (hsmd)" },
+	{ "merge", ctl_cmd_merge, "merge a drive's layers (hsmd job), --wait to follow it" },
+	{ "job", ctl_cmd_job, "list|show|wait|abort|bandwidth: merge jobs of one host (hsmd)" },
+	{ "snapshot", ctl_cmd_snapshot, "delete: merge a snapshot volume away and delete it" },
 };
 
 static void usage(FILE *out)

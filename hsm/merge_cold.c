@@ -27,6 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/fault.h"
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/xalloc.h"
@@ -81,6 +82,7 @@ int hsm_merge_cold_prepare(struct hsm_merge_job *job, struct pk_error *err)
 	bool before, after;
 	int r;
 
+	pk_fault_point("merge:preparing");
 	r = vm_still_down(job, err);
 	for (size_t i = 0; r == 0 && i < job->nchain; i++) {
 		r = hsm_image_volume_ready(job->hsm, job->domain, job->image, job->chain[i], NULL, err);

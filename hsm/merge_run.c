@@ -73,6 +73,11 @@ static int live_read(struct hsm_merge_job *job, struct hsm_merge_live *live,
 
 /* ---- the old leaf's legality around a pivot ------------------------------------- */
 
+/*
+ * The record says leaf_illegal before the SPM is asked for ILLEGAL, and only
+ * after the SPM made it LEGAL again: whatever crashes in between, a resumed
+ * job restores what may have been marked.
+ */
 static int leaf_set_legal(struct hsm_merge_job *job, bool legal, struct pk_error *err)
 {
 	struct hsm_merge_meta_update u = {
@@ -80,14 +85,20 @@ static int leaf_set_legal(struct hsm_merge_job *job, bool legal, struct pk_error
 	};
 	int r;
 
+	if (!legal && !job->leaf_illegal) {
+		job->leaf_illegal = true;
+		hsm_merge_job_save(job);
+	}
 	r = hsm_merge_spm_update(job->hsm, job->domain, job->image, job->top, &u, err);
 	if (r < 0) {
 		pk_error_prefix(err, "cannot mark the old leaf '%s' %s", job->top,
 				legal ? "LEGAL again" : "ILLEGAL before the pivot");
 		return transient(r, err);
 	}
-	job->leaf_illegal = !legal;
-	hsm_merge_job_save(job);
+	if (legal) {
+		job->leaf_illegal = false;
+		hsm_merge_job_save(job);
+	}
 	return 0;
 }
 
@@ -142,12 +153,12 @@ static int vm_stopped(struct hsm_merge_job *job, struct pk_error *err)
 {
 	char (*ids)[PK_UUID_BUFLEN] = pk_xcalloc(HSM_MERGE_CHAIN_MAX, PK_UUID_BUFLEN);
 	const char *leaf = job->chain[0];
+	struct hsm_merge_live live;
 	size_t n = 0;
 	int r;
 
 	/* After a pivot the definition names base as the leaf. */
 	if (is_active_commit(job)) {
-		struct hsm_merge_live live;
 		r = live_read(job, &live, err);
 		if (r < 0) {
 			free(ids);
@@ -185,6 +196,7 @@ static int step_prepare(struct hsm_merge_job *job, struct pk_error *err)
 	struct hsm_merge_live live;
 	int r;
 
+	pk_fault_point("merge:preparing");
 	r = live_read(job, &live, err);
 	if (r < 0) {
 		return r;
@@ -308,20 +320,26 @@ static int step_commit(struct hsm_merge_job *job, struct pk_error *err)
 			return 0;
 		}
 		/* Job info first: once libvirt forgets a job, the XML shows its result. */
-		r = hsm_virt_ready(job->hsm, err);
-		if (r == 0) {
-			r = hsm_virt_block_job_info(job->hsm->virt, job->vm, job->drive, &info, err);
+		struct pk_error info_err = { PK_OK, "" };
+		int ri = hsm_virt_ready(job->hsm, &info_err);
+		if (ri == 0) {
+			ri = hsm_virt_block_job_info(job->hsm->virt, job->vm, job->drive, &info,
+						     &info_err);
 		}
-		if (r < 0 && err->code != PK_E_NOT_FOUND) {
-			return transient(r, err);
+		if (ri < 0 && hsm_merge_error_transient(&info_err)) {
+			*err = info_err;
+			return -EAGAIN;
 		}
-		pk_error_clear(err);
 		r = live_read(job, &live, err);
 		if (r < 0) {
 			return r;
 		}
 		if (!live.running) {
 			return vm_stopped(job, err);
+		}
+		if (ri < 0) {
+			*err = info_err; /* the VM runs but its block job cannot be read */
+			return ri;
 		}
 		if (info.active) {
 			gone_since = 0;
@@ -400,13 +418,12 @@ static int step_pivot(struct hsm_merge_job *job, struct pk_error *err)
 	uint64_t asked = 0;
 	int r;
 
-	if (!job->leaf_illegal) {
-		r = leaf_set_legal(job, false, err);
-		if (r < 0) {
-			return r;
-		}
-		pk_fault_point("merge:pivoting:marked");
+	/* Idempotent: marked again when the step is entered again. */
+	r = leaf_set_legal(job, false, err);
+	if (r < 0) {
+		return r;
 	}
+	pk_fault_point("merge:pivoting:marked");
 	for (;;) {
 		struct hsm_merge_live live;
 		struct hsm_virt_job_info info = { 0 };

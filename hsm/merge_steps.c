@@ -269,6 +269,11 @@ int hsm_merge_step_extend(struct hsm_merge_job *job, struct pk_error *err)
 		goto out;
 	}
 	hsm_merge_job_removed(job, &lo, &hi);
+	/* What the merged layers hold: the size to ask for, and the progress scale. */
+	r = measure_layers(job, &list, lo, hi, &data, err);
+	if (r < 0) {
+		goto out;
+	}
 	if (v->meta.format == PK_VOLUME_RAW) {
 		need = v->meta.capacity;
 	} else {
@@ -276,9 +281,6 @@ int hsm_merge_step_extend(struct hsm_merge_job *job, struct pk_error *err)
 		if (r == 0 && image_end(path, &end, err) < 0) {
 			pk_error_clear(err);
 			end = v->lv_size; /* unknown: assume it is full */
-		}
-		if (r == 0) {
-			r = measure_layers(job, &list, lo, hi, &data, err);
 		}
 		if (r == 0) {
 			r = measure_full(v->meta.capacity, &full, err);

@@ -1,0 +1,260 @@
+#!/bin/bash
+# test_merge — live merge end to end in a 2-host lab, with a guest that writes.
+#
+# The SPM is host 1; the VM (TCG, the lab's writing guest) runs on host 2, whose
+# hsmd asks host 1's spmd to extend and update metadata; `pkctl snapshot
+# delete` deletes on the SPM. The image starts as BASE (RAW) <- L0 (COW).
+#   1. internal commit: two snapshots, the middle volume merged away;
+#   2. active commit with pivot: the leaf merged into its parent;
+#   3. pull: a volume whose child is the leaf streamed up into it;
+#   after each: metadata and live chains agree and are the expected ones, the
+#   merged volume's LV is gone, the guest keeps acknowledging writes;
+#   4. a slow merge (bandwidth) makes the drive busy: a second merge is
+#   CONFLICT; bandwidth changed while it runs; events and progress seen;
+#   5. bad input (unknown VM/drive/volume, base not below top, top == base, a
+#   volume of another image, bandwidth out of range): clear errors, nothing
+#   changes;
+#   6. JobAbort of a running merge: FAILED (ABORTED), chain unchanged; the
+#   merge run again finishes;
+#   7. cold merge: the VM is stopped, an internal volume is merged with
+#   qemu-img commit;
+#   8. pk-verify: every write the guest acknowledged is on the final chain.
+# Everything is removed in the EXIT trap.
+#
+# Needs: root, libvirtd, qemu, ${BUILD}/{spmd,hsmd,pkctl,pk-lvmapd},
+# ${BUILD}/tests/tools/pk-verify (make tools).
+source "$(dirname "$0")/lib.sh"
+
+VM=pkt-merge-$$
+VERIFY=$PWD/$BUILD/tests/tools/pk-verify
+GUEST=$PWD/$BUILD/guest
+
+cleanup() {
+	local rc=$?
+	if virsh -c qemu:///system dominfo "$VM" >/dev/null 2>&1; then
+		virsh -c qemu:///system destroy "$VM" >/dev/null 2>&1 || true
+		virsh -c qemu:///system undefine "$VM" >/dev/null 2>&1 || true
+	fi
+	(exit $rc)
+	lab_down
+}
+trap cleanup EXIT
+
+[ -x "$VERIFY" ] || fail "$VERIFY not built (make BUILD=$BUILD tools)"
+
+# pk2 ARGS...: pkctl against host 2's hsmd and the cluster's SPM, JSON out.
+# pk2 ARGS...: pkctl against host 2's hsmd and the cluster's SPM, JSON out. Other
+# tests restart the shared libvirtd: a call hsmd answers UNAVAILABLE (not
+# connected to libvirtd for a moment) is tried again, for up to 30 s.
+pk2() {
+	local out rc deadline=$((SECONDS + 30))
+	while :; do
+		out=$("$PKCTL" --json --hsm "$PK_HOST2_HSM" --spm "$PK_SPMS" "$@")
+		rc=$?
+		if [ $rc -ne 0 ] && [ "$(echo "$out" | jq -r '.error.code // empty' 2>/dev/null)" = UNAVAILABLE ] &&
+			echo "$out" | grep -q libvirtd && [ $SECONDS -lt $deadline ]; then
+			sleep 0.5
+			continue
+		fi
+		echo "$out"
+		return $rc
+	done
+}
+acks() { grep -ac '^PKACK ' "$SERIAL" || true; }
+wait_acks() { # wait_acks N SECONDS
+	local want=$(($(acks) + $1)) deadline=$((SECONDS + $2))
+	while [ "$(acks)" -lt "$want" ]; do
+		[ $SECONDS -lt $deadline ] || fail "the guest stopped acknowledging writes (at $(acks), wanted $want): $(grep -av PKACK "$SERIAL" | tail -n 3)"
+		sleep 0.2
+	done
+}
+live_chain() { pk2 vm list --vm "$VM" | jq -r '.vms[0].drives[0].live_chain | join(",")'; }
+spm_chain() { spm_any image chain --image "$IMG" | jq -r '[.chain[].volume_id] | join(",")'; }
+lv_exists() { lvm lvs --config "$PK_LVM_CONFIG" --noheadings -o lv_name "$PK_VG" 2>/dev/null | grep -qw "$1"; }
+snapshot() { pk2 vm snapshot --vm "$VM" | jq -r '.snapshot[0].new_leaf'; }
+
+# check_chain WANT: the live, metadata and hsmd-compared chains are WANT (ids, leaf first).
+check_chain() {
+	local want=$1 c
+	[ "$(live_chain)" = "$want" ] || fail "live chain $(live_chain), want $want"
+	[ "$(spm_chain)" = "$want" ] || fail "metadata chain $(spm_chain), want $want"
+	c=$(pk2 vm chain --vm "$VM" --drive vda) || fail "vm chain: $c"
+	[ "$(echo "$c" | jq -r .consistent)" = true ] || fail "hsmd: chains differ: $c"
+}
+
+# deleted VOLUME: gone from the SPM and from LVM, no link left on host 2.
+deleted() {
+	expect_code NOT_FOUND spm_any volume info --image "$IMG" --volume "$1"
+	lv_exists "$1" && fail "the LV of $1 still exists"
+	[ ! -e "$PK_HOST2_RUN/storage/$D/$IMG/$1" ] || fail "volume $1 is still linked on host 2"
+	[ ! -e "$PK_HOST2_LVMAP/$D/$1" ] || fail "volume $1 is still active on host 2"
+}
+
+# ---- the lab: SPM on host 1, the VM on host 2 ------------------------------------------
+
+lab_up "itest-merge-$$" 2
+D=$PK_DOMAIN
+SERIAL=$PK_LAB_DIR/$PK_LAB/host2/$VM.serial
+spm 1 spm start >/dev/null || fail "spm start on host 1"
+IMG=$(uuid) BASE=$(uuid) L0=$(uuid)
+spm_any volume create --image "$IMG" --volume "$BASE" --format raw --capacity 64M >/dev/null ||
+	fail "create base"
+spm_any volume create --image "$IMG" --volume "$L0" --parent "$BASE" --format cow >/dev/null ||
+	fail "create leaf"
+out=$(hsm 2 image prepare --image "$IMG") || fail "prepare: $out"
+scripts/guest-build "$GUEST" >/dev/null || fail "guest-build"
+out=$(pk2 vm create --name "$VM" --memory 256 --type qemu --disk "image=$IMG,volume=$L0" \
+	--kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
+	--cmdline "console=ttyS0 quiet pk.disks=vda pk.blocks=2048" --serial-log "$SERIAL") ||
+	fail "vm create: $out"
+deadline=$((SECONDS + 60))
+until grep -aq '^PKREADY' "$SERIAL" 2>/dev/null; do
+	[ $SECONDS -lt $deadline ] || fail "the guest did not start writing: $(tail -n 5 "$SERIAL" 2>/dev/null)"
+	sleep 0.2
+done
+wait_acks 500 30
+ok "VM $VM writes on host 2 ($(acks) acks); SPM on host 1; chain $L0 <- $BASE"
+
+# ---- 1. internal commit ---------------------------------------------------------------------
+
+S1=$(snapshot) && [ -n "$S1" ] || fail "snapshot 1"
+wait_acks 300 30
+S2=$(snapshot) && [ -n "$S2" ] || fail "snapshot 2"
+wait_acks 300 30
+check_chain "$S2,$S1,$L0,$BASE"
+out=$(pk2 snapshot delete --vm "$VM" --volume "$S1") || fail "delete $S1: $out"
+[ "$(echo "$out" | jq -r .job.kind)" = COMMIT ] || fail "kind: $out"
+[ "$(echo "$out" | jq -r .job.state)" = DONE ] || fail "state: $out"
+[ "$(echo "$out" | jq -r .job.base_id)" = "$L0" ] || fail "base: $out"
+check_chain "$S2,$L0,$BASE"
+deleted "$S1"
+wait_acks 300 30
+ok "internal commit: $S1 merged into $L0 and deleted in $(echo "$out" | jq -r .elapsed_ms) ms; writes go on"
+
+# ---- 2. active commit with pivot ----------------------------------------------------------------
+
+out=$(pk2 snapshot delete --vm "$VM" --volume "$S2") || fail "delete $S2: $out"
+[ "$(echo "$out" | jq -r .job.kind)" = ACTIVE_COMMIT ] || fail "kind: $out"
+check_chain "$L0,$BASE"
+deleted "$S2"
+[ "$(pk2 vm list --vm "$VM" | jq -r '.vms[0].drives[0].volume_id')" = "$L0" ] ||
+	fail "drive metadata does not name $L0 as the leaf"
+[ "$(spm_any volume info --image "$IMG" --volume "$L0" | jq -r .volume.role)" = LEAF ] ||
+	fail "$L0 is not LEAF"
+grep -q "kind=ACTIVE_COMMIT state=READY -> PIVOTING" "$PK_HOST2_DIR/hsmd.log" ||
+	fail "no READY -> PIVOTING in hsmd's log"
+wait_acks 300 30
+ok "active commit: $S2 merged into $L0 with a pivot, deleted; $L0 is the LEAF again; writes go on"
+
+# ---- 3. pull -------------------------------------------------------------------------------------
+
+S3=$(snapshot) && [ -n "$S3" ] || fail "snapshot 3"
+wait_acks 300 30
+out=$(pk2 snapshot delete --vm "$VM" --volume "$L0" --direction pull) || fail "pull $L0: $out"
+[ "$(echo "$out" | jq -r .job.kind)" = PULL ] || fail "kind: $out"
+check_chain "$S3,$BASE"
+deleted "$L0"
+[ "$(spm_any volume info --image "$IMG" --volume "$S3" | jq -r .volume.parent_id)" = "$BASE" ] ||
+	fail "$S3 does not name $BASE as parent"
+wait_acks 300 30
+ok "pull: $L0 streamed up into $S3 and deleted; $S3 <- $BASE; writes go on"
+
+# ---- 4. a slow merge: busy drive, bandwidth, progress, events -----------------------------------
+
+S4=$(snapshot) && [ -n "$S4" ] || fail "snapshot 4"
+wait_acks 2000 30 # S3 gets most of the guest's 8 MiB written
+"$PKCTL" --hsm "$PK_HOST2_HSM" job list >/dev/null || fail "job list"
+JOB=$(pk2 merge --vm "$VM" --drive vda --base "$BASE" --top "$S3" --bandwidth 256K | jq -r .job.job_id)
+[ -n "$JOB" ] && [ "$JOB" != null ] || fail "slow merge did not start"
+deadline=$((SECONDS + 20))
+until [ "$(pk2 job show "$JOB" | jq -r '.job.state + " " + (.job.cur > 0 | tostring)')" = "COMMITTING true" ]; do
+	[ $SECONDS -lt $deadline ] || fail "no progress: $(pk2 job show "$JOB")"
+	sleep 0.2
+done
+ok "slow merge $JOB: COMMITTING, $(pk2 job show "$JOB" | jq -r '.job.cur') of $(pk2 job show "$JOB" | jq -r '.job.end') bytes"
+expect_code CONFLICT pk2 merge --vm "$VM" --drive vda --base "$BASE" --top "$S3"
+ok "second merge on the busy drive -> CONFLICT: $LAST_ERROR"
+expect_code CONFLICT pk2 snapshot delete --vm "$VM" --volume "$S4"
+ok "snapshot delete of another volume of the busy drive -> CONFLICT"
+expect_code INVALID_ARGUMENT pk2 job bandwidth "$JOB" 1
+out=$(pk2 job bandwidth "$JOB" 0) || fail "bandwidth: $out"
+[ "$(echo "$out" | jq -r .job.bandwidth)" = 0 ] || fail "bandwidth not changed: $out"
+# Follow it to the end (plain progress lines: stdout is not a terminal).
+out=$("$PKCTL" --hsm "$PK_HOST2_HSM" job wait "$JOB") || fail "job wait: $out"
+echo "$out" | grep -q "job $JOB: DONE" || fail "job wait printed: $out"
+# The merged-away volume is an orphan: snapshot delete only deletes it.
+[ "$(spm_any volume info --image "$IMG" --volume "$S3" | jq -r '.volume.legality + " " + .volume.role')" = "ILLEGAL INTERNAL" ] ||
+	fail "$S3 is not an ILLEGAL INTERNAL orphan"
+out=$(pk2 snapshot delete --vm "$VM" --volume "$S3") || fail "delete orphan $S3: $out"
+[ "$(echo "$out" | jq -r .how)" = "already merged" ] || fail "orphan delete: $out"
+check_chain "$S4,$BASE"
+deleted "$S3"
+ok "bandwidth set to unlimited while running; job wait followed it to DONE; the orphan was just deleted"
+
+# ---- 5. bad input ---------------------------------------------------------------------------------
+
+IMG2=$(uuid) OTHER=$(uuid)
+spm_any volume create --image "$IMG2" --volume "$OTHER" --format raw --capacity 16M >/dev/null ||
+	fail "create other image"
+jobs_before=$(pk2 job list | jq '.jobs | length')
+expect_code NOT_FOUND pk2 merge --vm "nosuch-$$" --drive vda --base "$BASE"
+ok "unknown VM -> NOT_FOUND: $LAST_ERROR"
+expect_code NOT_FOUND pk2 merge --vm "$VM" --drive vdz --base "$BASE"
+ok "unknown drive -> NOT_FOUND: $LAST_ERROR"
+expect_code NOT_FOUND pk2 merge --vm "$VM" --drive vda --base "$(uuid)"
+ok "unknown volume -> NOT_FOUND: $LAST_ERROR"
+expect_code INVALID_ARGUMENT pk2 merge --vm "$VM" --drive vda --base "$S4" --top "$BASE"
+ok "base not below top -> INVALID_ARGUMENT: $LAST_ERROR"
+expect_code INVALID_ARGUMENT pk2 merge --vm "$VM" --drive vda --base "$S4" --top "$S4"
+ok "top == base -> INVALID_ARGUMENT: $LAST_ERROR"
+expect_code INVALID_ARGUMENT pk2 merge --vm "$VM" --drive vda --base "$OTHER" --top "$S4"
+ok "a volume of another image -> INVALID_ARGUMENT: $LAST_ERROR"
+expect_code INVALID_ARGUMENT pk2 merge --vm "$VM" --drive vda --base "$BASE" --bandwidth 100
+expect_code INVALID_ARGUMENT pk2 merge --vm "$VM" --drive vda --base "$BASE" --bandwidth 2T
+ok "bandwidth out of range -> INVALID_ARGUMENT: $LAST_ERROR"
+expect_code INVALID_ARGUMENT pk2 merge --vm "$VM" --drive vda --base not-a-uuid
+expect_code NOT_FOUND pk2 snapshot delete --vm "$VM" --volume "$(uuid)"
+expect_code INVALID_ARGUMENT pk2 snapshot delete --vm "$VM" --volume "$BASE" --direction pull --bandwidth 1
+expect_code NOT_FOUND pk2 job show "$(uuid)"
+check_chain "$S4,$BASE"
+[ "$(pk2 job list | jq '.jobs | length')" = "$jobs_before" ] || fail "a job was created"
+ok "after the bad input: chain $S4 <- $BASE, no new job"
+
+# ---- 6. abort ---------------------------------------------------------------------------------------
+
+S5=$(snapshot) && [ -n "$S5" ] || fail "snapshot 5"
+wait_acks 2000 30
+JOB=$(pk2 merge --vm "$VM" --drive vda --base "$BASE" --top "$S4" --bandwidth 128K | jq -r .job.job_id)
+deadline=$((SECONDS + 20))
+until [ "$(pk2 job show "$JOB" | jq -r .job.state)" = COMMITTING ]; do
+	[ $SECONDS -lt $deadline ] || fail "not COMMITTING: $(pk2 job show "$JOB")"
+	sleep 0.2
+done
+pk2 job abort "$JOB" >/dev/null || fail "abort"
+expect_code ABORTED pk2 job wait "$JOB"
+ok "abort: $LAST_ERROR"
+check_chain "$S5,$S4,$BASE"
+[ "$(spm_any volume info --image "$IMG" --volume "$S4" | jq -r .volume.legality)" = LEGAL ] ||
+	fail "$S4 not LEGAL after the abort"
+ok "after the abort the chain and legality are unchanged"
+
+# ---- 7. cold merge ----------------------------------------------------------------------------------
+
+wait_acks 300 30
+virsh -c qemu:///system destroy "$VM" >/dev/null || fail "stop the VM"
+[ "$(pk2 vm list --vm "$VM" | jq -r '.vms[0].state')" = shutoff ] || fail "VM not shut off"
+out=$(pk2 snapshot delete --vm "$VM" --volume "$S4") || fail "cold delete $S4: $out"
+[ "$(echo "$out" | jq -r .job.kind)" = COLD_COMMIT ] || fail "kind: $out"
+[ "$(spm_chain)" = "$S5,$BASE" ] || fail "metadata chain after the cold merge: $(spm_chain)"
+c=$(pk2 vm chain --vm "$VM" --drive vda) || fail "vm chain: $c"
+[ "$(echo "$c" | jq -r '.live_chain | join(",")')" = "$S5,$BASE" ] || fail "qcow2 chain: $c"
+deleted "$S4"
+expect_code UNSUPPORTED pk2 snapshot delete --vm "$VM" --volume "$S5"
+ok "cold merge of $S4 (qemu-img commit) while the VM is down; the leaf of a stopped VM -> UNSUPPORTED"
+
+# ---- 8. every acknowledged write is there ----------------------------------------------------------
+
+out=$("$VERIFY" --log "$SERIAL" --disk "vda=$PK_HOST2_RUN/storage/$D/$IMG/$S5") ||
+	fail "pk-verify: $out"
+ok "pk-verify: $out"
+echo "PASS: $CHECKS checks"

@@ -1,0 +1,274 @@
+#!/bin/bash
+# test_merge_crash — merges that crash, in a 2-host lab with a writing guest
+# (VM on host 2, SPM on host 1).
+#   1. hsmd killed (SIGKILL at a PK_FAULT point) in each state of a job:
+#      PREPARING, EXTENDING, COMMITTING, CLEANUP (and inside CLEANUP after the
+#      orphan mark and after the metadata sync) for internal commits; READY,
+#      PIVOTING (and after the old leaf was marked ILLEGAL) for active commits.
+#      hsmd is started again, resumes the job from its record, and re-running
+#      `pkctl snapshot delete` finishes: the expected chain, the volume gone.
+#   2. hsmd killed with SIGKILL while a (slow) block job copies: the resumed
+#      job adopts the block job that kept running in qemu.
+#   3. libvirtd restarted while a block job copies: hsmd reconnects,
+#      reconciles and the job ends DONE.
+#   4. qemu killed while a block job copies: the job ends FAILED, cleanly; the
+#      chain before the merge is intact (metadata, legality, qcow2 headers);
+#      the VM starts again from it and the merge, run again, finishes.
+#   5. pk-verify: every write the guest acknowledged (both boots) is intact.
+# Restarts the shared libvirtd once. Everything is removed in the EXIT trap.
+source "$(dirname "$0")/lib.sh"
+
+VM=pkt-mcrash-$$
+VERIFY=$PWD/$BUILD/tests/tools/pk-verify
+GUEST=$PWD/$BUILD/guest
+
+cleanup() {
+	local rc=$?
+	if ! pidof -s libvirtd >/dev/null; then
+		setsid libvirtd -d || true
+	fi
+	if virsh -c qemu:///system dominfo "$VM" >/dev/null 2>&1; then
+		virsh -c qemu:///system destroy "$VM" >/dev/null 2>&1 || true
+		virsh -c qemu:///system undefine "$VM" >/dev/null 2>&1 || true
+	fi
+	(exit $rc)
+	lab_down
+}
+trap cleanup EXIT
+
+[ -x "$VERIFY" ] || fail "$VERIFY not built (make BUILD=$BUILD tools)"
+
+# pk2 ARGS...: pkctl against host 2's hsmd and the cluster's SPM, JSON out. Other
+# tests restart the shared libvirtd: a call hsmd answers UNAVAILABLE (not
+# connected to libvirtd for a moment) is tried again, for up to 30 s.
+pk2() {
+	local out rc deadline=$((SECONDS + 30))
+	while :; do
+		out=$("$PKCTL" --json --hsm "$PK_HOST2_HSM" --spm "$PK_SPMS" "$@")
+		rc=$?
+		if [ $rc -ne 0 ] && [ "$(echo "$out" | jq -r '.error.code // empty' 2>/dev/null)" = UNAVAILABLE ] &&
+			echo "$out" | grep -q libvirtd && [ $SECONDS -lt $deadline ]; then
+			sleep 0.5
+			continue
+		fi
+		echo "$out"
+		return $rc
+	done
+}
+acks() { cat "$SERIAL".* "$SERIAL" 2>/dev/null | grep -ac '^PKACK ' || true; }
+wait_acks() { # wait_acks N SECONDS
+	local want=$(($(acks) + $1)) deadline=$((SECONDS + $2))
+	while [ "$(acks)" -lt "$want" ]; do
+		[ $SECONDS -lt $deadline ] || fail "the guest stopped acknowledging writes (at $(acks), wanted $want): $(grep -av PKACK "$SERIAL" | tail -n 3)"
+		sleep 0.2
+	done
+}
+live_chain() { pk2 vm list --vm "$VM" | jq -r '.vms[0].drives[0].live_chain | join(",")'; }
+spm_chain() { spm_any image chain --image "$IMG" | jq -r '[.chain[].volume_id] | join(",")'; }
+lv_exists() { lvm lvs --config "$PK_LVM_CONFIG" --noheadings -o lv_name "$PK_VG" 2>/dev/null | grep -qw "$1"; }
+snapshot() { pk2 vm snapshot --vm "$VM" | jq -r '.snapshot[0].new_leaf'; }
+legality() { spm_any volume info --image "$IMG" --volume "$1" | jq -r .volume.legality; }
+
+check_chain() { # check_chain WANT
+	local c
+	[ "$(live_chain)" = "$1" ] || fail "live chain $(live_chain), want $1"
+	[ "$(spm_chain)" = "$1" ] || fail "metadata chain $(spm_chain), want $1"
+	c=$(pk2 vm chain --vm "$VM" --drive vda) || fail "vm chain: $c"
+	[ "$(echo "$c" | jq -r .consistent)" = true ] || fail "hsmd: chains differ: $c"
+}
+deleted() {
+	expect_code NOT_FOUND spm_any volume info --image "$IMG" --volume "$1"
+	lv_exists "$1" && fail "the LV of $1 still exists"
+	[ ! -e "$PK_HOST2_RUN/storage/$D/$IMG/$1" ] || fail "volume $1 is still linked on host 2"
+}
+
+HSMD_PID=""
+# start_hsmd [VAR=VALUE...]: (re)starts host 2's hsmd and waits until it answers.
+start_hsmd() {
+	local dir=$PK_LAB_DIR/$PK_LAB/host2
+	env "$@" setsid "$BUILD/hsmd" -c "$dir/hsmd.conf" </dev/null >>"$dir/hsmd.log" 2>&1 &
+	HSMD_PID=$!
+	echo "$HSMD_PID" >"$dir/hsmd.pid"
+	disown
+	for _ in $(seq 100); do
+		"$PKCTL" --hsm "$PK_HOST2_HSM" --timeout 500 ping >/dev/null 2>&1 && return 0
+		kill -0 "$HSMD_PID" 2>/dev/null || fail "hsmd exited at start: $(tail -n 5 "$dir/hsmd.log")"
+		sleep 0.1
+	done
+	fail "hsmd of host 2 does not answer"
+}
+stop_hsmd() { # stop_hsmd [SIGNAL]
+	local pid
+	pid=$(cat "$PK_LAB_DIR/$PK_LAB/host2/hsmd.pid")
+	kill "-${1:-TERM}" "$pid" 2>/dev/null
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+	fail "hsmd $pid did not stop"
+}
+hsmd_alive() { kill -0 "$(cat "$PK_LAB_DIR/$PK_LAB/host2/hsmd.pid")" 2>/dev/null; }
+
+# crash POINT VOLUME WANT_CHAIN: deletes VOLUME with hsmd dying at POINT, then
+# restarts hsmd and runs the engine flow again.
+crash() {
+	local point=$1 vol=$2 want=$3 out
+	stop_hsmd
+	start_hsmd PK_FAULT="$point"
+	# --timeout: pkctl's calls to the dead hsmd fail after 2 s, not 30.
+	out=$("$PKCTL" --json --timeout 2000 --hsm "$PK_HOST2_HSM" --spm "$PK_SPMS" snapshot delete \
+		--vm "$VM" --volume "$vol" 2>&1) &&
+		fail "snapshot delete succeeded although hsmd should die at $point: $out"
+	for _ in $(seq 50); do hsmd_alive || break; sleep 0.1; done
+	hsmd_alive && fail "hsmd did not die at $point"
+	start_hsmd
+	out=$(pk2 snapshot delete --vm "$VM" --volume "$vol") || fail "re-run after $point: $out"
+	check_chain "$want"
+	deleted "$vol"
+	wait_acks 100 30
+	ok "hsmd killed at $point: resumed, the re-run finished ($(echo "$out" | jq -r .how)); chain ${want//,/ <- }"
+}
+
+# ---- the lab ------------------------------------------------------------------------
+
+lab_up "itest-mcrash-$$" 2
+D=$PK_DOMAIN
+SERIAL=$PK_LAB_DIR/$PK_LAB/host2/$VM.serial
+spm 1 spm start >/dev/null || fail "spm start on host 1"
+IMG=$(uuid) BASE=$(uuid) L0=$(uuid)
+spm_any volume create --image "$IMG" --volume "$BASE" --format raw --capacity 64M >/dev/null ||
+	fail "create base"
+spm_any volume create --image "$IMG" --volume "$L0" --parent "$BASE" --format cow >/dev/null ||
+	fail "create leaf"
+hsm 2 image prepare --image "$IMG" >/dev/null || fail "prepare"
+scripts/guest-build "$GUEST" >/dev/null || fail "guest-build"
+out=$(pk2 vm create --name "$VM" --memory 256 --type qemu --disk "image=$IMG,volume=$L0" \
+	--kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
+	--cmdline "console=ttyS0 quiet pk.disks=vda pk.blocks=2048" --serial-log "$SERIAL") ||
+	fail "vm create: $out"
+deadline=$((SECONDS + 60))
+until grep -aq '^PKREADY' "$SERIAL" 2>/dev/null; do
+	[ $SECONDS -lt $deadline ] || fail "the guest did not start writing"
+	sleep 0.2
+done
+wait_acks 300 30
+ok "VM $VM writes on host 2; SPM on host 1"
+
+# ---- 1. kill -9 of hsmd in each state --------------------------------------------------------
+
+# Internal commits: each round snapshots, then merges the old leaf into its parent.
+LEAF=$L0
+for point in merge:preparing merge:extending merge:committing merge:cleanup \
+	merge:cleanup:orphaned merge:cleanup:synced; do
+	NEW=$(snapshot) && [ -n "$NEW" ] || fail "snapshot"
+	wait_acks 100 30
+	crash "$point" "$LEAF" "$NEW,$BASE"
+	LEAF=$NEW
+done
+# Active commits: each round snapshots, then merges the new leaf back.
+for point in merge:ready merge:pivoting merge:pivoting:marked; do
+	NEW=$(snapshot) && [ -n "$NEW" ] || fail "snapshot"
+	wait_acks 100 30
+	crash "$point" "$NEW" "$LEAF,$BASE"
+	[ "$(legality "$LEAF")" = LEGAL ] || fail "$LEAF not LEGAL"
+done
+
+# ---- 2. kill -9 while the block job copies ------------------------------------------------------
+
+# slow_merge VOLUME: an internal commit of VOLUME at 256 KiB/s; prints the job id.
+slow_merge() {
+	pk2 merge --vm "$VM" --drive vda --base "$BASE" --top "$1" --bandwidth 256K | jq -r .job.job_id
+}
+copying() { # copying JOB: waits until the block job made progress
+	local deadline=$((SECONDS + 30))
+	until [ "$(pk2 job show "$1" | jq -r '.job.state + " " + (.job.cur > 0 | tostring)')" = "COMMITTING true" ]; do
+		[ $SECONDS -lt $deadline ] || fail "job $1 does not copy: $(pk2 job show "$1")"
+		sleep 0.2
+	done
+}
+NEW=$(snapshot)
+wait_acks 2500 40 # the old leaf holds most of the guest's 8 MiB
+JOB=$(slow_merge "$LEAF")
+copying "$JOB"
+stop_hsmd KILL
+start_hsmd
+[ "$(pk2 job show "$JOB" | jq -r .job.state)" = COMMITTING ] || fail "not resumed: $(pk2 job show "$JOB")"
+pk2 job bandwidth "$JOB" 0 >/dev/null || fail "bandwidth"
+pk2 job wait "$JOB" >/dev/null || fail "job wait after the restart"
+grep -q "resuming merge job job='$JOB'" "$PK_HOST2_DIR/hsmd.log" || fail "no resume logged"
+n=$(grep -c "block job started.*job='$JOB'\|job='$JOB': block job started" "$PK_HOST2_DIR/hsmd.log" || true)
+[ "$n" = 1 ] || fail "the block job was started $n times"
+pk2 snapshot delete --vm "$VM" --volume "$LEAF" >/dev/null || fail "delete orphan $LEAF"
+check_chain "$NEW,$BASE"
+deleted "$LEAF"
+LEAF=$NEW
+ok "kill -9 of hsmd while copying: the resumed job adopted the running block job, DONE"
+
+# ---- 3. libvirtd restart while the block job copies ---------------------------------------------
+
+NEW=$(snapshot)
+wait_acks 2500 40
+JOB=$(slow_merge "$LEAF")
+copying "$JOB"
+pid=$(pidof -s libvirtd) || fail "libvirtd does not run"
+kill -TERM "$pid"
+for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$pid" 2>/dev/null && fail "libvirtd did not stop"
+sleep 1
+setsid libvirtd -d || fail "cannot start libvirtd again"
+if [ -f "$PK_LAB_DIR/.services/libvirtd.pid" ]; then
+	pidof -s libvirtd >"$PK_LAB_DIR/.services/libvirtd.pid"
+fi
+deadline=$((SECONDS + 30))
+until grep -q 'libvirt connection re-established' "$PK_HOST2_DIR/hsmd.log"; do
+	[ $SECONDS -lt $deadline ] || fail "hsmd did not reconnect"
+	sleep 0.2
+done
+pk2 job bandwidth "$JOB" 0 >/dev/null || fail "bandwidth after the reconnection"
+out=$(pk2 job wait "$JOB") || fail "job after the libvirtd restart: $out"
+pk2 snapshot delete --vm "$VM" --volume "$LEAF" >/dev/null || fail "delete orphan $LEAF"
+check_chain "$NEW,$BASE"
+deleted "$LEAF"
+LEAF=$NEW
+wait_acks 200 30
+ok "libvirtd restarted while copying: hsmd reconnected, reconciled, job DONE"
+
+# ---- 4. qemu killed while the block job copies -----------------------------------------------
+
+NEW=$(snapshot)
+wait_acks 2500 40
+JOB=$(slow_merge "$LEAF")
+copying "$JOB"
+qpid=$(cat "/run/libvirt/qemu/$VM.pid") || fail "no qemu pid"
+kill -9 "$qpid"
+out=$(pk2 job wait "$JOB") && fail "the job survived qemu: $out"
+code=$(echo "$out" | jq -r .error.code)
+[ "$code" = ABORTED ] || fail "job after the qemu kill: $out"
+echo "$out" | jq -r .error.message | grep -q intact || fail "job after the qemu kill: $out"
+[ "$(spm_chain)" = "$NEW,$LEAF,$BASE" ] || fail "metadata chain changed: $(spm_chain)"
+for v in "$NEW" "$LEAF" "$BASE"; do
+	[ "$(legality "$v")" = LEGAL ] || fail "$v not LEGAL after the qemu kill"
+done
+c=$(pk2 vm chain --vm "$VM" --drive vda) || fail "vm chain: $c"
+[ "$(echo "$c" | jq -r '.live_chain | join(",")')" = "$NEW,$LEAF,$BASE" ] ||
+	fail "qcow2 chain after the qemu kill: $c"
+ok "qemu killed while copying: job FAILED ($code), chain, legality and qcow2 headers intact"
+cp "$SERIAL" "$SERIAL.1"
+virsh -c qemu:///system start "$VM" >/dev/null || fail "the VM does not start again"
+deadline=$((SECONDS + 60))
+until grep -aq '^PKREADY' "$SERIAL" 2>/dev/null; do
+	[ $SECONDS -lt $deadline ] || fail "the guest did not start writing again"
+	sleep 0.2
+done
+wait_acks 300 30
+out=$(pk2 snapshot delete --vm "$VM" --volume "$LEAF") || fail "merge again: $out"
+check_chain "$NEW,$BASE"
+deleted "$LEAF"
+wait_acks 300 30
+ok "the VM started again from the old chain; the merge run again finished"
+
+# ---- 5. every acknowledged write is there ----------------------------------------------------
+
+virsh -c qemu:///system destroy "$VM" >/dev/null || fail "stop the VM"
+cat "$SERIAL.1" "$SERIAL" >"$SERIAL.all"
+out=$("$VERIFY" --log "$SERIAL.all" --disk "vda=$PK_HOST2_RUN/storage/$D/$IMG/$NEW") ||
+	fail "pk-verify: $out"
+ok "pk-verify (both boots): $out"
+echo "PASS: $CHECKS checks"
