@@ -1,4 +1,5 @@
 #!/bin/bash
+# pk-itest: libvirt
 # test_merge — live merge end to end in a 2-host lab, with a guest that writes.
 #
 # The SPM is host 1; the VM (TCG, the lab's writing guest) runs on host 2, whose

@@ -1,4 +1,5 @@
 #!/bin/bash
+# pk-itest: libvirt
 # test_merge_crash — merges that crash, in a 2-host lab with a writing guest
 # (VM on host 2, SPM on host 1).
 #   1. hsmd killed (SIGKILL at a PK_FAULT point) in each state of a job:
