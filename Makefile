@@ -168,11 +168,13 @@ fuzz-short: $(FUZZ_TARGETS)
 
 # ---- demo, benchmarks ------------------------------------------------------
 demo: all
-	scripts/demo
+	BUILD=$(BUILD) scripts/demo
 
-bench: bench-rpc bench-spm
+bench: bench-rpc bench-spm bench-merge
 bench-rpc: all $(BUILD)/bench-rpc
 	BUILD=$(BUILD) scripts/bench/rpc
+bench-merge: all
+	BUILD=$(BUILD) scripts/bench/merge
 bench-spm: all $(BUILD)/bench-spm
 	BUILD=$(BUILD) scripts/bench/spm
 $(BUILD)/bench-spm: scripts/bench/spm_bench.c $(LIBPROTO) $(LIBCOMMON)

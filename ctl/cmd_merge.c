@@ -35,7 +35,8 @@ enum {
 	OPT_NO_PROGRESS,
 };
 
-int ctl_merge_opts_parse(struct ctl *ctl, int argc, char **argv, int first, struct ctl_merge_opts *o)
+int ctl_merge_opts_parse(struct ctl *ctl, int argc, char **argv, int first,
+			 struct ctl_merge_opts *o)
 {
 	static const struct option opts[] = {
 		{ "vm", required_argument, NULL, OPT_VM },
@@ -135,6 +136,10 @@ static void watch_show(struct ctl_watch *w, const Pk__JobInfo *j)
 	char eta[32] = "--:--";
 	bool final = j->state == PK__JOB_STATE__DONE || j->state == PK__JOB_STATE__FAILED;
 	bool changed = (int)j->state != w->last_state;
+
+	if (final && !changed) {
+		return; /* shown already (the event, then JobGet) */
+	}
 
 	if (j->state == PK__JOB_STATE__COMMITTING && !w->t0 && j->end) {
 		w->t0 = now;

@@ -19,8 +19,8 @@
 
 struct ctl_merge_opts {
 	const char *vm, *drive, *domain, *image, *base, *top, *volume, *direction, *bandwidth;
-	const char *arg; /* positional: a job id, a bandwidth */
-	const char *arg2;
+	const char *arg;  /* first positional argument: a job id */
+	const char *arg2; /* second: a bandwidth */
 	bool wait;
 	bool no_progress;
 };

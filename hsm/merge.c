@@ -206,7 +206,9 @@ int hsm_merge_job_wait(struct hsm_merge_job *job, unsigned ms)
 	deadline_after(&deadline, ms);
 	pthread_mutex_lock(&m->lock);
 	seen = job->wakeups;
-	while (!m->stopping && !job->abort_requested && job->wakeups == seen) {
+	/* An abort request ends the wait only where the job can still act on it. */
+	bool abortable = job->state >= HSM_MERGE_PREPARING && job->state <= HSM_MERGE_READY;
+	while (!m->stopping && !(abortable && job->abort_requested) && job->wakeups == seen) {
 		if (pthread_cond_timedwait(&m->cond, &m->lock, &deadline) == ETIMEDOUT) {
 			break;
 		}

@@ -286,9 +286,14 @@ int hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_error *err)
 	if (job->bandwidth) {
 		snprintf(rate, sizeof(rate), "%" PRIu64, job->bandwidth);
 	}
-	const char *commit[] = { "qemu-img", "commit", "-p", "-d", "-f", "qcow2", "-b", base_path,
-				 rate[0] ? "-r" : top_path, rate[0] ? rate : NULL, rate[0] ? top_path : NULL,
-				 NULL };
+	const char *commit[12] = { "qemu-img", "commit", "-p", "-d", "-f", "qcow2", "-b", base_path };
+	size_t argc = 8;
+	if (rate[0]) {
+		commit[argc++] = "-r";
+		commit[argc++] = rate;
+	}
+	commit[argc++] = top_path;
+	commit[argc] = NULL;
 	pk_log_info("merge job job='%s': qemu-img commit top='%s' base='%s' attempt=%u", job->id,
 		    job->top, job->base, job->attempts);
 	r = run_with_progress(job, commit, err);

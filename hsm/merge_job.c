@@ -138,7 +138,8 @@ const char *hsm_merge_job_new_leaf(const struct hsm_merge_job *job)
 	return lo == 0 ? job->chain[hi + 1] : job->chain[0];
 }
 
-bool hsm_merge_job_chain_is_after(const struct hsm_merge_job *job, const char (*ids)[PK_UUID_BUFLEN],
+bool hsm_merge_job_chain_is_after(const struct hsm_merge_job *job,
+				  const char (*ids)[PK_UUID_BUFLEN],
 				  size_t n)
 {
 	size_t lo, hi, k = 0;
@@ -158,7 +159,8 @@ bool hsm_merge_job_chain_is_after(const struct hsm_merge_job *job, const char (*
 	return true;
 }
 
-bool hsm_merge_job_chain_is_before(const struct hsm_merge_job *job, const char (*ids)[PK_UUID_BUFLEN],
+bool hsm_merge_job_chain_is_before(const struct hsm_merge_job *job,
+				   const char (*ids)[PK_UUID_BUFLEN],
 				   size_t n)
 {
 	if (n != job->nchain) {

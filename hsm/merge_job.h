@@ -104,10 +104,12 @@ const char *hsm_merge_job_new_parent(const struct hsm_merge_job *job);
 const char *hsm_merge_job_new_leaf(const struct hsm_merge_job *job);
 
 /* True when ids[0..n) is the chain expected after the merge. */
-bool hsm_merge_job_chain_is_after(const struct hsm_merge_job *job, const char (*ids)[PK_UUID_BUFLEN],
+bool hsm_merge_job_chain_is_after(const struct hsm_merge_job *job,
+				  const char (*ids)[PK_UUID_BUFLEN],
 				  size_t n);
 /* True when ids[0..n) is the chain before the merge. */
-bool hsm_merge_job_chain_is_before(const struct hsm_merge_job *job, const char (*ids)[PK_UUID_BUFLEN],
+bool hsm_merge_job_chain_is_before(const struct hsm_merge_job *job,
+				   const char (*ids)[PK_UUID_BUFLEN],
 				   size_t n);
 
 /* ---- the live view of a drive (hsm/merge.c) ------------------------------------ */

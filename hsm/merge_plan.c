@@ -413,13 +413,13 @@ int hsm_merge_begin(struct hsm *hsm, const struct hsm_merge_request *req,
 	enum hsm_merge_state state = HSM_MERGE_PREPARING;
 	char keys[2][HSM_LOCK_KEY_MAX];
 	const char *kv[2] = { keys[0], keys[1] };
+	char id[PK_UUID_BUFLEN] = "";
 	bool locked = false;
 	int r;
 
 	r = check_request(req, err);
-	if (r == 0 && hsm_merge_drive_busy(hsm, req->vm, req->drive, NULL)) {
-		char id[PK_UUID_BUFLEN] = "";
-		hsm_merge_drive_busy(hsm, req->vm, req->drive, id);
+	/* Early answer for a busy drive (hsm_merge_register checks again). */
+	if (r == 0 && hsm_merge_drive_busy(hsm, req->vm, req->drive, id)) {
 		r = pk_error_set(err, PK_E_CONFLICT, EBUSY,
 				 "drive '%s' of VM '%s' already has merge job '%s'; one job per drive",
 				 req->drive, req->vm, id);
@@ -452,11 +452,11 @@ int hsm_merge_begin(struct hsm *hsm, const struct hsm_merge_request *req,
 		hsm_merge_job_info_of(job, ret);
 		r = hsm_merge_register(m, job, err);
 		if (r == 0) {
+			job = NULL; /* owned by the registry (and running) */
 			pk_log_info("merge job started job='%s' vm='%s' drive='%s' kind=%s top='%s' "
-				    "base='%s' state=%s bandwidth=%" PRIu64, job->id, job->vm,
-				    job->drive, hsm_merge_kind_name(job->kind), job->top, job->base,
-				    hsm_merge_state_name(state), job->bandwidth);
-			job = NULL; /* owned by the registry */
+				    "base='%s' state=%s bandwidth=%" PRIu64, ret->id, ret->vm,
+				    ret->drive, hsm_merge_kind_name(ret->kind), ret->top, ret->base,
+				    hsm_merge_state_name(state), ret->bandwidth);
 		}
 	}
 	if (locked) {

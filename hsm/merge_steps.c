@@ -70,8 +70,9 @@ static int json_u64(const char *json, const char *key, uint64_t *ret)
 
 /*
  * The "filename" of each object of the top-level array of
- * `qemu-img info --backing-chain --output=json`, in order. Strings are
- * copied into out[i] (size PK_PATH); returns the count or -EINVAL.
+ * `qemu-img info --backing-chain --output=json`, in order, copied into
+ * out[0..max); returns the count or -EINVAL (a name with escapes is
+ * refused: our paths never need them).
  */
 static int json_chain_filenames(const char *json, char (*out)[HSM_PATH_MAX], size_t max)
 {

@@ -1,4 +1,5 @@
 #include "hsm/snapshot.h"
+#include "hsm/merge.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -182,6 +183,16 @@ int hsm_vm_snapshot(struct hsm *hsm, const char *vm, const struct hsm_snapshot_d
 	r = hsm_lock_acquire(hsm, keys, nkeys, "VmSnapshot", err);
 	if (r < 0) {
 		goto out_free;
+	}
+	/* A drive with a merge under way keeps its chain until the job ends. */
+	for (size_t i = 0; i < n; i++) {
+		char job[PK_UUID_BUFLEN] = "";
+		if (hsm_merge_drive_busy(hsm, vm, disks[i].drive, job)) {
+			r = pk_error_set(err, PK_E_CONFLICT, EBUSY,
+					 "drive '%s' of VM '%s' has merge job '%s' under way; snapshot "
+					 "it when the job has ended", disks[i].drive, vm, job);
+			goto out;
+		}
 	}
 	r = hsm_vm_get(hsm, vm, &info, err);
 	if (r < 0) {
