@@ -380,19 +380,45 @@ static int snapshot_delete(struct ctl *ctl, const struct ctl_merge_opts *o)
 					p.drive->image_id, p.base, p.top, p.dir, bw, &merge_resp, &err);
 			if (r == 0) {
 				snprintf(job_id, sizeof(job_id), "%s", merge_resp->merge->job->job_id);
-			} else if (err.code == PK_E_CONFLICT &&
-				   find_running_job(ctl, vm->name, &p, job_id) == 0) {
-				pk_error_clear(&err); /* an earlier run's job: follow it */
+			} else if (find_running_job(ctl, vm->name, &p, job_id) == 0) {
+				/*
+				 * An earlier run's job (resumed by hsmd) is on this drive:
+				 * CONFLICT, or it already moved the chain past what we
+				 * planned from. Follow it.
+				 */
+				pk_error_clear(&err);
 				r = 0;
+			} else if (err.code == PK_E_INVALID_ARGUMENT) {
+				/* The chain changed under us (a resumed job just ended): plan again. */
+				struct pk_error again = { PK_OK, "" };
+				Pk__Response *vm2 = NULL;
+				const Pk__VmInfo *vi = NULL;
+				struct del_plan p2 = { 0 };
+
+				if (vm_get(ctl, o->vm, &vm2, &vi, &again) == 0 &&
+				    find_volume(ctl, vi, o->volume, dir, o->direction != NULL, &p2,
+						&again) == 0 &&
+				    p2.orphan) {
+					pk__response__free_unpacked(vm_resp, NULL);
+					vm_resp = vm2;
+					vm = vi;
+					p = p2;
+					vm2 = NULL;
+					pk_error_clear(&err);
+					r = 0;
+				}
+				if (vm2) {
+					pk__response__free_unpacked(vm2, NULL);
+				}
 			}
 		}
-		if (r == 0) {
+		if (r == 0 && !p.orphan) {
 			r = ctl_watch_job(&w, job_id, &fin, &err);
 		}
 		if (watching) {
 			ctl_watch_release(&w);
 		}
-		if (r == 0) {
+		if (r == 0 && fin) {
 			job = fin->job_get->job;
 			if (job->state == PK__JOB_STATE__FAILED) {
 				r = ctl_merge_job_error(job, &err);
