@@ -44,3 +44,17 @@ int pk_uuid_check(const char *field, const char *s, struct pk_error *err)
 	}
 	return 0;
 }
+
+int pk_uuid_check_ids(const char *domain, const char *image, const char *volume,
+		      struct pk_error *err)
+{
+	int r = pk_uuid_check("domain_id", domain, err);
+
+	if (r == 0) {
+		r = pk_uuid_check("image_id", image, err);
+	}
+	if (r == 0 && volume) {
+		r = pk_uuid_check("volume_id", volume, err);
+	}
+	return r;
+}

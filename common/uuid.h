@@ -28,4 +28,11 @@ void pk_uuid_generate(char out[PK_UUID_BUFLEN]);
  */
 int pk_uuid_check(const char *field, const char *s, struct pk_error *err);
 
+/*
+ * Checks the ids of a request: domain and image always, volume when not
+ * NULL (each named in the message: "domain_id", "image_id", "volume_id").
+ */
+int pk_uuid_check_ids(const char *domain, const char *image, const char *volume,
+		      struct pk_error *err);
+
 #endif

@@ -263,7 +263,7 @@ int hsm_volume_chain(struct hsm *hsm, const char *domain, const char *image, con
 				    "with a VM, name its drive or the image");
 	}
 	if (!vm || (domain && *domain) || (image && *image)) {
-		r = hsm_ids_check(domain, image, NULL, err);
+		r = pk_uuid_check_ids(domain, image, NULL, err);
 		if (r < 0) {
 			return r;
 		}

@@ -11,6 +11,7 @@
 #include "common/activation.h"
 #include "common/log.h"
 #include "common/lvm.h"
+#include "common/storage.h"
 #include "common/xalloc.h"
 #include "hsm/merge.h"
 #include "proto/spm_client.h"
@@ -18,7 +19,6 @@
 #define HSM_LOCK_TIMEOUT_MS 30000
 #define HSM_SPM_TIMEOUT_MS 10000
 #define HSM_QEMU_CONF "/etc/libvirt/qemu.conf"
-#define HSM_LVM_DEVICES_MAX 64
 
 void hsm_settings_from_config(const struct pk_config *cfg, struct hsm_settings *ret)
 {
@@ -128,35 +128,16 @@ static int qemu_owner_setup(struct hsm *hsm, struct pk_error *err)
 
 /* ---- set-up ----------------------------------------------------------------- */
 
-static int hsm_lvm_open(struct hsm *hsm, struct pk_error *err)
+static int hsm_storage_open(struct hsm *hsm, struct pk_error *err)
 {
 	const struct hsm_settings *s = &hsm->settings;
-	struct pk_lvm_config lc = { 0 };
+	struct pk_storage_config sc = { s->lvm_devices, s->activation, s->lvmap_dir, NULL };
 	char conf_dir[HSM_PATH_MAX];
-	const char *list[HSM_LVM_DEVICES_MAX + 1];
-	char *copy, *save = NULL;
-	size_t n = 0;
-	int r;
 
-	if (!s->lvm_devices || !*s->lvm_devices) {
-		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
-				    "setting 'lvm_devices' is required: the PV device paths of the "
-				    "storage domains this host uses");
-	}
-	copy = pk_xstrdup(s->lvm_devices);
-	for (char *d = strtok_r(copy, ",", &save); d && n < HSM_LVM_DEVICES_MAX;
-	     d = strtok_r(NULL, ",", &save)) {
-		list[n++] = d;
-	}
-	list[n] = NULL;
 	/* Its own directory: spmd on the same host writes <run_dir>/lvm-spm. */
 	snprintf(conf_dir, sizeof(conf_dir), "%s/lvm-hsm", s->run_dir);
-	lc.devices = list;
-	lc.activation = s->activation && strcmp(s->activation, "dm") == 0;
-	lc.conf_dir = conf_dir;
-	r = pk_lvm_new(&lc, &hsm->lvm, err);
-	free(copy);
-	return r;
+	sc.conf_dir = conf_dir;
+	return pk_storage_open(&sc, &hsm->lvm, &hsm->act, err);
 }
 
 static int hsm_type_setup(struct hsm *hsm, struct pk_error *err)
@@ -178,7 +159,6 @@ static int hsm_type_setup(struct hsm *hsm, struct pk_error *err)
 
 int hsm_init(struct hsm *hsm, const struct hsm_settings *settings, struct pk_error *err)
 {
-	struct pk_activation_config ac = { 0 };
 	int r;
 
 	memset(hsm, 0, sizeof(*hsm));
@@ -212,14 +192,7 @@ int hsm_init(struct hsm *hsm, const struct hsm_settings *settings, struct pk_err
 		r = qemu_owner_setup(hsm, err);
 	}
 	if (r == 0) {
-		r = hsm_lvm_open(hsm, err);
-	}
-	if (r == 0) {
-		r = pk_activation_kind_parse(settings->activation, &ac.kind, err);
-	}
-	if (r == 0) {
-		ac.lvmap_dir = settings->lvmap_dir;
-		r = pk_activation_new(&ac, hsm->lvm, &hsm->act, err);
+		r = hsm_storage_open(hsm, err);
 	}
 	if (r == 0 && settings->spm && *settings->spm) {
 		r = pk_spm_client_new(settings->spm, &hsm->spm, err);

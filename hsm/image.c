@@ -19,20 +19,6 @@
 
 /* ---- ids and paths ------------------------------------------------------------ */
 
-int hsm_ids_check(const char *domain, const char *image, const char *volume,
-		  struct pk_error *err)
-{
-	int r = pk_uuid_check("domain_id", domain, err);
-
-	if (r == 0) {
-		r = pk_uuid_check("image_id", image, err);
-	}
-	if (r == 0 && volume) {
-		r = pk_uuid_check("volume_id", volume, err);
-	}
-	return r;
-}
-
 static int image_dir(const struct hsm *hsm, const char *domain, const char *image, char *buf,
 		     size_t size, struct pk_error *err)
 {
@@ -409,7 +395,7 @@ int hsm_image_prepare(struct hsm *hsm, const char *domain, const char *image,
 	if (volume && !*volume) {
 		volume = NULL;
 	}
-	r = hsm_ids_check(domain, image, volume, err);
+	r = pk_uuid_check_ids(domain, image, volume, err);
 	if (r == 0) {
 		r = image_dir(hsm, domain, image, dir, sizeof(dir), err);
 	}
@@ -497,7 +483,7 @@ int hsm_image_teardown(struct hsm *hsm, const char *domain, const char *image, b
 	size_t nlinked = 0;
 	int r;
 
-	r = hsm_ids_check(domain, image, NULL, err);
+	r = pk_uuid_check_ids(domain, image, NULL, err);
 	if (r == 0) {
 		r = image_dir(hsm, domain, image, dir, sizeof(dir), err);
 	}
@@ -573,7 +559,7 @@ int hsm_volume_refresh(struct hsm *hsm, const char *domain, const char *image,
 	struct pk_volume_meta meta;
 	int r;
 
-	r = hsm_ids_check(domain, image, volume, err);
+	r = pk_uuid_check_ids(domain, image, volume, err);
 	if (r == 0) {
 		r = image_dir(hsm, domain, image, dir, sizeof(dir), err);
 	}

@@ -117,8 +117,4 @@ int hsm_image_volume_ready(struct hsm *hsm, const char *domain, const char *imag
 /* True when at least one volume of the image is linked here. */
 bool hsm_image_is_prepared(const struct hsm *hsm, const char *domain, const char *image);
 
-/* Checks domain, image (and volume unless NULL) are UUIDs. */
-int hsm_ids_check(const char *domain, const char *image, const char *volume,
-		  struct pk_error *err);
-
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/uuid.h"
 #include "common/xalloc.h"
 #include "hsm/image.h"
 
@@ -32,7 +33,7 @@ static int snapshot_args_check(const char *vm, const struct hsm_snapshot_disk *d
 			return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
 					    "disks[%zu]: the drive (e.g. vda) is missing", i);
 		}
-		r = hsm_ids_check(disks[i].domain, disks[i].image, disks[i].volume, err);
+		r = pk_uuid_check_ids(disks[i].domain, disks[i].image, disks[i].volume, err);
 		if (r < 0) {
 			pk_error_prefix(err, "disks[%zu] (drive %s)", i, disks[i].drive);
 			return r;

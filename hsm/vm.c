@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/uuid.h"
 #include "common/xalloc.h"
 #include "hsm/image.h"
 
@@ -450,7 +451,7 @@ static int create_spec_check(const struct hsm_vm_create_spec *spec, struct pk_er
 	}
 	for (size_t i = 0; i < spec->ndisks; i++) {
 		const struct hsm_vm_create_disk *d = &spec->disks[i];
-		r = hsm_ids_check(d->domain, d->image, d->volume, err);
+		r = pk_uuid_check_ids(d->domain, d->image, d->volume, err);
 		if (r < 0) {
 			pk_error_prefix(err, "disks[%zu]", i);
 			return r;

@@ -11,6 +11,7 @@
 #include "common/lvm.h"
 #include "common/meta.h"
 #include "common/statefile.h"
+#include "common/storage.h"
 #include "common/xalloc.h"
 #include "spm/lease.h"
 #include "spm/locks.h"
@@ -20,42 +21,10 @@
 #define SPM_LOCK_TIMEOUT_MS 10000
 #define SPM_JOIN_TIMEOUT_MS 120000
 
-static int spm_lvm_open(struct spm *spm, struct pk_error *err)
-{
-	const char *devs = pk_config_str(spm->cfg, "lvm_devices");
-	const char *run_dir = pk_config_str(spm->cfg, "run_dir");
-	struct pk_lvm_config lc = { 0 };
-	char conf_dir[PATH_MAX];
-	char *copy, *save = NULL;
-	const char *list[65];
-	size_t n = 0;
-	int r;
-
-	if (!devs) {
-		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
-				    "setting 'lvm_devices' is required: the PV device paths of the "
-				    "storage domains this host serves");
-	}
-	copy = pk_xstrdup(devs);
-	for (char *d = strtok_r(copy, ",", &save); d && n < 64; d = strtok_r(NULL, ",", &save)) {
-		list[n++] = d;
-	}
-	list[n] = NULL;
-	snprintf(conf_dir, sizeof(conf_dir), "%s/lvm-spm", run_dir);
-	lc.devices = list;
-	lc.activation = strcmp(pk_config_str(spm->cfg, "activation"), "dm") == 0;
-	lc.conf_dir = conf_dir;
-	r = pk_statefile_mkdir(run_dir, err);
-	if (r == 0) {
-		r = pk_lvm_new(&lc, &spm->lvm, err);
-	}
-	free(copy);
-	return r;
-}
-
 int spm_init(struct spm *spm, const struct pk_config *cfg, struct pk_error *err)
 {
-	struct pk_activation_config ac = { 0 };
+	struct pk_storage_config sc = { 0 };
+	char conf_dir[PATH_MAX];
 	const char *domain = pk_config_str(cfg, "domain");
 	const char *sanlock_dir = pk_config_str(cfg, "sanlock_run_dir");
 	char tasks_dir[PATH_MAX];
@@ -83,15 +52,12 @@ int spm_init(struct spm *spm, const struct pk_config *cfg, struct pk_error *err)
 		/* Before any thread: the sanlock client library reads it. */
 		setenv("SANLOCK_RUN_DIR", sanlock_dir, 1);
 	}
-	r = spm_lvm_open(spm, err);
-	if (r < 0) {
-		return r;
-	}
-	r = pk_activation_kind_parse(pk_config_str(cfg, "activation"), &ac.kind, err);
-	if (r == 0) {
-		ac.lvmap_dir = pk_config_str(cfg, "lvmap_dir");
-		r = pk_activation_new(&ac, spm->lvm, &spm->act, err);
-	}
+	snprintf(conf_dir, sizeof(conf_dir), "%s/lvm-spm", pk_config_str(cfg, "run_dir"));
+	sc.devices = pk_config_str(cfg, "lvm_devices");
+	sc.activation = pk_config_str(cfg, "activation");
+	sc.lvmap_dir = pk_config_str(cfg, "lvmap_dir");
+	sc.conf_dir = conf_dir;
+	r = pk_storage_open(&sc, &spm->lvm, &spm->act, err);
 	if (r < 0) {
 		return r;
 	}
