@@ -274,20 +274,6 @@ static int volume_find_in_image(struct spm_volume_list *list, const char *domain
 	return 0;
 }
 
-static int ids_check(const char *domain, const char *image, const char *volume,
-		     struct pk_error *err)
-{
-	int r = pk_uuid_check("domain_id", domain, err);
-
-	if (r == 0 && image) {
-		r = pk_uuid_check("image_id", image, err);
-	}
-	if (r == 0 && volume) {
-		r = pk_uuid_check("volume_id", volume, err);
-	}
-	return r;
-}
-
 static int lock_image(struct spm *spm, struct spm_lockset *set, const char *what,
 		      const char *domain, const char *image, enum spm_lock_mode image_mode,
 		      const char *volume, struct pk_error *err)
@@ -311,9 +297,10 @@ static int lock_image(struct spm *spm, struct spm_lockset *set, const char *what
  */
 static int mutation_begin(struct spm *spm, const char *what, const char *domain,
 			  const char *image, enum spm_lock_mode image_mode, const char *volume,
-			  struct spm_lockset *set, struct spm_volume_list *list, struct pk_error *err)
+			  struct spm_lockset *set, struct spm_volume_list *list, uint64_t *ret_free,
+			  struct pk_error *err)
 {
-	int r = ids_check(domain, image, volume, err);
+	int r = pk_uuid_check_ids(domain, image, volume, err);
 
 	if (r == 0) {
 		r = spm_domain_check(spm, domain, err);
@@ -327,7 +314,7 @@ static int mutation_begin(struct spm *spm, const char *what, const char *domain,
 	if (r < 0) {
 		return r;
 	}
-	r = volumes_for_mutation(spm, domain, list, NULL, err);
+	r = volumes_for_mutation(spm, domain, list, ret_free, err);
 	if (r < 0) {
 		spm_lockset_release(set);
 	}
@@ -539,7 +526,7 @@ int spm_volume_create(struct spm *spm, const struct spm_volume_create *args,
 		pk_uuid_generate(generated);
 		a.volume = generated;
 	}
-	r = ids_check(a.domain, a.image, a.volume, err);
+	r = pk_uuid_check_ids(a.domain, a.image, a.volume, err);
 	if (r == 0 && a.parent && *a.parent) {
 		r = pk_uuid_check("parent_id", a.parent, err);
 	}
@@ -547,23 +534,14 @@ int spm_volume_create(struct spm *spm, const struct spm_volume_create *args,
 		r = pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
 				 "volume '%s' cannot be its own parent", a.volume);
 	}
-	if (r == 0) {
-		r = spm_domain_check(spm, a.domain, err);
-	}
 	if (r < 0) {
 		return r;
 	}
-	r = spm_role_check(spm, a.domain, err);
+	/* The image lock only: the new volume's id is nobody else's yet. */
+	r = mutation_begin(spm, "create_volume", a.domain, a.image, SPM_LOCK_EXCLUSIVE, NULL, &set,
+			   &list, &vg_free, err);
 	if (r < 0) {
 		return r;
-	}
-	r = lock_image(spm, &set, "create_volume", a.domain, a.image, SPM_LOCK_EXCLUSIVE, NULL, err);
-	if (r < 0) {
-		return r;
-	}
-	r = volumes_for_mutation(spm, a.domain, &list, &vg_free, err);
-	if (r < 0) {
-		goto out;
 	}
 	r = create_validate(&a, &list, &parent, &capacity, err);
 	if (r < 0) {
@@ -773,7 +751,7 @@ int spm_volume_delete(struct spm *spm, const char *domain, const char *image,
 	int r;
 
 	r = mutation_begin(spm, "delete_volume", domain, image, SPM_LOCK_EXCLUSIVE, volume, &set,
-			   &list, err);
+			   &list, NULL, err);
 	if (r < 0) {
 		return r;
 	}
@@ -799,9 +777,8 @@ int spm_volume_extend(struct spm *spm, const char *domain, const char *image,
 {
 	struct spm_volume_list list = { 0 };
 	const struct spm_volume *v = NULL;
-	struct pk_lvm_vg vg = { 0 };
 	struct spm_lockset set;
-	uint64_t want;
+	uint64_t want, vg_free = 0;
 	int r;
 
 	if (size == 0 || size % 512 != 0) {
@@ -809,13 +786,11 @@ int spm_volume_extend(struct spm *spm, const char *domain, const char *image,
 				    "new size %" PRIu64 " must be a positive multiple of 512 bytes", size);
 	}
 	r = mutation_begin(spm, "extend_volume", domain, image, SPM_LOCK_SHARED, volume, &set, &list,
-			   err);
+			   &vg_free, err);
 	if (r < 0) {
 		return r;
 	}
-	if (r == 0) {
-		r = volume_find_in_image(&list, domain, image, volume, &v, err);
-	}
+	r = volume_find_in_image(&list, domain, image, volume, &v, err);
 	if (r == 0 && v->meta.legality == PK_VOLUME_REMOVING) {
 		r = pk_error_set(err, PK_E_ILLEGAL, EINVAL, "volume '%s' is being removed", volume);
 	}
@@ -824,16 +799,11 @@ int spm_volume_extend(struct spm *spm, const char *domain, const char *image,
 	}
 	want = round_up(size, list.extent_size);
 	if (want > v->lv_size) {
-		uint64_t vg_free = 0;
-		struct spm_volume_list fresh = { 0 };
-		r = volumes_for_mutation(spm, domain, &fresh, &vg_free, err);
-		spm_volume_list_release(&fresh);
-		vg.free = vg_free;
-		if (r == 0 && want - v->lv_size > vg.free) {
+		if (want - v->lv_size > vg_free) {
 			r = pk_error_set(err, PK_E_NO_SPACE, ENOSPC,
 					 "domain '%s' has %" PRIu64 " MiB free, extending volume '%s' "
 					 "to %" PRIu64 " MiB needs %" PRIu64 " MiB more", domain,
-					 vg.free / MIB, volume, want / MIB, (want - v->lv_size) / MIB);
+					 vg_free / MIB, volume, want / MIB, (want - v->lv_size) / MIB);
 		}
 		if (r == 0) {
 			r = spm_role_check(spm, domain, err);
@@ -860,7 +830,6 @@ int spm_volume_extend(struct spm *spm, const char *domain, const char *image,
 		}
 	}
 out:
-	pk_lvm_vg_release(&vg);
 	spm_volume_list_release(&list);
 	spm_lockset_release(&set);
 	return r;
@@ -873,7 +842,7 @@ int spm_volume_info(struct spm *spm, const char *domain, const char *image,
 	const struct spm_volume *v = NULL;
 	int r;
 
-	r = ids_check(domain, image, volume, err);
+	r = pk_uuid_check_ids(domain, image, volume, err);
 	if (r == 0) {
 		r = spm_domain_check(spm, domain, err);
 	}
@@ -915,7 +884,7 @@ int spm_volume_update(struct spm *spm, const char *domain, const char *image,
 				    "nothing to update: give a parent, a role or a legality");
 	}
 	r = mutation_begin(spm, "update_volume_meta", domain, image, SPM_LOCK_EXCLUSIVE, NULL, &set,
-			   &list, err);
+			   &list, NULL, err);
 	if (r < 0) {
 		return r;
 	}
@@ -1032,7 +1001,7 @@ int spm_image_chain(struct spm *spm, const char *domain, const char *image,
 	struct spm_volume_list list = { 0 };
 	int r;
 
-	r = ids_check(domain, image, NULL, err);
+	r = pk_uuid_check_ids(domain, image, NULL, err);
 	if (r == 0) {
 		r = spm_domain_check(spm, domain, err);
 	}
@@ -1055,7 +1024,7 @@ int spm_image_delete(struct spm *spm, const char *domain, const char *image, boo
 	int r;
 
 	r = mutation_begin(spm, "delete_image", domain, image, SPM_LOCK_EXCLUSIVE, NULL, &set, &list,
-			   err);
+			   NULL, err);
 	if (r < 0) {
 		return r;
 	}
@@ -1124,7 +1093,7 @@ int spm_image_prepared(struct spm *spm, const char *domain, const char *image,
 	}
 	snprintf(tag, sizeof(tag), PREP_TAG_PREFIX "%d", host_id);
 	r = mutation_begin(spm, "image_prepared", domain, image, SPM_LOCK_EXCLUSIVE, NULL, &set,
-			   &list, err);
+			   &list, NULL, err);
 	if (r < 0) {
 		return r;
 	}
