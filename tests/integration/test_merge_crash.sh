@@ -20,71 +20,24 @@
 source "$(dirname "$0")/lib.sh"
 
 VM=pkt-mcrash-$$
-VERIFY=$PWD/$BUILD/tests/tools/pk-verify
-GUEST=$PWD/$BUILD/guest
-
 cleanup() {
 	local rc=$?
 	if ! pidof -s libvirtd >/dev/null; then
 		setsid libvirtd -d || true
 	fi
-	if virsh -c qemu:///system dominfo "$VM" >/dev/null 2>&1; then
-		virsh -c qemu:///system destroy "$VM" >/dev/null 2>&1 || true
-		virsh -c qemu:///system undefine "$VM" >/dev/null 2>&1 || true
-	fi
+	merge_vm_remove
 	(exit $rc)
 	lab_down
 }
 trap cleanup EXIT
+source "$(dirname "$0")/merge_lib.sh"
 
-[ -x "$VERIFY" ] || fail "$VERIFY not built (make BUILD=$BUILD tools)"
-
-# pk2 ARGS...: pkctl against host 2's hsmd and the cluster's SPM, JSON out. Other
-# tests restart the shared libvirtd: a call hsmd answers UNAVAILABLE (not
-# connected to libvirtd for a moment) is tried again, for up to 30 s.
-pk2() {
-	local out rc deadline=$((SECONDS + 30))
-	while :; do
-		out=$("$PKCTL" --json --hsm "$PK_HOST2_HSM" --spm "$PK_SPMS" "$@")
-		rc=$?
-		if [ $rc -ne 0 ] && [ "$(echo "$out" | jq -r '.error.code // empty' 2>/dev/null)" = UNAVAILABLE ] &&
-			echo "$out" | grep -q libvirtd && [ $SECONDS -lt $deadline ]; then
-			sleep 0.5
-			continue
-		fi
-		echo "$out"
-		return $rc
-	done
-}
 # libvirt hands the serial file to virtlogd, which rotates it at 2 MiB (into .0,
 # .1, ...): the guest writes slowly enough (pk.interval_ms=1) for the ~100 s of
 # this test to stay below that, so each boot's log is one file.
 acks() { cat "$BOOT1" "$SERIAL" 2>/dev/null | grep -ac '^PKACK ' || true; }
-wait_acks() { # wait_acks N SECONDS
-	local want=$(($(acks) + $1)) deadline=$((SECONDS + $2))
-	while [ "$(acks)" -lt "$want" ]; do
-		[ $SECONDS -lt $deadline ] || fail "the guest stopped acknowledging writes (at $(acks), wanted $want): $(grep -av PKACK "$SERIAL" | tail -n 3)"
-		sleep 0.2
-	done
-}
-live_chain() { pk2 vm list --vm "$VM" | jq -r '.vms[0].drives[0].live_chain | join(",")'; }
-spm_chain() { spm_any image chain --image "$IMG" | jq -r '[.chain[].volume_id] | join(",")'; }
-lv_exists() { lvm lvs --config "$PK_LVM_CONFIG" --noheadings -o lv_name "$PK_VG" 2>/dev/null | grep -qw "$1"; }
-snapshot() { pk2 vm snapshot --vm "$VM" | jq -r '.snapshot[0].new_leaf'; }
 legality() { spm_any volume info --image "$IMG" --volume "$1" | jq -r .volume.legality; }
-
-check_chain() { # check_chain WANT
-	local c
-	[ "$(live_chain)" = "$1" ] || fail "live chain $(live_chain), want $1"
-	[ "$(spm_chain)" = "$1" ] || fail "metadata chain $(spm_chain), want $1"
-	c=$(pk2 vm chain --vm "$VM" --drive vda) || fail "vm chain: $c"
-	[ "$(echo "$c" | jq -r .consistent)" = true ] || fail "hsmd: chains differ: $c"
-}
-deleted() {
-	expect_code NOT_FOUND spm_any volume info --image "$IMG" --volume "$1"
-	lv_exists "$1" && fail "the LV of $1 still exists"
-	[ ! -e "$PK_HOST2_RUN/storage/$D/$IMG/$1" ] || fail "volume $1 is still linked on host 2"
-}
+deleted() { merge_deleted "$1"; }
 
 HSMD_PID=""
 # start_hsmd [VAR=VALUE...]: (re)starts host 2's hsmd and waits until it answers.

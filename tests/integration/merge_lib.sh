@@ -1,0 +1,58 @@
+# Helpers of the live-merge tests (sourced after lib.sh). The test sets VM,
+# IMG, D, SERIAL and defines acks() (how it counts the guest's PKACK lines).
+VERIFY=$PWD/$BUILD/tests/tools/pk-verify
+GUEST=$PWD/$BUILD/guest
+[ -x "$VERIFY" ] || fail "$VERIFY not built (make BUILD=$BUILD tools)"
+
+# merge_vm_remove: destroys and undefines the test's VM if it exists.
+merge_vm_remove() {
+	if virsh -c qemu:///system dominfo "$VM" >/dev/null 2>&1; then
+		virsh -c qemu:///system destroy "$VM" >/dev/null 2>&1 || true
+		virsh -c qemu:///system undefine "$VM" >/dev/null 2>&1 || true
+	fi
+}
+
+# pk2 ARGS...: pkctl against host 2's hsmd and the cluster's SPM, JSON out. Other
+# tests restart the shared libvirtd: a call hsmd answers UNAVAILABLE (not
+# connected to libvirtd for a moment) is tried again, for up to 30 s.
+pk2() {
+	local out rc deadline=$((SECONDS + 30))
+	while :; do
+		out=$("$PKCTL" --json --hsm "$PK_HOST2_HSM" --spm "$PK_SPMS" "$@")
+		rc=$?
+		if [ $rc -ne 0 ] && [ "$(echo "$out" | jq -r '.error.code // empty' 2>/dev/null)" = UNAVAILABLE ] &&
+			echo "$out" | grep -q libvirtd && [ $SECONDS -lt $deadline ]; then
+			sleep 0.5
+			continue
+		fi
+		echo "$out"
+		return $rc
+	done
+}
+wait_acks() { # wait_acks N SECONDS
+	local want=$(($(acks) + $1)) deadline=$((SECONDS + $2))
+	while [ "$(acks)" -lt "$want" ]; do
+		[ $SECONDS -lt $deadline ] || fail "the guest stopped acknowledging writes (at $(acks), wanted $want): $(grep -av PKACK "$SERIAL" | tail -n 3)"
+		sleep 0.2
+	done
+}
+live_chain() { pk2 vm list --vm "$VM" | jq -r '.vms[0].drives[0].live_chain | join(",")'; }
+spm_chain() { spm_any image chain --image "$IMG" | jq -r '[.chain[].volume_id] | join(",")'; }
+lv_exists() { lvm lvs --config "$PK_LVM_CONFIG" --noheadings -o lv_name "$PK_VG" 2>/dev/null | grep -qw "$1"; }
+snapshot() { pk2 vm snapshot --vm "$VM" | jq -r '.snapshot[0].new_leaf'; }
+
+# check_chain WANT: the live, metadata and hsmd-compared chains are WANT (ids, leaf first).
+check_chain() {
+	local c
+	[ "$(live_chain)" = "$1" ] || fail "live chain $(live_chain), want $1"
+	[ "$(spm_chain)" = "$1" ] || fail "metadata chain $(spm_chain), want $1"
+	c=$(pk2 vm chain --vm "$VM" --drive vda) || fail "vm chain: $c"
+	[ "$(echo "$c" | jq -r .consistent)" = true ] || fail "hsmd: chains differ: $c"
+}
+
+# merge_deleted VOLUME: gone from the SPM and from LVM, no link left on host 2.
+merge_deleted() {
+	expect_code NOT_FOUND spm_any volume info --image "$IMG" --volume "$1"
+	lv_exists "$1" && fail "the LV of $1 still exists"
+	[ ! -e "$PK_HOST2_RUN/storage/$D/$IMG/$1" ] || fail "volume $1 is still linked on host 2"
+}
