@@ -446,7 +446,20 @@ int hsm_merge_step_cleanup(struct hsm_merge_job *job, struct pk_error *err)
 		return -EAGAIN;
 	}
 	hsm_merge_job_removed(job, &lo, &hi);
-	/* 1. The removed layers become orphans: ILLEGAL and INTERNAL. */
+	/*
+	 * 1. The chain skips the removed layers: the child's new parent. This
+	 * comes first so that no reader of the metadata ever sees the base
+	 * without a child while its old child still names a removed layer
+	 * (ImageChain would then find two tops).
+	 */
+	if (*child) {
+		struct hsm_merge_meta_update u = {
+			.set_parent = true,
+			.parent = hsm_merge_job_new_parent(job),
+		};
+		r = spm_update_retry(job, child, &u, err);
+	}
+	/* 2. The removed layers become orphans: ILLEGAL and INTERNAL. */
 	for (size_t i = lo; i <= hi && r == 0; i++) {
 		struct hsm_merge_meta_update u = {
 			.role = PK_VOLUME_INTERNAL,
@@ -457,14 +470,7 @@ int hsm_merge_step_cleanup(struct hsm_merge_job *job, struct pk_error *err)
 	if (r == 0) {
 		pk_fault_point("merge:cleanup:orphaned");
 	}
-	/* 2. The chain skips them: the child's new parent; base is the leaf again. */
-	if (r == 0 && *child) {
-		struct hsm_merge_meta_update u = {
-			.set_parent = true,
-			.parent = hsm_merge_job_new_parent(job),
-		};
-		r = spm_update_retry(job, child, &u, err);
-	}
+	/* After an active commit the base is the leaf again. */
 	if (r == 0 && leaf_commit) {
 		struct hsm_merge_meta_update u = { .role = PK_VOLUME_LEAF };
 		r = spm_update_retry(job, job->base, &u, err);
