@@ -1,5 +1,5 @@
 # Helpers of the live-merge tests (sourced after lib.sh). The test sets VM,
-# IMG, D, SERIAL and defines acks() (how it counts the guest's PKACK lines).
+# IMG, D, SERIAL (and BOOT1 when it keeps an earlier boot's log).
 VERIFY=$PWD/$BUILD/tests/tools/pk-verify
 GUEST=$PWD/$BUILD/guest
 [ -x "$VERIFY" ] || fail "$VERIFY not built (make BUILD=$BUILD tools)"
@@ -28,6 +28,18 @@ pk2() {
 		echo "$out"
 		return $rc
 	done
+}
+# guest_log: the guest's serial log whole, across virtlogd's rotations (the
+# test's SERIAL, after BOOT1 when the test keeps an earlier boot's log there).
+guest_log() {
+	[ -z "${BOOT1:-}" ] || cat "$BOOT1" 2>/dev/null
+	scripts/guest-log "$SERIAL"
+}
+acks() { guest_log | grep -ac '^PKACK ' || true; }
+# verify_acks IMAGE: pk-verify of every acknowledged write of the guest's vda.
+verify_acks() {
+	guest_log >"$SERIAL.all" || fail "the guest's serial log is incomplete"
+	"$VERIFY" --log "$SERIAL.all" --disk "vda=$1"
 }
 wait_acks() { # wait_acks N SECONDS
 	local want=$(($(acks) + $1)) deadline=$((SECONDS + $2))
