@@ -40,7 +40,7 @@ struct del_plan {
 	char base[PK_UUID_BUFLEN];
 	char top[PK_UUID_BUFLEN];
 	Pk__MergeDirection dir;
-	const char *how;   /* "active commit", "commit", "pull", "already merged" */
+	const char *how;   /* "active commit", "commit", "pull", "already merged", "cold ..." */
 	bool orphan;       /* merged away already: only the deletion is left */
 	bool cold;
 };
@@ -113,10 +113,10 @@ static int plan_delete(const Pk__VmInfo *vm, const char *volume, const Pk__Drive
 	p->dir = PK__MERGE_DIRECTION__MERGE_COMMIT;
 	if (pos == 0) {
 		snprintf(p->base, sizeof(p->base), "%s", c->volumes[1]->volume_id);
-		p->how = "active commit";
+		p->how = p->cold ? "cold commit of the leaf" : "active commit";
 	} else if (pos + 1 < n && !(want_set && want == PK__MERGE_DIRECTION__MERGE_PULL)) {
 		snprintf(p->base, sizeof(p->base), "%s", c->volumes[pos + 1]->volume_id);
-		p->how = "commit";
+		p->how = p->cold ? "cold commit" : "commit";
 	} else if (pos == 1) {
 		/* The base volume (or a pull asked for): its data goes up into the leaf. */
 		snprintf(p->base, sizeof(p->base), "%s", volume);

@@ -9,6 +9,17 @@
  *               header-only change, relative name = base's volume id).
  *               Until that rebase the old chain is what the headers say; after
  *               it, the new one: each instant has one consistent chain.
+ *   PIVOTING    (TOP is the leaf: there is no child, the VM's definition
+ *               names TOP.) TOP is marked ILLEGAL through the SPM, then the
+ *               definition is switched to BASE (source, format and our
+ *               metadata in one redefinition), as a live pivot would. A VM
+ *               started before the switch keeps TOP: the mark is undone and
+ *               the job fails with the old chain intact.
+ *
+ * "Before" and "after" are read from the storage every time: the qcow2
+ * headers from the drive's leaf, and for a leaf merge the leaf the VM's
+ * definition names. So a resumed job, or one re-run, continues from what
+ * is really there.
  *
  * Progress comes from `qemu-img commit -p` ("(12.34/100%)" on stdout), read
  * as it runs; the child is killed when hsmd stops or the job is aborted
@@ -39,16 +50,46 @@ extern char **environ;
 #define QEMU_IMG_TIMEOUT_MS 120000
 #define STDERR_KEEP 4096
 
-/* The chain the qcow2 headers describe now: before, after, or neither. */
+/* The leaf the VM's definition names for the drive. */
+static int defined_leaf(struct hsm_merge_job *job, char leaf[PK_UUID_BUFLEN],
+			struct pk_error *err)
+{
+	struct hsm_merge_live *live = pk_xcalloc(1, sizeof(*live));
+	int r;
+
+	r = hsm_merge_live_read(job->hsm, job->vm, job->drive, live, err);
+	if (r == 0 && !live->ids[0][0]) {
+		r = pk_error_set(err, PK_E_ILLEGAL, EINVAL,
+				 "drive '%s' of VM '%s' opens a file that is not a volume of image "
+				 "'%s'", job->drive, job->vm, job->image);
+	}
+	if (r == 0) {
+		memcpy(leaf, live->ids[0], PK_UUID_BUFLEN);
+	}
+	free(live);
+	return r < 0 && hsm_merge_error_transient(err) ? -EAGAIN : r;
+}
+
+/* The chain the storage describes now: before, after, or neither. */
 static int disk_state(struct hsm_merge_job *job, bool *ret_before, bool *ret_after,
 		      struct pk_error *err)
 {
-	char (*ids)[PK_UUID_BUFLEN] = pk_xcalloc(HSM_MERGE_CHAIN_MAX, PK_UUID_BUFLEN);
+	char (*ids)[PK_UUID_BUFLEN] = NULL;
+	char leaf[PK_UUID_BUFLEN];
 	size_t n = 0;
 	int r;
 
 	*ret_before = *ret_after = false;
-	r = hsm_merge_disk_chain(job->hsm, job->domain, job->image, job->chain[0], ids, &n, err);
+	/* A leaf merge moves the definition; any other moves the child's header. */
+	snprintf(leaf, sizeof(leaf), "%s", job->chain[0]);
+	if (job->active_leaf) {
+		r = defined_leaf(job, leaf, err);
+		if (r < 0) {
+			return r;
+		}
+	}
+	ids = pk_xcalloc(HSM_MERGE_CHAIN_MAX, PK_UUID_BUFLEN);
+	r = hsm_merge_disk_chain(job->hsm, job->domain, job->image, leaf, ids, &n, err);
 	if (r == 0) {
 		*ret_before = hsm_merge_job_chain_is_before(job, (const char(*)[PK_UUID_BUFLEN])ids, n);
 		*ret_after = hsm_merge_job_chain_is_after(job, (const char(*)[PK_UUID_BUFLEN])ids, n);
@@ -234,10 +275,31 @@ static int path_of(struct hsm_merge_job *job, const char *volume, char path[HSM_
 				   err);
 }
 
-int hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_error *err)
+static int base_format(struct hsm_merge_job *job, enum hsm_disk_format *ret,
+		       struct pk_error *err)
 {
 	struct hsm_volume_list list = { 0 };
 	const struct hsm_volume *base;
+	int r;
+
+	r = hsm_volumes_read(job->hsm, job->domain, &list, err);
+	if (r < 0) {
+		return r;
+	}
+	base = hsm_volume_list_find(&list, job->base);
+	if (base) {
+		*ret = base->meta.format == PK_VOLUME_COW ? HSM_DISK_FORMAT_QCOW2
+							  : HSM_DISK_FORMAT_RAW;
+	} else {
+		r = pk_error_set(err, PK_E_ILLEGAL, ENOENT, "base '%s' vanished", job->base);
+	}
+	hsm_volume_list_release(&list);
+	return r;
+}
+
+int hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_error *err)
+{
+	enum hsm_disk_format base_fmt;
 	const char *child = hsm_merge_job_child(job);
 	char top_path[HSM_PATH_MAX], base_path[HSM_PATH_MAX], child_path[HSM_PATH_MAX];
 	char rate[32] = "";
@@ -268,18 +330,11 @@ int hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_error *err)
 		r = path_of(job, child, child_path, err);
 	}
 	if (r == 0) {
-		r = hsm_volumes_read(job->hsm, job->domain, &list, err);
+		r = base_format(job, &base_fmt, err);
 	}
 	if (r < 0) {
 		return r;
 	}
-	base = hsm_volume_list_find(&list, job->base);
-	if (!base) {
-		hsm_volume_list_release(&list);
-		return pk_error_set(err, PK_E_ILLEGAL, ENOENT, "base '%s' vanished", job->base);
-	}
-	const char *base_fmt = base->meta.format == PK_VOLUME_COW ? "qcow2" : "raw";
-	hsm_volume_list_release(&list);
 
 	job->attempts++;
 	hsm_merge_job_save(job);
@@ -307,7 +362,8 @@ int hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_error *err)
 	hsm_merge_job_progress(job, job->end ? job->end : 1, job->end ? job->end : 1);
 	if (*child) {
 		/* Header only; the child's new backing name is relative: base's volume id. */
-		const char *rebase[] = { "qemu-img", "rebase", "-u", "-f", "qcow2", "-F", base_fmt,
+		const char *rebase[] = { "qemu-img", "rebase", "-u", "-f", "qcow2", "-F",
+					 hsm_disk_format_name(base_fmt),
 					 "-b", job->base, child_path, NULL };
 		r = pk_proc_check(rebase, QEMU_IMG_TIMEOUT_MS, PK_E_IO, NULL, err);
 		if (r < 0) {
@@ -318,10 +374,97 @@ int hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_error *err)
 	if (r < 0) {
 		return r;
 	}
+	if (job->active_leaf && before) {
+		hsm_merge_job_transition(job, HSM_MERGE_PIVOTING);
+		return 0;
+	}
 	if (!after) {
 		return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
 				    "after qemu-img commit the qcow2 chain of image '%s' is not the "
 				    "expected one", job->image);
+	}
+	hsm_merge_job_transition(job, HSM_MERGE_CLEANUP);
+	return 0;
+}
+
+/* The leaf switch did not happen (failure r, err): the old leaf LEGAL again. */
+static int pivot_undone(struct hsm_merge_job *job, int r, struct pk_error *err)
+{
+	char why[PK_ERROR_MSG_MAX];
+	enum pk_errc code = err->code;
+	int rr;
+
+	snprintf(why, sizeof(why), "%s", err->message);
+	pk_error_clear(err);
+	rr = hsm_merge_leaf_restore(job, err);
+	if (rr != 0) {
+		return rr;
+	}
+	return pk_error_set(err, code, -r,
+			    "%s; VM '%s' keeps its leaf '%s' and the chain before the merge (the "
+			    "copy of its data in base '%s' changes nothing)", why, job->vm, job->top,
+			    job->base);
+}
+
+int hsm_merge_cold_pivot(struct hsm_merge_job *job, struct pk_error *err)
+{
+	char base_path[HSM_PATH_MAX];
+	enum hsm_disk_format base_fmt;
+	bool before, after;
+	int r;
+
+	r = vm_still_down(job, err);
+	if (r == -EAGAIN) {
+		return r;
+	}
+	if (r == 0) {
+		r = disk_state(job, &before, &after, err);
+		if (r == -EAGAIN) {
+			return r;
+		}
+	}
+	if (r == 0 && after) {
+		hsm_merge_job_transition(job, HSM_MERGE_CLEANUP);
+		return 0;
+	}
+	if (r == 0 && !before) {
+		r = pk_error_set(err, PK_E_ILLEGAL, EINVAL,
+				 "the chain of drive '%s' of VM '%s' changed during the cold merge",
+				 job->drive, job->vm);
+	}
+	if (r < 0) {
+		return pivot_undone(job, r, err);
+	}
+	/* Idempotent: marked again when the step is entered again. */
+	r = hsm_merge_leaf_set_legal(job, false, err);
+	if (r < 0) {
+		return r;
+	}
+	pk_fault_point("merge:pivoting:marked");
+	r = path_of(job, job->base, base_path, err);
+	if (r == 0) {
+		r = base_format(job, &base_fmt, err);
+	}
+	if (r == 0) {
+		r = hsm_virt_ready(job->hsm, err);
+	}
+	if (r == 0) {
+		r = hsm_virt_disk_source_set(job->hsm->virt, job->vm, job->drive, base_path, base_fmt,
+					     job->base, err);
+	}
+	if (r < 0) {
+		return hsm_merge_error_transient(err) ? -EAGAIN : pivot_undone(job, r, err);
+	}
+	pk_log_info("merge job job='%s': VM '%s' drive '%s' now defined on base '%s'", job->id,
+		    job->vm, job->drive, job->base);
+	r = disk_state(job, &before, &after, err);
+	if (r < 0) {
+		return r;
+	}
+	if (!after) {
+		return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
+				    "after the switch to base '%s' the chain of drive '%s' is not the "
+				    "expected one", job->base, job->drive);
 	}
 	hsm_merge_job_transition(job, HSM_MERGE_CLEANUP);
 	return 0;

@@ -215,10 +215,24 @@ int hsm_merge_disk_chain(struct hsm *hsm, const char *domain, const char *image,
 			 const char *leaf, char (*ids)[PK_UUID_BUFLEN], size_t *ret_n,
 			 struct pk_error *err);
 
+/*
+ * The old leaf's legality around a pivot (hsm/merge_run.c), live or cold.
+ * The record says leaf_illegal before the SPM is asked for ILLEGAL and
+ * forgets it only once the SPM made the volume LEGAL again, so a resumed
+ * job restores whatever may have been marked. set_legal: 0, or -EAGAIN for
+ * a transient SPM failure. restore: 0 when nothing is marked any more (or
+ * nothing was), 1 when stopping, -errno after bounded retries.
+ */
+int hsm_merge_leaf_set_legal(struct hsm_merge_job *job, bool legal, struct pk_error *err);
+int hsm_merge_leaf_restore(struct hsm_merge_job *job, struct pk_error *err);
+
 /* Cold jobs (hsm/merge_cold.c), same return convention: PREPARING,
- * COMMITTING (qemu-img commit, then the child rebased), ABORTING. */
+ * COMMITTING (qemu-img commit, then the child rebased; or, for the leaf,
+ * PIVOTING next), PIVOTING (the leaf only: the old leaf ILLEGAL, then the
+ * VM's definition switched to the base), ABORTING. */
 int hsm_merge_cold_prepare(struct hsm_merge_job *job, struct pk_error *err);
 int hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_error *err);
+int hsm_merge_cold_pivot(struct hsm_merge_job *job, struct pk_error *err);
 int hsm_merge_cold_abort(struct hsm_merge_job *job, struct pk_error *err);
 
 /* ---- the SPM, as merge jobs call it (hsm/merge_rpc.c) ------------------------ */

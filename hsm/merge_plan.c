@@ -253,15 +253,8 @@ static int job_shape(struct hsm_merge_job *job, bool live, enum hsm_merge_direct
 		}
 		job->kind = HSM_MERGE_PULL;
 	} else if (!live) {
-		if (top == 0) {
-			return pk_error_set(err, PK_E_UNSUPPORTED, ENOTSUP,
-					    "VM '%s' is not running and top '%s' is the leaf of "
-					    "drive '%s': a cold merge of the leaf would need a new VM "
-					    "definition; start the VM and merge live", job->vm,
-					    job->top, job->drive);
-		}
 		job->kind = HSM_MERGE_COLD_COMMIT;
-		job->active_leaf = false;
+		job->active_leaf = top == 0;
 	} else {
 		job->kind = top == 0 ? HSM_MERGE_ACTIVE_COMMIT : HSM_MERGE_COMMIT;
 	}
@@ -289,7 +282,7 @@ static int job_check_volumes(const struct hsm_merge_job *job, const struct hsm_v
 			continue;
 		}
 		/* An interrupted pivot leaves the old leaf ILLEGAL: merging it again is the fix. */
-		if (i == 0 && removed && job->kind == HSM_MERGE_ACTIVE_COMMIT &&
+		if (i == 0 && removed && (job->kind == HSM_MERGE_ACTIVE_COMMIT || job->active_leaf) &&
 		    v->meta.legality == PK_VOLUME_ILLEGAL) {
 			continue;
 		}

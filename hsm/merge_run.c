@@ -73,12 +73,8 @@ static int live_read(struct hsm_merge_job *job, struct hsm_merge_live *live,
 
 /* ---- the old leaf's legality around a pivot ------------------------------------- */
 
-/*
- * The record says leaf_illegal before the SPM is asked for ILLEGAL, and only
- * after the SPM made it LEGAL again: whatever crashes in between, a resumed
- * job restores what may have been marked.
- */
-static int leaf_set_legal(struct hsm_merge_job *job, bool legal, struct pk_error *err)
+/* The record is written before the mark and after the unmark: merge_job.h. */
+int hsm_merge_leaf_set_legal(struct hsm_merge_job *job, bool legal, struct pk_error *err)
 {
 	struct hsm_merge_meta_update u = {
 		.legality = legal ? PK_VOLUME_LEGAL : PK_VOLUME_ILLEGAL,
@@ -103,7 +99,7 @@ static int leaf_set_legal(struct hsm_merge_job *job, bool legal, struct pk_error
 }
 
 /* Restores the old leaf LEGAL (bounded retries) when a pivot did not happen. */
-static int leaf_restore(struct hsm_merge_job *job, struct pk_error *err)
+int hsm_merge_leaf_restore(struct hsm_merge_job *job, struct pk_error *err)
 {
 	int r = 0;
 
@@ -112,7 +108,7 @@ static int leaf_restore(struct hsm_merge_job *job, struct pk_error *err)
 	}
 	for (unsigned i = 0; i < 10; i++) {
 		pk_error_clear(err);
-		r = leaf_set_legal(job, true, err);
+		r = hsm_merge_leaf_set_legal(job, true, err);
 		if (r != -EAGAIN) {
 			break;
 		}
@@ -180,7 +176,7 @@ static int vm_stopped(struct hsm_merge_job *job, struct pk_error *err)
 				job->vm);
 		return r;
 	}
-	r = leaf_restore(job, err);
+	r = hsm_merge_leaf_restore(job, err);
 	if (r != 0) {
 		return r;
 	}
@@ -393,7 +389,7 @@ static int step_commit(struct hsm_merge_job *job, struct pk_error *err)
 /* The pivot did not happen: old leaf LEGAL again, then READY (retry) or FAILED. */
 static int pivot_failed(struct hsm_merge_job *job, const char *why, struct pk_error *err)
 {
-	int r = leaf_restore(job, err);
+	int r = hsm_merge_leaf_restore(job, err);
 
 	if (r != 0) {
 		return r;
@@ -419,7 +415,7 @@ static int step_pivot(struct hsm_merge_job *job, struct pk_error *err)
 	int r;
 
 	/* Idempotent: marked again when the step is entered again. */
-	r = leaf_set_legal(job, false, err);
+	r = hsm_merge_leaf_set_legal(job, false, err);
 	if (r < 0) {
 		return r;
 	}
@@ -516,7 +512,7 @@ static int step_abort(struct hsm_merge_job *job, struct pk_error *err)
 				hsm_merge_job_transition(job, HSM_MERGE_CLEANUP);
 				return 0;
 			}
-			r = leaf_restore(job, err);
+			r = hsm_merge_leaf_restore(job, err);
 			if (r != 0) {
 				return r;
 			}
@@ -571,7 +567,7 @@ static int run_state(struct hsm_merge_job *job, enum hsm_merge_state s, struct p
 		hsm_merge_job_transition(job, HSM_MERGE_PIVOTING);
 		return 0;
 	case HSM_MERGE_PIVOTING:
-		return step_pivot(job, err);
+		return cold ? hsm_merge_cold_pivot(job, err) : step_pivot(job, err);
 	case HSM_MERGE_CLEANUP:
 		r = hsm_merge_step_cleanup(job, err);
 		if (r == 0) {

@@ -900,6 +900,72 @@ int hsm_virt_domain_state(struct hsm_virt *v, const char *name,
 	return r;
 }
 
+/* Defines xml over an existing domain: only its persistent definition changes. */
+static int redefine(struct hsm_virt *v, virConnectPtr c, const char *name, const char *xml,
+		    struct pk_error *err)
+{
+	virDomainPtr nd = virDomainDefineXMLFlags(c, xml, VIR_DOMAIN_DEFINE_VALIDATE);
+
+	if (!nd) {
+		return virt_fail(v, c, err, "cannot redefine VM '%s'", name);
+	}
+	virDomainFree(nd);
+	return 0;
+}
+
+int hsm_virt_disk_source_set(struct hsm_virt *v, const char *name, const char *disk,
+			     const char *path, enum hsm_disk_format format, const char *volume_id,
+			     struct pk_error *err)
+{
+	virConnectPtr c;
+	virDomainPtr d;
+	char *old = NULL, *next = NULL;
+	int r;
+
+	r = dom_get(v, name, &c, &d, err);
+	if (r < 0) {
+		return r;
+	}
+	if (virDomainIsActive(d) != 0) {
+		r = pk_error_set(err, PK_E_CONFLICT, EBUSY,
+				 "VM '%s' runs: its disk source changes only while it is shut off",
+				 name);
+		goto out;
+	}
+	old = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
+	if (!old) {
+		r = virt_fail(v, c, err, "cannot read the definition of VM '%s'", name);
+		goto out;
+	}
+	r = hsm_vmxml_disk_source_set(old, disk, path, format, volume_id, &next, err);
+	if (r == 0) {
+		r = redefine(v, c, name, next, err);
+	}
+	/*
+	 * A start racing with the redefinition runs on the old disk: put the old
+	 * definition back, so the next boot uses what this one ran on.
+	 */
+	if (r == 0 && virDomainIsActive(d) != 0) {
+		struct pk_error undo = { PK_OK, "" };
+
+		if (redefine(v, c, name, old, &undo) < 0) {
+			r = pk_error_set(err, PK_E_ILLEGAL, EIO,
+					 "VM '%s' started while its disk '%s' was redefined, and "
+					 "the old definition could not be put back (%s): check "
+					 "its disk source before it stops", name, disk, undo.message);
+		} else {
+			r = pk_error_set(err, PK_E_CONFLICT, EBUSY,
+					 "VM '%s' started while its disk '%s' was redefined; it "
+					 "keeps its old disk", name, disk);
+		}
+	}
+out:
+	free(next);
+	free(old);
+	dom_put(c, d);
+	return r;
+}
+
 int hsm_virt_metadata_get(struct hsm_virt *v, const char *name, char **ret_xml,
 			  struct pk_error *err)
 {

@@ -73,6 +73,7 @@
 
 #include "common/error.h"
 #include "common/uuid.h"
+#include "hsm/vmxml.h"
 
 struct hsm_virt;
 
@@ -198,6 +199,18 @@ int hsm_virt_domain_xml(struct hsm_virt *virt, const char *name, char **ret_xml,
 int hsm_virt_domain_state(struct hsm_virt *virt, const char *name,
 			  enum hsm_virt_state *ret_state, int *ret_reason,
 			  struct pk_error *err);
+
+/*
+ * Points disk of a shut-off domain at another image, in its persistent
+ * definition: source path, driver format, and our metadata's leaf
+ * volume_id, in one redefinition (hsm_vmxml_disk_source_set). CONFLICT
+ * when the domain runs. If it is started while being redefined, it runs
+ * on its old disk, so the old definition is put back and CONFLICT
+ * answered: the next boot never differs from what ran.
+ */
+int hsm_virt_disk_source_set(struct hsm_virt *virt, const char *name, const char *disk,
+			     const char *path, enum hsm_disk_format format, const char *volume_id,
+			     struct pk_error *err);
 
 /* Our metadata element (the form hsm_vmxml_metadata_parse reads); NOT_FOUND
  * when the domain has none. *ret_xml: heap, free(). */

@@ -1264,3 +1264,133 @@ int hsm_vmxml_metadata_parse(const char *xml, struct hsm_drive_id **ret_drives,
 	xmlFreeDoc(doc);
 	return r;
 }
+
+/* ---- editing a persistent definition -------------------------------------- */
+
+static char *doc_dump(xmlDocPtr doc)
+{
+	xmlBufferPtr buf = xmlBufferCreate();
+	xmlSaveCtxtPtr save;
+	char *out;
+
+	if (!buf) {
+		abort();
+	}
+	/* No re-indenting: libvirt's own whitespace text nodes are kept. */
+	save = xmlSaveToBuffer(buf, "UTF-8", XML_SAVE_NO_DECL);
+	if (!save || xmlSaveDoc(save, doc) < 0) {
+		abort();
+	}
+	xmlSaveClose(save);
+	out = pk_xstrdup((const char *)xmlBufferContent(buf));
+	xmlBufferFree(buf);
+	return out;
+}
+
+static xmlNodePtr find_disk_elem(xmlNodePtr root, const char *target)
+{
+	xmlNodePtr devices = child_elem(root, "devices");
+
+	for (xmlNodePtr c = devices ? devices->children : NULL; c; c = c->next) {
+		_cleanup_free_ char *device = NULL, *dev = NULL;
+		xmlNodePtr t;
+
+		if (!is_elem(c, "disk") || !in_no_ns(c)) {
+			continue;
+		}
+		device = attr_dup(c, "device");
+		t = child_elem(c, "target");
+		dev = t ? attr_dup(t, "dev") : NULL;
+		if ((!device || !strcmp(device, "disk")) && dev && !strcmp(dev, target)) {
+			return c;
+		}
+	}
+	return NULL;
+}
+
+static xmlNodePtr find_drive_elem(xmlNodePtr root, const char *target)
+{
+	xmlNodePtr meta = child_elem(root, "metadata");
+
+	for (xmlNodePtr vm = meta ? meta->children : NULL; vm; vm = vm->next) {
+		if (!is_elem(vm, "vm") || !in_our_ns(vm)) {
+			continue;
+		}
+		for (xmlNodePtr d = vm->children; d; d = d->next) {
+			_cleanup_free_ char *t = NULL;
+
+			if (!is_elem(d, "drive") || !in_our_ns(d)) {
+				continue;
+			}
+			t = attr_dup(d, "target");
+			if (t && !strcmp(t, target)) {
+				return d;
+			}
+		}
+	}
+	return NULL;
+}
+
+int hsm_vmxml_disk_source_set(const char *xml, const char *target, const char *path,
+			      enum hsm_disk_format format, const char *volume_id,
+			      char **ret_xml, struct pk_error *err)
+{
+	xmlDocPtr doc = NULL;
+	xmlNodePtr root, disk, source, driver, drive, c, next;
+	int r;
+
+	r = check_path("the new disk source", path, err);
+	if (r == 0 && (!target || !target_valid(target, NULL))) {
+		r = pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL, "'%s' is not a disk target",
+				 target ? target : "");
+	}
+	if (r == 0 && !pk_uuid_valid(volume_id)) {
+		r = pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				 "volume id '%s' is not a lowercase UUID", volume_id ? volume_id : "");
+	}
+	if (r < 0) {
+		return r;
+	}
+	doc = parse_doc("domain", xml, err);
+	if (!doc) {
+		return -EBADMSG;
+	}
+	root = xmlDocGetRootElement(doc);
+	if (!is_elem(root, "domain") || !in_no_ns(root)) {
+		r = pk_error_set(err, PK_E_ILLEGAL, EBADMSG,
+				 "domain XML: the root element is not <domain>");
+		goto out;
+	}
+	disk = find_disk_elem(root, target);
+	source = disk ? child_elem(disk, "source") : NULL;
+	drive = find_drive_elem(root, target);
+	if (!disk || !source) {
+		r = pk_error_set(err, PK_E_NOT_FOUND, ENOENT, "the domain has no disk '%s' with a "
+				 "source", target);
+		goto out;
+	}
+	if (!drive) {
+		r = pk_error_set(err, PK_E_NOT_FOUND, ENOENT,
+				 "the domain's poolkeeper metadata has no drive '%s'", target);
+		goto out;
+	}
+	xmlSetProp(source, BAD_CAST(xmlHasProp(source, BAD_CAST "dev") ? "dev" : "file"),
+		   BAD_CAST path);
+	driver = child_elem(disk, "driver");
+	if (driver) {
+		xmlSetProp(driver, BAD_CAST "type", BAD_CAST hsm_disk_format_name(format));
+	}
+	/* libvirt detects the new chain from the image headers at the next start. */
+	for (c = disk->children; c; c = next) {
+		next = c->next;
+		if (is_elem(c, "backingStore") && in_no_ns(c)) {
+			xmlUnlinkNode(c);
+			xmlFreeNode(c);
+		}
+	}
+	xmlSetProp(drive, BAD_CAST "volume", BAD_CAST volume_id);
+	*ret_xml = doc_dump(doc);
+out:
+	xmlFreeDoc(doc);
+	return r;
+}

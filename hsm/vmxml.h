@@ -259,6 +259,22 @@ int hsm_vmxml_snapshot_build(const struct hsm_vmxml_domain *live,
 			     const struct hsm_vmxml_snapshot_disk *disks, size_t n,
 			     char **ret_xml, struct pk_error *err);
 
+/* ---- editing a persistent definition ------------------------------------- */
+
+/*
+ * Rewrites a domain XML (the persistent definition, as
+ * virDomainGetXMLDesc(INACTIVE) returns it) so that disk `target` opens
+ * `path` with driver format `format`, and our metadata names `volume_id`
+ * as the drive's leaf: the two change in one definition. The disk's
+ * <backingStore> elements are dropped (libvirt detects the chain from the
+ * image headers at the next start); file= or dev= follows what the source
+ * had; everything else is kept as it was. NOT_FOUND when the domain has no
+ * such disk or our metadata no such drive.
+ */
+int hsm_vmxml_disk_source_set(const char *xml, const char *target, const char *path,
+			      enum hsm_disk_format format, const char *volume_id,
+			      char **ret_xml, struct pk_error *err);
+
 /* ---- metadata element on its own ---------------------------------------- */
 
 /*

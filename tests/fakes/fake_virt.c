@@ -1096,6 +1096,51 @@ int hsm_virt_domain_state(struct hsm_virt *v, const char *name,
 	return r;
 }
 
+int hsm_virt_disk_source_set(struct hsm_virt *v, const char *name, const char *disk,
+			     const char *path, enum hsm_disk_format format, const char *volume_id,
+			     struct pk_error *err)
+{
+	struct domain *d = NULL;
+	struct disk *k = NULL;
+	size_t di = 0;
+	int r;
+
+	(void)v;
+	pthread_mutex_lock(&F.lock);
+	r = begin(FAKE_VIRT_DISK_SOURCE_SET, err);
+	if (r == 0) {
+		r = get_dom(name, &d, err);
+	}
+	if (r == 0 && d->state != HSM_VIRT_STATE_SHUTOFF) {
+		r = pk_error_set(err, PK_E_CONFLICT, EBUSY,
+				 "VM '%s' runs: its disk source changes only while it is shut off",
+				 name);
+	}
+	if (r == 0) {
+		k = find_disk(d, disk);
+		while (di < d->ndrives && strcmp(d->drives[di].target, disk ? disk : "")) {
+			di++;
+		}
+		if (!k || di == d->ndrives) {
+			r = pk_error_set(err, PK_E_NOT_FOUND, ENOENT,
+					 "the domain has no disk '%s' with a source", disk ? disk : "");
+		}
+	}
+	if (r == 0 && (!path || path[0] != '/' || !pk_uuid_valid(volume_id))) {
+		r = pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL, "bad path or volume id");
+	}
+	if (r == 0) {
+		free(k->layers[0].path);
+		k->layers[0].path = pk_xstrdup(path);
+		k->layers[0].format = format;
+		probe_chain(k);
+		snprintf(d->drives[di].volume_id, sizeof(d->drives[di].volume_id), "%s", volume_id);
+		record(FAKE_VIRT_DISK_SOURCE_SET, name, disk, NULL, path, false, 0);
+	}
+	pthread_mutex_unlock(&F.lock);
+	return r;
+}
+
 int hsm_virt_metadata_get(struct hsm_virt *v, const char *name, char **ret_xml,
 			  struct pk_error *err)
 {

@@ -18,8 +18,9 @@
 #   6. JobAbort of a running merge: FAILED (ABORTED), chain unchanged; the
 #   merge run again finishes;
 #   7. cold merge: the VM is stopped, an internal volume is merged with
-#   qemu-img commit;
-#   8. pk-verify: every write the guest acknowledged is on the final chain.
+#   qemu-img commit, then the leaf (the VM's definition switched to the base);
+#   8. pk-verify: every write the guest acknowledged is on the final chain;
+#   the VM starts again on it.
 # Everything is removed in the EXIT trap.
 #
 # Needs: root, libvirtd, qemu, ${BUILD}/{spmd,hsmd,pkctl,pk-lvmapd},
@@ -206,13 +207,33 @@ out=$(pk2 snapshot delete --vm "$VM" --volume "$S4") || fail "cold delete $S4: $
 c=$(pk2 vm chain --vm "$VM" --drive vda) || fail "vm chain: $c"
 [ "$(echo "$c" | jq -r '.live_chain | join(",")')" = "$S5,$BASE" ] || fail "qcow2 chain: $c"
 deleted "$S4"
-expect_code UNSUPPORTED pk2 snapshot delete --vm "$VM" --volume "$S5"
-ok "cold merge of $S4 (qemu-img commit) while the VM is down; the leaf of a stopped VM -> UNSUPPORTED"
+ok "cold merge of $S4 (qemu-img commit) while the VM is down"
+out=$(pk2 snapshot delete --vm "$VM" --volume "$S5") || fail "cold delete of the leaf $S5: $out"
+[ "$(echo "$out" | jq -r .job.kind)" = COLD_COMMIT ] || fail "kind: $out"
+[ "$(spm_chain)" = "$BASE" ] || fail "metadata chain after the cold merge of the leaf: $(spm_chain)"
+c=$(pk2 vm chain --vm "$VM" --drive vda) || fail "vm chain: $c"
+[ "$(echo "$c" | jq -r '.live_chain | join(",")')" = "$BASE" ] || fail "defined chain: $c"
+[ "$(echo "$c" | jq -r .consistent)" = true ] || fail "hsmd: chains differ: $c"
+[ "$(spm_any volume info --image "$IMG" --volume "$BASE" | jq -r .volume.role)" = LEAF ] ||
+	fail "$BASE is not the LEAF"
+deleted "$S5"
+ok "cold merge of the leaf $S5: the VM's definition opens $BASE (raw) now"
 
-# ---- 8. every acknowledged write is there ----------------------------------------------------------
+# ---- 8. every acknowledged write is there; the VM starts on its new chain --------------------------
 
-out=$(verify_acks "$PK_HOST2_RUN/storage/$D/$IMG/$S5") || fail "pk-verify: $out"
+out=$(verify_acks "$PK_HOST2_RUN/storage/$D/$IMG/$BASE") || fail "pk-verify: $out"
 ok "pk-verify: $out"
+mv "$SERIAL" "$SERIAL.boot1" && rm -f "$SERIAL".[0-9]
+virsh -c qemu:///system start "$VM" >/dev/null || fail "the VM does not start on $BASE"
+deadline=$((SECONDS + 60))
+until grep -aq '^PKREADY' "$SERIAL" 2>/dev/null; do
+	[ $SECONDS -lt $deadline ] || fail "the guest did not start writing on $BASE"
+	sleep 0.2
+done
+wait_acks 100 30
+check_chain "$BASE"
+virsh -c qemu:///system destroy "$VM" >/dev/null || fail "stop the VM"
+ok "the VM started again on $BASE alone and wrote"
 # hsmd of host 2 stops cleanly (a sanitizer build reports leaks and errors at exit).
 pid=$(cat "$PK_HOST2_DIR/hsmd.pid")
 kill -TERM "$pid"

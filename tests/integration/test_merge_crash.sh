@@ -16,6 +16,9 @@
 #      chain before the merge is intact (metadata, legality, qcow2 headers);
 #      the VM starts again from it and the merge, run again, finishes.
 #   5. pk-verify: every write the guest acknowledged (both boots) is intact.
+#   6. the VM shut off, a cold merge of its leaf with hsmd killed after the
+#      old leaf was marked ILLEGAL and before the definition switched: resumed,
+#      finished; the data is intact on the base alone.
 # Restarts the shared libvirtd once. Everything is removed in the EXIT trap.
 source "$(dirname "$0")/lib.sh"
 
@@ -229,6 +232,23 @@ out=$(verify_acks "$PK_HOST2_RUN/storage/$D/$IMG/$NEW") || fail "pk-verify: $out
 b1=$(grep -a '^PKACK ' "$BOOT1" | awk '{ print $4 }' | sort -u | wc -l)
 b2=$(scripts/guest-log "$SERIAL" | grep -a '^PKACK ' | awk '{ print $4 }' | sort -u | wc -l)
 ok "pk-verify (both boots; $b1 and $b2 blocks acknowledged in each): $out"
+# ---- 6. cold merge of the leaf, hsmd killed in the middle -----------------------------------------
+
+stop_hsmd
+start_hsmd PK_FAULT=merge:pivoting:marked
+out=$("$PKCTL" --json --timeout 2000 --hsm "$PK_HOST2_HSM" --spm "$PK_SPMS" snapshot delete \
+	--vm "$VM" --volume "$NEW" 2>&1) && fail "cold delete succeeded although hsmd should die: $out"
+for _ in $(seq 50); do hsmd_alive || break; sleep 0.1; done
+hsmd_alive && fail "hsmd did not die at merge:pivoting:marked"
+[ "$(legality "$NEW")" = ILLEGAL ] || fail "$NEW not marked ILLEGAL before the switch"
+start_hsmd
+out=$(pk2 snapshot delete --vm "$VM" --volume "$NEW") || fail "re-run of the cold delete: $out"
+[ "$(spm_chain)" = "$BASE" ] || fail "metadata chain: $(spm_chain)"
+c=$(pk2 vm chain --vm "$VM" --drive vda) || fail "vm chain: $c"
+[ "$(echo "$c" | jq -r '.live_chain | join(",")')" = "$BASE" ] || fail "defined chain: $c"
+deleted "$NEW"
+out=$(verify_acks "$PK_HOST2_RUN/storage/$D/$IMG/$BASE") || fail "pk-verify on $BASE: $out"
+ok "cold merge of the leaf, hsmd killed between the ILLEGAL mark and the switch: resumed; $out"
 # hsmd of host 2 stops cleanly (a sanitizer build reports leaks and errors at exit).
 pid=$(cat "$PK_HOST2_DIR/hsmd.pid")
 kill -TERM "$pid"

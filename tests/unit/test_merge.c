@@ -9,7 +9,8 @@
  * before it, LEGAL again after a failed pivot), pull, EXTENDING through the
  * SPM, abort, a block job failing or vanishing, a VM stopping mid-commit,
  * libvirt reconnection with lost events, hsmd restarts (records resumed),
- * a merge already done in qemu (CLEANUP only), cold commit with qemu-img,
+ * a merge already done in qemu (CLEANUP only), cold commit with qemu-img (of
+ * an internal layer, and of the leaf: the definition switched),
  * bad input, one job per drive, bandwidth, events on the pub socket.
  *
  * Threads: fake_lvm is not thread-safe, so the test thread touches LVM only
@@ -789,9 +790,77 @@ static void test_merge__cold_commit_with_qemu_img(void **state)
 	pk_proc_result_release(&res);
 	assert_string_equal(meta(t, t->s2).parent, t->b);
 	assert_int_equal(meta(t, t->s1).legality, PK_VOLUME_ILLEGAL);
-	/* The leaf of a stopped VM cannot be merged cold. */
-	struct hsm_merge_request r = { .vm = "vm1", .drive = "vda", .base = t->b };
+	/* A pull needs a running VM. */
+	struct hsm_merge_request r = { .vm = "vm1", .drive = "vda", .base = t->b,
+				       .direction = HSM_MERGE_DIR_PULL };
 	expect_error(t, &r, PK_E_UNSUPPORTED);
+}
+
+/* The leaf the stopped VM's definition names, by hsm_merge_live_read. */
+static void assert_defined_leaf(struct t *t, const char *want)
+{
+	struct pk_error err = { PK_OK, "" };
+	struct hsm_merge_live live;
+
+	assert_int_equal(hsm_merge_live_read(&t->fx->hsm, "vm1", "vda", &live, &err), 0);
+	assert_string_equal(live.ids[0], want);
+	assert_string_equal(live.drive.volume_id, want); /* our metadata agrees */
+}
+
+static void test_merge__cold_commit_of_the_leaf_switches_the_definition(void **state)
+{
+	struct t *t = *state;
+	struct fake_virt_call call;
+	char f[512];
+
+	mapper_file(t, t->s2, f, sizeof(f));
+	const char *w[] = { "qemu-io", "-f", "qcow2", "-c", "write -q -P 0x6b 2M 1M", f, NULL };
+	run(w);
+	assert_int_equal(fake_virt_domain_set_state("vm1", HSM_VIRT_STATE_SHUTOFF), 0);
+	/* The first switch meets libvirtd away: retried, not failed. */
+	fake_virt_fail_next(FAKE_VIRT_DISK_SOURCE_SET, PK_E_UNAVAILABLE, "libvirtd away");
+	struct hsm_merge_job_info j = merge(t, t->s1, NULL, HSM_MERGE_DIR_COMMIT);
+	assert_int_equal(j.kind, HSM_MERGE_COLD_COMMIT);
+	j = wait_state(t, j.id, HSM_MERGE_DONE);
+	assert_int_equal(fake_virt_calls(FAKE_VIRT_DISK_SOURCE_SET), 2);
+	/* S1 holds S2's data and is what the VM will open. */
+	mapper_file(t, t->s1, f, sizeof(f));
+	const char *rd[] = { "qemu-io", "-f", "qcow2", "-c", "read -q -P 0x6b 2M 1M", f, NULL };
+	run(rd);
+	assert_true(fake_virt_last_call(FAKE_VIRT_DISK_SOURCE_SET, &call));
+	assert_string_equal(call.disk, "vda");
+	assert_chain(t, t->s1, t->b, NULL); /* probed from S1's header */
+	assert_defined_leaf(t, t->s1);
+	assert_int_equal(meta(t, t->s1).role, PK_VOLUME_LEAF);
+	assert_int_equal(meta(t, t->s2).legality, PK_VOLUME_ILLEGAL);
+	assert_int_equal(meta(t, t->s2).role, PK_VOLUME_INTERNAL);
+	assert_false(linked(t, t->s2));
+	/* The VM starts on the new chain. */
+	assert_int_equal(fake_virt_domain_set_state("vm1", HSM_VIRT_STATE_RUNNING), 0);
+	assert_chain(t, t->s1, t->b, NULL);
+}
+
+static void test_merge__cold_leaf_switch_refused_keeps_the_old_leaf(void **state)
+{
+	struct t *t = *state;
+
+	assert_int_equal(fake_virt_domain_set_state("vm1", HSM_VIRT_STATE_SHUTOFF), 0);
+	/* As when the VM is started just before the switch. */
+	fake_virt_fail_next(FAKE_VIRT_DISK_SOURCE_SET, PK_E_CONFLICT,
+			    "VM 'vm1' runs: its disk source changes only while it is shut off");
+	struct hsm_merge_job_info j = merge(t, t->s1, t->s2, HSM_MERGE_DIR_COMMIT);
+	j = wait_state(t, j.id, HSM_MERGE_FAILED);
+	assert_int_equal(j.error.code, PK_E_CONFLICT);
+	assert_non_null(strstr(j.error.message, "keeps its leaf"));
+	assert_defined_leaf(t, t->s2);
+	assert_int_equal(meta(t, t->s2).legality, PK_VOLUME_LEGAL);
+	assert_int_equal(meta(t, t->s2).role, PK_VOLUME_LEAF);
+	assert_int_equal(meta(t, t->s1).legality, PK_VOLUME_LEGAL);
+	assert_true(linked(t, t->s2));
+	/* Merged again, it finishes. */
+	j = merge(t, t->s1, t->s2, HSM_MERGE_DIR_COMMIT);
+	wait_state(t, j.id, HSM_MERGE_DONE);
+	assert_defined_leaf(t, t->s1);
 }
 
 int main(void)
@@ -822,6 +891,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_merge__events_published, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_merge__cold_commit_with_qemu_img, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_merge__cold_commit_of_the_leaf_switches_the_definition, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_merge__cold_leaf_switch_refused_keeps_the_old_leaf, setup, teardown),
 	};
 
 	pk_log_setup("test_merge", getenv("PK_TEST_DEBUG") ? PK_LOG_DEBUG : PK_LOG_ERROR);

@@ -2,7 +2,7 @@
  * hsm/virt.c, the real libvirt adapter, against libvirt's built-in test
  * driver (test:///default: in-process, no daemon, a fresh state per
  * process). It checks the connection life cycle, the event thread,
- * domain verbs, metadata, listing, and the mapping of libvirt errors to
+ * domain verbs, metadata, a stopped domain's disk source, listing, and the mapping of libvirt errors to
  * pk_error codes. Block jobs are not implemented by the test driver; the
  * real ones are covered by tests/integration/test_virt.sh.
  */
@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 #include <cmocka.h>
+#include <libvirt/libvirt.h>
 
 #include "common/error.h"
 #include "common/xalloc.h"
@@ -279,6 +280,57 @@ static void test_virt__metadata(void **state)
 	hsm_virt_free(v);
 }
 
+/* Shuts the domain off, keeping its definition (hsm/virt.h has no such verb). */
+static void power_off(const char *name)
+{
+	virConnectPtr c = virConnectOpen(TEST_URI);
+	virDomainPtr d = c ? virDomainLookupByName(c, name) : NULL;
+
+	assert_non_null(d);
+	assert_int_equal(virDomainDestroy(d), 0);
+	virDomainFree(d);
+	virConnectClose(c);
+}
+
+static void test_virt__disk_source_set(void **state)
+{
+	struct hsm_virt *v = connect_test();
+	_cleanup_free_ char *xml = vm_xml("pkt-unit-src");
+	_cleanup_free_ char *def = NULL;
+	struct hsm_vmxml_domain dom;
+	const struct hsm_vmxml_disk *vda;
+	struct pk_error err;
+
+	(void)state;
+	assert_int_equal(hsm_virt_domain_create(v, xml, NULL, &err), 0);
+	/* Running: refused, nothing changes. */
+	assert_int_equal(hsm_virt_disk_source_set(v, "pkt-unit-src", "vda", "/nonexistent/pk/base",
+						  HSM_DISK_FORMAT_RAW, VOL2, &err), -EBUSY);
+	assert_int_equal(err.code, PK_E_CONFLICT);
+	power_off("pkt-unit-src");
+	assert_int_equal(hsm_virt_disk_source_set(v, "pkt-unit-src", "vda", "/nonexistent/pk/base",
+						  HSM_DISK_FORMAT_RAW, VOL2, &err), 0);
+	assert_int_equal(hsm_virt_domain_xml(v, "pkt-unit-src", &def, &err), 0);
+	assert_int_equal(hsm_vmxml_domain_parse(def, &dom, &err), 0);
+	vda = hsm_vmxml_domain_disk(&dom, "vda");
+	assert_non_null(vda);
+	assert_string_equal(vda->layers[0].path, "/nonexistent/pk/base");
+	assert_int_equal(vda->layers[0].format, HSM_DISK_FORMAT_RAW);
+	assert_string_equal(hsm_vmxml_domain_drive(&dom, "vda")->volume_id, VOL2);
+	assert_string_equal(hsm_vmxml_domain_drive(&dom, "vdb")->volume_id, VOL1);
+	assert_string_equal(hsm_vmxml_domain_disk(&dom, "vdb")->layers[0].path,
+			    "/nonexistent/pk/b.qcow2");
+	hsm_vmxml_domain_release(&dom);
+	/* Unknown disk, unknown VM. */
+	assert_int_equal(hsm_virt_disk_source_set(v, "pkt-unit-src", "vdq", "/x",
+						  HSM_DISK_FORMAT_RAW, VOL2, &err), -ENOENT);
+	assert_int_equal(err.code, PK_E_NOT_FOUND);
+	assert_int_equal(hsm_virt_disk_source_set(v, "pkt-unit-nosuch", "vda", "/x",
+						  HSM_DISK_FORMAT_RAW, VOL2, &err), -ENOENT);
+	assert_int_equal(hsm_virt_domain_destroy(v, "pkt-unit-src", &err), 0);
+	hsm_virt_free(v);
+}
+
 static void test_virt__bad_definitions(void **state)
 {
 	struct hsm_virt *v = connect_test();
@@ -390,6 +442,7 @@ int main(void)
 		cmocka_unit_test(test_virt__unreachable_uri_is_unavailable),
 		cmocka_unit_test(test_virt__domain_life_cycle),
 		cmocka_unit_test(test_virt__metadata),
+		cmocka_unit_test(test_virt__disk_source_set),
 		cmocka_unit_test(test_virt__bad_definitions),
 		cmocka_unit_test(test_virt__unknown_vm_is_not_found),
 		cmocka_unit_test(test_virt__arguments_are_checked),

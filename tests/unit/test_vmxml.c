@@ -611,6 +611,47 @@ static void test_vmxml__metadata_roundtrip(void **state)
 	assert_memory_equal(&back2[0], &ids[0], sizeof(ids[0]));
 }
 
+/* ---- editing a definition --------------------------------------------------- */
+
+static void test_vmxml__disk_source_set(void **state)
+{
+	_cleanup_free_ char *xml = read_file("parse-inactive.xml"), *out = NULL, *text = NULL;
+	_cleanup_free_ char *again = NULL;
+	struct hsm_vmxml_domain dom;
+	struct pk_error err;
+
+	(void)state;
+	pk_error_clear(&err);
+	/* vda onto a raw base: source, format and our metadata's leaf change together. */
+	assert_int_equal(hsm_vmxml_disk_source_set(xml, "vda", "/srv/pk/img/a-base.raw",
+						   HSM_DISK_FORMAT_RAW, VOL3, &out, &err), 0);
+	assert_int_equal(hsm_vmxml_domain_parse(out, &dom, &err), 0);
+	text = dump_domain(&dom);
+	check_golden("disk-source-set.txt", text);
+	hsm_vmxml_domain_release(&dom);
+	/* Everything else is as it was (the guest agent channel, addresses, vdb). */
+	assert_non_null(strstr(out, "org.qemu.guest_agent.0"));
+	assert_non_null(strstr(out, "slot=\"0x03\""));
+	assert_non_null(strstr(out, "/srv/pk/img/b-s1.qcow2"));
+	assert_null(strstr(out, "a-s1.qcow2"));
+	/* Idempotent. */
+	assert_int_equal(hsm_vmxml_disk_source_set(out, "vda", "/srv/pk/img/a-base.raw",
+						   HSM_DISK_FORMAT_RAW, VOL3, &again, &err), 0);
+	assert_string_equal(again, out);
+	/* Refusals. */
+	assert_int_equal(hsm_vmxml_disk_source_set(xml, "vdc", "/x", HSM_DISK_FORMAT_RAW, VOL3,
+						   &again, &err), -ENOENT);
+	assert_int_equal(err.code, PK_E_NOT_FOUND);
+	assert_int_equal(hsm_vmxml_disk_source_set(xml, "vda", "rel/path", HSM_DISK_FORMAT_RAW,
+						   VOL3, &again, &err), -EINVAL);
+	assert_int_equal(err.code, PK_E_INVALID_ARGUMENT);
+	assert_int_equal(hsm_vmxml_disk_source_set(xml, "vda", "/x", HSM_DISK_FORMAT_RAW,
+						   "not-a-uuid", &again, &err), -EINVAL);
+	assert_int_equal(hsm_vmxml_disk_source_set("<domain", "vda", "/x", HSM_DISK_FORMAT_RAW,
+						   VOL3, &again, &err), -EBADMSG);
+	assert_int_equal(err.code, PK_E_ILLEGAL);
+}
+
 static void test_vmxml__metadata_rejects(void **state)
 {
 	struct hsm_drive_id ids[2];
@@ -675,6 +716,7 @@ int main(void)
 		cmocka_unit_test(test_vmxml__snapshot_rejects),
 		cmocka_unit_test(test_vmxml__metadata_roundtrip),
 		cmocka_unit_test(test_vmxml__metadata_rejects),
+		cmocka_unit_test(test_vmxml__disk_source_set),
 		cmocka_unit_test(test_vmxml__names),
 	};
 
