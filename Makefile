@@ -11,7 +11,8 @@
 # Layout of the build: every .c in a source folder goes into that folder's
 # static library, except main.c (and *_main.c), which become programs. Unit
 # tests (tests/unit/test_*.c) link the libraries plus the fakes they name on
-# a line `pk-test-fakes: a b` (tests/fakes/a.c ...); a fake's symbols win
+# a line `pk-test-fakes: a b` (fake a is tests/fakes/a.c plus any
+# tests/fakes/a_*.c, so no other fake may be named a_...); a fake's symbols win
 # over the real adapter in the library because the linker only pulls archive
 # members for symbols still undefined.
 
@@ -128,7 +129,8 @@ $(BUILD)/libpk-memlock-shim.so: scripts/lab-memlock-shim.c
 
 # ---- unit tests ------------------------------------------------------------
 .SECONDEXPANSION:
-test_fakes = $(patsubst %,$(BUILD)/tests/fakes/%.o,$(shell sed -n 's/.*pk-test-fakes:\(.*\)\*\/.*/\1/p' $(1)))
+test_fakes = $(foreach f,$(shell sed -n 's/.*pk-test-fakes:\(.*\)\*\/.*/\1/p' $(1)),\
+	$(BUILD)/tests/fakes/$(f).o $(call objs,$(wildcard tests/fakes/$(f)_*.c)))
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $$(call test_fakes,tests/unit/$$*.c) $(ALL_LIBS)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(call test_fakes,tests/unit/$*.c) \
 		-Wl,--start-group $(ALL_LIBS) -Wl,--end-group $(LDLIBS_ALL) -lcmocka

@@ -1,7 +1,13 @@
+/*
+ * The connection half of hsm/virt.h: libvirt's process-wide set-up, the
+ * event-loop and reconnect threads, hsm_virt_new/free, and what every verb
+ * shares (hsm/virt_conn.h): borrowing the connection or a domain, checking
+ * arguments, and turning libvirt's error into struct pk_error. The verbs
+ * themselves are in hsm/virt_domain.c and hsm/virt_blockjob.c.
+ */
 #include "hsm/virt.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -14,7 +20,7 @@
 #include <libvirt/virterror.h>
 
 #include "common/xalloc.h"
-#include "hsm/vmxml.h"
+#include "hsm/virt_conn.h"
 
 #define DEFAULT_URI "qemu:///system"
 
@@ -43,30 +49,6 @@ struct hsm_virt {
 	pthread_t reconnect_thread;
 	bool reconnect_started;
 };
-
-/* Our enums carry libvirt's values (virt.h); the casts below rely on it. */
-#define SAME(a, b) ((int)(a) == (int)(b))
-_Static_assert(SAME(HSM_VIRT_JOB_PULL, VIR_DOMAIN_BLOCK_JOB_TYPE_PULL) &&
-		       SAME(HSM_VIRT_JOB_COPY, VIR_DOMAIN_BLOCK_JOB_TYPE_COPY) &&
-		       SAME(HSM_VIRT_JOB_COMMIT, VIR_DOMAIN_BLOCK_JOB_TYPE_COMMIT) &&
-		       SAME(HSM_VIRT_JOB_ACTIVE_COMMIT, VIR_DOMAIN_BLOCK_JOB_TYPE_ACTIVE_COMMIT) &&
-		       SAME(HSM_VIRT_JOB_BACKUP, VIR_DOMAIN_BLOCK_JOB_TYPE_BACKUP),
-	       "block job types");
-_Static_assert(SAME(HSM_VIRT_JOB_COMPLETED, VIR_DOMAIN_BLOCK_JOB_COMPLETED) &&
-		       SAME(HSM_VIRT_JOB_FAILED, VIR_DOMAIN_BLOCK_JOB_FAILED) &&
-		       SAME(HSM_VIRT_JOB_CANCELED, VIR_DOMAIN_BLOCK_JOB_CANCELED) &&
-		       SAME(HSM_VIRT_JOB_READY, VIR_DOMAIN_BLOCK_JOB_READY),
-	       "block job status");
-_Static_assert(SAME(HSM_VIRT_EV_DEFINED, VIR_DOMAIN_EVENT_DEFINED) &&
-		       SAME(HSM_VIRT_EV_STARTED, VIR_DOMAIN_EVENT_STARTED) &&
-		       SAME(HSM_VIRT_EV_STOPPED, VIR_DOMAIN_EVENT_STOPPED) &&
-		       SAME(HSM_VIRT_EV_CRASHED, VIR_DOMAIN_EVENT_CRASHED),
-	       "lifecycle events");
-_Static_assert(SAME(HSM_VIRT_STATE_RUNNING, VIR_DOMAIN_RUNNING) &&
-		       SAME(HSM_VIRT_STATE_PAUSED, VIR_DOMAIN_PAUSED) &&
-		       SAME(HSM_VIRT_STATE_SHUTOFF, VIR_DOMAIN_SHUTOFF) &&
-		       SAME(HSM_VIRT_STATE_PMSUSPENDED, VIR_DOMAIN_PMSUSPENDED),
-	       "domain states");
 
 /* ---- process-wide libvirt set-up ----------------------------------------- */
 
@@ -162,16 +144,8 @@ static void request_reconnect(struct hsm_virt *v, virConnectPtr conn)
 	pthread_mutex_unlock(&v->lock);
 }
 
-/*
- * Turns libvirt's last error of this thread into err, prefixed with the
- * formatted context. conn (may be NULL) is checked for liveness when the
- * error looks like a lost connection, so a dead connection is noticed even
- * if its close callback was missed. Returns -errno.
- */
-static int virt_fail(struct hsm_virt *v, virConnectPtr conn, struct pk_error *err,
-		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int virt_fail(struct hsm_virt *v, virConnectPtr conn, struct pk_error *err,
-		     const char *fmt, ...)
+int hsm_virt_fail(struct hsm_virt *v, virConnectPtr conn, struct pk_error *err,
+		  const char *fmt, ...)
 {
 	virErrorPtr e = virSaveLastError();
 	char ctx[256];
@@ -198,7 +172,7 @@ static int virt_fail(struct hsm_virt *v, virConnectPtr conn, struct pk_error *er
 	return r;
 }
 
-static int last_error_code(void)
+int hsm_virt_last_error_code(void)
 {
 	virErrorPtr e = virGetLastError();
 
@@ -289,7 +263,7 @@ static int conn_open(struct hsm_virt *v, virConnectPtr *ret_conn, int *ret_lifec
 
 	conn = virConnectOpen(v->uri);
 	if (!conn) {
-		r = virt_fail(v, NULL, err, "cannot connect to libvirt at '%s'", v->uri);
+		r = hsm_virt_fail(v, NULL, err, "cannot connect to libvirt at '%s'", v->uri);
 		if (err) {
 			err->code = PK_E_UNAVAILABLE;
 		}
@@ -297,27 +271,27 @@ static int conn_open(struct hsm_virt *v, virConnectPtr *ret_conn, int *ret_lifec
 	}
 	if (v->keepalive_interval_s > 0 &&
 	    virConnectSetKeepAlive(conn, v->keepalive_interval_s, v->keepalive_count) < 0 &&
-	    last_error_code() != VIR_ERR_NO_SUPPORT) {
-		r = virt_fail(v, NULL, err, "cannot enable keepalive on '%s'", v->uri);
+	    hsm_virt_last_error_code() != VIR_ERR_NO_SUPPORT) {
+		r = hsm_virt_fail(v, NULL, err, "cannot enable keepalive on '%s'", v->uri);
 		goto fail;
 	}
 	if (virConnectRegisterCloseCallback(conn, on_close, v, NULL) < 0 &&
-	    last_error_code() != VIR_ERR_NO_SUPPORT) {
-		r = virt_fail(v, NULL, err, "cannot watch the connection to '%s'", v->uri);
+	    hsm_virt_last_error_code() != VIR_ERR_NO_SUPPORT) {
+		r = hsm_virt_fail(v, NULL, err, "cannot watch the connection to '%s'", v->uri);
 		goto fail;
 	}
 	id_lc = virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
 						 VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), v,
 						 NULL);
 	if (id_lc < 0) {
-		r = virt_fail(v, NULL, err, "cannot register lifecycle events on '%s'", v->uri);
+		r = hsm_virt_fail(v, NULL, err, "cannot register lifecycle events on '%s'", v->uri);
 		goto fail;
 	}
 	id_bj = virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2,
 						 VIR_DOMAIN_EVENT_CALLBACK(on_block_job), v,
 						 NULL);
 	if (id_bj < 0) {
-		r = virt_fail(v, NULL, err, "cannot register block job events on '%s'", v->uri);
+		r = hsm_virt_fail(v, NULL, err, "cannot register block job events on '%s'", v->uri);
 		goto fail;
 	}
 	/* The connection may have died before the close callback was set. */
@@ -601,8 +575,7 @@ unsigned hsm_virt_generation(struct hsm_virt *v)
 
 /* ---- verbs: helpers ----------------------------------------------------------------- */
 
-/* A reference to the current connection (virConnectClose to drop it). */
-static virConnectPtr conn_get(struct hsm_virt *v, struct pk_error *err)
+virConnectPtr hsm_virt_conn_get(struct hsm_virt *v, struct pk_error *err)
 {
 	virConnectPtr c = NULL;
 
@@ -618,7 +591,7 @@ static virConnectPtr conn_get(struct hsm_virt *v, struct pk_error *err)
 	return c;
 }
 
-static int check_arg(const char *what, const char *s, struct pk_error *err)
+int hsm_virt_check_arg(const char *what, const char *s, struct pk_error *err)
 {
 	if (!s || !*s || strlen(s) > 256) {
 		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL, "%s is missing or too long",
@@ -633,30 +606,29 @@ static int check_arg(const char *what, const char *s, struct pk_error *err)
 	return 0;
 }
 
-/* Looks up a domain by name; the caller frees *ret_dom and drops *ret_conn. */
-static int dom_get(struct hsm_virt *v, const char *name, virConnectPtr *ret_conn,
-		   virDomainPtr *ret_dom, struct pk_error *err)
+int hsm_virt_dom_get(struct hsm_virt *v, const char *name, virConnectPtr *ret_conn,
+		     virDomainPtr *ret_dom, struct pk_error *err)
 {
 	virConnectPtr c;
 	virDomainPtr d;
 	int r;
 
-	r = check_arg("VM name", name, err);
+	r = hsm_virt_check_arg("VM name", name, err);
 	if (r < 0) {
 		return r;
 	}
-	c = conn_get(v, err);
+	c = hsm_virt_conn_get(v, err);
 	if (!c) {
 		return -ENOTCONN;
 	}
 	d = virDomainLookupByName(c, name);
 	if (!d) {
-		if (last_error_code() == VIR_ERR_NO_DOMAIN) {
+		if (hsm_virt_last_error_code() == VIR_ERR_NO_DOMAIN) {
 			virResetLastError();
 			virConnectClose(c);
 			return pk_error_set(err, PK_E_NOT_FOUND, ENOENT, "VM '%s' not found", name);
 		}
-		r = virt_fail(v, c, err, "cannot look up VM '%s'", name);
+		r = hsm_virt_fail(v, c, err, "cannot look up VM '%s'", name);
 		virConnectClose(c);
 		return r;
 	}
@@ -665,7 +637,7 @@ static int dom_get(struct hsm_virt *v, const char *name, virConnectPtr *ret_conn
 	return 0;
 }
 
-static void dom_put(virConnectPtr c, virDomainPtr d)
+void hsm_virt_dom_put(virConnectPtr c, virDomainPtr d)
 {
 	if (d) {
 		virDomainFree(d);
@@ -673,644 +645,4 @@ static void dom_put(virConnectPtr c, virDomainPtr d)
 	if (c) {
 		virConnectClose(c);
 	}
-}
-
-/* ---- verbs: domains ----------------------------------------------------------------- */
-
-int hsm_virt_domain_create(struct hsm_virt *v, const char *xml,
-			   char ret_uuid[PK_UUID_BUFLEN], struct pk_error *err)
-{
-	struct hsm_vmxml_domain parsed;
-	char name[HSM_VM_NAME_MAX + 1];
-	char uuid[VIR_UUID_STRING_BUFLEN];
-	virConnectPtr c;
-	virDomainPtr d;
-	int r;
-
-	r = hsm_vmxml_domain_parse(xml, &parsed, err);
-	if (r < 0) {
-		if (err) {
-			err->code = PK_E_INVALID_ARGUMENT;
-		}
-		return r;
-	}
-	memcpy(name, parsed.name, sizeof(name));
-	hsm_vmxml_domain_release(&parsed);
-
-	c = conn_get(v, err);
-	if (!c) {
-		return -ENOTCONN;
-	}
-	d = virDomainLookupByName(c, name);
-	if (d) {
-		dom_put(c, d);
-		return pk_error_set(err, PK_E_ALREADY_EXISTS, EEXIST, "VM '%s' already exists",
-				    name);
-	}
-	if (last_error_code() != VIR_ERR_NO_DOMAIN) {
-		r = virt_fail(v, c, err, "cannot look up VM '%s'", name);
-		virConnectClose(c);
-		return r;
-	}
-	virResetLastError();
-	d = virDomainDefineXMLFlags(c, xml, VIR_DOMAIN_DEFINE_VALIDATE);
-	if (!d) {
-		r = virt_fail(v, c, err, "cannot define VM '%s'", name);
-		virConnectClose(c);
-		return r;
-	}
-	if (virDomainCreate(d) < 0) {
-		r = virt_fail(v, c, err, "cannot start VM '%s'", name);
-		/* Undo the definition; keep the start error. */
-		virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE);
-		virResetLastError();
-		dom_put(c, d);
-		return r;
-	}
-	if (ret_uuid) {
-		if (virDomainGetUUIDString(d, uuid) < 0) {
-			uuid[0] = '\0';
-		}
-		snprintf(ret_uuid, PK_UUID_BUFLEN, "%s", uuid);
-	}
-	dom_put(c, d);
-	return 0;
-}
-
-int hsm_virt_domain_start(struct hsm_virt *v, const char *name, struct pk_error *err)
-{
-	virConnectPtr c;
-	virDomainPtr d;
-	int r;
-
-	r = dom_get(v, name, &c, &d, err);
-	if (r < 0) {
-		return r;
-	}
-	r = 0;
-	if (virDomainCreate(d) < 0) {
-		r = virt_fail(v, c, err, "cannot start VM '%s'", name);
-	}
-	dom_put(c, d);
-	return r;
-}
-
-int hsm_virt_domain_destroy(struct hsm_virt *v, const char *name, struct pk_error *err)
-{
-	virConnectPtr c;
-	virDomainPtr d;
-	int r;
-
-	r = dom_get(v, name, &c, &d, err);
-	if (r < 0) {
-		return r;
-	}
-	r = 0;
-	if (virDomainIsActive(d) == 1 && virDomainDestroy(d) < 0 &&
-	    last_error_code() != VIR_ERR_OPERATION_INVALID) { /* stopped meanwhile */
-		r = virt_fail(v, c, err, "cannot stop VM '%s'", name);
-		goto out;
-	}
-	if (virDomainIsPersistent(d) == 1 &&
-	    virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-				      VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) < 0 &&
-	    last_error_code() != VIR_ERR_NO_DOMAIN) {
-		r = virt_fail(v, c, err, "cannot undefine VM '%s'", name);
-		goto out;
-	}
-	virResetLastError();
-out:
-	dom_put(c, d);
-	return r;
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-void hsm_virt_names_free(char **names, size_t n)
-{
-	for (size_t i = 0; names && i < n; i++) {
-		free(names[i]);
-	}
-	free(names);
-}
-
-int hsm_virt_domain_list(struct hsm_virt *v, char ***ret_names, size_t *ret_n,
-			 struct pk_error *err)
-{
-	virConnectPtr c = conn_get(v, err);
-	virDomainPtr *doms = NULL;
-	char **names = NULL;
-	size_t n = 0;
-	int count;
-	int r = 0;
-
-	if (!c) {
-		return -ENOTCONN;
-	}
-	count = virConnectListAllDomains(c, &doms, 0);
-	if (count < 0) {
-		r = virt_fail(v, c, err, "cannot list VMs");
-		virConnectClose(c);
-		return r;
-	}
-	names = pk_xcalloc((size_t)count + 1, sizeof(*names));
-	for (int i = 0; i < count; i++) {
-		char *md = virDomainGetMetadata(doms[i], VIR_DOMAIN_METADATA_ELEMENT,
-						HSM_VMXML_NS, 0);
-		const char *name;
-
-		if (!md) {
-			int code = last_error_code();
-
-			if (code == VIR_ERR_NO_DOMAIN_METADATA || code == VIR_ERR_NO_DOMAIN) {
-				continue; /* not ours, or gone meanwhile */
-			}
-			r = virt_fail(v, c, err, "cannot read metadata of a VM");
-			break;
-		}
-		free(md);
-		name = virDomainGetName(doms[i]);
-		if (name) {
-			names[n++] = pk_xstrdup(name);
-		}
-	}
-	virResetLastError();
-	for (int i = 0; i < count; i++) {
-		virDomainFree(doms[i]);
-	}
-	free(doms);
-	virConnectClose(c);
-	if (r < 0) {
-		hsm_virt_names_free(names, n);
-		return r;
-	}
-	qsort(names, n, sizeof(*names), cmp_names);
-	*ret_names = names;
-	*ret_n = n;
-	return 0;
-}
-
-int hsm_virt_domain_xml(struct hsm_virt *v, const char *name, char **ret_xml,
-			struct pk_error *err)
-{
-	virConnectPtr c;
-	virDomainPtr d;
-	char *xml;
-	int r;
-
-	r = dom_get(v, name, &c, &d, err);
-	if (r < 0) {
-		return r;
-	}
-	xml = virDomainGetXMLDesc(d, 0);
-	if (!xml) {
-		r = virt_fail(v, c, err, "cannot read the XML of VM '%s'", name);
-	} else {
-		*ret_xml = xml;
-	}
-	dom_put(c, d);
-	return r;
-}
-
-int hsm_virt_domain_state(struct hsm_virt *v, const char *name,
-			  enum hsm_virt_state *ret_state, int *ret_reason,
-			  struct pk_error *err)
-{
-	virConnectPtr c;
-	virDomainPtr d;
-	int state, reason;
-	int r;
-
-	r = dom_get(v, name, &c, &d, err);
-	if (r < 0) {
-		return r;
-	}
-	if (virDomainGetState(d, &state, &reason, 0) < 0) {
-		r = virt_fail(v, c, err, "cannot read the state of VM '%s'", name);
-	} else {
-		*ret_state = (enum hsm_virt_state)state;
-		if (ret_reason) {
-			*ret_reason = reason;
-		}
-	}
-	dom_put(c, d);
-	return r;
-}
-
-/* Defines xml over an existing domain: only its persistent definition changes. */
-static int redefine(struct hsm_virt *v, virConnectPtr c, const char *name, const char *xml,
-		    struct pk_error *err)
-{
-	virDomainPtr nd = virDomainDefineXMLFlags(c, xml, VIR_DOMAIN_DEFINE_VALIDATE);
-
-	if (!nd) {
-		return virt_fail(v, c, err, "cannot redefine VM '%s'", name);
-	}
-	virDomainFree(nd);
-	return 0;
-}
-
-int hsm_virt_disk_source_set(struct hsm_virt *v, const char *name, const char *disk,
-			     const char *path, enum hsm_disk_format format, const char *volume_id,
-			     struct pk_error *err)
-{
-	virConnectPtr c;
-	virDomainPtr d;
-	char *old = NULL, *next = NULL;
-	int r;
-
-	r = dom_get(v, name, &c, &d, err);
-	if (r < 0) {
-		return r;
-	}
-	if (virDomainIsActive(d) != 0) {
-		r = pk_error_set(err, PK_E_CONFLICT, EBUSY,
-				 "VM '%s' runs: its disk source changes only while it is shut off",
-				 name);
-		goto out;
-	}
-	old = virDomainGetXMLDesc(d, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
-	if (!old) {
-		r = virt_fail(v, c, err, "cannot read the definition of VM '%s'", name);
-		goto out;
-	}
-	r = hsm_vmxml_disk_source_set(old, disk, path, format, volume_id, &next, err);
-	if (r == 0) {
-		r = redefine(v, c, name, next, err);
-	}
-	/*
-	 * A start racing with the redefinition runs on the old disk: put the old
-	 * definition back, so the next boot uses what this one ran on.
-	 */
-	if (r == 0 && virDomainIsActive(d) != 0) {
-		struct pk_error undo = { PK_OK, "" };
-
-		if (redefine(v, c, name, old, &undo) < 0) {
-			r = pk_error_set(err, PK_E_ILLEGAL, EIO,
-					 "VM '%s' started while its disk '%s' was redefined, and "
-					 "the old definition could not be put back (%s): check "
-					 "its disk source before it stops", name, disk, undo.message);
-		} else {
-			r = pk_error_set(err, PK_E_CONFLICT, EBUSY,
-					 "VM '%s' started while its disk '%s' was redefined; it "
-					 "keeps its old disk", name, disk);
-		}
-	}
-out:
-	free(next);
-	free(old);
-	dom_put(c, d);
-	return r;
-}
-
-int hsm_virt_metadata_get(struct hsm_virt *v, const char *name, char **ret_xml,
-			  struct pk_error *err)
-{
-	virConnectPtr c;
-	virDomainPtr d;
-	char *md;
-	int r;
-
-	r = dom_get(v, name, &c, &d, err);
-	if (r < 0) {
-		return r;
-	}
-	md = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, HSM_VMXML_NS, 0);
-	if (!md) {
-		if (last_error_code() == VIR_ERR_NO_DOMAIN_METADATA) {
-			virResetLastError();
-			r = pk_error_set(err, PK_E_NOT_FOUND, ENOENT,
-					 "VM '%s' has no poolkeeper metadata", name);
-		} else {
-			r = virt_fail(v, c, err, "cannot read the metadata of VM '%s'", name);
-		}
-	} else {
-		*ret_xml = md;
-	}
-	dom_put(c, d);
-	return r;
-}
-
-int hsm_virt_metadata_set(struct hsm_virt *v, const char *name, const char *xml,
-			  struct pk_error *err)
-{
-	virConnectPtr c;
-	virDomainPtr d;
-	int r;
-
-	if (!xml) {
-		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL, "no metadata XML");
-	}
-	r = dom_get(v, name, &c, &d, err);
-	if (r < 0) {
-		return r;
-	}
-	/* Two tries: the VM may stop between reading its state and writing. */
-	for (int attempt = 0; attempt < 2; attempt++) {
-		unsigned flags = 0;
-
-		if (virDomainIsActive(d) == 1) {
-			flags |= VIR_DOMAIN_AFFECT_LIVE;
-		}
-		if (virDomainIsPersistent(d) == 1) {
-			flags |= VIR_DOMAIN_AFFECT_CONFIG;
-		}
-		if (virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, xml, HSM_VMXML_NS_PREFIX,
-					 HSM_VMXML_NS, flags) == 0) {
-			r = 0;
-			break;
-		}
-		r = virt_fail(v, c, err, "cannot write the metadata of VM '%s'", name);
-		if (last_error_code() != VIR_ERR_OPERATION_INVALID) {
-			break;
-		}
-	}
-	dom_put(c, d);
-	return r;
-}
-
-/* ---- verbs: snapshots and block jobs ----------------------------------------------- */
-
-int hsm_virt_snapshot(struct hsm_virt *v, const char *name, const char *snapshot_xml,
-		      bool quiesce, struct pk_error *err)
-{
-	unsigned flags = VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY |
-			 VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT |
-			 VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA |
-			 VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC;
-	virDomainSnapshotPtr snap;
-	virConnectPtr c;
-	virDomainPtr d;
-	int r;
-
-	if (!snapshot_xml) {
-		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL, "no snapshot XML");
-	}
-	if (quiesce) {
-		flags |= VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE;
-	}
-	r = dom_get(v, name, &c, &d, err);
-	if (r < 0) {
-		return r;
-	}
-	snap = virDomainSnapshotCreateXML(d, snapshot_xml, flags);
-	if (!snap) {
-		int code = last_error_code();
-
-		if (quiesce && (code == VIR_ERR_AGENT_UNRESPONSIVE ||
-				code == VIR_ERR_AGENT_UNSYNCED)) {
-			r = virt_fail(v, c, err,
-				      "cannot snapshot VM '%s' quiesced: the qemu guest agent "
-				      "does not answer (install and start qemu-ga in the "
-				      "guest, or snapshot without quiesce)", name);
-		} else {
-			r = virt_fail(v, c, err, "cannot snapshot VM '%s'%s", name,
-				      quiesce ? " (quiesced)" : "");
-		}
-	} else {
-		virDomainSnapshotFree(snap);
-	}
-	dom_put(c, d);
-	return r;
-}
-
-static int check_bandwidth(uint64_t bandwidth, struct pk_error *err)
-{
-	if (bandwidth > (uint64_t)(unsigned long)-1) {
-		return pk_error_set(err, PK_E_INVALID_ARGUMENT, ERANGE,
-				    "bandwidth %" PRIu64 " bytes/s is too large", bandwidth);
-	}
-	return 0;
-}
-
-/*
- * Gives block job failures the code the caller can act on, by asking
- * libvirt whether the disk has a job (right after the failed call):
- *  - starting a job: libvirt refuses a second one with
- *    OPERATION_UNSUPPORTED ("already in active block job") -> CONFLICT;
- *  - acting on the job (abort, pivot, speed): libvirt says INVALID_ARG
- *    ("does not have an active block job") -> NOT_FOUND: the job is gone,
- *    perhaps finished; the caller decides from the live XML.
- */
-static void fix_job_error(virDomainPtr d, const char *disk, bool starting,
-			  struct pk_error *err)
-{
-	virDomainBlockJobInfo info;
-	int has;
-
-	if (!err || (err->code != PK_E_UNSUPPORTED && err->code != PK_E_INVALID_ARGUMENT)) {
-		return;
-	}
-	has = virDomainGetBlockJobInfo(d, disk, &info, 0);
-	if (starting && has == 1 && err->code == PK_E_UNSUPPORTED) {
-		err->code = PK_E_CONFLICT;
-	} else if (!starting && has == 0) {
-		err->code = PK_E_NOT_FOUND;
-	}
-	virResetLastError();
-}
-
-int hsm_virt_block_commit(struct hsm_virt *v, const char *name, const char *disk,
-			  const char *base, const char *top, bool active,
-			  uint64_t bandwidth, struct pk_error *err)
-{
-	unsigned flags = VIR_DOMAIN_BLOCK_COMMIT_RELATIVE |
-			 VIR_DOMAIN_BLOCK_COMMIT_BANDWIDTH_BYTES;
-	virConnectPtr c;
-	virDomainPtr d;
-	int r;
-
-	r = check_arg("disk", disk, err);
-	if (r == 0) {
-		r = check_arg("commit base", base, err);
-	}
-	if (r == 0 && (top || !active)) {
-		r = check_arg("commit top", top, err);
-	}
-	if (r == 0) {
-		r = check_bandwidth(bandwidth, err);
-	}
-	if (r < 0) {
-		return r;
-	}
-	if (active) {
-		flags |= VIR_DOMAIN_BLOCK_COMMIT_ACTIVE;
-	}
-	r = dom_get(v, name, &c, &d, err);
-	if (r < 0) {
-		return r;
-	}
-	if (virDomainBlockCommit(d, disk, base, top, (unsigned long)bandwidth, flags) < 0) {
-		r = virt_fail(v, c, err, "cannot start %scommit of VM '%s' disk '%s' "
-			      "(base '%s', top '%s')", active ? "active " : "", name, disk, base,
-			      top ? top : "leaf");
-		fix_job_error(d, disk, true, err);
-	}
-	dom_put(c, d);
-	return r;
-}
-
-int hsm_virt_block_pull(struct hsm_virt *v, const char *name, const char *disk,
-			const char *base, uint64_t bandwidth, struct pk_error *err)
-{
-	unsigned flags = VIR_DOMAIN_BLOCK_REBASE_BANDWIDTH_BYTES;
-	virConnectPtr c;
-	virDomainPtr d;
-	int r;
-
-	r = check_arg("disk", disk, err);
-	if (r == 0 && base) {
-		r = check_arg("pull base", base, err);
-	}
-	if (r == 0) {
-		r = check_bandwidth(bandwidth, err);
-	}
-	if (r < 0) {
-		return r;
-	}
-	/* libvirt accepts RELATIVE only with a base. */
-	if (base) {
-		flags |= VIR_DOMAIN_BLOCK_REBASE_RELATIVE;
-	}
-	r = dom_get(v, name, &c, &d, err);
-	if (r < 0) {
-		return r;
-	}
-	if (virDomainBlockRebase(d, disk, base, (unsigned long)bandwidth, flags) < 0) {
-		r = virt_fail(v, c, err, "cannot start pull of VM '%s' disk '%s' (base '%s')",
-			      name, disk, base ? base : "none");
-		fix_job_error(d, disk, true, err);
-	}
-	dom_put(c, d);
-	return r;
-}
-
-int hsm_virt_block_job_info(struct hsm_virt *v, const char *name, const char *disk,
-			    struct hsm_virt_job_info *ret, struct pk_error *err)
-{
-	virDomainBlockJobInfo info;
-	virConnectPtr c;
-	virDomainPtr d;
-	int r;
-
-	r = check_arg("disk", disk, err);
-	if (r < 0) {
-		return r;
-	}
-	r = dom_get(v, name, &c, &d, err);
-	if (r < 0) {
-		return r;
-	}
-	memset(&info, 0, sizeof(info));
-	r = virDomainGetBlockJobInfo(d, disk, &info, VIR_DOMAIN_BLOCK_JOB_INFO_BANDWIDTH_BYTES);
-	if (r < 0) {
-		r = virt_fail(v, c, err, "cannot read the block job of VM '%s' disk '%s'", name,
-			      disk);
-	} else {
-		memset(ret, 0, sizeof(*ret));
-		ret->active = r == 1;
-		if (ret->active) {
-			ret->type = (enum hsm_virt_job_type)info.type;
-			ret->cur = info.cur;
-			ret->end = info.end;
-			ret->bandwidth = info.bandwidth;
-		}
-		r = 0;
-	}
-	dom_put(c, d);
-	return r;
-}
-
-int hsm_virt_block_job_abort(struct hsm_virt *v, const char *name, const char *disk,
-			     bool pivot, struct pk_error *err)
-{
-	unsigned flags = VIR_DOMAIN_BLOCK_JOB_ABORT_ASYNC;
-	virConnectPtr c;
-	virDomainPtr d;
-	int r;
-
-	r = check_arg("disk", disk, err);
-	if (r < 0) {
-		return r;
-	}
-	if (pivot) {
-		flags |= VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT;
-	}
-	r = dom_get(v, name, &c, &d, err);
-	if (r < 0) {
-		return r;
-	}
-	if (virDomainBlockJobAbort(d, disk, flags) < 0) {
-		r = virt_fail(v, c, err, "cannot %s the block job of VM '%s' disk '%s'",
-			      pivot ? "pivot" : "abort", name, disk);
-		fix_job_error(d, disk, false, err);
-	}
-	dom_put(c, d);
-	return r;
-}
-
-int hsm_virt_block_job_set_bandwidth(struct hsm_virt *v, const char *name,
-				     const char *disk, uint64_t bandwidth,
-				     struct pk_error *err)
-{
-	virConnectPtr c;
-	virDomainPtr d;
-	int r;
-
-	r = check_arg("disk", disk, err);
-	if (r == 0) {
-		r = check_bandwidth(bandwidth, err);
-	}
-	if (r < 0) {
-		return r;
-	}
-	r = dom_get(v, name, &c, &d, err);
-	if (r < 0) {
-		return r;
-	}
-	if (virDomainBlockJobSetSpeed(d, disk, (unsigned long)bandwidth,
-				      VIR_DOMAIN_BLOCK_JOB_SPEED_BANDWIDTH_BYTES) < 0) {
-		r = virt_fail(v, c, err, "cannot set the bandwidth of VM '%s' disk '%s'", name,
-			      disk);
-		fix_job_error(d, disk, false, err);
-	}
-	dom_put(c, d);
-	return r;
-}
-
-/* ---- names ------------------------------------------------------------------------ */
-
-const char *hsm_virt_job_type_name(enum hsm_virt_job_type type)
-{
-	static const char *const names[] = { "unknown", "pull", "copy", "commit",
-					     "active-commit", "backup" };
-
-	return (unsigned)type < sizeof(names) / sizeof(names[0]) ? names[type] : "unknown";
-}
-
-const char *hsm_virt_job_status_name(enum hsm_virt_job_status status)
-{
-	static const char *const names[] = { "completed", "failed", "canceled", "ready" };
-
-	return (unsigned)status < sizeof(names) / sizeof(names[0]) ? names[status] : "unknown";
-}
-
-const char *hsm_virt_lifecycle_name(enum hsm_virt_lifecycle event)
-{
-	static const char *const names[] = { "defined", "undefined", "started",
-					     "suspended", "resumed", "stopped",
-					     "shutdown", "pmsuspended", "crashed" };
-
-	return (unsigned)event < sizeof(names) / sizeof(names[0]) ? names[event] : "unknown";
-}
-
-const char *hsm_virt_state_name(enum hsm_virt_state state)
-{
-	static const char *const names[] = { "nostate", "running", "blocked", "paused",
-					     "shutdown", "shutoff", "crashed", "pmsuspended" };
-
-	return (unsigned)state < sizeof(names) / sizeof(names[0]) ? names[state] : "unknown";
 }

@@ -1,7 +1,9 @@
 /*
  * hsm_vmxml — the libvirt XML hsmd writes and reads. Pure functions: no
  * libvirt calls, no I/O, no logging; golden-file tested
- * (tests/unit/test_vmxml.c, tests/unit/data/vmxml/).
+ * (tests/unit/test_vmxml.c, tests/unit/data/vmxml/). Implemented in
+ * hsm/vmxml.c (names, checks, building) and hsm/vmxml_parse.c (parsing,
+ * lookups, editing a definition), on top of hsm/xmldoc.h.
  *
  * What it does:
  *  - builds a domain XML from a plain-C VM spec (hsm_vmxml_domain_build);

@@ -24,6 +24,10 @@
  * volumes, so DeleteVolume can refuse a prepared leaf (IN_USE) unless
  * forced. A host that died with images prepared leaves its tags behind:
  * `force` is the operator's way past them.
+ *
+ * Implemented by spm/volume.c (the view and the reads), spm/volume_create.c
+ * and spm/volume_mutate.c (the other changes); spm/volume_internal.h is what
+ * they share.
  */
 #ifndef SPM_VOLUME_H
 #define SPM_VOLUME_H

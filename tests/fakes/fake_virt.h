@@ -1,7 +1,8 @@
 /*
  * fake_virt — an in-memory libvirtd behind hsm/virt.h, for unit tests of
  * the HSM logic (VMs, snapshots, merge jobs, recovery). A test that names
- * it on its `pk-test-fakes:` line links this file instead of hsm/virt.c.
+ * it on its `pk-test-fakes:` line links tests/fakes/fake_virt*.c instead of
+ * hsm/virt*.c.
  *
  * What it models, following what libvirt 9.0 + qemu 7.2 do (checked by
  * tests/integration/test_virt.sh against the real daemon):

@@ -1,5 +1,5 @@
 /*
- * hsm/virt.c, the real libvirt adapter, against libvirt's built-in test
+ * hsm/virt*.c, the real libvirt adapter, against libvirt's built-in test
  * driver (test:///default: in-process, no daemon, a fresh state per
  * process). It checks the connection life cycle, the event thread,
  * domain verbs, metadata, a stopped domain's disk source, listing, and the mapping of libvirt errors to

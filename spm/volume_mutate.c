@@ -1,0 +1,542 @@
+#include "spm/volume.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/fault.h"
+#include "common/log.h"
+#include "common/lvm.h"
+#include "spm/locks.h"
+#include "spm/volume_internal.h"
+
+static int lock_image(struct spm *spm, struct spm_lockset *set, const char *what,
+		      const char *domain, const char *image, enum spm_lock_mode image_mode,
+		      const char *volume, struct pk_error *err)
+{
+	char owner[64];
+
+	snprintf(owner, sizeof(owner), "%s %.36s", what, volume ? volume : image);
+	spm_lockset_init(set, spm->locks, owner);
+	spm_lockset_add(set, SPM_LOCK_DOMAIN, domain, SPM_LOCK_SHARED);
+	spm_lockset_add(set, SPM_LOCK_IMAGE, image, image_mode);
+	if (volume) {
+		spm_lockset_add(set, SPM_LOCK_VOLUME, volume, SPM_LOCK_EXCLUSIVE);
+	}
+	return spm_lockset_acquire(set, spm->lock_timeout_ms, err);
+}
+
+int spm_volume_mutation_begin(struct spm *spm, const char *what, const char *domain,
+			      const char *image, enum spm_lock_mode image_mode, const char *volume,
+			      struct spm_lockset *set, struct spm_volume_list *list,
+			      uint64_t *ret_free, struct pk_error *err)
+{
+	int r = pk_uuid_check_ids(domain, image, volume, err);
+
+	if (r == 0) {
+		r = spm_domain_check(spm, domain, err);
+	}
+	if (r == 0) {
+		r = spm_role_check(spm, domain, err);
+	}
+	if (r == 0) {
+		r = lock_image(spm, set, what, domain, image, image_mode, volume, err);
+	}
+	if (r < 0) {
+		return r;
+	}
+	r = spm_volumes_for_mutation(spm, domain, list, ret_free, err);
+	if (r < 0) {
+		spm_lockset_release(set);
+	}
+	return r;
+}
+
+int spm_volume_write_meta(struct spm *spm, const char *domain, const struct spm_volume *cur,
+			  const struct pk_volume_meta *next, struct pk_error *err)
+{
+	struct pk_meta_tags stored, add, del;
+	struct spm_volume updated;
+	int r;
+
+	/* cur was decoded from storage; its canonical encoding is what is stored. */
+	r = pk_meta_volume_encode(&cur->meta, &stored, err);
+	if (r == 0) {
+		r = pk_meta_volume_diff(cur->id, (char *const *)pk_meta_tags_strv(&stored), next,
+					&add, &del, NULL, err);
+	}
+	if (r < 0) {
+		return r;
+	}
+	r = spm_role_check(spm, domain, err);
+	if (r < 0) {
+		return r;
+	}
+	r = pk_lvm_lv_tags_change(spm->lvm, domain, cur->id, pk_meta_tags_strv(&add),
+				  pk_meta_tags_strv(&del), err);
+	if (r < 0) {
+		spm_volume_cache_invalidate(spm);
+		return r;
+	}
+	updated = *cur;
+	updated.meta = *next;
+	updated.meta.generation = cur->meta.generation + 1;
+	spm_volume_cache_update(spm, domain, &updated, NULL, 0);
+	return 0;
+}
+
+/* ---- delete ----------------------------------------------------------------- */
+
+static int zero_lv(struct spm *spm, const char *domain, const char *volume, uint64_t size,
+		   struct pk_error *err)
+{
+	char path[PK_LVM_PATH_MAX * 2];
+	void *buf = NULL;
+	uint64_t done = 0;
+	int fd, r, r2;
+
+	r = spm_lv_activate(spm, domain, volume, path, sizeof(path), err);
+	if (r < 0) {
+		return r;
+	}
+	fd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	if (fd < 0 || posix_memalign(&buf, 4096, MIB) != 0) {
+		int e = errno;
+		r = pk_error_set(err, PK_E_IO, e, "cannot open '%s' to zero it: %s", path, strerror(e));
+		goto out;
+	}
+	memset(buf, 0, MIB);
+	while (done < size) {
+		size_t n = size - done < MIB ? (size_t)(size - done) : MIB;
+		ssize_t w = pwrite(fd, buf, n, (off_t)done);
+		if (w <= 0) {
+			int e = errno;
+			r = pk_error_set(err, PK_E_IO, e, "zeroing '%s' failed at %" PRIu64 ": %s",
+					 path, done, strerror(e));
+			goto out;
+		}
+		done += (uint64_t)w;
+	}
+	if (fdatasync(fd) < 0) {
+		int e = errno;
+		r = pk_error_set(err, PK_E_IO, e, "sync of '%s' failed: %s", path, strerror(e));
+	}
+out:
+	free(buf);
+	if (fd >= 0) {
+		close(fd);
+	}
+	r2 = spm_lv_deactivate(spm, domain, volume, r < 0 ? NULL : err);
+	return r < 0 ? r : r2;
+}
+
+/* Marks volume REMOVING, then removes the LV. Expects the locks held. */
+static int volume_remove(struct spm *spm, const char *domain, const struct spm_volume *v,
+			 bool post_zero, struct pk_error *err)
+{
+	struct pk_volume_meta next = v->meta;
+	int r;
+
+	if (v->meta.legality != PK_VOLUME_REMOVING) {
+		next.legality = PK_VOLUME_REMOVING;
+		r = spm_volume_write_meta(spm, domain, v, &next, err);
+		if (r < 0) {
+			return r;
+		}
+	}
+	pk_fault_point("delete_volume:marked");
+	if (post_zero) {
+		r = zero_lv(spm, domain, v->id, v->lv_size, err);
+		if (r < 0) {
+			return r;
+		}
+	}
+	r = spm_role_check(spm, domain, err);
+	if (r < 0) {
+		return r;
+	}
+	r = pk_lvm_lv_remove(spm->lvm, domain, v->id, err);
+	if (r < 0) {
+		spm_volume_cache_invalidate(spm);
+		return r;
+	}
+	spm_volume_cache_update(spm, domain, NULL, v->id, (int64_t)v->lv_size);
+	pk_fault_point("delete_volume:removed");
+	pk_log_info("volume deleted domain='%s' image='%s' volume='%s'", domain, v->meta.image,
+		    v->id);
+	return 0;
+}
+
+static int delete_check_in_use(const struct spm_volume_list *list, const struct spm_volume *v,
+			       bool force, struct pk_error *err)
+{
+	for (size_t i = 0; i < list->n; i++) {
+		if (!strcmp(list->v[i].meta.parent, v->id) &&
+		    list->v[i].meta.legality != PK_VOLUME_REMOVING) {
+			return pk_error_set(err, PK_E_IN_USE, EBUSY,
+					    "volume '%s' is the parent of '%s'; merge or delete the "
+					    "child first", v->id, list->v[i].id);
+		}
+	}
+	if (v->nprepared && !force && v->meta.legality == PK_VOLUME_LEGAL &&
+	    v->meta.role == PK_VOLUME_LEAF) {
+		return pk_error_set(err, PK_E_IN_USE, EBUSY,
+				    "volume '%s' is the leaf of an image prepared on host %d; tear "
+				    "the image down there first (or pass force if that host is gone)",
+				    v->id, v->prepared[0]);
+	}
+	return 0;
+}
+
+int spm_volume_delete(struct spm *spm, const char *domain, const char *image,
+		      const char *volume, bool force, bool post_zero, struct pk_error *err)
+{
+	struct spm_volume_list list = { 0 };
+	const struct spm_volume *v = NULL;
+	struct spm_lockset set;
+	int r;
+
+	r = spm_volume_mutation_begin(spm, "delete_volume", domain, image, SPM_LOCK_EXCLUSIVE,
+				      volume, &set, &list, NULL, err);
+	if (r < 0) {
+		return r;
+	}
+	if (r == 0) {
+		r = spm_volume_find_in_image(&list, domain, image, volume, &v, err);
+	}
+	if (r == 0) {
+		r = delete_check_in_use(&list, v, force, err);
+	}
+	if (r == 0) {
+		r = volume_remove(spm, domain, v, post_zero, err);
+	}
+	spm_volume_list_release(&list);
+	spm_lockset_release(&set);
+	return r;
+}
+
+/* ---- extend, update ---------------------------------------------------------- */
+
+int spm_volume_extend(struct spm *spm, const char *domain, const char *image,
+		      const char *volume, uint64_t size, struct spm_volume *ret,
+		      struct pk_error *err)
+{
+	struct spm_volume_list list = { 0 };
+	const struct spm_volume *v = NULL;
+	struct spm_lockset set;
+	uint64_t want, vg_free = 0;
+	int r;
+
+	if (size == 0 || size % 512 != 0) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "new size %" PRIu64 " must be a positive multiple of 512 bytes", size);
+	}
+	r = spm_volume_mutation_begin(spm, "extend_volume", domain, image, SPM_LOCK_SHARED, volume,
+				      &set, &list, &vg_free, err);
+	if (r < 0) {
+		return r;
+	}
+	r = spm_volume_find_in_image(&list, domain, image, volume, &v, err);
+	if (r == 0 && v->meta.legality == PK_VOLUME_REMOVING) {
+		r = pk_error_set(err, PK_E_ILLEGAL, EINVAL, "volume '%s' is being removed", volume);
+	}
+	if (r < 0) {
+		goto out;
+	}
+	want = round_up(size, list.extent_size);
+	if (want > v->lv_size) {
+		if (want - v->lv_size > vg_free) {
+			r = pk_error_set(err, PK_E_NO_SPACE, ENOSPC,
+					 "domain '%s' has %" PRIu64 " MiB free, extending volume '%s' "
+					 "to %" PRIu64 " MiB needs %" PRIu64 " MiB more", domain,
+					 vg_free / MIB, volume, want / MIB, (want - v->lv_size) / MIB);
+		}
+		if (r == 0) {
+			r = spm_role_check(spm, domain, err);
+		}
+		if (r == 0) {
+			r = pk_lvm_lv_extend(spm->lvm, domain, volume, want, err);
+			if (r < 0) {
+				spm_volume_cache_invalidate(spm);
+			} else {
+				struct spm_volume grown = *v;
+				grown.lv_size = want;
+				spm_volume_cache_update(spm, domain, &grown, NULL,
+							-(int64_t)(want - v->lv_size));
+			}
+		}
+		if (r == 0) {
+			pk_log_info("volume extended domain='%s' volume='%s' from=%" PRIu64 " to=%" PRIu64,
+				    domain, volume, v->lv_size, want);
+		}
+	}
+	if (r == 0 && ret) {
+		*ret = *v;
+		if (want > ret->lv_size) {
+			ret->lv_size = want;
+		}
+	}
+out:
+	spm_volume_list_release(&list);
+	spm_lockset_release(&set);
+	return r;
+}
+
+int spm_volume_update(struct spm *spm, const char *domain, const char *image,
+		      const char *volume, const struct spm_volume_update *u,
+		      struct spm_volume *ret, struct pk_error *err)
+{
+	struct spm_volume_list list = { 0 };
+	const struct spm_volume *v = NULL;
+	struct pk_volume_meta next;
+	struct spm_lockset set;
+	int r;
+
+	if (u->set_parent && u->parent && *u->parent) {
+		r = pk_uuid_check("parent_id", u->parent, err);
+		if (r < 0) {
+			return r;
+		}
+	}
+	if (u->legality == PK_VOLUME_REMOVING) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "legality REMOVING is set by DeleteVolume only");
+	}
+	if (!u->set_parent && !u->role && !u->legality) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "nothing to update: give a parent, a role or a legality");
+	}
+	r = spm_volume_mutation_begin(spm, "update_volume_meta", domain, image, SPM_LOCK_EXCLUSIVE,
+				      NULL, &set, &list, NULL, err);
+	if (r < 0) {
+		return r;
+	}
+	if (r == 0) {
+		r = spm_volume_find_in_image(&list, domain, image, volume, &v, err);
+	}
+	if (r < 0) {
+		goto out;
+	}
+	if (u->expected_generation && v->meta.generation != u->expected_generation) {
+		r = pk_error_set(err, PK_E_CONFLICT, EAGAIN,
+				 "volume '%s' is at generation %" PRIu64 ", not %" PRIu64
+				 "; someone changed it: read it again", volume, v->meta.generation,
+				 u->expected_generation);
+		goto out;
+	}
+	if (v->meta.legality == PK_VOLUME_REMOVING) {
+		r = pk_error_set(err, PK_E_ILLEGAL, EINVAL, "volume '%s' is being removed", volume);
+		goto out;
+	}
+	next = v->meta;
+	if (u->set_parent) {
+		const char *p = u->parent && *u->parent ? u->parent : PK_META_NO_PARENT;
+		if (strcmp(p, PK_META_NO_PARENT) != 0) {
+			const struct spm_volume *pv = NULL;
+			if (!strcmp(p, volume)) {
+				r = pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+						 "volume '%s' cannot be its own parent", volume);
+				goto out;
+			}
+			r = spm_volume_find_in_image(&list, domain, image, p, &pv, err);
+			if (r < 0) {
+				pk_error_prefix(err, "new parent");
+				goto out;
+			}
+		}
+		snprintf(next.parent, sizeof(next.parent), "%s", p);
+	}
+	if (u->role) {
+		next.role = u->role;
+	}
+	if (u->legality) {
+		next.legality = u->legality;
+	}
+	r = pk_meta_volume_check(volume, &next, err);
+	if (r == 0) {
+		r = spm_volume_write_meta(spm, domain, v, &next, err);
+	}
+	if (r == 0) {
+		pk_log_info("volume metadata updated domain='%s' volume='%s' parent='%s' role=%s "
+			    "legality=%s generation=%" PRIu64, domain, volume, next.parent,
+			    pk_volume_role_name(next.role), pk_volume_legality_name(next.legality),
+			    v->meta.generation + 1);
+		if (ret) {
+			*ret = *v;
+			ret->meta = next;
+			ret->meta.generation = v->meta.generation + 1;
+		}
+	}
+out:
+	spm_volume_list_release(&list);
+	spm_lockset_release(&set);
+	return r;
+}
+
+/* ---- images ------------------------------------------------------------------ */
+
+int spm_image_delete(struct spm *spm, const char *domain, const char *image, bool force,
+		     struct pk_error *err)
+{
+	struct spm_volume_list list = { 0 };
+	struct spm_lockset set;
+	size_t members = 0;
+	int r;
+
+	r = spm_volume_mutation_begin(spm, "delete_image", domain, image, SPM_LOCK_EXCLUSIVE, NULL,
+				      &set, &list, NULL, err);
+	if (r < 0) {
+		return r;
+	}
+	for (size_t i = 0; i < list.n; i++) {
+		const struct spm_volume *v = &list.v[i];
+		if (strcmp(v->meta.image, image) != 0) {
+			continue;
+		}
+		members++;
+		if (v->nprepared && !force) {
+			r = pk_error_set(err, PK_E_IN_USE, EBUSY,
+					 "image '%s' is prepared on host %d (volume '%s'); tear it "
+					 "down there first (or pass force if that host is gone)",
+					 image, v->prepared[0], v->id);
+			goto out;
+		}
+	}
+	if (members == 0) {
+		r = pk_error_set(err, PK_E_NOT_FOUND, ENOENT, "image '%s' has no volumes in domain '%s'",
+				 image, domain);
+		goto out;
+	}
+	/* Mark every volume first, so a crash leaves the whole image to roll forward. */
+	for (size_t i = 0; i < list.n && r == 0; i++) {
+		struct spm_volume *v = &list.v[i];
+		struct pk_volume_meta next = v->meta;
+		if (strcmp(v->meta.image, image) || v->meta.legality == PK_VOLUME_REMOVING) {
+			continue;
+		}
+		next.legality = PK_VOLUME_REMOVING;
+		r = spm_volume_write_meta(spm, domain, v, &next, err);
+		if (r == 0) {
+			v->meta.legality = PK_VOLUME_REMOVING;
+			v->meta.generation++;
+		}
+	}
+	for (size_t i = 0; i < list.n && r == 0; i++) {
+		if (!strcmp(list.v[i].meta.image, image)) {
+			r = volume_remove(spm, domain, &list.v[i], false, err);
+		}
+	}
+out:
+	spm_volume_list_release(&list);
+	spm_lockset_release(&set);
+	return r;
+}
+
+int spm_image_prepared(struct spm *spm, const char *domain, const char *image,
+		       const char *volume, int32_t host_id, bool prepared, struct pk_error *err)
+{
+	struct spm_volume_list list = { 0 };
+	struct spm_lockset set;
+	char tag[32];
+	const char *tagv[2] = { tag, NULL };
+	int r;
+
+	if (host_id < 1 || host_id > 2000) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "host_id %d is not in 1..2000", host_id);
+	}
+	if (volume && *volume) {
+		r = pk_uuid_check("volume_id", volume, err);
+		if (r < 0) {
+			return r;
+		}
+	}
+	snprintf(tag, sizeof(tag), PREP_TAG_PREFIX "%d", host_id);
+	r = spm_volume_mutation_begin(spm, "image_prepared", domain, image, SPM_LOCK_EXCLUSIVE, NULL,
+				      &set, &list, NULL, err);
+	if (r < 0) {
+		return r;
+	}
+	for (size_t i = 0; r == 0 && i < list.n; i++) {
+		const struct spm_volume *v = &list.v[i];
+		bool has = false;
+		if (strcmp(v->meta.image, image) || (volume && *volume && strcmp(v->id, volume))) {
+			continue;
+		}
+		for (size_t k = 0; k < v->nprepared; k++) {
+			has |= v->prepared[k] == host_id;
+		}
+		if (has == prepared) {
+			continue;
+		}
+		r = spm_role_check(spm, domain, err);
+		if (r == 0) {
+			r = pk_lvm_lv_tags_change(spm->lvm, domain, v->id, prepared ? tagv : NULL,
+						  prepared ? NULL : tagv, err);
+			if (r < 0) {
+				spm_volume_cache_invalidate(spm);
+			} else {
+				struct spm_volume changed = *v;
+				changed.nprepared = 0;
+				for (size_t k = 0; k < v->nprepared; k++) {
+					if (v->prepared[k] != host_id) {
+						changed.prepared[changed.nprepared++] = v->prepared[k];
+					}
+				}
+				if (prepared && changed.nprepared < SPM_VOLUME_MAX_HOSTS) {
+					changed.prepared[changed.nprepared++] = host_id;
+				}
+				spm_volume_cache_update(spm, domain, &changed, NULL, 0);
+			}
+		}
+	}
+	spm_volume_list_release(&list);
+	spm_lockset_release(&set);
+	return r;
+}
+
+int spm_volumes_recover(struct spm *spm, const char *domain, struct spm_recovery *ret,
+			struct pk_error *err)
+{
+	struct spm_volume_list list = { 0 };
+	struct spm_recovery rec = { 0 };
+	int r;
+
+	r = spm_volumes_load(spm, domain, &list, err);
+	for (size_t i = 0; r == 0 && i < list.n; i++) {
+		const struct spm_volume *v = &list.v[i];
+		struct spm_lockset set;
+		bool unfinished = v->meta.legality == PK_VOLUME_ILLEGAL && v->meta.generation == 0;
+
+		if (v->meta.legality != PK_VOLUME_REMOVING && !unfinished) {
+			continue;
+		}
+		r = lock_image(spm, &set, "recovery", domain, v->meta.image, SPM_LOCK_EXCLUSIVE, v->id,
+			       err);
+		if (r < 0) {
+			break;
+		}
+		r = volume_remove(spm, domain, v, false, err);
+		spm_lockset_release(&set);
+		if (r == 0) {
+			if (unfinished) {
+				rec.rolled_back++;
+				pk_log_info("recovery: removed unfinished volume domain='%s' volume='%s'",
+					    domain, v->id);
+			} else {
+				rec.removed++;
+				pk_log_info("recovery: completed removal domain='%s' volume='%s'",
+					    domain, v->id);
+			}
+		}
+	}
+	spm_volume_list_release(&list);
+	if (r == 0 && ret) {
+		*ret = rec;
+	}
+	return r;
+}
