@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,10 @@ static struct {
 	int calls[FAKE_LVM_OP_COUNT];
 	unsigned uuids;
 } world;
+
+/* Serializes the verbs and the controls: the SPM (an nng worker) and the HSM
+ * (job threads) of one test may both call in, as hsmd and spmd would. */
+static pthread_mutex_t world_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct pk_lvm {
 	char **devices;
@@ -233,38 +238,57 @@ static int inject(enum fake_lvm_op op, struct pk_error *err)
 
 void fake_lvm_fail_next(int rv)
 {
+	pthread_mutex_lock(&world_lock);
 	world.fail_any = rv;
+	pthread_mutex_unlock(&world_lock);
 }
 
 void fake_lvm_fail_op(enum fake_lvm_op op, int rv)
 {
+	pthread_mutex_lock(&world_lock);
 	world.fail_op[op] = rv;
+	pthread_mutex_unlock(&world_lock);
 }
 
 int fake_lvm_calls(enum fake_lvm_op op)
 {
-	return world.calls[op];
+	int n;
+
+	pthread_mutex_lock(&world_lock);
+	n = world.calls[op];
+	pthread_mutex_unlock(&world_lock);
+	return n;
 }
 
 void fake_lvm_set_pv_size(const char *path, uint64_t size)
 {
+	pthread_mutex_lock(&world_lock);
 	pv_get(path)->size = size;
+	pthread_mutex_unlock(&world_lock);
 }
 
 bool fake_lvm_lv_active(const char *vg, const char *lv)
 {
-	struct fake_lv *l = lv_find(vg_find(vg), lv);
+	struct fake_lv *l;
+	bool active;
 
-	return l && l->active;
+	pthread_mutex_lock(&world_lock);
+	l = lv_find(vg_find(vg), lv);
+	active = l && l->active;
+	pthread_mutex_unlock(&world_lock);
+	return active;
 }
 
 void fake_lvm_set_open(const char *vg, const char *lv, bool open)
 {
-	struct fake_lv *l = lv_find(vg_find(vg), lv);
+	struct fake_lv *l;
 
+	pthread_mutex_lock(&world_lock);
+	l = lv_find(vg_find(vg), lv);
 	if (l) {
 		l->open = open;
 	}
+	pthread_mutex_unlock(&world_lock);
 }
 
 static void lv_release(struct fake_lv *lv)
@@ -285,12 +309,14 @@ static void vg_release(struct fake_vg *vg)
 
 void fake_lvm_reset(void)
 {
+	pthread_mutex_lock(&world_lock);
 	for (size_t i = 0; i < world.nvgs; i++) {
 		vg_release(&world.vgs[i]);
 	}
 	free(world.vgs);
 	free(world.pvs);
 	memset(&world, 0, sizeof(world));
+	pthread_mutex_unlock(&world_lock);
 }
 
 /* ---- extents ------------------------------------------------------------------ */
@@ -425,7 +451,9 @@ int pk_lvm_new(const struct pk_lvm_config *config, struct pk_lvm **ret, struct p
 		if (r < 0) {
 			return r;
 		}
+		pthread_mutex_lock(&world_lock);
 		pv_get(config->devices[i]);
+		pthread_mutex_unlock(&world_lock);
 	}
 	lvm = pk_xcalloc(1, sizeof(*lvm));
 	lvm->devices = strv_copy(config->devices);
@@ -448,8 +476,8 @@ bool pk_lvm_device_allowed(const struct pk_lvm *lvm, const char *path)
 	return path && pk_lvm_tags_contain(lvm->devices, path);
 }
 
-int pk_lvm_vg_create(struct pk_lvm *lvm, const char *vg, const char *const *pvs,
-		     uint64_t extent_size, const char *const *tags, struct pk_error *err)
+static int vg_create_unlocked(struct pk_lvm *lvm, const char *vg, const char *const *pvs,
+			      uint64_t extent_size, const char *const *tags, struct pk_error *err)
 {
 	struct fake_vg *v;
 	int r;
@@ -486,8 +514,8 @@ int pk_lvm_vg_create(struct pk_lvm *lvm, const char *vg, const char *const *pvs,
 	return 0;
 }
 
-int pk_lvm_vg_report(struct pk_lvm *lvm, const char *vg, struct pk_lvm_vg *ret,
-		     struct pk_error *err)
+static int vg_report_unlocked(struct pk_lvm *lvm, const char *vg, struct pk_lvm_vg *ret,
+			      struct pk_error *err)
 {
 	struct pk_lvm_vg r = { 0 };
 	struct fake_vg *v;
@@ -522,7 +550,7 @@ int pk_lvm_vg_report(struct pk_lvm *lvm, const char *vg, struct pk_lvm_vg *ret,
 	return 0;
 }
 
-int pk_lvm_vg_remove(struct pk_lvm *lvm, const char *vg, bool force, struct pk_error *err)
+static int vg_remove_unlocked(struct pk_lvm *lvm, const char *vg, bool force, struct pk_error *err)
 {
 	struct fake_vg *v;
 	int r;
@@ -553,8 +581,8 @@ int pk_lvm_vg_remove(struct pk_lvm *lvm, const char *vg, bool force, struct pk_e
 	return 0;
 }
 
-int pk_lvm_vg_tags_change(struct pk_lvm *lvm, const char *vg, const char *const *add,
-			  const char *const *del, struct pk_error *err)
+static int vg_tags_change_unlocked(struct pk_lvm *lvm, const char *vg, const char *const *add,
+				   const char *const *del, struct pk_error *err)
 {
 	struct fake_vg *v;
 	int r;
@@ -581,8 +609,8 @@ static uint64_t size_extents(uint64_t size, uint64_t extent_size)
 	return size / extent_size + (size % extent_size != 0);
 }
 
-int pk_lvm_lv_create(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_t size,
-		     const char *const *tags, struct pk_error *err)
+static int lv_create_unlocked(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_t size,
+			      const char *const *tags, struct pk_error *err)
 {
 	struct fake_lv *l;
 	struct fake_vg *v;
@@ -616,7 +644,8 @@ int pk_lvm_lv_create(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_
 	return 0;
 }
 
-int pk_lvm_lv_remove(struct pk_lvm *lvm, const char *vg, const char *lv, struct pk_error *err)
+static int lv_remove_unlocked(struct pk_lvm *lvm, const char *vg, const char *lv,
+			      struct pk_error *err)
 {
 	struct fake_lv *l;
 	struct fake_vg *v;
@@ -637,8 +666,8 @@ int pk_lvm_lv_remove(struct pk_lvm *lvm, const char *vg, const char *lv, struct 
 	return 0;
 }
 
-int pk_lvm_lv_extend(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_t size,
-		     struct pk_error *err)
+static int lv_extend_unlocked(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_t size,
+			      struct pk_error *err)
 {
 	uint64_t want, have;
 	struct fake_lv *l;
@@ -656,8 +685,9 @@ int pk_lvm_lv_extend(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_
 	return want <= have ? 0 : lv_allocate(v, l, want - have, err);
 }
 
-int pk_lvm_lv_tags_change(struct pk_lvm *lvm, const char *vg, const char *lv,
-			  const char *const *add, const char *const *del, struct pk_error *err)
+static int lv_tags_change_unlocked(struct pk_lvm *lvm, const char *vg, const char *lv,
+				   const char *const *add, const char *const *del,
+				   struct pk_error *err)
 {
 	struct fake_lv *l;
 	struct fake_vg *v;
@@ -688,8 +718,8 @@ static void lv_report_one(const struct fake_vg *v, const struct fake_lv *l,
 	memcpy(out->segments, l->segs, l->nsegs * sizeof(*out->segments));
 }
 
-int pk_lvm_lv_report(struct pk_lvm *lvm, const char *vg, const char *lv,
-		     struct pk_lvm_lv_list *ret, struct pk_error *err)
+static int lv_report_unlocked(struct pk_lvm *lvm, const char *vg, const char *lv,
+			      struct pk_lvm_lv_list *ret, struct pk_error *err)
 {
 	struct pk_lvm_lv_list list = { 0 };
 	struct fake_lv *l = NULL;
@@ -712,8 +742,8 @@ int pk_lvm_lv_report(struct pk_lvm *lvm, const char *vg, const char *lv,
 	return 0;
 }
 
-int pk_lvm_lv_activation(struct pk_lvm *lvm, const char *vg, const char *lv,
-			 enum pk_lvm_activation op, struct pk_error *err)
+static int lv_activation_unlocked(struct pk_lvm *lvm, const char *vg, const char *lv,
+				  enum pk_lvm_activation op, struct pk_error *err)
 {
 	struct fake_lv *l;
 	struct fake_vg *v;
@@ -732,4 +762,114 @@ int pk_lvm_lv_activation(struct pk_lvm *lvm, const char *vg, const char *lv,
 		l->active = op == PK_LVM_ACTIVATE;
 	}
 	return 0;
+}
+
+/* ---- common/lvm.h: one verb at a time, as the real adapter runs LVM ---------- */
+
+int pk_lvm_vg_create(struct pk_lvm *lvm, const char *vg, const char *const *pvs,
+		     uint64_t extent_size, const char *const *tags, struct pk_error *err)
+{
+	int r;
+
+	pthread_mutex_lock(&world_lock);
+	r = vg_create_unlocked(lvm, vg, pvs, extent_size, tags, err);
+	pthread_mutex_unlock(&world_lock);
+	return r;
+}
+
+int pk_lvm_vg_report(struct pk_lvm *lvm, const char *vg, struct pk_lvm_vg *ret,
+		     struct pk_error *err)
+{
+	int r;
+
+	pthread_mutex_lock(&world_lock);
+	r = vg_report_unlocked(lvm, vg, ret, err);
+	pthread_mutex_unlock(&world_lock);
+	return r;
+}
+
+int pk_lvm_vg_remove(struct pk_lvm *lvm, const char *vg, bool force, struct pk_error *err)
+{
+	int r;
+
+	pthread_mutex_lock(&world_lock);
+	r = vg_remove_unlocked(lvm, vg, force, err);
+	pthread_mutex_unlock(&world_lock);
+	return r;
+}
+
+int pk_lvm_vg_tags_change(struct pk_lvm *lvm, const char *vg, const char *const *add,
+			  const char *const *del, struct pk_error *err)
+{
+	int r;
+
+	pthread_mutex_lock(&world_lock);
+	r = vg_tags_change_unlocked(lvm, vg, add, del, err);
+	pthread_mutex_unlock(&world_lock);
+	return r;
+}
+
+int pk_lvm_lv_create(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_t size,
+		     const char *const *tags, struct pk_error *err)
+{
+	int r;
+
+	pthread_mutex_lock(&world_lock);
+	r = lv_create_unlocked(lvm, vg, lv, size, tags, err);
+	pthread_mutex_unlock(&world_lock);
+	return r;
+}
+
+int pk_lvm_lv_remove(struct pk_lvm *lvm, const char *vg, const char *lv, struct pk_error *err)
+{
+	int r;
+
+	pthread_mutex_lock(&world_lock);
+	r = lv_remove_unlocked(lvm, vg, lv, err);
+	pthread_mutex_unlock(&world_lock);
+	return r;
+}
+
+int pk_lvm_lv_extend(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_t size,
+		     struct pk_error *err)
+{
+	int r;
+
+	pthread_mutex_lock(&world_lock);
+	r = lv_extend_unlocked(lvm, vg, lv, size, err);
+	pthread_mutex_unlock(&world_lock);
+	return r;
+}
+
+int pk_lvm_lv_tags_change(struct pk_lvm *lvm, const char *vg, const char *lv,
+			  const char *const *add, const char *const *del, struct pk_error *err)
+{
+	int r;
+
+	pthread_mutex_lock(&world_lock);
+	r = lv_tags_change_unlocked(lvm, vg, lv, add, del, err);
+	pthread_mutex_unlock(&world_lock);
+	return r;
+}
+
+int pk_lvm_lv_report(struct pk_lvm *lvm, const char *vg, const char *lv,
+		     struct pk_lvm_lv_list *ret, struct pk_error *err)
+{
+	int r;
+
+	pthread_mutex_lock(&world_lock);
+	r = lv_report_unlocked(lvm, vg, lv, ret, err);
+	pthread_mutex_unlock(&world_lock);
+	return r;
+}
+
+int pk_lvm_lv_activation(struct pk_lvm *lvm, const char *vg, const char *lv,
+			 enum pk_lvm_activation op, struct pk_error *err)
+{
+	int r;
+
+	pthread_mutex_lock(&world_lock);
+	r = lv_activation_unlocked(lvm, vg, lv, op, err);
+	pthread_mutex_unlock(&world_lock);
+	return r;
 }

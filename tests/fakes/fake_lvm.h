@@ -30,7 +30,7 @@
  * the same for the next call of one verb. One shot each.
  *
  * State is process-global; tests MUST call fake_lvm_reset() first (with no
- * struct pk_lvm alive). Not thread-safe.
+ * struct pk_lvm alive). Thread-safe: one verb or control runs at a time.
  */
 #ifndef PK_FAKE_LVM_H
 #define PK_FAKE_LVM_H

@@ -13,11 +13,12 @@
  * an internal layer, and of the leaf: the definition switched),
  * bad input, one job per drive, bandwidth, events on the pub socket.
  *
- * Threads: fake_lvm is not thread-safe, so the test thread touches LVM only
- * while no job runs an LVM step (before a job, while it waits on its block
- * job, after it ended).
+ * Threads: fake_lvm runs one verb at a time, and the small SPM runs one
+ * request at a time (as the real one holds its volume locks), so the SPM's
+ * workers, the job threads and the test thread may all touch LVM.
  */
 /* pk-test-fakes: fake_lvm fake_virt */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -45,6 +46,7 @@ struct fake_spm {
 	char url[256];
 	atomic_int extends, updates, prepared;
 	atomic_int fail_updates; /* the next N updates answer UNAVAILABLE */
+	pthread_mutex_t lock;    /* one request at a time: read-modify-write of tags */
 };
 
 static struct fake_spm g_spm;
@@ -65,8 +67,8 @@ static int spm_meta(struct fx *fx, const char *id, struct pk_volume_meta *m, uin
 	return r;
 }
 
-static int verb_update(void *ctx, const Pk__Request *req, Pk__Response *resp,
-		       struct pk_arena *a, struct pk_error *err)
+static int update_volume_meta(void *ctx, const Pk__Request *req, Pk__Response *resp,
+			      struct pk_arena *a, struct pk_error *err)
 {
 	struct fake_spm *spm = ctx;
 	const Pk__UpdateVolumeMetaRequest *u = req->update_volume_meta;
@@ -108,6 +110,18 @@ static int verb_update(void *ctx, const Pk__Request *req, Pk__Response *resp,
 	if (r == 0) {
 		resp->update_volume_meta = w;
 	}
+	return r;
+}
+
+static int verb_update(void *ctx, const Pk__Request *req, Pk__Response *resp,
+		       struct pk_arena *a, struct pk_error *err)
+{
+	struct fake_spm *spm = ctx;
+	int r;
+
+	pthread_mutex_lock(&spm->lock);
+	r = update_volume_meta(ctx, req, resp, a, err);
+	pthread_mutex_unlock(&spm->lock);
 	return r;
 }
 
@@ -208,6 +222,7 @@ static int setup(void **state)
 	t->settings = t->fx->hsm.settings;
 	/* The SPM. */
 	memset(&g_spm, 0, sizeof(g_spm));
+	pthread_mutex_init(&g_spm.lock, NULL);
 	g_spm.fx = t->fx;
 	snprintf(g_spm.url, sizeof(g_spm.url), "ipc://%s/spm.sock", t->fx->tmp);
 	g_spm.info.role = "spm";
