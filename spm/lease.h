@@ -65,6 +65,10 @@
  * spm_lease_join(); IO when sanlock cannot read or write the lease areas or
  * a join fails; INVALID_ARGUMENT for a bad configuration; INTERNAL for any
  * other sanlock result (named in the message).
+ *
+ * Implemented by spm/lease.c (the lease object), spm/lease_storage.c (the
+ * storage-only verbs) and spm/lease_sanlock.c (what both say to sanlock);
+ * spm/lease_internal.h is what they share.
  */
 #ifndef SPM_LEASE_H
 #define SPM_LEASE_H

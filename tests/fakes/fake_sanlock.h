@@ -1,11 +1,11 @@
 /*
  * fake_sanlock — an in-memory sanlock daemon behind libsanlock's client API.
  *
- * The fake replaces the libsanlock client functions that spm/lease.c calls
+ * The fake replaces the libsanlock client functions that spm/lease*.c call
  * (sanlock_write_lockspace, _write_resource, _read_resource_owners,
  * _add_lockspace_timeout, _inq_lockspace, _rem_lockspace, _register,
  * _acquire, _release, _inquire, _version): a test that names it on its
- * `pk-test-fakes:` line runs the real spm/lease.c — and whatever spmd logic
+ * `pk-test-fakes:` line runs the real spm/lease*.c — and whatever spmd logic
  * sits on top of it — against this simulation instead of a daemon. The
  * executable's definitions win over the shared libsanlock at link time.
  *

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The SPM lease (spm/lease.c) against two real sanlock daemons — two
+# The SPM lease (spm/lease*.c) against two real sanlock daemons — two
 # simulated hosts, each with its own SANLOCK_RUN_DIR, host ids 1 and 2,
 # io_timeout 1 — on plain sparse files (no LVM):
 #   format lockspace + SDM; both hosts join; host 1 holds the lease; host 2

@@ -1,5 +1,5 @@
 /*
- * pk-lease-probe — drives spm/lease.c against a real sanlock daemon, for
+ * pk-lease-probe — drives spm/lease*.c against a real sanlock daemon, for
  * tests/integration/test_lease.sh.
  *
  *   pk-lease-probe CMD -s LOCKSPACE -i IDS_PATH -l LEASES_PATH

@@ -1,4 +1,4 @@
-/* The SPM lease (spm/lease.c) against an in-memory sanlock. */
+/* The SPM lease (spm/lease*.c) against an in-memory sanlock. */
 /* pk-test-fakes: fake_sanlock */
 #include <errno.h>
 #include <setjmp.h>

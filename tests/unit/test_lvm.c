@@ -2,7 +2,7 @@
  * The LVM adapter: report parsing on report text captured from LVM 2.03.16
  * (lvm2cmd with --nameprefixes --noheadings --units b --nosuffix), the
  * mapping of LVM's error text to codes, argument checks, the rendered
- * lvm.conf (common/lvm_text.c), and the handle's own rules (common/lvm.c:
+ * lvm.conf (common/lvm_text.h), and the handle's own rules (common/lvm.c:
  * one per process, bad configs refused, a missing VG reported as such).
  */
 #include <setjmp.h>
