@@ -1,6 +1,6 @@
 #!/bin/bash
 # pk-itest: libvirt
-# test_virt — hsmd's libvirt seam (hsm/virt.c, hsm/vmxml.c) against the real
+# test_virt — hsmd's libvirt seam (hsm/virt*.c, hsm/vmxml*.c) against the real
 # libvirtd, through tests/tools/pk-virt-probe.
 #
 # A TCG domain (no kernel: it sits in firmware, block jobs need no guest OS)

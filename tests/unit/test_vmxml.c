@@ -1,5 +1,5 @@
 /*
- * hsm/vmxml.c: golden-file tests. Inputs and expected outputs live in
+ * hsm/vmxml*.c: golden-file tests. Inputs and expected outputs live in
  * tests/unit/data/vmxml/ (run from the repository root, or set
  * PK_TEST_DATA_DIR). The parse-*.xml inputs are libvirt 9.0's own output
  * (virDomainGetXMLDesc of a running domain, during an active commit, of an
