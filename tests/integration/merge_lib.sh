@@ -41,6 +41,15 @@ verify_acks() {
 	guest_log >"$SERIAL.all" || fail "the guest's serial log is incomplete"
 	"$VERIFY" --log "$SERIAL.all" --disk "vda=$1"
 }
+# wait_ready: the guest (just started) says PKREADY within 60 s; it writes from then on.
+wait_ready() {
+	local deadline=$((SECONDS + 60))
+	until grep -aq '^PKREADY' "$SERIAL" 2>/dev/null; do
+		[ $SECONDS -lt $deadline ] ||
+			fail "the guest did not start writing: $(tail -n 5 "$SERIAL" 2>/dev/null)"
+		sleep 0.2
+	done
+}
 wait_acks() { # wait_acks N SECONDS
 	local want=$(($(acks) + $1)) deadline=$((SECONDS + $2))
 	while [ "$(acks)" -lt "$want" ]; do

@@ -100,11 +100,7 @@ out=$(pk2 vm create --name "$VM" --memory 256 --type qemu --disk "image=$IMG,vol
 	--kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
 	--cmdline "console=ttyS0 quiet pk.disks=vda pk.blocks=2048 pk.interval_ms=1" --serial-log "$SERIAL") ||
 	fail "vm create: $out"
-deadline=$((SECONDS + 60))
-until grep -aq '^PKREADY' "$SERIAL" 2>/dev/null; do
-	[ $SECONDS -lt $deadline ] || fail "the guest did not start writing"
-	sleep 0.2
-done
+wait_ready
 wait_acks 300 30
 ok "VM $VM writes on host 2; SPM on host 1"
 
@@ -213,11 +209,7 @@ ok "qemu killed while copying: job FAILED ($code), chain, legality and qcow2 hea
 scripts/guest-log "$SERIAL" >"$BOOT1" || fail "the first boot's serial log is incomplete"
 rm -f "$SERIAL".[0-9]
 virsh -c qemu:///system start "$VM" >/dev/null || fail "the VM does not start again"
-deadline=$((SECONDS + 60))
-until grep -aq '^PKREADY' "$SERIAL" 2>/dev/null; do
-	[ $SECONDS -lt $deadline ] || fail "the guest did not start writing again"
-	sleep 0.2
-done
+wait_ready
 wait_acks 300 30
 out=$(pk2 snapshot delete --vm "$VM" --volume "$LEAF") || fail "merge again: $out"
 check_chain "$NEW,$BASE"
