@@ -133,11 +133,12 @@ void hsm_lock_key_vm(char *buf, const char *vm);
 
 /*
  * Tells the SPM that this host prepared (or tore down) an image, so its
- * leaf cannot be deleted under a VM. Best effort: returns 0 when no spm is
- * configured; otherwise the SPM's error.
+ * leaf cannot be deleted under a VM; with volume (may be NULL), only that
+ * volume of the image (a merged-away layer torn down). Best effort: returns
+ * 0 when no spm is configured; otherwise the SPM's error.
  */
 int hsm_spm_image_prepared(struct hsm *hsm, const char *domain, const char *image,
-			   bool prepared, struct pk_error *err);
+			   const char *volume, bool prepared, struct pk_error *err);
 
 /* The verb table of hsmd (hsm/rpc.c). */
 extern const struct pk_verb hsm_verbs[];

@@ -328,7 +328,7 @@ static void notify_spm(struct hsm *hsm, const char *domain, const char *image, b
 {
 	struct pk_error err = { PK_OK, "" };
 
-	if (hsm_spm_image_prepared(hsm, domain, image, prepared, &err) < 0) {
+	if (hsm_spm_image_prepared(hsm, domain, image, NULL, prepared, &err) < 0) {
 		pk_log_warn("could not tell the SPM that image='%s' is %s on this host (it will not "
 			    "protect the leaf from deletion): %s", image,
 			    prepared ? "prepared" : "torn down", err.message);

@@ -251,10 +251,6 @@ int hsm_merge_spm_update(struct hsm *hsm, const char *domain, const char *image,
 			 const char *volume, const struct hsm_merge_meta_update *u,
 			 struct pk_error *err);
 
-/* Tells the SPM that volume is no longer prepared on this host (ImagePrepared). */
-int hsm_merge_spm_unprepared(struct hsm *hsm, const char *domain, const char *image,
-			     const char *volume, struct pk_error *err);
-
 /* Encodes an Event for info (heap buffer, free()). */
 int hsm_merge_event_encode(const struct hsm_merge_job_info *info, uint64_t seq,
 			   int32_t host_id, void **ret_buf, size_t *ret_len);

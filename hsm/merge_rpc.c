@@ -263,28 +263,3 @@ int hsm_merge_spm_update(struct hsm *hsm, const char *domain, const char *image,
 	}
 	return r;
 }
-
-int hsm_merge_spm_unprepared(struct hsm *hsm, const char *domain, const char *image,
-			     const char *volume, struct pk_error *err)
-{
-	Pk__Request req = PK__REQUEST__INIT;
-	Pk__ImagePreparedRequest ip = PK__IMAGE_PREPARED_REQUEST__INIT;
-	Pk__Response *resp = NULL;
-	int r;
-
-	if (!hsm->spm) {
-		return 0;
-	}
-	ip.domain_id = (char *)domain;
-	ip.image_id = (char *)image;
-	ip.host_id = hsm->info.host_id;
-	ip.prepared = false;
-	ip.volume_id = (char *)volume;
-	req.call_case = PK__REQUEST__CALL_IMAGE_PREPARED;
-	req.image_prepared = &ip;
-	r = spm_call(hsm, &req, &resp, err);
-	if (resp) {
-		pk__response__free_unpacked(resp, NULL);
-	}
-	return r;
-}

@@ -420,7 +420,7 @@ static int teardown_volume(struct hsm_merge_job *job, const char *volume, struct
 		pk_error_prefix(err, "merged volume '%s' cannot be deactivated on this host", volume);
 		return r;
 	}
-	if (hsm_merge_spm_unprepared(job->hsm, job->domain, job->image, volume, err) < 0) {
+	if (hsm_spm_image_prepared(job->hsm, job->domain, job->image, volume, false, err) < 0) {
 		pk_log_warn("merge job job='%s': the SPM was not told that volume '%s' is torn down: "
 			    "%s", job->id, volume, err->message);
 		pk_error_clear(err);

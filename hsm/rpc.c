@@ -325,7 +325,7 @@ const size_t hsm_nverbs = sizeof(hsm_verbs) / sizeof(hsm_verbs[0]);
 /* ---- calls to the SPM ------------------------------------------------------------- */
 
 int hsm_spm_image_prepared(struct hsm *hsm, const char *domain, const char *image,
-			   bool prepared, struct pk_error *err)
+			   const char *volume, bool prepared, struct pk_error *err)
 {
 	Pk__Request req = PK__REQUEST__INIT;
 	Pk__ImagePreparedRequest ip = PK__IMAGE_PREPARED_REQUEST__INIT;
@@ -339,6 +339,9 @@ int hsm_spm_image_prepared(struct hsm *hsm, const char *domain, const char *imag
 	ip.image_id = (char *)image;
 	ip.host_id = hsm->info.host_id;
 	ip.prepared = prepared;
+	if (volume) {
+		ip.volume_id = (char *)volume;
+	}
 	req.call_case = PK__REQUEST__CALL_IMAGE_PREPARED;
 	req.image_prepared = &ip;
 	r = pk_spm_client_call(hsm->spm, &req, hsm->settings.spm_timeout_ms, &resp, err);
