@@ -62,13 +62,34 @@ spm_chain() { spm_any image chain --image "$IMG" | jq -r '[.chain[].volume_id] |
 lv_exists() { lvm lvs --config "$PK_LVM_CONFIG" --noheadings -o lv_name "$PK_VG" 2>/dev/null | grep -qw "$1"; }
 snapshot() { pk2 vm snapshot --vm "$VM" | jq -r '.snapshot[0].new_leaf'; }
 
-# check_chain WANT: the live, metadata and hsmd-compared chains are WANT (ids, leaf first).
-check_chain() {
+# check_vm_chain WANT: the metadata chain and the chain GetVolumeChain says is in
+# use (the live XML of a running VM; for a shut-off one the leaf its definition
+# names, then the qcow2 headers) are WANT (ids, leaf first), and hsmd agrees.
+check_vm_chain() {
 	local c
-	[ "$(live_chain)" = "$1" ] || fail "live chain $(live_chain), want $1"
 	[ "$(spm_chain)" = "$1" ] || fail "metadata chain $(spm_chain), want $1"
 	c=$(pk2 vm chain --vm "$VM" --drive vda) || fail "vm chain: $c"
+	[ "$(echo "$c" | jq -r '.live_chain | join(",")')" = "$1" ] || fail "chain in use, want $1: $c"
 	[ "$(echo "$c" | jq -r .consistent)" = true ] || fail "hsmd: chains differ: $c"
+}
+
+# check_chain WANT: check_vm_chain, and VmList shows the running VM on WANT.
+check_chain() {
+	[ "$(live_chain)" = "$1" ] || fail "live chain $(live_chain), want $1"
+	check_vm_chain "$1"
+}
+
+# hsmd_stops_cleanly: host 2's hsmd stops on SIGTERM, and a sanitizer build
+# reported nothing (it reports leaks and errors at exit).
+hsmd_stops_cleanly() {
+	local pid
+	pid=$(cat "$PK_HOST2_DIR/hsmd.pid")
+	kill -TERM "$pid"
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$pid" 2>/dev/null && fail "hsmd of host 2 did not stop on SIGTERM"
+	! grep -q 'Sanitizer' "$PK_HOST2_DIR/hsmd.log" ||
+		fail "sanitizer report: $(grep -A5 Sanitizer "$PK_HOST2_DIR/hsmd.log" | head -20)"
+	ok "hsmd of host 2 stopped cleanly on SIGTERM"
 }
 
 # merge_deleted VOLUME: gone from the SPM and from LVM, no link left on host 2.
