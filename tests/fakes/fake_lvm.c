@@ -766,110 +766,70 @@ static int lv_activation_unlocked(struct pk_lvm *lvm, const char *vg, const char
 
 /* ---- common/lvm.h: one verb at a time, as the real adapter runs LVM ---------- */
 
+/* Runs one verb under the world lock and returns what it returned. */
+#define RETURN_LOCKED(call)                        \
+	do {                                       \
+		int r_;                            \
+		pthread_mutex_lock(&world_lock);   \
+		r_ = (call);                       \
+		pthread_mutex_unlock(&world_lock); \
+		return r_;                         \
+	} while (0)
+
 int pk_lvm_vg_create(struct pk_lvm *lvm, const char *vg, const char *const *pvs,
 		     uint64_t extent_size, const char *const *tags, struct pk_error *err)
 {
-	int r;
-
-	pthread_mutex_lock(&world_lock);
-	r = vg_create_unlocked(lvm, vg, pvs, extent_size, tags, err);
-	pthread_mutex_unlock(&world_lock);
-	return r;
+	RETURN_LOCKED(vg_create_unlocked(lvm, vg, pvs, extent_size, tags, err));
 }
 
 int pk_lvm_vg_report(struct pk_lvm *lvm, const char *vg, struct pk_lvm_vg *ret,
 		     struct pk_error *err)
 {
-	int r;
-
-	pthread_mutex_lock(&world_lock);
-	r = vg_report_unlocked(lvm, vg, ret, err);
-	pthread_mutex_unlock(&world_lock);
-	return r;
+	RETURN_LOCKED(vg_report_unlocked(lvm, vg, ret, err));
 }
 
 int pk_lvm_vg_remove(struct pk_lvm *lvm, const char *vg, bool force, struct pk_error *err)
 {
-	int r;
-
-	pthread_mutex_lock(&world_lock);
-	r = vg_remove_unlocked(lvm, vg, force, err);
-	pthread_mutex_unlock(&world_lock);
-	return r;
+	RETURN_LOCKED(vg_remove_unlocked(lvm, vg, force, err));
 }
 
 int pk_lvm_vg_tags_change(struct pk_lvm *lvm, const char *vg, const char *const *add,
 			  const char *const *del, struct pk_error *err)
 {
-	int r;
-
-	pthread_mutex_lock(&world_lock);
-	r = vg_tags_change_unlocked(lvm, vg, add, del, err);
-	pthread_mutex_unlock(&world_lock);
-	return r;
+	RETURN_LOCKED(vg_tags_change_unlocked(lvm, vg, add, del, err));
 }
 
 int pk_lvm_lv_create(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_t size,
 		     const char *const *tags, struct pk_error *err)
 {
-	int r;
-
-	pthread_mutex_lock(&world_lock);
-	r = lv_create_unlocked(lvm, vg, lv, size, tags, err);
-	pthread_mutex_unlock(&world_lock);
-	return r;
+	RETURN_LOCKED(lv_create_unlocked(lvm, vg, lv, size, tags, err));
 }
 
 int pk_lvm_lv_remove(struct pk_lvm *lvm, const char *vg, const char *lv, struct pk_error *err)
 {
-	int r;
-
-	pthread_mutex_lock(&world_lock);
-	r = lv_remove_unlocked(lvm, vg, lv, err);
-	pthread_mutex_unlock(&world_lock);
-	return r;
+	RETURN_LOCKED(lv_remove_unlocked(lvm, vg, lv, err));
 }
 
 int pk_lvm_lv_extend(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_t size,
 		     struct pk_error *err)
 {
-	int r;
-
-	pthread_mutex_lock(&world_lock);
-	r = lv_extend_unlocked(lvm, vg, lv, size, err);
-	pthread_mutex_unlock(&world_lock);
-	return r;
+	RETURN_LOCKED(lv_extend_unlocked(lvm, vg, lv, size, err));
 }
 
 int pk_lvm_lv_tags_change(struct pk_lvm *lvm, const char *vg, const char *lv,
 			  const char *const *add, const char *const *del, struct pk_error *err)
 {
-	int r;
-
-	pthread_mutex_lock(&world_lock);
-	r = lv_tags_change_unlocked(lvm, vg, lv, add, del, err);
-	pthread_mutex_unlock(&world_lock);
-	return r;
+	RETURN_LOCKED(lv_tags_change_unlocked(lvm, vg, lv, add, del, err));
 }
 
 int pk_lvm_lv_report(struct pk_lvm *lvm, const char *vg, const char *lv,
 		     struct pk_lvm_lv_list *ret, struct pk_error *err)
 {
-	int r;
-
-	pthread_mutex_lock(&world_lock);
-	r = lv_report_unlocked(lvm, vg, lv, ret, err);
-	pthread_mutex_unlock(&world_lock);
-	return r;
+	RETURN_LOCKED(lv_report_unlocked(lvm, vg, lv, ret, err));
 }
 
 int pk_lvm_lv_activation(struct pk_lvm *lvm, const char *vg, const char *lv,
 			 enum pk_lvm_activation op, struct pk_error *err)
 {
-	int r;
-
-	pthread_mutex_lock(&world_lock);
-	r = lv_activation_unlocked(lvm, vg, lv, op, err);
-	pthread_mutex_unlock(&world_lock);
-	return r;
+	RETURN_LOCKED(lv_activation_unlocked(lvm, vg, lv, op, err));
 }
