@@ -19,9 +19,6 @@ LVMAPD=$BUILD/pk-lvmapd
 NAME=test_lvm_$$
 WORK=$(mktemp -d "/tmp/$NAME.XXXXXX")
 VG=tlvm$$
-LOOPS=()
-PIDS=()
-MOUNTS=()
 MiB=1048576
 EXT=$((4 * MiB))
 DOMAIN=6f1c2d3e-4b5a-4c6d-8e7f-$(printf '%012x' $$)
@@ -30,46 +27,13 @@ V1=aaaaaaaa-0000-4000-8000-$(printf '%012x' $$)
 V2=bbbbbbbb-0000-4000-8000-$(printf '%012x' $$)
 NIL=00000000-0000-0000-0000-000000000000
 
-step() { echo "== $*"; }
-ok() { echo "ok - $*"; }
-fail() {
-	echo "FAIL - $*"
-	for log in "$WORK"/*.log; do
-		[ -f "$log" ] && { echo "--- $log"; tail -n 30 "$log"; }
-	done
-	exit 1
-}
-
-cleanup() {
-	local rc=$? pid m l i
-	set +e
-	for pid in "${PIDS[@]}"; do
-		kill -TERM "$pid" 2>/dev/null
-	done
-	for pid in "${PIDS[@]}"; do
-		for i in $(seq 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null
-	done
-	for m in "${MOUNTS[@]}"; do
-		if grep -q " $m fuse" /proc/mounts; then
-			umount -l "$m"
-		fi
-	done
+source "$(dirname "$0")/scratch_lib.sh"
+scratch_before_detach() {
 	if [ ${#LOOPS[@]} -eq 2 ] && [ -x "$PROBE" ]; then
 		"$PROBE" -d "${LOOPS[0]},${LOOPS[1]}" vg-remove "$VG" force >/dev/null 2>&1
 	fi
-	for l in "${LOOPS[@]}"; do
-		losetup -d "$l"
-	done
 	rm -f "/run/lock/lvm/V_$VG"
-	rm -rf "$WORK"
-	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 143' TERM INT
 
 [ -x "$PROBE" ] || fail "$PROBE not built (make BUILD=... tools)"
 

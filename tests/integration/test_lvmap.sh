@@ -16,46 +16,8 @@ NAME=test_lvmap_$$
 WORK=$(mktemp -d "/tmp/$NAME.XXXXXX")
 chmod 0711 "$WORK" # the qemu user must reach the mounts inside
 VG=tlvmapvg$$
-LOOPS=()
-PIDS=()
-MOUNTS=()
 
-step() { echo "== $*"; }
-ok() { echo "ok - $*"; }
-fail() {
-	echo "FAIL - $*"
-	for log in "$WORK"/*.log; do
-		[ -f "$log" ] && { echo "--- $log"; tail -n 30 "$log"; }
-	done
-	exit 1
-}
-
-cleanup() {
-	local rc=$? pid m l i
-	set +e
-	for pid in "${PIDS[@]}"; do
-		kill -TERM "$pid" 2>/dev/null
-	done
-	for pid in "${PIDS[@]}"; do
-		for i in $(seq 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null
-	done
-	for m in "${MOUNTS[@]}"; do
-		if grep -q " $m fuse" /proc/mounts; then
-			umount -l "$m"
-		fi
-	done
-	for l in "${LOOPS[@]}"; do
-		losetup -d "$l"
-	done
-	rm -rf "$WORK"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT
+source "$(dirname "$0")/scratch_lib.sh"
 
 [ -x "$LVMAPD" ] || fail "$LVMAPD not built (make BUILD=... all)"
 
