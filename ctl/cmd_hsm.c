@@ -132,18 +132,10 @@ static void show_prepared(struct ctl *ctl, const Pk__Response *resp)
 	const Pk__PrepareImageResponse *p = resp->prepare_image;
 
 	if (ctl->json) {
-		ctl_json_array_begin(&ctl->out, "volumes");
-		for (size_t i = 0; i < p->n_volumes; i++) {
-			ctl_json_volume(&ctl->out, NULL, p->volumes[i]);
-		}
-		ctl_json_array_end(&ctl->out);
+		ctl_json_volumes(&ctl->out, "volumes", p->volumes, p->n_volumes);
 		return;
 	}
-	printf("prepared, leaf first (%zu volumes):\n", p->n_volumes);
-	for (size_t i = 0; i < p->n_volumes; i++) {
-		printf("  %zu ", i);
-		ctl_print_volume(p->volumes[i]);
-	}
+	ctl_print_volume_chain("prepared", p->volumes, p->n_volumes);
 }
 
 static void show_done(struct ctl *ctl, const Pk__Response *resp)

@@ -482,23 +482,11 @@ static void show_chain(struct ctl *ctl, const Pk__Response *resp)
 	const Pk__ImageChainResponse *c = resp->image_chain;
 
 	if (ctl->json) {
-		ctl_json_array_begin(&ctl->out, "chain");
-		for (size_t i = 0; i < c->n_volumes; i++) {
-			ctl_json_volume(&ctl->out, NULL, c->volumes[i]);
-		}
-		ctl_json_array_end(&ctl->out);
-		ctl_json_array_begin(&ctl->out, "orphans");
-		for (size_t i = 0; i < c->n_orphans; i++) {
-			ctl_json_volume(&ctl->out, NULL, c->orphans[i]);
-		}
-		ctl_json_array_end(&ctl->out);
+		ctl_json_volumes(&ctl->out, "chain", c->volumes, c->n_volumes);
+		ctl_json_volumes(&ctl->out, "orphans", c->orphans, c->n_orphans);
 		return;
 	}
-	printf("chain, leaf first (%zu volumes):\n", c->n_volumes);
-	for (size_t i = 0; i < c->n_volumes; i++) {
-		printf("  %zu ", i);
-		ctl_print_volume(c->volumes[i]);
-	}
+	ctl_print_volume_chain("chain", c->volumes, c->n_volumes);
 	if (c->n_orphans) {
 		printf("outside the chain (%zu):\n", c->n_orphans);
 		for (size_t i = 0; i < c->n_orphans; i++) {

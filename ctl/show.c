@@ -154,6 +154,24 @@ void ctl_print_volume(const Pk__VolumeInfo *v)
 	       v->path && *v->path ? v->path : "");
 }
 
+void ctl_json_volumes(struct ctl_json *j, const char *key, Pk__VolumeInfo *const *v, size_t n)
+{
+	ctl_json_array_begin(j, key);
+	for (size_t i = 0; i < n; i++) {
+		ctl_json_volume(j, NULL, v[i]);
+	}
+	ctl_json_array_end(j);
+}
+
+void ctl_print_volume_chain(const char *what, Pk__VolumeInfo *const *v, size_t n)
+{
+	printf("%s, leaf first (%zu volumes):\n", what, n);
+	for (size_t i = 0; i < n; i++) {
+		printf("  %zu ", i);
+		ctl_print_volume(v[i]);
+	}
+}
+
 void ctl_json_task(struct ctl_json *j, const char *key, const Pk__TaskInfo *t)
 {
 	ctl_json_object_begin(j, key);

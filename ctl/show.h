@@ -5,6 +5,7 @@
 #ifndef CTL_SHOW_H
 #define CTL_SHOW_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ctl/json.h"
@@ -28,6 +29,10 @@ const char *ctl_job_kind_name(Pk__JobKind k);
 
 void ctl_json_volume(struct ctl_json *j, const char *key, const Pk__VolumeInfo *v);
 void ctl_print_volume(const Pk__VolumeInfo *v);
+/* A JSON array of n volumes under key. */
+void ctl_json_volumes(struct ctl_json *j, const char *key, Pk__VolumeInfo *const *v, size_t n);
+/* "<what>, leaf first (N volumes):" and the volumes numbered from 0. */
+void ctl_print_volume_chain(const char *what, Pk__VolumeInfo *const *v, size_t n);
 void ctl_json_task(struct ctl_json *j, const char *key, const Pk__TaskInfo *t);
 void ctl_print_task(const Pk__TaskInfo *t);
 void ctl_json_job(struct ctl_json *j, const char *key, const Pk__JobInfo *job);
