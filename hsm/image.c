@@ -337,6 +337,33 @@ static void notify_spm(struct hsm *hsm, const char *domain, const char *image, b
 
 /* ---- prepare / teardown / refresh ------------------------------------------------- */
 
+/* The start of every image verb: ids checked, the image's link dir in dir,
+ * the image's lock held (key; released by image_verb_end). */
+static int image_verb_begin(struct hsm *hsm, const char *domain, const char *image,
+			    const char *volume, const char *verb, char key[HSM_LOCK_KEY_MAX],
+			    char dir[HSM_PATH_MAX], struct pk_error *err)
+{
+	const char *keys[1] = { key };
+	int r;
+
+	r = pk_uuid_check_ids(domain, image, volume, err);
+	if (r == 0) {
+		r = image_dir(hsm, domain, image, dir, HSM_PATH_MAX, err);
+	}
+	if (r < 0) {
+		return r;
+	}
+	hsm_lock_key_image(key, domain, image);
+	return hsm_lock_acquire(hsm, keys, 1, verb, err);
+}
+
+static void image_verb_end(struct hsm *hsm, const char *key)
+{
+	const char *keys[1] = { key };
+
+	hsm_lock_release(hsm, keys, 1);
+}
+
 static bool chain_has(const struct hsm_chain *c, const char *id)
 {
 	for (size_t i = 0; i < c->n; i++) {
@@ -386,7 +413,6 @@ int hsm_image_prepare(struct hsm *hsm, const char *domain, const char *image,
 {
 	struct hsm_chain chain = { 0 };
 	char key[HSM_LOCK_KEY_MAX], dir[HSM_PATH_MAX];
-	const char *keys[1] = { key };
 	char **linked = NULL;
 	size_t nlinked = 0, done = 0;
 	bool *was_linked = NULL;
@@ -395,15 +421,7 @@ int hsm_image_prepare(struct hsm *hsm, const char *domain, const char *image,
 	if (volume && !*volume) {
 		volume = NULL;
 	}
-	r = pk_uuid_check_ids(domain, image, volume, err);
-	if (r == 0) {
-		r = image_dir(hsm, domain, image, dir, sizeof(dir), err);
-	}
-	if (r < 0) {
-		return r;
-	}
-	hsm_lock_key_image(key, domain, image);
-	r = hsm_lock_acquire(hsm, keys, 1, "PrepareImage", err);
+	r = image_verb_begin(hsm, domain, image, volume, "PrepareImage", key, dir, err);
 	if (r < 0) {
 		return r;
 	}
@@ -460,7 +478,7 @@ fail:
 		dirs_prune(hsm, domain, dir);
 	}
 out:
-	hsm_lock_release(hsm, keys, 1);
+	image_verb_end(hsm, key);
 	free(was_linked);
 	hsm_strv_free(linked, nlinked);
 	if (r == 0) {
@@ -477,21 +495,12 @@ int hsm_image_teardown(struct hsm *hsm, const char *domain, const char *image, b
 {
 	char key[HSM_LOCK_KEY_MAX], dir[HSM_PATH_MAX];
 	char vm[HSM_VM_NAME_MAX + 1], target[HSM_VMXML_TARGET_MAX];
-	const char *keys[1] = { key };
 	struct hsm_chain chain = { 0 };
 	char **linked = NULL;
 	size_t nlinked = 0;
 	int r;
 
-	r = pk_uuid_check_ids(domain, image, NULL, err);
-	if (r == 0) {
-		r = image_dir(hsm, domain, image, dir, sizeof(dir), err);
-	}
-	if (r < 0) {
-		return r;
-	}
-	hsm_lock_key_image(key, domain, image);
-	r = hsm_lock_acquire(hsm, keys, 1, "TeardownImage", err);
+	r = image_verb_begin(hsm, domain, image, NULL, "TeardownImage", key, dir, err);
 	if (r < 0) {
 		return r;
 	}
@@ -541,7 +550,7 @@ int hsm_image_teardown(struct hsm *hsm, const char *domain, const char *image, b
 	pk_log_info("image torn down domain='%s' image='%s' volumes=%zu%s", domain, image, nlinked,
 		    force ? " (forced)" : "");
 out:
-	hsm_lock_release(hsm, keys, 1);
+	image_verb_end(hsm, key);
 	hsm_chain_release(&chain);
 	hsm_strv_free(linked, nlinked);
 	if (r == 0) {
@@ -554,20 +563,11 @@ int hsm_volume_refresh(struct hsm *hsm, const char *domain, const char *image,
 		       const char *volume, uint64_t *ret_lv_size, struct pk_error *err)
 {
 	char key[HSM_LOCK_KEY_MAX], dir[HSM_PATH_MAX];
-	const char *keys[1] = { key };
 	struct pk_lvm_lv_list lvs = { 0 };
 	struct pk_volume_meta meta;
 	int r;
 
-	r = pk_uuid_check_ids(domain, image, volume, err);
-	if (r == 0) {
-		r = image_dir(hsm, domain, image, dir, sizeof(dir), err);
-	}
-	if (r < 0) {
-		return r;
-	}
-	hsm_lock_key_image(key, domain, image);
-	r = hsm_lock_acquire(hsm, keys, 1, "RefreshVolume", err);
+	r = image_verb_begin(hsm, domain, image, volume, "RefreshVolume", key, dir, err);
 	if (r < 0) {
 		return r;
 	}
@@ -600,7 +600,7 @@ int hsm_volume_refresh(struct hsm *hsm, const char *domain, const char *image,
 		}
 	}
 	pk_lvm_lv_list_release(&lvs);
-	hsm_lock_release(hsm, keys, 1);
+	image_verb_end(hsm, key);
 	return r;
 }
 
