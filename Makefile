@@ -9,7 +9,7 @@
 #   make install         PREFIX=/usr/local DESTDIR=
 #
 # Layout of the build: every .c in a source folder goes into that folder's
-# static library, except main.c (and *_main.c), which become programs. Unit
+# static library, except main.c, which becomes the folder's program. Unit
 # tests (tests/unit/test_*.c) link the libraries plus the fakes they name on
 # a line `pk-test-fakes: a b` (fake a is tests/fakes/a.c plus any
 # tests/fakes/a_*.c, so no other fake may be named a_...); a fake's symbols win
@@ -52,7 +52,7 @@ PROTOS := $(wildcard proto/*.proto)
 GEN_C := $(patsubst proto/%.proto,$(BUILD)/gen/proto/%.pb-c.c,$(PROTOS))
 GEN_H := $(GEN_C:.c=.h)
 
-lib_srcs = $(filter-out $(1)/main.c $(wildcard $(1)/*_main.c),$(wildcard $(1)/*.c))
+lib_srcs = $(filter-out $(1)/main.c,$(wildcard $(1)/*.c))
 objs = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
 PROTO_OBJS := $(GEN_C:.c=.o) $(call objs,$(call lib_srcs,proto))
@@ -60,15 +60,16 @@ COMMON_OBJS := $(call objs,$(call lib_srcs,common))
 SPM_OBJS := $(call objs,$(call lib_srcs,spm))
 HSM_OBJS := $(call objs,$(call lib_srcs,hsm))
 CTL_OBJS := $(call objs,$(call lib_srcs,ctl))
+LVMAPD_OBJS := $(call objs,$(call lib_srcs,lvmapd))
 
 LIBPROTO := $(BUILD)/libpkproto.a
 LIBCOMMON := $(BUILD)/libpkcommon.a
 LIBSPM := $(BUILD)/libpkspm.a
 LIBHSM := $(BUILD)/libpkhsm.a
 LIBCTL := $(BUILD)/libpkctl.a
+LIBLVMAPD := $(BUILD)/libpklvmapd.a
 
-BINS := $(BUILD)/hsmd $(BUILD)/spmd $(BUILD)/pkctl \
-	$(patsubst common/%_main.c,$(BUILD)/pk-%,$(wildcard common/*_main.c))
+BINS := $(BUILD)/hsmd $(BUILD)/spmd $(BUILD)/pkctl $(BUILD)/pk-lvmapd
 SHIMS := $(BUILD)/libpk-memlock-shim.so
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -106,12 +107,13 @@ $(LIBCOMMON): $(COMMON_OBJS)
 $(LIBSPM): $(SPM_OBJS)
 $(LIBHSM): $(HSM_OBJS)
 $(LIBCTL): $(CTL_OBJS)
+$(LIBLVMAPD): $(LVMAPD_OBJS)
 $(BUILD)/lib%.a:
 	@mkdir -p $(dir $@)
 	rm -f $@
 	ar rcs $@ $^
 
-ALL_LIBS := $(LIBHSM) $(LIBSPM) $(LIBCTL) $(LIBPROTO) $(LIBCOMMON)
+ALL_LIBS := $(LIBHSM) $(LIBSPM) $(LIBCTL) $(LIBLVMAPD) $(LIBPROTO) $(LIBCOMMON)
 
 $(BUILD)/hsmd: $(BUILD)/hsm/main.o $(LIBHSM) $(LIBPROTO) $(LIBCOMMON)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
@@ -119,7 +121,7 @@ $(BUILD)/spmd: $(BUILD)/spm/main.o $(LIBSPM) $(LIBPROTO) $(LIBCOMMON)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 $(BUILD)/pkctl: $(BUILD)/ctl/main.o $(LIBCTL) $(LIBPROTO) $(LIBCOMMON)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
-$(BUILD)/pk-%: $(BUILD)/common/%_main.o $(LIBCOMMON)
+$(BUILD)/pk-lvmapd: $(BUILD)/lvmapd/main.o $(LIBLVMAPD) $(LIBCOMMON)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 # The lab's sanlock shim: built without sanitizers (it is preloaded into sanlock).
@@ -187,7 +189,7 @@ $(BUILD)/bench-rpc: scripts/bench/rpc_bench.c $(LIBPROTO) $(LIBCOMMON)
 # ---- install ---------------------------------------------------------------
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/poolkeeper
-	install -m 0755 $(BUILD)/hsmd $(BUILD)/spmd $(filter $(BUILD)/pk-%,$(BINS)) $(DESTDIR)$(PREFIX)/sbin/
+	install -m 0755 $(BUILD)/hsmd $(BUILD)/spmd $(BUILD)/pk-lvmapd $(DESTDIR)$(PREFIX)/sbin/
 	install -m 0755 $(BUILD)/pkctl $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 $(SHIMS) $(DESTDIR)$(PREFIX)/lib/poolkeeper/
 	install -d $(DESTDIR)$(PREFIX)/share/poolkeeper/proto

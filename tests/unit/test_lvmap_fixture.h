@@ -1,7 +1,7 @@
 /*
  * Table builders for the unit tests of the lab mapper: test_lvmap.c (the
  * table arithmetic and command format of common/lvmap.c) and test_lvmapd.c
- * (the mappings served by common/lvmapd.c) both name tables and append
+ * (the mappings served by lvmapd/lvmapd.c) both name tables and append
  * segments that must be accepted.
  *
  * Included by one test file each (static inline functions).

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "common/lvmap.h"
-#include "common/lvmapd.h"
+#include "lvmapd/lvmapd.h"
 #include "tests/unit/test_lvmap_fixture.h"
 
 struct fixture {

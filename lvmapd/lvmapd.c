@@ -1,4 +1,4 @@
-#include "common/lvmapd.h"
+#include "lvmapd/lvmapd.h"
 
 #include <errno.h>
 #include <fcntl.h>

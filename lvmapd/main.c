@@ -1,8 +1,8 @@
 /*
  * pk-lvmapd — the lab's userspace linear mapper: a FUSE file system that
  * serves each loaded LV table as `<mount>/<vg>/<lv>` (see common/lvmap.h
- * for the control protocol, common/lvmapd.h for the mappings,
- * common/lvmapd_fs.h for the file system and docs/LVMAP.md for how it is
+ * for the control protocol, lvmapd/lvmapd.h for the mappings,
+ * lvmapd/fs.h for the file system and docs/LVMAP.md for how it is
  * used).
  *
  * This file is start-up (options, mount, daemonizing) and shutdown only.
@@ -24,9 +24,9 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "common/lvmapd.h"
-#include "common/lvmapd_fs.h"
 #include "common/xalloc.h"
+#include "lvmapd/fs.h"
+#include "lvmapd/lvmapd.h"
 
 #define BUSY_WAIT_MS 1000
 

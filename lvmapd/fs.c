@@ -1,6 +1,6 @@
 #define FUSE_USE_VERSION 314
 
-#include "common/lvmapd_fs.h"
+#include "lvmapd/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /*
  * pk_lvmapd_fs — the FUSE file system of pk-lvmapd: the high-level libfuse3
- * operations that serve each LV of a struct pk_lvmapd (common/lvmapd.h) as
+ * operations that serve each LV of a struct pk_lvmapd (lvmapd/lvmapd.h) as
  * the file `<mount>/<vg>/<lv>`, below the directory `<mount>/<vg>`, and take
  * control commands (common/lvmap.h) written to `<mount>/.control`.
  *
@@ -9,7 +9,7 @@
  * other's writes at once and a reloaded (extended) LV shows its new size
  * at once. The operations log what they apply and what they refuse.
  *
- * For pk-lvmapd's start-up (common/lvmapd_main.c): pass pk_lvmapd_fs_ops()
+ * For pk-lvmapd's start-up (lvmapd/main.c): pass pk_lvmapd_fs_ops()
  * to fuse_new() with a struct pk_lvmapd_fs as its private data; the struct
  * must outlive the FUSE session. Built with FUSE_USE_VERSION 314.
  */
@@ -19,7 +19,7 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "common/lvmapd.h"
+#include "lvmapd/lvmapd.h"
 
 struct fuse_operations;
 
