@@ -61,6 +61,10 @@ SPM_OBJS := $(call objs,$(call lib_srcs,spm))
 HSM_OBJS := $(call objs,$(call lib_srcs,hsm))
 CTL_OBJS := $(call objs,$(call lib_srcs,ctl))
 LVMAPD_OBJS := $(call objs,$(call lib_srcs,lvmapd))
+# lab/: its *-shim.c are LD_PRELOAD libraries, its other .c the lab's library
+# (the writing guest's log format, for the guest and the tools that check it).
+SHIM_SRCS := $(wildcard lab/*-shim.c)
+LAB_OBJS := $(call objs,$(filter-out $(SHIM_SRCS),$(call lib_srcs,lab)))
 
 LIBPROTO := $(BUILD)/libpkproto.a
 LIBCOMMON := $(BUILD)/libpkcommon.a
@@ -68,9 +72,10 @@ LIBSPM := $(BUILD)/libpkspm.a
 LIBHSM := $(BUILD)/libpkhsm.a
 LIBCTL := $(BUILD)/libpkctl.a
 LIBLVMAPD := $(BUILD)/libpklvmapd.a
+LIBLAB := $(BUILD)/libpklab.a
 
 BINS := $(BUILD)/hsmd $(BUILD)/spmd $(BUILD)/pkctl $(BUILD)/pk-lvmapd
-SHIMS := $(BUILD)/libpk-memlock-shim.so
+SHIMS := $(patsubst lab/%.c,$(BUILD)/libpk-%.so,$(SHIM_SRCS))
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
@@ -108,12 +113,13 @@ $(LIBSPM): $(SPM_OBJS)
 $(LIBHSM): $(HSM_OBJS)
 $(LIBCTL): $(CTL_OBJS)
 $(LIBLVMAPD): $(LVMAPD_OBJS)
+$(LIBLAB): $(LAB_OBJS)
 $(BUILD)/lib%.a:
 	@mkdir -p $(dir $@)
 	rm -f $@
 	ar rcs $@ $^
 
-ALL_LIBS := $(LIBHSM) $(LIBSPM) $(LIBCTL) $(LIBLVMAPD) $(LIBPROTO) $(LIBCOMMON)
+ALL_LIBS := $(LIBHSM) $(LIBSPM) $(LIBCTL) $(LIBLVMAPD) $(LIBLAB) $(LIBPROTO) $(LIBCOMMON)
 
 $(BUILD)/hsmd: $(BUILD)/hsm/main.o $(LIBHSM) $(LIBPROTO) $(LIBCOMMON)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
@@ -124,8 +130,8 @@ $(BUILD)/pkctl: $(BUILD)/ctl/main.o $(LIBCTL) $(LIBPROTO) $(LIBCOMMON)
 $(BUILD)/pk-lvmapd: $(BUILD)/lvmapd/main.o $(LIBLVMAPD) $(LIBCOMMON)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
-# The lab's sanlock shim: built without sanitizers (it is preloaded into sanlock).
-$(BUILD)/libpk-memlock-shim.so: scripts/lab-memlock-shim.c
+# The lab's shims: built without sanitizers (they are preloaded into sanlock).
+$(BUILD)/libpk-%-shim.so: lab/%-shim.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) -O2 -Wall -Wextra -Werror -shared -fPIC -o $@ $< -ldl
 
@@ -172,7 +178,7 @@ fuzz-short: $(FUZZ_TARGETS)
 
 # ---- demo, benchmarks ------------------------------------------------------
 demo: all
-	BUILD=$(BUILD) scripts/demo
+	BUILD=$(BUILD) lab/demo
 
 bench: bench-rpc bench-spm bench-merge
 bench-rpc: all $(BUILD)/bench-rpc

@@ -29,8 +29,8 @@ expect_code() {
 
 lab_up() { # lab_up NAME HOSTS
 	export PK_LAB=$1
-	scripts/lab up --hosts "$2" || fail "lab up"
-	eval "$(scripts/lab env)"
+	lab/lab up --hosts "$2" || fail "lab up"
+	eval "$(lab/lab env)"
 }
 
 lab_down() {
@@ -42,7 +42,7 @@ lab_down() {
 				[ -f "$f" ] && { echo "== $f" >&2; tail -n 15 "$f" >&2; }
 			done
 		fi
-		scripts/lab down >/dev/null 2>&1 || scripts/lab down
+		lab/lab down >/dev/null 2>&1 || lab/lab down
 	fi
 	exit $rc
 }

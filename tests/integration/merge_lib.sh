@@ -33,7 +33,7 @@ pk2() {
 # test's SERIAL, after BOOT1 when the test keeps an earlier boot's log there).
 guest_log() {
 	[ -z "${BOOT1:-}" ] || cat "$BOOT1" 2>/dev/null
-	scripts/guest-log "$SERIAL"
+	lab/guest-log "$SERIAL"
 }
 acks() { guest_log | grep -ac '^PKACK ' || true; }
 # verify_acks IMAGE: pk-verify of every acknowledged write of the guest's vda.

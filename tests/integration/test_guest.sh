@@ -1,7 +1,7 @@
 #!/bin/bash
 # test_guest — the lab's writing guest and the verifier of acknowledged writes.
 #
-# Boots the guest (scripts/guest-build) under plain qemu with TCG on two qcow2
+# Boots the guest (lab/guest-build) under plain qemu with TCG on two qcow2
 # disks, lets it write for ~20 s while QMP takes a live snapshot of both disks
 # and commits vda's snapshot back into its base with a pivot (active commit),
 # then kills qemu hard and checks with pk-verify that:
@@ -9,7 +9,7 @@
 #   - vdb's base alone misses acknowledged writes (they are in the snapshot);
 #   - a block corrupted on purpose (raw and qcow2) is reported lost.
 # Finally reports whether the guest kernel boots under KVM on this host
-# (scripts/guest-build --detect-accel; informational, never fails the test).
+# (lab/guest-build --detect-accel; informational, never fails the test).
 #
 # Needs: root, qemu-system-x86_64, qemu-img, qemu-io, ${BUILD}/tests/tools/pk-verify.
 # No libvirt. Everything lives in one temp dir, removed with its processes on exit.
@@ -97,7 +97,7 @@ T=$(mktemp -d "/tmp/pk-test-guest.$$.XXXXXX")
 chmod 0755 "$T"
 
 step "build the guest"
-"$REPO/scripts/guest-build" "$GUEST_DIR"
+"$REPO/lab/guest-build" "$GUEST_DIR"
 [ -s "$GUEST_DIR/vmlinuz" ] && [ -s "$GUEST_DIR/initrd.img" ] || fail "guest-build made no kernel/initrd"
 ok "$GUEST_DIR/{vmlinuz,initrd.img}"
 
@@ -229,7 +229,7 @@ rc=0
 ok "exit 2"
 
 step "does the guest kernel boot under KVM here? (informational)"
-accel=$("$REPO/scripts/guest-build" --detect-accel "$GUEST_DIR")
+accel=$("$REPO/lab/guest-build" --detect-accel "$GUEST_DIR")
 case "$accel" in
 kvm) ok "yes: the guest boots under KVM on this host" ;;
 tcg) ok "no: the guest kernel does not boot under KVM here (or no /dev/kvm); use TCG" ;;

@@ -106,7 +106,7 @@ ok "the SPM recorded the preparation (PK_PREP=2 on all 4 volumes)"
 
 # ---- 2. the VM ---------------------------------------------------------------------
 
-scripts/guest-build "$GUEST" >/dev/null || fail "guest-build"
+lab/guest-build "$GUEST" >/dev/null || fail "guest-build"
 out=$(pk2 vm create --name "$VM" --memory 256 --type qemu \
 	--disk "image=$IMG_A,volume=$LEAF_A" --disk "image=$IMG_B,volume=$LEAF_B" \
 	--kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \

@@ -1,5 +1,5 @@
 #!/bin/bash
-# scripts/lab: up a 2-host lab, ping its four daemons through pkctl over
+# lab/lab: up a 2-host lab, ping its four daemons through pkctl over
 # the real sockets, check that a second `up` is harmless, lose some of the
 # lab's records (a killed spmd, a deleted pid file), then `down` and check
 # that nothing of the lab is left: loop devices, VG, processes, mounts,
@@ -8,7 +8,7 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 export BUILD=${BUILD:-build}
 export PK_LAB=itest-lab-$$
-LAB=scripts/lab
+LAB=lab/lab
 PKCTL=$BUILD/pkctl
 ROOT=${PK_LAB_DIR:-/run/pk-lab}
 LAB_DIR=$ROOT/$PK_LAB

@@ -56,7 +56,7 @@ spm_any volume create --image "$IMG" --volume "$BASE" --format raw --capacity 64
 spm_any volume create --image "$IMG" --volume "$L0" --parent "$BASE" --format cow --size 16M \
 	>/dev/null || fail "create leaf"
 out=$(hsm 2 image prepare --image "$IMG") || fail "prepare: $out"
-scripts/guest-build "$GUEST" >/dev/null || fail "guest-build"
+lab/guest-build "$GUEST" >/dev/null || fail "guest-build"
 out=$(pk2 vm create --name "$VM" --memory 256 --type qemu --disk "image=$IMG,volume=$L0" \
 	--kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
 	--cmdline "console=ttyS0 quiet pk.disks=vda pk.blocks=2048" --serial-log "$SERIAL") ||

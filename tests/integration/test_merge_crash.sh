@@ -95,7 +95,7 @@ spm_any volume create --image "$IMG" --volume "$BASE" --format raw --capacity 64
 spm_any volume create --image "$IMG" --volume "$L0" --parent "$BASE" --format cow >/dev/null ||
 	fail "create leaf"
 hsm 2 image prepare --image "$IMG" >/dev/null || fail "prepare"
-scripts/guest-build "$GUEST" >/dev/null || fail "guest-build"
+lab/guest-build "$GUEST" >/dev/null || fail "guest-build"
 out=$(pk2 vm create --name "$VM" --memory 256 --type qemu --disk "image=$IMG,volume=$L0" \
 	--kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
 	--cmdline "console=ttyS0 quiet pk.disks=vda pk.blocks=2048 pk.interval_ms=1" --serial-log "$SERIAL") ||
@@ -203,7 +203,7 @@ done
 ok "qemu killed while copying: job FAILED ($code), chain, legality and qcow2 headers intact"
 # The first boot's log is kept whole: the VM's next start truncates the live
 # file, and its rotated backups would read as older than the second boot.
-scripts/guest-log "$SERIAL" >"$BOOT1" || fail "the first boot's serial log is incomplete"
+lab/guest-log "$SERIAL" >"$BOOT1" || fail "the first boot's serial log is incomplete"
 rm -f "$SERIAL".[0-9]
 virsh -c qemu:///system start "$VM" >/dev/null || fail "the VM does not start again"
 wait_ready
@@ -219,7 +219,7 @@ ok "the VM started again from the old chain; the merge run again finished"
 virsh -c qemu:///system destroy "$VM" >/dev/null || fail "stop the VM"
 out=$(verify_acks "$PK_HOST2_RUN/storage/$D/$IMG/$NEW") || fail "pk-verify: $out"
 b1=$(grep -a '^PKACK ' "$BOOT1" | awk '{ print $4 }' | sort -u | wc -l)
-b2=$(scripts/guest-log "$SERIAL" | grep -a '^PKACK ' | awk '{ print $4 }' | sort -u | wc -l)
+b2=$(lab/guest-log "$SERIAL" | grep -a '^PKACK ' | awk '{ print $4 }' | sort -u | wc -l)
 ok "pk-verify (both boots; $b1 and $b2 blocks acknowledged in each): $out"
 # ---- 6. cold merge of the leaf, hsmd killed in the middle -----------------------------------------
 

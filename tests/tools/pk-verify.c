@@ -1,6 +1,6 @@
 /*
  * pk-verify — checks that every write the lab guest saw acknowledged is
- * intact on its disk images (see docs/GUEST.md, common/writelog.h).
+ * intact on its disk images (see docs/GUEST.md, lab/writelog.h).
  *
  *   pk-verify --log SERIAL_LOG --disk vda=IMAGE [--disk vdb=IMAGE]
  *             [--blocks N] [--max-report K] [--allow-empty]
@@ -28,8 +28,8 @@
 #include <unistd.h>
 
 #include "common/error.h"
-#include "common/writelog.h"
 #include "common/xalloc.h"
+#include "lab/writelog.h"
 
 #define MAX_DISKS 16
 #define READ_CHUNK_BLOCKS 256

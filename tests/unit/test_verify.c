@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "common/error.h"
-#include "common/writelog.h"
+#include "lab/writelog.h"
 
 #define BS PK_WRITELOG_BLOCK_SIZE
 

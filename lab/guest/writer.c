@@ -1,8 +1,8 @@
 /*
  * pk-writer — the lab guest's disk writer (runs as a child of the guest's
- * /init; built statically by scripts/guest-build, see docs/GUEST.md).
+ * /init; built statically by lab/guest-build, see docs/GUEST.md).
  *
- * Writes 4096-byte records (common/writelog.h) round-robin over its disks,
+ * Writes 4096-byte records (lab/writelog.h) round-robin over its disks,
  * each with O_DIRECT|O_SYNC, and after every write that returned success
  * prints exactly one line on stdout (the serial console):
  *
@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/writelog.h"
+#include "lab/writelog.h"
 
 #define MAX_DISKS 16
 #define SCAN_CHUNK_BLOCKS 256

@@ -1,4 +1,4 @@
-#include "common/writelog.h"
+#include "lab/writelog.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -2,7 +2,7 @@
  * pk_writelog — the record format of the lab's writing guest and the check
  * of its acknowledged writes against a disk image.
  *
- * The writing guest (scripts/guest/writer.c, see docs/GUEST.md) writes
+ * The writing guest (lab/guest/writer.c, see docs/GUEST.md) writes
  * 4096-byte records at block-aligned offsets of its disks and, after each
  * write returned, prints one line on its serial console:
  *
