@@ -187,10 +187,9 @@ bench-merge: all
 	BUILD=$(BUILD) scripts/bench/merge
 bench-spm: all $(BUILD)/bench-spm
 	BUILD=$(BUILD) scripts/bench/spm
-$(BUILD)/bench-spm: scripts/bench/spm_bench.c $(LIBPROTO) $(LIBCOMMON)
-	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
-$(BUILD)/bench-rpc: scripts/bench/rpc_bench.c $(LIBPROTO) $(LIBCOMMON)
-	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+# Benchmark programs: bench/NAME.c is $(BUILD)/bench-NAME (scripts/bench/ drives them).
+$(BUILD)/bench-%: $(BUILD)/bench/%.o $(LIBPROTO) $(LIBCOMMON)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
 # ---- install ---------------------------------------------------------------
 install: all
