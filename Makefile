@@ -29,7 +29,8 @@ endif
 
 PKG_LIBS := libprotobuf-c libvirt libxml-2.0 fuse3 uuid inih libsanlock
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKG_LIBS) 2>/dev/null)
-PKG_LDLIBS := $(shell pkg-config --libs $(PKG_LIBS) 2>/dev/null)
+pkg_ldlibs = $(shell pkg-config --libs $(1) 2>/dev/null)
+PKG_LDLIBS := $(call pkg_ldlibs,$(PKG_LIBS))
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
 	-Wstrict-prototypes -Wvla -fno-common
@@ -45,6 +46,17 @@ endif
 INCLUDES := -I. -I$(BUILD)/gen
 CFLAGS_ALL := $(CSTD) $(OPT) $(WARN) $(HARDEN) $(SAN) $(INCLUDES) $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(SAN) -Wl,-z,relro,-z,now $(LDFLAGS)
+# Each program links only the libraries it uses, so that pkctl, say, runs on a
+# host without libvirt, sanlock, LVM or FUSE (gcc links --as-needed only
+# without sanitizers, so the lists must be right in themselves). pkctl needs
+# libuuid for the ids it makes (pk_uuid_generate). Tests, tools and
+# benchmarks link everything.
+HSMD_LDLIBS := $(call pkg_ldlibs,libprotobuf-c libvirt libxml-2.0 uuid inih) -lnng -llvm2cmd \
+	-lpthread $(LDLIBS)
+SPMD_LDLIBS := $(call pkg_ldlibs,libprotobuf-c libsanlock uuid inih) -lnng -llvm2cmd \
+	-lpthread $(LDLIBS)
+PKCTL_LDLIBS := $(call pkg_ldlibs,libprotobuf-c uuid) -lnng -lpthread $(LDLIBS)
+LVMAPD_LDLIBS := $(call pkg_ldlibs,fuse3) $(LDLIBS)
 LDLIBS_ALL := $(PKG_LDLIBS) -lnng -llvm2cmd -lpthread $(LDLIBS)
 
 # ---- sources -------------------------------------------------------------
@@ -122,13 +134,13 @@ $(BUILD)/lib%.a:
 ALL_LIBS := $(LIBHSM) $(LIBSPM) $(LIBCTL) $(LIBLVMAPD) $(LIBLAB) $(LIBPROTO) $(LIBCOMMON)
 
 $(BUILD)/hsmd: $(BUILD)/hsm/main.o $(LIBHSM) $(LIBPROTO) $(LIBCOMMON)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(HSMD_LDLIBS)
 $(BUILD)/spmd: $(BUILD)/spm/main.o $(LIBSPM) $(LIBPROTO) $(LIBCOMMON)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(SPMD_LDLIBS)
 $(BUILD)/pkctl: $(BUILD)/ctl/main.o $(LIBCTL) $(LIBPROTO) $(LIBCOMMON)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKCTL_LDLIBS)
 $(BUILD)/pk-lvmapd: $(BUILD)/lvmapd/main.o $(LIBLVMAPD) $(LIBCOMMON)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LVMAPD_LDLIBS)
 
 # The lab's shims: built without sanitizers (they are preloaded into sanlock).
 $(BUILD)/libpk-%-shim.so: lab/%-shim.c
