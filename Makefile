@@ -205,10 +205,9 @@ $(BUILD)/bench-%: $(BUILD)/bench/%.o $(LIBPROTO) $(LIBCOMMON)
 
 # ---- install ---------------------------------------------------------------
 install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/poolkeeper
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BUILD)/hsmd $(BUILD)/spmd $(BUILD)/pk-lvmapd $(DESTDIR)$(PREFIX)/sbin/
 	install -m 0755 $(BUILD)/pkctl $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 $(SHIMS) $(DESTDIR)$(PREFIX)/lib/poolkeeper/
 	install -d $(DESTDIR)$(PREFIX)/share/poolkeeper/proto
 	install -m 0644 $(PROTOS) $(DESTDIR)$(PREFIX)/share/poolkeeper/proto/
 
