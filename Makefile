@@ -10,11 +10,12 @@
 #
 # Layout of the build: every .c in a source folder goes into that folder's
 # static library, except main.c, which becomes the folder's program. Unit
-# tests (tests/unit/test_*.c) link the libraries plus the fakes they name on
-# a line `pk-test-fakes: a b` (fake a is tests/fakes/a.c plus any
-# tests/fakes/a_*.c, so no other fake may be named a_...); a fake's symbols win
-# over the real adapter in the library because the linker only pulls archive
-# members for symbols still undefined.
+# tests (tests/unit/test_*.c) and tools (tests/tools/*.c) link the test
+# support library (tests/lib/*.c) before the others; unit tests also link
+# the fakes they name on a line `pk-test-fakes: a b` (fake a is
+# tests/fakes/a.c plus any tests/fakes/a_*.c, so no other fake may be named
+# a_...); a fake's symbols win over the real adapter in the library because
+# the linker only pulls archive members for symbols still undefined.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -85,6 +86,10 @@ LIBHSM := $(BUILD)/libpkhsm.a
 LIBCTL := $(BUILD)/libpkctl.a
 LIBLVMAPD := $(BUILD)/libpklvmapd.a
 LIBLAB := $(BUILD)/libpklab.a
+# Support code of the tests (fixtures, shared steps): every tests/lib/*.c. The
+# archive is empty while there are none.
+LIBTEST := $(BUILD)/libpktest.a
+TESTLIB_OBJS := $(call objs,$(wildcard tests/lib/*.c))
 
 BINS := $(BUILD)/hsmd $(BUILD)/spmd $(BUILD)/pkctl $(BUILD)/pk-lvmapd
 SHIMS := $(patsubst lab/%.c,$(BUILD)/libpk-%.so,$(SHIM_SRCS))
@@ -126,6 +131,7 @@ $(LIBHSM): $(HSM_OBJS)
 $(LIBCTL): $(CTL_OBJS)
 $(LIBLVMAPD): $(LVMAPD_OBJS)
 $(LIBLAB): $(LAB_OBJS)
+$(LIBTEST): $(TESTLIB_OBJS)
 $(BUILD)/lib%.a:
 	@mkdir -p $(dir $@)
 	rm -f $@
@@ -151,12 +157,14 @@ $(BUILD)/libpk-%-shim.so: lab/%-shim.c
 .SECONDEXPANSION:
 test_fakes = $(foreach f,$(shell sed -n 's/.*pk-test-fakes:\(.*\)\*\/.*/\1/p' $(1)),\
 	$(BUILD)/tests/fakes/$(f).o $(call objs,$(wildcard tests/fakes/$(f)_*.c)))
-$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $$(call test_fakes,tests/unit/$$*.c) $(ALL_LIBS)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< $(call test_fakes,tests/unit/$*.c) \
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $$(call test_fakes,tests/unit/$$*.c) $(LIBTEST) \
+		$(ALL_LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(call test_fakes,tests/unit/$*.c) $(LIBTEST) \
 		-Wl,--start-group $(ALL_LIBS) -Wl,--end-group $(LDLIBS_ALL) -lcmocka
 
-$(BUILD)/tests/tools/%: $(BUILD)/tests/tools/%.o $(ALL_LIBS)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< -Wl,--start-group $(ALL_LIBS) -Wl,--end-group $(LDLIBS_ALL)
+$(BUILD)/tests/tools/%: $(BUILD)/tests/tools/%.o $(LIBTEST) $(ALL_LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBTEST) -Wl,--start-group $(ALL_LIBS) -Wl,--end-group \
+		$(LDLIBS_ALL)
 
 tools: $(TOOL_BINS)
 
