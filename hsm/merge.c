@@ -446,9 +446,15 @@ static void load_record(struct hsm_merge *m, struct hsm *hsm, const char *name)
 		char from[HSM_PATH_MAX + 64], to[HSM_PATH_MAX + 64];
 		snprintf(from, sizeof(from), "%s/%s", m->dir, name);
 		snprintf(to, sizeof(to), "%s/%s.bad", m->dir, name);
-		pk_log_error("merge job record '%s' cannot be read (%s); moved to '%s'", from,
-			     err.message, to);
-		rename(from, to);
+		if (rename(from, to) == 0) {
+			pk_log_error("merge job record '%s' cannot be read (%s); moved to '%s'",
+				     from, err.message, to);
+		} else {
+			int e = errno;
+			pk_log_error("merge job record '%s' cannot be read (%s) nor moved to '%s' "
+				     "(%s); it stays and is skipped at every start", from, err.message,
+				     to, strerror(e));
+		}
 		free(job);
 		return;
 	}
