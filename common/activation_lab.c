@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,10 +105,10 @@ fail:
 	return r;
 }
 
-/* Sends one command to pk-lvmapd. On the refusal errno listed, returns it
- * without setting err (the caller decides). */
+/* Sends one command to pk-lvmapd. A refusal with the errno `tolerated` (0:
+ * none) is success with *ret_tolerated set (the caller decides). */
 static int lab_send(const struct pk_activation_ctx *ctx, const char *cmd, const char *what,
-		    int tolerated, struct pk_error *err)
+		    int tolerated, bool *ret_tolerated, struct pk_error *err)
 {
 	size_t len = strlen(cmd);
 	char path[PATH_MAX];
@@ -136,8 +137,9 @@ static int lab_send(const struct pk_activation_ctx *ctx, const char *cmd, const 
 				    "%s: pk-lvmapd took %zd of %zu bytes of the command", what, n,
 				    len);
 	}
-	if (e == tolerated) {
-		return -e;
+	if (tolerated && e == tolerated) {
+		*ret_tolerated = true;
+		return 0;
 	}
 	switch (e) {
 	case EBUSY:
@@ -172,7 +174,7 @@ static int lab_load(const struct pk_activation_ctx *ctx, const char *vg, const c
 		goto out;
 	}
 	snprintf(what, sizeof(what), "load of '%s/%s' into pk-lvmapd", vg, lv);
-	r = lab_send(ctx, cmd, what, 0, err);
+	r = lab_send(ctx, cmd, what, 0, NULL, err);
 out:
 	free(cmd);
 	pk_lvmap_table_release(&table);
@@ -201,6 +203,7 @@ static int lab_deactivate(const struct pk_activation_ctx *ctx, const char *vg, c
 	struct pk_lvmap_table table = { 0 };
 	char what[2 * PK_LVM_NAME_MAX + 32];
 	char *cmd = NULL;
+	bool not_loaded = false;
 	int r;
 
 	r = lab_names_check(vg, lv, err);
@@ -214,10 +217,8 @@ static int lab_deactivate(const struct pk_activation_ctx *ctx, const char *vg, c
 		return r;
 	}
 	snprintf(what, sizeof(what), "removal of '%s/%s' from pk-lvmapd", vg, lv);
-	r = lab_send(ctx, cmd, what, ENOENT, err);
-	if (r == -ENOENT) {
-		r = 0; /* not loaded: already inactive */
-	}
+	/* ENOENT: not loaded, so already inactive. */
+	r = lab_send(ctx, cmd, what, ENOENT, &not_loaded, err);
 	free(cmd);
 	return r;
 }

@@ -7,6 +7,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,7 +70,8 @@ struct pk_rpc_server {
 	struct rpc_worker *workers;
 };
 
-static int rpc_worker_serve_one(struct rpc_worker *w)
+/* Serves one request; false once the socket is closed (the worker ends). */
+static bool rpc_worker_serve_one(struct rpc_worker *w)
 {
 	nng_msg *msg;
 	void *reply = NULL;
@@ -80,11 +82,11 @@ static int rpc_worker_serve_one(struct rpc_worker *w)
 	nng_aio_wait(w->aio);
 	rv = nng_aio_result(w->aio);
 	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
-		return -1;
+		return false;
 	}
 	if (rv != 0) {
 		pk_log_warn("rpc receive failed url='%s': %s", w->srv->url, nng_strerror(rv));
-		return 0;
+		return true;
 	}
 	msg = nng_aio_get_msg(w->aio);
 	rv = w->srv->fn(w->srv->fn_ctx, nng_msg_body(msg), nng_msg_len(msg), &reply, &reply_len);
@@ -92,7 +94,7 @@ static int rpc_worker_serve_one(struct rpc_worker *w)
 		/* The handler chose not to answer; it logged why. */
 		nng_msg_free(msg);
 		free(reply);
-		return 0;
+		return true;
 	}
 	/* Reuse the request message for the reply: it keeps the routing header. */
 	nng_msg_clear(msg);
@@ -101,7 +103,7 @@ static int rpc_worker_serve_one(struct rpc_worker *w)
 	if (rv != 0) {
 		nng_msg_free(msg);
 		pk_log_error("rpc reply allocation failed: %s", nng_strerror(rv));
-		return 0;
+		return true;
 	}
 	nng_aio_set_msg(w->aio, msg);
 	nng_ctx_send(w->ctx, w->aio);
@@ -110,18 +112,18 @@ static int rpc_worker_serve_one(struct rpc_worker *w)
 	if (rv != 0) {
 		nng_msg_free(nng_aio_get_msg(w->aio));
 		if (rv == NNG_ECLOSED) {
-			return -1;
+			return false;
 		}
 		pk_log_warn("rpc reply not sent url='%s': %s", w->srv->url, nng_strerror(rv));
 	}
-	return 0;
+	return true;
 }
 
 static void *rpc_worker_main(void *arg)
 {
 	struct rpc_worker *w = arg;
 
-	while (rpc_worker_serve_one(w) == 0) {
+	while (rpc_worker_serve_one(w)) {
 	}
 	return NULL;
 }

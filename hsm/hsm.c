@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "common/activation.h"
+#include "common/locks.h"
 #include "common/log.h"
 #include "common/lvm.h"
 #include "common/storage.h"
@@ -19,6 +20,13 @@
 #define HSM_LOCK_TIMEOUT_MS 30000
 #define HSM_SPM_TIMEOUT_MS 10000
 #define HSM_QEMU_CONF "/etc/libvirt/qemu.conf"
+
+/* Indexed by enum hsm_lock_ns: the order locks are taken in. */
+static const char *const hsm_lock_ns_names[] = { "image", "vm" };
+/* VmCreate and VmSnapshot lock every disk's image and the VM in one set. */
+_Static_assert(HSM_VM_DISKS_MAX + 1 <= PK_LOCKSET_MAX, "a VM's locks fit one lock set");
+_Static_assert(2 * PK_UUID_BUFLEN <= PK_LOCK_NAME_MAX, "an image lock name fits");
+_Static_assert(HSM_VM_NAME_MAX + 1 <= PK_LOCK_NAME_MAX, "a VM lock name fits");
 
 void hsm_settings_from_config(const struct pk_config *cfg, struct hsm_settings *ret)
 {
@@ -169,8 +177,8 @@ int hsm_init(struct hsm *hsm, const struct hsm_settings *settings, struct pk_err
 	if (!hsm->settings.spm_timeout_ms) {
 		hsm->settings.spm_timeout_ms = HSM_SPM_TIMEOUT_MS;
 	}
-	pthread_mutex_init(&hsm->locks.mutex, NULL);
-	pthread_cond_init(&hsm->locks.cond, NULL);
+	hsm->locks = pk_locks_new(hsm_lock_ns_names,
+				  sizeof(hsm_lock_ns_names) / sizeof(hsm_lock_ns_names[0]));
 	hsm->info.role = "hsm";
 	hsm->info.host_id = settings->host_id;
 	hsm->info.start_ms = pk_codec_monotonic_ms();
@@ -272,11 +280,8 @@ void hsm_release(struct hsm *hsm)
 	hsm->act = NULL;
 	pk_lvm_free(hsm->lvm);
 	hsm->lvm = NULL;
-	free(hsm->locks.keys);
-	hsm->locks.keys = NULL;
-	hsm->locks.n = hsm->locks.cap = 0;
-	pthread_cond_destroy(&hsm->locks.cond);
-	pthread_mutex_destroy(&hsm->locks.mutex);
+	pk_locks_free(hsm->locks);
+	hsm->locks = NULL;
 }
 
 int hsm_virt_ready(struct hsm *hsm, struct pk_error *err)
@@ -290,95 +295,17 @@ int hsm_virt_ready(struct hsm *hsm, struct pk_error *err)
 	return 0;
 }
 
-/* ---- named locks ---------------------------------------------------------------- */
+/* ---- locks -------------------------------------------------------------------- */
 
-void hsm_lock_key_image(char *buf, const char *domain, const char *image)
+void hsm_lockset_add_image(struct pk_lockset *set, const char *domain, const char *image)
 {
-	snprintf(buf, HSM_LOCK_KEY_MAX, "image/%s/%s", domain, image);
+	char name[PK_LOCK_NAME_MAX];
+
+	snprintf(name, sizeof(name), "%s/%s", domain, image);
+	pk_lockset_add(set, HSM_LOCK_IMAGE, name, PK_LOCK_EXCLUSIVE);
 }
 
-void hsm_lock_key_vm(char *buf, const char *vm)
+void hsm_lockset_add_vm(struct pk_lockset *set, const char *vm)
 {
-	snprintf(buf, HSM_LOCK_KEY_MAX, "vm/%s", vm);
-}
-
-static bool lock_held(const struct hsm_lock_table *t, const char *key)
-{
-	for (size_t i = 0; i < t->n; i++) {
-		if (!strcmp(t->keys[i], key)) {
-			return true;
-		}
-	}
-	return false;
-}
-
-static bool lock_any_held(const struct hsm_lock_table *t, const char *const *keys, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (lock_held(t, keys[i])) {
-			return true;
-		}
-	}
-	return false;
-}
-
-int hsm_lock_acquire(struct hsm *hsm, const char *const *keys, size_t n, const char *what,
-		     struct pk_error *err)
-{
-	struct hsm_lock_table *t = &hsm->locks;
-	struct timespec deadline;
-	int r = 0;
-
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += hsm->settings.lock_timeout_ms / 1000;
-	deadline.tv_nsec += (long)(hsm->settings.lock_timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&t->mutex);
-	while (lock_any_held(t, keys, n)) {
-		if (pthread_cond_timedwait(&t->cond, &t->mutex, &deadline) == ETIMEDOUT &&
-		    lock_any_held(t, keys, n)) {
-			r = -EBUSY;
-			break;
-		}
-	}
-	if (r == 0) {
-		for (size_t i = 0; i < n; i++) {
-			if (lock_held(t, keys[i])) {
-				continue; /* a duplicate in keys */
-			}
-			if (t->n == t->cap) {
-				t->cap = t->cap ? t->cap * 2 : 16;
-				t->keys = pk_xrealloc(t->keys, t->cap * sizeof(*t->keys));
-			}
-			snprintf(t->keys[t->n++], HSM_LOCK_KEY_MAX, "%s", keys[i]);
-		}
-	}
-	pthread_mutex_unlock(&t->mutex);
-	if (r < 0) {
-		return pk_error_set(err, PK_E_BUSY, EBUSY,
-				    "%s: another operation on the same image or VM is still running "
-				    "after %d ms; retry later", what, hsm->settings.lock_timeout_ms);
-	}
-	return 0;
-}
-
-void hsm_lock_release(struct hsm *hsm, const char *const *keys, size_t n)
-{
-	struct hsm_lock_table *t = &hsm->locks;
-
-	pthread_mutex_lock(&t->mutex);
-	for (size_t i = 0; i < n; i++) {
-		for (size_t k = 0; k < t->n; k++) {
-			if (!strcmp(t->keys[k], keys[i])) {
-				memmove(t->keys[k], t->keys[t->n - 1], HSM_LOCK_KEY_MAX);
-				t->n--;
-				break;
-			}
-		}
-	}
-	pthread_cond_broadcast(&t->cond);
-	pthread_mutex_unlock(&t->mutex);
+	pk_lockset_add(set, HSM_LOCK_VM, vm, PK_LOCK_EXCLUSIVE);
 }

@@ -15,10 +15,11 @@
  *    <metadata> on every domain).
  *  - Paths are derived only from validated UUIDs and settings.
  *
- * Locks: verbs that change an image or a VM hold the named locks
- * "image/<domain>/<image>" and "vm/<name>" (hsm_lock_acquire). A set of
- * locks is taken all at once or not at all, so two verbs never deadlock;
- * one that cannot have them within lock_timeout_ms fails with BUSY.
+ * Locks: verbs that change an image or a VM hold the exclusive locks of
+ * the image ("<domain>/<image>") and of the VM in hsm->locks, taken as one
+ * pk_lockset (common/locks.h): all at once or not at all, in one order, so
+ * two verbs never deadlock; one that cannot have them within
+ * lock_timeout_ms fails with BUSY.
  *
  * Threads: every function may be called from any RPC worker concurrently.
  */
@@ -41,9 +42,10 @@
 struct pk_lvm;
 struct pk_activation;
 struct pk_spm_client;
+struct pk_locks;
+struct pk_lockset;
 
 #define HSM_PATH_MAX 512
-#define HSM_LOCK_KEY_MAX 128
 
 /* Plain settings of an hsmd; strings are borrowed and must outlive the hsm. */
 struct hsm_settings {
@@ -70,11 +72,10 @@ struct hsm_settings {
 	int spm_timeout_ms;      /* 0: 10000 */
 };
 
-struct hsm_lock_table {
-	pthread_mutex_t mutex;
-	pthread_cond_t cond;
-	char (*keys)[HSM_LOCK_KEY_MAX]; /* held keys */
-	size_t n, cap;
+/* Namespaces of hsm->locks (common/locks.h), in the order they are taken. */
+enum hsm_lock_ns {
+	HSM_LOCK_IMAGE = 0,
+	HSM_LOCK_VM = 1,
 };
 
 struct hsm {
@@ -89,7 +90,7 @@ struct hsm {
 	bool chown_volumes;
 	uid_t qemu_uid;
 	gid_t qemu_gid;
-	struct hsm_lock_table locks;
+	struct pk_locks *locks;         /* namespaces: enum hsm_lock_ns */
 	atomic_uint reconnects;         /* libvirt reconnections seen */
 	/* Merge jobs (hsm/merge*.c) hang their state here when added. */
 	void *merge;
@@ -114,20 +115,14 @@ void hsm_release(struct hsm *hsm);
 /* 0 when hsm->virt is connected, else UNAVAILABLE. */
 int hsm_virt_ready(struct hsm *hsm, struct pk_error *err);
 
-/* ---- named locks ------------------------------------------------------------ */
+/* ---- locks ------------------------------------------------------------------ */
 
 /*
- * Takes every key of keys[0..n) (duplicates allowed) or none: waits while
- * any is held, at most settings.lock_timeout_ms, then fails with BUSY naming
- * `what`. Release with hsm_lock_release and the same keys.
+ * Add the exclusive lock of an image / a VM to a set of hsm->locks; the
+ * caller acquires it with settings.lock_timeout_ms (pk_lockset_acquire).
  */
-int hsm_lock_acquire(struct hsm *hsm, const char *const *keys, size_t n, const char *what,
-		     struct pk_error *err);
-void hsm_lock_release(struct hsm *hsm, const char *const *keys, size_t n);
-
-/* Lock key of an image / a VM into buf (HSM_LOCK_KEY_MAX). */
-void hsm_lock_key_image(char *buf, const char *domain, const char *image);
-void hsm_lock_key_vm(char *buf, const char *vm);
+void hsm_lockset_add_image(struct pk_lockset *set, const char *domain, const char *image);
+void hsm_lockset_add_vm(struct pk_lockset *set, const char *vm);
 
 /* ---- the SPM, as hsmd calls it (implemented in hsm/rpc.c) ----------------- */
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/activation.h"
+#include "common/locks.h"
 #include "common/log.h"
 #include "common/lvm.h"
 #include "common/volchain.h"
@@ -338,12 +339,11 @@ static void notify_spm(struct hsm *hsm, const char *domain, const char *image, b
 /* ---- prepare / teardown / refresh ------------------------------------------------- */
 
 /* The start of every image verb: ids checked, the image's link dir in dir,
- * the image's lock held (key; released by image_verb_end). */
+ * the image's lock held (in set; released by image_verb_end). */
 static int image_verb_begin(struct hsm *hsm, const char *domain, const char *image,
-			    const char *volume, const char *verb, char key[HSM_LOCK_KEY_MAX],
+			    const char *volume, const char *verb, struct pk_lockset *set,
 			    char dir[HSM_PATH_MAX], struct pk_error *err)
 {
-	const char *keys[1] = { key };
 	int r;
 
 	r = pk_uuid_check_ids(domain, image, volume, err);
@@ -353,15 +353,14 @@ static int image_verb_begin(struct hsm *hsm, const char *domain, const char *ima
 	if (r < 0) {
 		return r;
 	}
-	hsm_lock_key_image(key, domain, image);
-	return hsm_lock_acquire(hsm, keys, 1, verb, err);
+	pk_lockset_init(set, hsm->locks, verb);
+	hsm_lockset_add_image(set, domain, image);
+	return pk_lockset_acquire(set, hsm->settings.lock_timeout_ms, err);
 }
 
-static void image_verb_end(struct hsm *hsm, const char *key)
+static void image_verb_end(struct pk_lockset *set)
 {
-	const char *keys[1] = { key };
-
-	hsm_lock_release(hsm, keys, 1);
+	pk_lockset_release(set);
 }
 
 static bool chain_has(const struct hsm_chain *c, const char *id)
@@ -412,7 +411,8 @@ int hsm_image_prepare(struct hsm *hsm, const char *domain, const char *image,
 		      const char *volume, struct hsm_chain *ret, struct pk_error *err)
 {
 	struct hsm_chain chain = { 0 };
-	char key[HSM_LOCK_KEY_MAX], dir[HSM_PATH_MAX];
+	struct pk_lockset set;
+	char dir[HSM_PATH_MAX];
 	char **linked = NULL;
 	size_t nlinked = 0, done = 0;
 	bool *was_linked = NULL;
@@ -421,7 +421,7 @@ int hsm_image_prepare(struct hsm *hsm, const char *domain, const char *image,
 	if (volume && !*volume) {
 		volume = NULL;
 	}
-	r = image_verb_begin(hsm, domain, image, volume, "PrepareImage", key, dir, err);
+	r = image_verb_begin(hsm, domain, image, volume, "PrepareImage", &set, dir, err);
 	if (r < 0) {
 		return r;
 	}
@@ -478,7 +478,7 @@ fail:
 		dirs_prune(hsm, domain, dir);
 	}
 out:
-	image_verb_end(hsm, key);
+	image_verb_end(&set);
 	free(was_linked);
 	hsm_strv_free(linked, nlinked);
 	if (r == 0) {
@@ -493,14 +493,15 @@ out:
 int hsm_image_teardown(struct hsm *hsm, const char *domain, const char *image, bool force,
 		       struct pk_error *err)
 {
-	char key[HSM_LOCK_KEY_MAX], dir[HSM_PATH_MAX];
+	struct pk_lockset set;
+	char dir[HSM_PATH_MAX];
 	char vm[HSM_VM_NAME_MAX + 1], target[HSM_VMXML_TARGET_MAX];
 	struct hsm_chain chain = { 0 };
 	char **linked = NULL;
 	size_t nlinked = 0;
 	int r;
 
-	r = image_verb_begin(hsm, domain, image, NULL, "TeardownImage", key, dir, err);
+	r = image_verb_begin(hsm, domain, image, NULL, "TeardownImage", &set, dir, err);
 	if (r < 0) {
 		return r;
 	}
@@ -550,7 +551,7 @@ int hsm_image_teardown(struct hsm *hsm, const char *domain, const char *image, b
 	pk_log_info("image torn down domain='%s' image='%s' volumes=%zu%s", domain, image, nlinked,
 		    force ? " (forced)" : "");
 out:
-	image_verb_end(hsm, key);
+	image_verb_end(&set);
 	hsm_chain_release(&chain);
 	hsm_strv_free(linked, nlinked);
 	if (r == 0) {
@@ -562,12 +563,13 @@ out:
 int hsm_volume_refresh(struct hsm *hsm, const char *domain, const char *image,
 		       const char *volume, uint64_t *ret_lv_size, struct pk_error *err)
 {
-	char key[HSM_LOCK_KEY_MAX], dir[HSM_PATH_MAX];
+	struct pk_lockset set;
+	char dir[HSM_PATH_MAX];
 	struct pk_lvm_lv_list lvs = { 0 };
 	struct pk_volume_meta meta;
 	int r;
 
-	r = image_verb_begin(hsm, domain, image, volume, "RefreshVolume", key, dir, err);
+	r = image_verb_begin(hsm, domain, image, volume, "RefreshVolume", &set, dir, err);
 	if (r < 0) {
 		return r;
 	}
@@ -600,7 +602,7 @@ int hsm_volume_refresh(struct hsm *hsm, const char *domain, const char *image,
 		}
 	}
 	pk_lvm_lv_list_release(&lvs);
-	image_verb_end(hsm, key);
+	image_verb_end(&set);
 	return r;
 }
 

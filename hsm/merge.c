@@ -42,20 +42,33 @@ static void record_name(const struct hsm_merge_job *job, char *buf, size_t size)
 }
 
 /* m->lock held. */
-static void job_write_locked(struct hsm_merge *m, struct hsm_merge_job *job)
+static int job_write_locked(struct hsm_merge *m, struct hsm_merge_job *job, struct pk_error *err)
 {
-	struct pk_error err = { PK_OK, "" };
 	char name[64];
 	char *text;
+	int r;
 
 	job->updated_ms = realtime_ms();
 	text = hsm_merge_record_encode(job);
 	record_name(job, name, sizeof(name));
-	if (pk_statefile_write(m->dir, name, text, strlen(text), &err) < 0) {
-		pk_log_error("cannot write the record of merge job job='%s' state=%s: %s", job->id,
-			     hsm_merge_state_name(job->state), err.message);
+	r = pk_statefile_write(m->dir, name, text, strlen(text), err);
+	if (r < 0) {
+		pk_error_prefix(err, "cannot write the record of merge job '%s' (state %s)", job->id,
+				hsm_merge_state_name(job->state));
 	}
 	free(text);
+	return r;
+}
+
+/* m->lock held. For the writes that only refresh a record: the next write
+ * of the job carries the same fields. */
+static void job_write_logged_locked(struct hsm_merge *m, struct hsm_merge_job *job)
+{
+	struct pk_error err = { PK_OK, "" };
+
+	if (job_write_locked(m, job, &err) < 0) {
+		pk_log_error("merge job job='%s': %s", job->id, err.message);
+	}
 }
 
 static void publish(struct hsm_merge *m, const struct hsm_merge_job_info *info, int32_t host_id)
@@ -81,21 +94,31 @@ void hsm_merge_job_save(struct hsm_merge_job *job)
 	struct hsm_merge *m = hsm_merge_of(job->hsm);
 
 	pthread_mutex_lock(&m->lock);
-	job_write_locked(m, job);
+	job_write_logged_locked(m, job);
 	pthread_mutex_unlock(&m->lock);
 }
 
-void hsm_merge_job_transition(struct hsm_merge_job *job, enum hsm_merge_state state)
+int hsm_merge_job_transition(struct hsm_merge_job *job, enum hsm_merge_state state,
+			     struct pk_error *err)
 {
 	struct hsm_merge *m = hsm_merge_of(job->hsm);
 	struct hsm_merge_job_info info;
 	enum hsm_merge_state from;
 	char point[64];
+	int r;
 
 	pthread_mutex_lock(&m->lock);
 	from = job->state;
 	job->state = state;
-	job_write_locked(m, job);
+	r = job_write_locked(m, job, err);
+	if (r < 0) {
+		/* Written before it takes effect: without its record it does not. */
+		job->state = from;
+		pthread_mutex_unlock(&m->lock);
+		pk_error_prefix(err, "merge job '%s' stays %s instead of %s", job->id,
+				hsm_merge_state_name(from), hsm_merge_state_name(state));
+		return r;
+	}
 	hsm_merge_job_info_of(job, &info);
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
@@ -119,13 +142,26 @@ void hsm_merge_job_transition(struct hsm_merge_job *job, enum hsm_merge_state st
 		}
 	}
 	pk_fault_point(point);
+	return 0;
 }
 
-void hsm_merge_job_fail(struct hsm_merge_job *job, const struct pk_error *err)
+int hsm_merge_job_step_to(struct hsm_merge_job *job, enum hsm_merge_state state,
+			  struct pk_error *err)
+{
+	return hsm_merge_job_transition(job, state, err) < 0 ? -EAGAIN : 0;
+}
+
+int hsm_merge_job_fail(struct hsm_merge_job *job, const struct pk_error *err,
+		       struct pk_error *ret_err)
 {
 	struct hsm_merge *m = hsm_merge_of(job->hsm);
+	struct pk_error old_error;
+	enum hsm_merge_state old_failed_in;
+	int r;
 
 	pthread_mutex_lock(&m->lock);
+	old_error = job->error;
+	old_failed_in = job->failed_in;
 	job->error = *err;
 	if (job->error.code == PK_OK) {
 		job->error.code = PK_E_INTERNAL;
@@ -134,7 +170,14 @@ void hsm_merge_job_fail(struct hsm_merge_job *job, const struct pk_error *err)
 		job->failed_in = job->state;
 	}
 	pthread_mutex_unlock(&m->lock);
-	hsm_merge_job_transition(job, HSM_MERGE_FAILED);
+	r = hsm_merge_job_transition(job, HSM_MERGE_FAILED, ret_err);
+	if (r < 0) {
+		pthread_mutex_lock(&m->lock);
+		job->error = old_error;
+		job->failed_in = old_failed_in;
+		pthread_mutex_unlock(&m->lock);
+	}
+	return r;
 }
 
 void hsm_merge_job_progress(struct hsm_merge_job *job, uint64_t cur, uint64_t end)
@@ -403,9 +446,15 @@ static void load_record(struct hsm_merge *m, struct hsm *hsm, const char *name)
 		char from[HSM_PATH_MAX + 64], to[HSM_PATH_MAX + 64];
 		snprintf(from, sizeof(from), "%s/%s", m->dir, name);
 		snprintf(to, sizeof(to), "%s/%s.bad", m->dir, name);
-		pk_log_error("merge job record '%s' cannot be read (%s); moved to '%s'", from,
-			     err.message, to);
-		rename(from, to);
+		if (rename(from, to) == 0) {
+			pk_log_error("merge job record '%s' cannot be read (%s); moved to '%s'",
+				     from, err.message, to);
+		} else {
+			int e = errno;
+			pk_log_error("merge job record '%s' cannot be read (%s) nor moved to '%s' "
+				     "(%s); it stays and is skipped at every start", from, err.message,
+				     to, strerror(e));
+		}
 		free(job);
 		return;
 	}
@@ -529,7 +578,9 @@ int hsm_merge_register(struct hsm_merge *m, struct hsm_merge_job *job, struct pk
 		r = pk_error_set(err, PK_E_BUSY, EBUSY,
 				 "%zu merge jobs are running on this host; retry later", unfinished);
 	} else {
-		job_write_locked(m, job);
+		r = job_write_locked(m, job, err);
+	}
+	if (r == 0) {
 		add_job(m, job);
 		r = start_thread_locked(m, job, err);
 		if (r < 0) {
@@ -629,7 +680,7 @@ int hsm_merge_job_abort(struct hsm *hsm, const char *id, struct hsm_merge_job_in
 	} else if (!hsm_merge_state_final(job->state) && !job->abort_requested) {
 		job->abort_requested = true;
 		job->wakeups++;
-		job_write_locked(m, job);
+		job_write_logged_locked(m, job);
 		pthread_cond_broadcast(&m->cond);
 		pk_log_info("merge job abort requested job='%s' state=%s", id,
 			    hsm_merge_state_name(job->state));
@@ -684,7 +735,7 @@ int hsm_merge_job_set_bandwidth(struct hsm *hsm, const char *id, uint64_t bandwi
 	if (job) {
 		job->bandwidth = bandwidth;
 		job->wakeups++;
-		job_write_locked(m, job);
+		job_write_logged_locked(m, job);
 		hsm_merge_job_info_of(job, ret);
 		pthread_cond_broadcast(&m->cond);
 	} else {

@@ -139,8 +139,7 @@ int hsm_merge_cold_prepare(struct hsm_merge_job *job, struct pk_error *err)
 		return r;
 	}
 	if (before) {
-		hsm_merge_job_transition(job, HSM_MERGE_EXTENDING);
-		return 0;
+		return hsm_merge_job_step_to(job, HSM_MERGE_EXTENDING, err);
 	}
 	return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
 			    "the qcow2 chain of drive '%s' (image '%s') is not the chain of its "
@@ -314,8 +313,7 @@ int hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_error *err)
 		return r;
 	}
 	if (after) {
-		hsm_merge_job_transition(job, HSM_MERGE_CLEANUP);
-		return 0;
+		return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
 	}
 	if (!before) {
 		return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
@@ -353,8 +351,7 @@ int hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_error *err)
 		    job->top, job->base, job->attempts);
 	r = run_with_progress(job, commit, err);
 	if (r == 2) {
-		hsm_merge_job_transition(job, HSM_MERGE_ABORTING);
-		return 0;
+		return hsm_merge_job_step_to(job, HSM_MERGE_ABORTING, err);
 	}
 	if (r != 0) {
 		return r;
@@ -375,16 +372,14 @@ int hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_error *err)
 		return r;
 	}
 	if (job->active_leaf && before) {
-		hsm_merge_job_transition(job, HSM_MERGE_PIVOTING);
-		return 0;
+		return hsm_merge_job_step_to(job, HSM_MERGE_PIVOTING, err);
 	}
 	if (!after) {
 		return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
 				    "after qemu-img commit the qcow2 chain of image '%s' is not the "
 				    "expected one", job->image);
 	}
-	hsm_merge_job_transition(job, HSM_MERGE_CLEANUP);
-	return 0;
+	return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
 }
 
 /* The leaf switch did not happen (failure r, err): the old leaf LEGAL again. */
@@ -424,8 +419,7 @@ int hsm_merge_cold_pivot(struct hsm_merge_job *job, struct pk_error *err)
 		}
 	}
 	if (r == 0 && after) {
-		hsm_merge_job_transition(job, HSM_MERGE_CLEANUP);
-		return 0;
+		return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
 	}
 	if (r == 0 && !before) {
 		r = pk_error_set(err, PK_E_ILLEGAL, EINVAL,
@@ -466,8 +460,7 @@ int hsm_merge_cold_pivot(struct hsm_merge_job *job, struct pk_error *err)
 				    "after the switch to base '%s' the chain of drive '%s' is not the "
 				    "expected one", job->base, job->drive);
 	}
-	hsm_merge_job_transition(job, HSM_MERGE_CLEANUP);
-	return 0;
+	return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
 }
 
 int hsm_merge_cold_abort(struct hsm_merge_job *job, struct pk_error *err)
@@ -482,8 +475,7 @@ int hsm_merge_cold_abort(struct hsm_merge_job *job, struct pk_error *err)
 	if (after) {
 		pk_log_warn("merge job job='%s': the cold merge completed before the abort; "
 			    "finishing it", job->id);
-		hsm_merge_job_transition(job, HSM_MERGE_CLEANUP);
-		return 0;
+		return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
 	}
 	return pk_error_set(err, PK_E_ABORTED, ECANCELED,
 			    "aborted by request; the chain of image '%s' is unchanged", job->image);

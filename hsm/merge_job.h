@@ -169,13 +169,28 @@ int hsm_merge_register(struct hsm_merge *m, struct hsm_merge_job *job, struct pk
 
 /*
  * Moves job to state: writes the record (then the fault point
- * "merge:<state>" fires, for crash tests), publishes an event. A record
- * that cannot be written is logged and the job goes on in memory.
+ * "merge:<state>" fires, for crash tests), publishes an event. When the
+ * record cannot be written the job stays in its state (no event, no fault
+ * point) and this fails with the error of the write.
  */
-void hsm_merge_job_transition(struct hsm_merge_job *job, enum hsm_merge_state state);
+int hsm_merge_job_transition(struct hsm_merge_job *job, enum hsm_merge_state state,
+			     struct pk_error *err);
 
-/* Ends the job FAILED with err (copied), remembering the state it failed in. */
-void hsm_merge_job_fail(struct hsm_merge_job *job, const struct pk_error *err);
+/*
+ * hsm_merge_job_transition for a step (hsm/merge_run.c's convention): a
+ * record that cannot be written is a transient failure (-EAGAIN, err set),
+ * so the loop runs the step again while the job stays in its state.
+ */
+int hsm_merge_job_step_to(struct hsm_merge_job *job, enum hsm_merge_state state,
+			  struct pk_error *err);
+
+/*
+ * Ends the job FAILED with err (copied), remembering the state it failed
+ * in. When the record cannot be written the job stays as it was and this
+ * fails with the error of the write in ret_err.
+ */
+int hsm_merge_job_fail(struct hsm_merge_job *job, const struct pk_error *err,
+		       struct pk_error *ret_err);
 
 /* Writes the record as it is now (after a field of a step changed). */
 void hsm_merge_job_save(struct hsm_merge_job *job);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/locks.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "hsm/image.h"
@@ -404,8 +405,7 @@ int hsm_merge_begin(struct hsm *hsm, const struct hsm_merge_request *req,
 	struct hsm_merge_live *live = NULL;
 	struct hsm_merge_job *job = NULL;
 	enum hsm_merge_state state = HSM_MERGE_PREPARING;
-	char keys[2][HSM_LOCK_KEY_MAX];
-	const char *kv[2] = { keys[0], keys[1] };
+	struct pk_lockset set;
 	char id[PK_UUID_BUFLEN] = "";
 	bool locked = false;
 	int r;
@@ -423,9 +423,10 @@ int hsm_merge_begin(struct hsm *hsm, const struct hsm_merge_request *req,
 	live = pk_xcalloc(1, sizeof(*live));
 	r = hsm_merge_live_read(hsm, req->vm, req->drive, live, err);
 	if (r == 0) {
-		hsm_lock_key_vm(keys[0], req->vm);
-		hsm_lock_key_image(keys[1], live->drive.domain_id, live->drive.image_id);
-		r = hsm_lock_acquire(hsm, kv, 2, "merge", err);
+		pk_lockset_init(&set, hsm->locks, "merge");
+		hsm_lockset_add_vm(&set, req->vm);
+		hsm_lockset_add_image(&set, live->drive.domain_id, live->drive.image_id);
+		r = pk_lockset_acquire(&set, hsm->settings.lock_timeout_ms, err);
 		locked = r == 0;
 	}
 	if (r == 0) {
@@ -453,7 +454,7 @@ int hsm_merge_begin(struct hsm *hsm, const struct hsm_merge_request *req,
 		}
 	}
 	if (locked) {
-		hsm_lock_release(hsm, kv, 2);
+		pk_lockset_release(&set);
 	}
 	free(job);
 	free(live);

@@ -167,8 +167,7 @@ static int vm_stopped(struct hsm_merge_job *job, struct pk_error *err)
 		free(ids);
 		pk_log_warn("merge job job='%s': VM '%s' stopped after the merge completed in qemu; "
 			    "finishing the cleanup", job->id, job->vm);
-		hsm_merge_job_transition(job, HSM_MERGE_CLEANUP);
-		return 0;
+		return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
 	}
 	free(ids);
 	if (r < 0) {
@@ -203,8 +202,7 @@ static int step_prepare(struct hsm_merge_job *job, struct pk_error *err)
 				    job->vm);
 	}
 	if (hsm_merge_job_chain_is_before(job, live.ids, live.n)) {
-		hsm_merge_job_transition(job, HSM_MERGE_EXTENDING);
-		return 0;
+		return hsm_merge_job_step_to(job, HSM_MERGE_EXTENDING, err);
 	}
 	return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
 			    "the chain of drive '%s' of VM '%s' changed before the merge started; "
@@ -312,8 +310,7 @@ static int step_commit(struct hsm_merge_job *job, struct pk_error *err)
 			return 1;
 		}
 		if (hsm_merge_abort_requested(job)) {
-			hsm_merge_job_transition(job, HSM_MERGE_ABORTING);
-			return 0;
+			return hsm_merge_job_step_to(job, HSM_MERGE_ABORTING, err);
 		}
 		/* Job info first: once libvirt forgets a job, the XML shows its result. */
 		struct pk_error info_err = { PK_OK, "" };
@@ -349,13 +346,11 @@ static int step_commit(struct hsm_merge_job *job, struct pk_error *err)
 			}
 			if (is_active_commit(job) &&
 			    (ev_ready(job) || live.mirror == HSM_VMXML_MIRROR_READY)) {
-				hsm_merge_job_transition(job, HSM_MERGE_READY);
-				return 0;
+				return hsm_merge_job_step_to(job, HSM_MERGE_READY, err);
 			}
 		} else if (hsm_merge_job_chain_is_after(job, live.ids, live.n)) {
 			hsm_merge_job_progress(job, job->end ? job->end : 1, job->end ? job->end : 1);
-			hsm_merge_job_transition(job, HSM_MERGE_CLEANUP);
-			return 0;
+			return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
 		} else if (!hsm_merge_job_chain_is_before(job, live.ids, live.n)) {
 			return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
 					    "the chain of drive '%s' changed into neither the chain "
@@ -399,8 +394,7 @@ static int pivot_failed(struct hsm_merge_job *job, const char *why, struct pk_er
 	if (job->pivot_attempts < PIVOT_ATTEMPTS_MAX) {
 		pk_log_warn("merge job job='%s': pivot of vm='%s' drive='%s' failed (%s); retrying",
 			    job->id, job->vm, job->drive, why);
-		hsm_merge_job_transition(job, HSM_MERGE_READY);
-		return 0;
+		return hsm_merge_job_step_to(job, HSM_MERGE_READY, err);
 	}
 	cancel_block_job(job);
 	return pk_error_set(err, PK_E_ABORTED, ECANCELED,
@@ -436,8 +430,7 @@ static int step_pivot(struct hsm_merge_job *job, struct pk_error *err)
 		}
 		if (hsm_merge_job_chain_is_after(job, live.ids, live.n) &&
 		    live.mirror == HSM_VMXML_MIRROR_NONE) {
-			hsm_merge_job_transition(job, HSM_MERGE_CLEANUP);
-			return 0;
+			return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
 		}
 		if (!hsm_merge_job_chain_is_before(job, live.ids, live.n)) {
 			return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
@@ -509,8 +502,7 @@ static int step_abort(struct hsm_merge_job *job, struct pk_error *err)
 			if (live.running && hsm_merge_job_chain_is_after(job, live.ids, live.n)) {
 				pk_log_warn("merge job job='%s': the merge completed before the abort; "
 					    "finishing it", job->id);
-				hsm_merge_job_transition(job, HSM_MERGE_CLEANUP);
-				return 0;
+				return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
 			}
 			r = hsm_merge_leaf_restore(job, err);
 			if (r != 0) {
@@ -558,20 +550,19 @@ static int run_state(struct hsm_merge_job *job, enum hsm_merge_state s, struct p
 	case HSM_MERGE_EXTENDING:
 		r = hsm_merge_step_extend(job, err);
 		if (r == 0) {
-			hsm_merge_job_transition(job, HSM_MERGE_COMMITTING);
+			r = hsm_merge_job_step_to(job, HSM_MERGE_COMMITTING, err);
 		}
 		return r;
 	case HSM_MERGE_COMMITTING:
 		return cold ? hsm_merge_cold_commit(job, err) : step_commit(job, err);
 	case HSM_MERGE_READY:
-		hsm_merge_job_transition(job, HSM_MERGE_PIVOTING);
-		return 0;
+		return hsm_merge_job_step_to(job, HSM_MERGE_PIVOTING, err);
 	case HSM_MERGE_PIVOTING:
 		return cold ? hsm_merge_cold_pivot(job, err) : step_pivot(job, err);
 	case HSM_MERGE_CLEANUP:
 		r = hsm_merge_step_cleanup(job, err);
 		if (r == 0) {
-			hsm_merge_job_transition(job, HSM_MERGE_DONE);
+			r = hsm_merge_job_step_to(job, HSM_MERGE_DONE, err);
 		}
 		return r;
 	case HSM_MERGE_ABORTING:
@@ -595,10 +586,10 @@ void hsm_merge_job_run(struct hsm_merge_job *job)
 			return;
 		}
 		if (abortable(s) && hsm_merge_abort_requested(job)) {
-			hsm_merge_job_transition(job, HSM_MERGE_ABORTING);
-			continue;
+			r = hsm_merge_job_step_to(job, HSM_MERGE_ABORTING, &err);
+		} else {
+			r = run_state(job, s, &err);
 		}
-		r = run_state(job, s, &err);
 		if (r == 1) {
 			return;
 		}
@@ -626,7 +617,16 @@ void hsm_merge_job_run(struct hsm_merge_job *job)
 					cancel_block_job(job);
 				}
 			}
-			hsm_merge_job_fail(job, &err);
+			struct pk_error fail_err = { PK_OK, "" };
+			if (hsm_merge_job_fail(job, &err, &fail_err) < 0) {
+				/* Not recorded FAILED: it stays, and its state runs again. */
+				pk_log_error("merge job job='%s' state=%s: %s; then %s; retrying",
+					     job->id, hsm_merge_state_name(s), err.message,
+					     fail_err.message);
+				if (hsm_merge_sleep(job, 5000)) {
+					return;
+				}
+			}
 		}
 	}
 }

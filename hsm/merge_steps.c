@@ -18,6 +18,7 @@
 
 #include "common/activation.h"
 #include "common/fault.h"
+#include "common/locks.h"
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/xalloc.h"
@@ -430,8 +431,7 @@ static int teardown_volume(struct hsm_merge_job *job, const char *volume, struct
 
 int hsm_merge_step_cleanup(struct hsm_merge_job *job, struct pk_error *err)
 {
-	char keys[2][HSM_LOCK_KEY_MAX];
-	const char *kv[2] = { keys[0], keys[1] };
+	struct pk_lockset set;
 	const char *child = hsm_merge_job_child(job);
 	const char *new_leaf = hsm_merge_job_new_leaf(job);
 	bool leaf_commit = job->kind == HSM_MERGE_ACTIVE_COMMIT ||
@@ -439,9 +439,10 @@ int hsm_merge_step_cleanup(struct hsm_merge_job *job, struct pk_error *err)
 	size_t lo, hi;
 	int r;
 
-	hsm_lock_key_vm(keys[0], job->vm);
-	hsm_lock_key_image(keys[1], job->domain, job->image);
-	r = hsm_lock_acquire(job->hsm, kv, 2, "merge cleanup", err);
+	pk_lockset_init(&set, job->hsm->locks, "merge cleanup");
+	hsm_lockset_add_vm(&set, job->vm);
+	hsm_lockset_add_image(&set, job->domain, job->image);
+	r = pk_lockset_acquire(&set, job->hsm->settings.lock_timeout_ms, err);
 	if (r < 0) {
 		return -EAGAIN;
 	}
@@ -491,7 +492,7 @@ int hsm_merge_step_cleanup(struct hsm_merge_job *job, struct pk_error *err)
 	for (size_t i = lo; i <= hi && r == 0; i++) {
 		r = teardown_volume(job, job->chain[i], err);
 	}
-	hsm_lock_release(job->hsm, kv, 2);
+	pk_lockset_release(&set);
 	if (r == 0) {
 		pk_log_info("merge job job='%s': metadata synced, %zu volume(s) orphaned and torn "
 			    "down, leaf '%s'", job->id, hi - lo + 1, new_leaf);

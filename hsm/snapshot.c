@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/locks.h"
 #include "common/log.h"
 #include "common/uuid.h"
 #include "common/xalloc.h"
@@ -159,10 +160,8 @@ int hsm_vm_snapshot(struct hsm *hsm, const char *vm, const struct hsm_snapshot_d
 	struct hsm_vmxml_domain dom = { 0 };
 	struct hsm_vmxml_snapshot_disk *sdisks = NULL;
 	char (*paths)[HSM_PATH_MAX] = NULL;
-	char (*keybuf)[HSM_LOCK_KEY_MAX] = NULL;
-	const char **keys = NULL;
+	struct pk_lockset set;
 	char *xml = NULL, *snap = NULL;
-	size_t nkeys = n + 1;
 	int r;
 
 	r = snapshot_args_check(vm, disks, n, err);
@@ -172,16 +171,12 @@ int hsm_vm_snapshot(struct hsm *hsm, const char *vm, const struct hsm_snapshot_d
 	if (r < 0) {
 		return r;
 	}
-	keybuf = pk_xcalloc(nkeys, sizeof(*keybuf));
-	keys = pk_xcalloc(nkeys, sizeof(*keys));
-	hsm_lock_key_vm(keybuf[0], vm);
+	pk_lockset_init(&set, hsm->locks, "VmSnapshot");
+	hsm_lockset_add_vm(&set, vm);
 	for (size_t i = 0; i < n; i++) {
-		hsm_lock_key_image(keybuf[i + 1], disks[i].domain, disks[i].image);
+		hsm_lockset_add_image(&set, disks[i].domain, disks[i].image);
 	}
-	for (size_t i = 0; i < nkeys; i++) {
-		keys[i] = keybuf[i];
-	}
-	r = hsm_lock_acquire(hsm, keys, nkeys, "VmSnapshot", err);
+	r = pk_lockset_acquire(&set, hsm->settings.lock_timeout_ms, err);
 	if (r < 0) {
 		goto out_free;
 	}
@@ -236,7 +231,7 @@ int hsm_vm_snapshot(struct hsm *hsm, const char *vm, const struct hsm_snapshot_d
 	}
 	snapshot_metadata_update(hsm, vm, &info, disks, n);
 out:
-	hsm_lock_release(hsm, keys, nkeys);
+	pk_lockset_release(&set);
 out_free:
 	hsm_vmxml_domain_release(&dom);
 	hsm_vm_info_release(&info);
@@ -244,8 +239,6 @@ out_free:
 	free(xml);
 	free(paths);
 	free(sdisks);
-	free(keys);
-	free(keybuf);
 	if (r == 0 && ret) {
 		struct pk_error e2;
 		if (hsm_vm_get(hsm, vm, ret, &e2) < 0) {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/locks.h"
 #include "common/log.h"
 #include "common/uuid.h"
 #include "common/xalloc.h"
@@ -479,12 +480,10 @@ int hsm_vm_create(struct hsm *hsm, const struct hsm_vm_create_spec *spec,
 	struct hsm_vm_spec vs = { 0 };
 	struct hsm_vm_disk *disks = NULL;
 	char (*paths)[HSM_PATH_MAX] = NULL;
-	char (*keybuf)[HSM_LOCK_KEY_MAX] = NULL;
-	const char **keys = NULL;
+	struct pk_lockset set;
 	enum hsm_virt_state state;
 	char uuid[PK_UUID_BUFLEN];
 	char *xml = NULL;
-	size_t nkeys = spec->ndisks + 1;
 	bool locked = false;
 	int r;
 
@@ -495,18 +494,14 @@ int hsm_vm_create(struct hsm *hsm, const struct hsm_vm_create_spec *spec,
 	if (r < 0) {
 		return r;
 	}
-	keybuf = pk_xcalloc(nkeys, sizeof(*keybuf));
-	keys = pk_xcalloc(nkeys, sizeof(*keys));
 	disks = pk_xcalloc(spec->ndisks + 1, sizeof(*disks));
 	paths = pk_xcalloc(spec->ndisks + 1, sizeof(*paths));
-	hsm_lock_key_vm(keybuf[0], spec->name);
+	pk_lockset_init(&set, hsm->locks, "VmCreate");
+	hsm_lockset_add_vm(&set, spec->name);
 	for (size_t i = 0; i < spec->ndisks; i++) {
-		hsm_lock_key_image(keybuf[i + 1], spec->disks[i].domain, spec->disks[i].image);
+		hsm_lockset_add_image(&set, spec->disks[i].domain, spec->disks[i].image);
 	}
-	for (size_t i = 0; i < nkeys; i++) {
-		keys[i] = keybuf[i];
-	}
-	r = hsm_lock_acquire(hsm, keys, nkeys, "VmCreate", err);
+	r = pk_lockset_acquire(&set, hsm->settings.lock_timeout_ms, err);
 	if (r < 0) {
 		goto out;
 	}
@@ -559,13 +554,11 @@ int hsm_vm_create(struct hsm *hsm, const struct hsm_vm_create_spec *spec,
 		    vs.type == HSM_VM_TYPE_KVM ? "kvm" : "qemu", spec->ndisks);
 out:
 	if (locked) {
-		hsm_lock_release(hsm, keys, nkeys);
+		pk_lockset_release(&set);
 	}
 	free(xml);
 	free(paths);
 	free(disks);
-	free(keys);
-	free(keybuf);
 	if (r == 0 && ret) {
 		struct pk_error e2;
 		if (hsm_vm_get(hsm, spec->name, ret, &e2) < 0) {
@@ -582,8 +575,7 @@ out:
 
 int hsm_vm_destroy(struct hsm *hsm, const char *name, struct pk_error *err)
 {
-	char key[HSM_LOCK_KEY_MAX];
-	const char *keys[1] = { key };
+	struct pk_lockset set;
 	char *xml = NULL;
 	int r;
 
@@ -594,8 +586,9 @@ int hsm_vm_destroy(struct hsm *hsm, const char *name, struct pk_error *err)
 	if (r < 0) {
 		return r;
 	}
-	hsm_lock_key_vm(key, name);
-	r = hsm_lock_acquire(hsm, keys, 1, "VmDestroy", err);
+	pk_lockset_init(&set, hsm->locks, "VmDestroy");
+	hsm_lockset_add_vm(&set, name);
+	r = pk_lockset_acquire(&set, hsm->settings.lock_timeout_ms, err);
 	if (r < 0) {
 		return r;
 	}
@@ -611,6 +604,6 @@ int hsm_vm_destroy(struct hsm *hsm, const char *name, struct pk_error *err)
 		pk_log_info("VM destroyed vm='%s'", name);
 	}
 	free(xml);
-	hsm_lock_release(hsm, keys, 1);
+	pk_lockset_release(&set);
 	return r;
 }

@@ -7,10 +7,10 @@
 #include <string.h>
 
 #include "common/fault.h"
+#include "common/locks.h"
 #include "common/log.h"
 #include "common/lvm.h"
 #include "spm/lease.h"
-#include "spm/locks.h"
 
 #define INIT_TAG "PK_INITIALIZING=1"
 
@@ -93,7 +93,7 @@ int spm_domain_create(struct spm *spm, const char *domain, const char *const *pv
 	struct pk_meta_tags tags;
 	struct spm_domain_info existing;
 	struct spm_lease_config lc = { 0 };
-	struct spm_lockset set;
+	struct pk_lockset set;
 	char ids[PATH_MAX], leases[PATH_MAX];
 	const char *vg_tags[PK_META_TAGS_MAX + 2];
 	const char *del_init[] = { INIT_TAG, NULL };
@@ -154,9 +154,9 @@ int spm_domain_create(struct spm *spm, const char *domain, const char *const *pv
 	vg_tags[nt++] = INIT_TAG;
 	vg_tags[nt] = NULL;
 
-	spm_lockset_init(&set, spm->locks, "create_domain");
-	spm_lockset_add(&set, SPM_LOCK_DOMAIN, id, SPM_LOCK_EXCLUSIVE);
-	r = spm_lockset_acquire(&set, spm->lock_timeout_ms, err);
+	pk_lockset_init(&set, spm->locks, "create_domain");
+	pk_lockset_add(&set, SPM_LOCK_DOMAIN, id, PK_LOCK_EXCLUSIVE);
+	r = pk_lockset_acquire(&set, spm->lock_timeout_ms, err);
 	if (r < 0) {
 		return r;
 	}
@@ -214,6 +214,6 @@ int spm_domain_create(struct spm *spm, const char *domain, const char *const *pv
 	pk_log_info("storage domain created domain='%s' pvs=%zu", id, npvs);
 	r = spm_domain_info(spm, id, ret, err);
 out:
-	spm_lockset_release(&set);
+	pk_lockset_release(&set);
 	return r;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/activation.h"
+#include "common/locks.h"
 #include "common/log.h"
 #include "common/lvm.h"
 #include "common/meta.h"
@@ -14,12 +15,14 @@
 #include "common/storage.h"
 #include "common/xalloc.h"
 #include "spm/lease.h"
-#include "spm/locks.h"
 #include "spm/tasks.h"
 #include "spm/volume.h"
 
 #define SPM_LOCK_TIMEOUT_MS 10000
 #define SPM_JOIN_TIMEOUT_MS 120000
+
+/* Indexed by enum spm_lock_ns: the order locks are taken in. */
+static const char *const spm_lock_ns_names[] = { "domain", "image", "volume" };
 
 int spm_init(struct spm *spm, const struct pk_config *cfg, struct pk_error *err)
 {
@@ -66,7 +69,8 @@ int spm_init(struct spm *spm, const struct pk_config *cfg, struct pk_error *err)
 	if (r < 0) {
 		return r;
 	}
-	spm->locks = spm_locks_new();
+	spm->locks = pk_locks_new(spm_lock_ns_names,
+				  sizeof(spm_lock_ns_names) / sizeof(spm_lock_ns_names[0]));
 	spm_volume_cache_init(spm);
 	return 0;
 }
@@ -82,7 +86,7 @@ void spm_release(struct spm *spm)
 		spm->lease = NULL;
 	}
 	spm_volume_cache_free(spm);
-	spm_locks_free(spm->locks);
+	pk_locks_free(spm->locks);
 	spm_tasks_free(spm->tasks);
 	pk_activation_free(spm->act);
 	pk_lvm_free(spm->lvm);
@@ -319,10 +323,10 @@ int spm_role_stop(struct spm *spm, const char *domain, struct spm_role_status *r
 	 * through when the lease goes.
 	 */
 	{
-		struct spm_lockset set;
-		spm_lockset_init(&set, spm->locks, "spm_stop");
-		spm_lockset_add(&set, SPM_LOCK_DOMAIN, domain, SPM_LOCK_EXCLUSIVE);
-		r = spm_lockset_acquire(&set, spm->lock_timeout_ms * 3, err);
+		struct pk_lockset set;
+		pk_lockset_init(&set, spm->locks, "spm_stop");
+		pk_lockset_add(&set, SPM_LOCK_DOMAIN, domain, PK_LOCK_EXCLUSIVE);
+		r = pk_lockset_acquire(&set, spm->lock_timeout_ms * 3, err);
 		if (r < 0) {
 			return r;
 		}
@@ -339,7 +343,7 @@ int spm_role_stop(struct spm *spm, const char *domain, struct spm_role_status *r
 		}
 		role_fill_status(spm, domain, ret);
 		pthread_mutex_unlock(&spm->role_lock);
-		spm_lockset_release(&set);
+		pk_lockset_release(&set);
 	}
 	return r;
 }

@@ -26,9 +26,16 @@
 struct pk_lvm;
 struct pk_activation;
 struct spm_lease;
-struct spm_locks;
+struct pk_locks;
 struct spm_tasks;
 struct spm_volume_cache;
+
+/* Namespaces of spm->locks (common/locks.h), in the order they are taken. */
+enum spm_lock_ns {
+	SPM_LOCK_DOMAIN = 0,
+	SPM_LOCK_IMAGE = 1,
+	SPM_LOCK_VOLUME = 2,
+};
 
 enum spm_role_state {
 	SPM_ROLE_FREE = 1,       /* not the SPM; nobody known to be */
@@ -42,7 +49,7 @@ struct spm {
 	struct pk_daemon_info info;
 	struct pk_lvm *lvm;
 	struct pk_activation *act;
-	struct spm_locks *locks;
+	struct pk_locks *locks; /* namespaces: enum spm_lock_ns */
 	struct spm_tasks *tasks;
 	int lock_timeout_ms;
 	struct spm_volume_cache *cache; /* spm/volume.c */

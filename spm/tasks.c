@@ -318,7 +318,7 @@ int spm_tasks_clear(struct spm_tasks *tasks, const char *id, struct pk_error *er
 	if (!t) {
 		r = pk_error_set(err, PK_E_NOT_FOUND, ENOENT, "no task '%s' on this spmd", id);
 	} else if (t->info.state == SPM_TASK_RUNNING) {
-		r = pk_error_set(err, PK_E_CONFLICT, EBUSY,
+		r = pk_error_set(err, PK_E_CONFLICT, 0, /* errno from the code: no BUSY retry */
 				 "task '%s' (%s) is still running; clear it when it has ended", id,
 				 t->info.verb);
 	} else {

@@ -7,11 +7,11 @@
 #include <time.h>
 
 #include "common/fault.h"
+#include "common/locks.h"
 #include "common/log.h"
 #include "common/lvm.h"
 #include "common/proc.h"
 #include "common/volchain.h"
-#include "spm/locks.h"
 #include "spm/volume_internal.h"
 
 #define GIB ((uint64_t)1024 * MIB)
@@ -170,7 +170,7 @@ int spm_volume_create(struct spm *spm, const struct spm_volume_create *args,
 {
 	struct spm_volume_create a = *args;
 	struct spm_volume_list list = { 0 };
-	struct spm_lockset set;
+	struct pk_lockset set;
 	const struct spm_volume *parent = NULL;
 	struct pk_volume_meta meta = { 0 }, done;
 	struct pk_meta_tags tags;
@@ -196,7 +196,7 @@ int spm_volume_create(struct spm *spm, const struct spm_volume_create *args,
 		return r;
 	}
 	/* The image lock only: the new volume's id is nobody else's yet. */
-	r = spm_volume_mutation_begin(spm, "create_volume", a.domain, a.image, SPM_LOCK_EXCLUSIVE,
+	r = spm_volume_mutation_begin(spm, "create_volume", a.domain, a.image, PK_LOCK_EXCLUSIVE,
 				      NULL, &set, &list, &vg_free, err);
 	if (r < 0) {
 		return r;
@@ -293,6 +293,6 @@ fail:
 	}
 out:
 	spm_volume_list_release(&list);
-	spm_lockset_release(&set);
+	pk_lockset_release(&set);
 	return r;
 }

@@ -15,8 +15,8 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "common/locks.h"
 #include "common/meta.h"
-#include "spm/locks.h"
 #include "spm/spm.h"
 #include "spm/volume.h"
 
@@ -55,8 +55,8 @@ int spm_volume_find_in_image(struct spm_volume_list *list, const char *domain, c
  * is held; on success the caller releases set and list.
  */
 int spm_volume_mutation_begin(struct spm *spm, const char *what, const char *domain,
-			      const char *image, enum spm_lock_mode image_mode, const char *volume,
-			      struct spm_lockset *set, struct spm_volume_list *list,
+			      const char *image, enum pk_lock_mode image_mode, const char *volume,
+			      struct pk_lockset *set, struct spm_volume_list *list,
 			      uint64_t *ret_free, struct pk_error *err);
 
 /*

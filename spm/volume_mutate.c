@@ -9,30 +9,30 @@
 #include <unistd.h>
 
 #include "common/fault.h"
+#include "common/locks.h"
 #include "common/log.h"
 #include "common/lvm.h"
-#include "spm/locks.h"
 #include "spm/volume_internal.h"
 
-static int lock_image(struct spm *spm, struct spm_lockset *set, const char *what,
-		      const char *domain, const char *image, enum spm_lock_mode image_mode,
+static int lock_image(struct spm *spm, struct pk_lockset *set, const char *what,
+		      const char *domain, const char *image, enum pk_lock_mode image_mode,
 		      const char *volume, struct pk_error *err)
 {
 	char owner[64];
 
 	snprintf(owner, sizeof(owner), "%s %.36s", what, volume ? volume : image);
-	spm_lockset_init(set, spm->locks, owner);
-	spm_lockset_add(set, SPM_LOCK_DOMAIN, domain, SPM_LOCK_SHARED);
-	spm_lockset_add(set, SPM_LOCK_IMAGE, image, image_mode);
+	pk_lockset_init(set, spm->locks, owner);
+	pk_lockset_add(set, SPM_LOCK_DOMAIN, domain, PK_LOCK_SHARED);
+	pk_lockset_add(set, SPM_LOCK_IMAGE, image, image_mode);
 	if (volume) {
-		spm_lockset_add(set, SPM_LOCK_VOLUME, volume, SPM_LOCK_EXCLUSIVE);
+		pk_lockset_add(set, SPM_LOCK_VOLUME, volume, PK_LOCK_EXCLUSIVE);
 	}
-	return spm_lockset_acquire(set, spm->lock_timeout_ms, err);
+	return pk_lockset_acquire(set, spm->lock_timeout_ms, err);
 }
 
 int spm_volume_mutation_begin(struct spm *spm, const char *what, const char *domain,
-			      const char *image, enum spm_lock_mode image_mode, const char *volume,
-			      struct spm_lockset *set, struct spm_volume_list *list,
+			      const char *image, enum pk_lock_mode image_mode, const char *volume,
+			      struct pk_lockset *set, struct spm_volume_list *list,
 			      uint64_t *ret_free, struct pk_error *err)
 {
 	int r = pk_uuid_check_ids(domain, image, volume, err);
@@ -51,7 +51,7 @@ int spm_volume_mutation_begin(struct spm *spm, const char *what, const char *dom
 	}
 	r = spm_volumes_for_mutation(spm, domain, list, ret_free, err);
 	if (r < 0) {
-		spm_lockset_release(set);
+		pk_lockset_release(set);
 	}
 	return r;
 }
@@ -197,10 +197,10 @@ int spm_volume_delete(struct spm *spm, const char *domain, const char *image,
 {
 	struct spm_volume_list list = { 0 };
 	const struct spm_volume *v = NULL;
-	struct spm_lockset set;
+	struct pk_lockset set;
 	int r;
 
-	r = spm_volume_mutation_begin(spm, "delete_volume", domain, image, SPM_LOCK_EXCLUSIVE,
+	r = spm_volume_mutation_begin(spm, "delete_volume", domain, image, PK_LOCK_EXCLUSIVE,
 				      volume, &set, &list, NULL, err);
 	if (r < 0) {
 		return r;
@@ -215,7 +215,7 @@ int spm_volume_delete(struct spm *spm, const char *domain, const char *image,
 		r = volume_remove(spm, domain, v, post_zero, err);
 	}
 	spm_volume_list_release(&list);
-	spm_lockset_release(&set);
+	pk_lockset_release(&set);
 	return r;
 }
 
@@ -227,7 +227,7 @@ int spm_volume_extend(struct spm *spm, const char *domain, const char *image,
 {
 	struct spm_volume_list list = { 0 };
 	const struct spm_volume *v = NULL;
-	struct spm_lockset set;
+	struct pk_lockset set;
 	uint64_t want, vg_free = 0;
 	int r;
 
@@ -235,7 +235,7 @@ int spm_volume_extend(struct spm *spm, const char *domain, const char *image,
 		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
 				    "new size %" PRIu64 " must be a positive multiple of 512 bytes", size);
 	}
-	r = spm_volume_mutation_begin(spm, "extend_volume", domain, image, SPM_LOCK_SHARED, volume,
+	r = spm_volume_mutation_begin(spm, "extend_volume", domain, image, PK_LOCK_SHARED, volume,
 				      &set, &list, &vg_free, err);
 	if (r < 0) {
 		return r;
@@ -282,7 +282,7 @@ int spm_volume_extend(struct spm *spm, const char *domain, const char *image,
 	}
 out:
 	spm_volume_list_release(&list);
-	spm_lockset_release(&set);
+	pk_lockset_release(&set);
 	return r;
 }
 
@@ -293,7 +293,7 @@ int spm_volume_update(struct spm *spm, const char *domain, const char *image,
 	struct spm_volume_list list = { 0 };
 	const struct spm_volume *v = NULL;
 	struct pk_volume_meta next;
-	struct spm_lockset set;
+	struct pk_lockset set;
 	int r;
 
 	if (u->set_parent && u->parent && *u->parent) {
@@ -310,7 +310,7 @@ int spm_volume_update(struct spm *spm, const char *domain, const char *image,
 		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
 				    "nothing to update: give a parent, a role or a legality");
 	}
-	r = spm_volume_mutation_begin(spm, "update_volume_meta", domain, image, SPM_LOCK_EXCLUSIVE,
+	r = spm_volume_mutation_begin(spm, "update_volume_meta", domain, image, PK_LOCK_EXCLUSIVE,
 				      NULL, &set, &list, NULL, err);
 	if (r < 0) {
 		return r;
@@ -373,7 +373,7 @@ int spm_volume_update(struct spm *spm, const char *domain, const char *image,
 	}
 out:
 	spm_volume_list_release(&list);
-	spm_lockset_release(&set);
+	pk_lockset_release(&set);
 	return r;
 }
 
@@ -383,11 +383,11 @@ int spm_image_delete(struct spm *spm, const char *domain, const char *image, boo
 		     struct pk_error *err)
 {
 	struct spm_volume_list list = { 0 };
-	struct spm_lockset set;
+	struct pk_lockset set;
 	size_t members = 0;
 	int r;
 
-	r = spm_volume_mutation_begin(spm, "delete_image", domain, image, SPM_LOCK_EXCLUSIVE, NULL,
+	r = spm_volume_mutation_begin(spm, "delete_image", domain, image, PK_LOCK_EXCLUSIVE, NULL,
 				      &set, &list, NULL, err);
 	if (r < 0) {
 		return r;
@@ -432,7 +432,7 @@ int spm_image_delete(struct spm *spm, const char *domain, const char *image, boo
 	}
 out:
 	spm_volume_list_release(&list);
-	spm_lockset_release(&set);
+	pk_lockset_release(&set);
 	return r;
 }
 
@@ -440,7 +440,7 @@ int spm_image_prepared(struct spm *spm, const char *domain, const char *image,
 		       const char *volume, int32_t host_id, bool prepared, struct pk_error *err)
 {
 	struct spm_volume_list list = { 0 };
-	struct spm_lockset set;
+	struct pk_lockset set;
 	char tag[32];
 	const char *tagv[2] = { tag, NULL };
 	int r;
@@ -456,7 +456,7 @@ int spm_image_prepared(struct spm *spm, const char *domain, const char *image,
 		}
 	}
 	snprintf(tag, sizeof(tag), PREP_TAG_PREFIX "%d", host_id);
-	r = spm_volume_mutation_begin(spm, "image_prepared", domain, image, SPM_LOCK_EXCLUSIVE, NULL,
+	r = spm_volume_mutation_begin(spm, "image_prepared", domain, image, PK_LOCK_EXCLUSIVE, NULL,
 				      &set, &list, NULL, err);
 	if (r < 0) {
 		return r;
@@ -495,7 +495,7 @@ int spm_image_prepared(struct spm *spm, const char *domain, const char *image,
 		}
 	}
 	spm_volume_list_release(&list);
-	spm_lockset_release(&set);
+	pk_lockset_release(&set);
 	return r;
 }
 
@@ -509,19 +509,19 @@ int spm_volumes_recover(struct spm *spm, const char *domain, struct spm_recovery
 	r = spm_volumes_load(spm, domain, &list, err);
 	for (size_t i = 0; r == 0 && i < list.n; i++) {
 		const struct spm_volume *v = &list.v[i];
-		struct spm_lockset set;
+		struct pk_lockset set;
 		bool unfinished = v->meta.legality == PK_VOLUME_ILLEGAL && v->meta.generation == 0;
 
 		if (v->meta.legality != PK_VOLUME_REMOVING && !unfinished) {
 			continue;
 		}
-		r = lock_image(spm, &set, "recovery", domain, v->meta.image, SPM_LOCK_EXCLUSIVE, v->id,
+		r = lock_image(spm, &set, "recovery", domain, v->meta.image, PK_LOCK_EXCLUSIVE, v->id,
 			       err);
 		if (r < 0) {
 			break;
 		}
 		r = volume_remove(spm, domain, v, false, err);
-		spm_lockset_release(&set);
+		pk_lockset_release(&set);
 		if (r == 0) {
 			if (unfinished) {
 				rec.rolled_back++;

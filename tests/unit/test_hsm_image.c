@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "common/locks.h"
 #include "common/log.h"
 #include "hsm/chain.h"
 #include "hsm/vm.h"
@@ -379,18 +380,28 @@ static void test_hsm_image__locks(void **state)
 {
 	struct fx *fx = *state;
 	struct pk_error err;
-	const char *a[] = { "image/a", "vm/x" }, *b[] = { "vm/x" }, *c[] = { "image/b", "image/b" };
+	struct pk_lockset a, b, c;
+	int t = fx->hsm.settings.lock_timeout_ms;
 
-	assert_int_equal(hsm_lock_acquire(&fx->hsm, a, 2, "t", &err), 0);
-	assert_int_equal(hsm_lock_acquire(&fx->hsm, b, 1, "second", &err), -EBUSY);
+	pk_lockset_init(&a, fx->hsm.locks, "t");
+	hsm_lockset_add_image(&a, fx->domain, "a");
+	hsm_lockset_add_vm(&a, "x");
+	pk_lockset_init(&b, fx->hsm.locks, "second");
+	hsm_lockset_add_vm(&b, "x");
+	pk_lockset_init(&c, fx->hsm.locks, "t");
+	hsm_lockset_add_image(&c, fx->domain, "b");
+	hsm_lockset_add_image(&c, fx->domain, "b");
+
+	assert_int_equal(pk_lockset_acquire(&a, t, &err), 0);
+	assert_int_equal(pk_lockset_acquire(&b, t, &err), -EBUSY);
 	assert_int_equal(err.code, PK_E_BUSY);
 	assert_non_null(strstr(err.message, "second"));
-	assert_int_equal(hsm_lock_acquire(&fx->hsm, c, 2, "t", &err), 0);
-	hsm_lock_release(&fx->hsm, a, 2);
-	assert_int_equal(hsm_lock_acquire(&fx->hsm, b, 1, "t", &err), 0);
-	hsm_lock_release(&fx->hsm, b, 1);
-	hsm_lock_release(&fx->hsm, c, 2);
-	assert_int_equal(fx->hsm.locks.n, 0);
+	assert_int_equal(pk_lockset_acquire(&c, t, &err), 0);
+	pk_lockset_release(&a);
+	assert_int_equal(pk_lockset_acquire(&b, t, &err), 0);
+	pk_lockset_release(&b);
+	pk_lockset_release(&c);
+	assert_int_equal(pk_locks_active(fx->hsm.locks), 0);
 }
 
 int main(void)

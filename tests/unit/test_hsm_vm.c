@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "common/locks.h"
 #include "common/log.h"
 #include "common/version.h"
 #include "hsm/chain.h"
@@ -167,7 +168,7 @@ static void test_hsm_vm__create_refuses_bad_input(void **state)
 	assert_int_equal(create_vm(fx, "vm2", &u, 1, &err), -EIO);
 	assert_false(fake_virt_domain_exists("vm2"));
 	assert_int_equal(create_vm(fx, "vm2", &u, 1, &err), 0);
-	assert_int_equal(fx->hsm.locks.n, 0);
+	assert_int_equal(pk_locks_active(fx->hsm.locks), 0);
 }
 
 static void test_hsm_vm__teardown_refused_while_used(void **state)
@@ -303,7 +304,7 @@ static void test_hsm_vm__snapshot_failure_changes_nothing(void **state)
 	assert_string_equal(info.drives[0].id.volume_id, snap[0]);
 	assert_string_equal(info.drives[1].id.volume_id, t.leaf[1]);
 	hsm_vm_info_release(&info);
-	assert_int_equal(fx->hsm.locks.n, 0);
+	assert_int_equal(pk_locks_active(fx->hsm.locks), 0);
 }
 
 static void test_hsm_vm__snapshot_refuses_bad_input(void **state)

@@ -22,11 +22,18 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "common/log.h"
 #include "common/rpc.h"
+#include "common/statefile.h"
 #include "hsm/merge.h"
 #include "hsm/merge_job.h"
 #include "hsm/vm.h"
@@ -499,6 +506,39 @@ static void test_merge__cold_leaf_switch_refused_keeps_the_old_leaf(void **state
 	assert_defined_leaf(t, t->s1);
 }
 
+/* A state whose record cannot be written does not take effect: the job stays
+ * where it was (in memory and on disk) and goes on once the record can be. */
+static void test_merge__unwritable_record_does_not_advance(void **state)
+{
+	struct t *t = *state;
+	struct hsm_merge_job_info j = merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT), i;
+	char tmp[PATH_MAX], dir[PATH_MAX], name[64], *text = NULL;
+	struct pk_error err = { PK_OK, "" };
+	size_t len = 0;
+
+	wait_calls(FAKE_VIRT_COMMIT, 1);
+	wait_state(t, j.id, HSM_MERGE_COMMITTING);
+	/* A directory where the write puts its temp file: every write fails (even as root). */
+	snprintf(tmp, sizeof(tmp), "%s/merge/.%s.job.tmp", t->settings.state_dir, j.id);
+	assert_int_equal(mkdir(tmp, 0700), 0);
+	assert_int_equal(fake_virt_job_complete("vm1", "vda"), 0);
+	sleep_ms(1500);
+	assert_int_equal(hsm_merge_job_get(&t->fx->hsm, j.id, &i, &err), 0);
+	assert_int_equal(i.state, HSM_MERGE_COMMITTING);
+	/* Its record still says COMMITTING. */
+	snprintf(dir, sizeof(dir), "%s/merge", t->settings.state_dir);
+	snprintf(name, sizeof(name), "%s.job", j.id);
+	assert_int_equal(pk_statefile_read(dir, name, (void **)&text, &len, &err), 0);
+	assert_non_null(strstr(text, "COMMITTING"));
+	assert_null(strstr(text, "CLEANUP"));
+	free(text);
+	/* Nothing of CLEANUP ran: the removed layer is still LEGAL. */
+	assert_int_equal(meta(t, t->s1).legality, PK_VOLUME_LEGAL);
+	assert_int_equal(rmdir(tmp), 0);
+	wait_state(t, j.id, HSM_MERGE_DONE);
+	assert_int_equal(meta(t, t->s1).legality, PK_VOLUME_ILLEGAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -521,6 +561,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_merge__done_in_qemu_only_cleans_up, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_merge__cleanup_retries_transient_spm_errors,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_merge__unwritable_record_does_not_advance,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_merge__bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_merge__one_job_per_drive, setup, teardown),

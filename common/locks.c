@@ -1,4 +1,4 @@
-#include "spm/locks.h"
+#include "common/locks.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -9,30 +9,32 @@
 
 #include "common/xalloc.h"
 
-static const char *const ns_names[] = { "domain", "image", "volume" };
-
 struct lock_res {
 	struct lock_res *next;
-	enum spm_lock_ns ns;
-	char name[64];
+	unsigned ns;
+	char name[PK_LOCK_NAME_MAX];
 	unsigned readers;
 	bool writer;
 	unsigned waiting_writers;
 	unsigned waiters; /* all waiters, to know when the entry can go */
-	char holder[64];  /* owner of the last grant, for messages */
+	char holder[PK_LOCK_OWNER_MAX]; /* owner of the last grant, for messages */
 };
 
-struct spm_locks {
+struct pk_locks {
+	const char *const *ns_names;
+	size_t n_ns;
 	pthread_mutex_t mutex;
 	pthread_cond_t changed;
 	struct lock_res *resources;
 };
 
-struct spm_locks *spm_locks_new(void)
+struct pk_locks *pk_locks_new(const char *const *ns_names, size_t n)
 {
-	struct spm_locks *l = pk_xcalloc(1, sizeof(*l));
+	struct pk_locks *l = pk_xcalloc(1, sizeof(*l));
 	pthread_condattr_t ca;
 
+	l->ns_names = ns_names;
+	l->n_ns = n;
 	pthread_mutex_init(&l->mutex, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -41,7 +43,7 @@ struct spm_locks *spm_locks_new(void)
 	return l;
 }
 
-void spm_locks_free(struct spm_locks *locks)
+void pk_locks_free(struct pk_locks *locks)
 {
 	if (!locks) {
 		return;
@@ -56,7 +58,7 @@ void spm_locks_free(struct spm_locks *locks)
 	free(locks);
 }
 
-static struct lock_res *locks_find(struct spm_locks *l, enum spm_lock_ns ns, const char *name,
+static struct lock_res *locks_find(struct pk_locks *l, unsigned ns, const char *name,
 				   bool create)
 {
 	struct lock_res *r;
@@ -77,7 +79,7 @@ static struct lock_res *locks_find(struct spm_locks *l, enum spm_lock_ns ns, con
 	return r;
 }
 
-static void locks_gc(struct spm_locks *l, struct lock_res *res)
+static void locks_gc(struct pk_locks *l, struct lock_res *res)
 {
 	struct lock_res **pp;
 
@@ -93,23 +95,23 @@ static void locks_gc(struct spm_locks *l, struct lock_res *res)
 	}
 }
 
-static bool lock_grantable(const struct lock_res *r, enum spm_lock_mode mode)
+static bool lock_grantable(const struct lock_res *r, enum pk_lock_mode mode)
 {
-	if (mode == SPM_LOCK_EXCLUSIVE) {
+	if (mode == PK_LOCK_EXCLUSIVE) {
 		return !r->writer && r->readers == 0;
 	}
 	return !r->writer && r->waiting_writers == 0;
 }
 
 /* Called with the mutex held. */
-static int lock_take(struct spm_locks *l, struct spm_lockset_entry *e, const char *owner,
-		     const struct timespec *deadline, struct pk_error *err)
+static int lock_take(struct pk_locks *l, struct pk_lockset_entry *e, const char *owner,
+		     const struct timespec *deadline, int timeout_ms, struct pk_error *err)
 {
 	struct lock_res *r = locks_find(l, e->ns, e->name, true);
 	int rc = 0;
 
 	r->waiters++;
-	if (e->mode == SPM_LOCK_EXCLUSIVE) {
+	if (e->mode == PK_LOCK_EXCLUSIVE) {
 		r->waiting_writers++;
 	}
 	while (!lock_grantable(r, e->mode)) {
@@ -118,21 +120,22 @@ static int lock_take(struct spm_locks *l, struct spm_lockset_entry *e, const cha
 			break;
 		}
 	}
-	if (e->mode == SPM_LOCK_EXCLUSIVE) {
+	if (e->mode == PK_LOCK_EXCLUSIVE) {
 		r->waiting_writers--;
 	}
 	r->waiters--;
 	if (rc == ETIMEDOUT && !lock_grantable(r, e->mode)) {
 		int ret = pk_error_set(err, PK_E_BUSY, EBUSY,
-				       "%s '%s' is locked by '%s' (%s); retry when it finishes",
-				       ns_names[e->ns], e->name, r->holder,
-				       r->writer ? "exclusive" : "shared");
+				       "%s: %s '%s' is locked by '%s' (%s), waited %d ms; retry "
+				       "when it finishes",
+				       owner, l->ns_names[e->ns], e->name, r->holder,
+				       r->writer ? "exclusive" : "shared", timeout_ms);
 		/* Readers may now proceed if we were the writer they queued behind. */
 		pthread_cond_broadcast(&l->changed);
 		locks_gc(l, r);
 		return ret;
 	}
-	if (e->mode == SPM_LOCK_EXCLUSIVE) {
+	if (e->mode == PK_LOCK_EXCLUSIVE) {
 		r->writer = true;
 	} else {
 		r->readers++;
@@ -142,14 +145,14 @@ static int lock_take(struct spm_locks *l, struct spm_lockset_entry *e, const cha
 	return 0;
 }
 
-static void lock_drop(struct spm_locks *l, struct spm_lockset_entry *e)
+static void lock_drop(struct pk_locks *l, struct pk_lockset_entry *e)
 {
 	struct lock_res *r = locks_find(l, e->ns, e->name, false);
 
 	if (!r || !e->held) {
 		return;
 	}
-	if (e->mode == SPM_LOCK_EXCLUSIVE) {
+	if (e->mode == PK_LOCK_EXCLUSIVE) {
 		r->writer = false;
 	} else if (r->readers > 0) {
 		r->readers--;
@@ -158,19 +161,19 @@ static void lock_drop(struct spm_locks *l, struct spm_lockset_entry *e)
 	locks_gc(l, r);
 }
 
-void spm_lockset_init(struct spm_lockset *set, struct spm_locks *locks, const char *owner)
+void pk_lockset_init(struct pk_lockset *set, struct pk_locks *locks, const char *owner)
 {
 	memset(set, 0, sizeof(*set));
 	set->locks = locks;
 	snprintf(set->owner, sizeof(set->owner), "%s", owner);
 }
 
-void spm_lockset_add(struct spm_lockset *set, enum spm_lock_ns ns, const char *name,
-		     enum spm_lock_mode mode)
+void pk_lockset_add(struct pk_lockset *set, unsigned ns, const char *name,
+		     enum pk_lock_mode mode)
 {
-	struct spm_lockset_entry *e;
+	struct pk_lockset_entry *e;
 
-	if (set->n >= SPM_LOCKSET_MAX) {
+	if (set->n >= PK_LOCKSET_MAX || ns >= set->locks->n_ns) {
 		abort(); /* programmer error: sets are small and fixed per verb */
 	}
 	e = &set->entries[set->n++];
@@ -182,7 +185,7 @@ void spm_lockset_add(struct spm_lockset *set, enum spm_lock_ns ns, const char *n
 
 static int entry_cmp(const void *a, const void *b)
 {
-	const struct spm_lockset_entry *x = a, *y = b;
+	const struct pk_lockset_entry *x = a, *y = b;
 
 	if (x->ns != y->ns) {
 		return x->ns < y->ns ? -1 : 1;
@@ -190,13 +193,35 @@ static int entry_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-int spm_lockset_acquire(struct spm_lockset *set, int timeout_ms, struct pk_error *err)
+/* Sorted entries: a resource listed twice becomes one entry in the stronger
+ * mode (taking it twice would wait for ourselves). */
+static void entries_merge(struct pk_lockset *set)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < set->n; i++) {
+		if (k > 0 && entry_cmp(&set->entries[k - 1], &set->entries[i]) == 0) {
+			if (set->entries[i].mode == PK_LOCK_EXCLUSIVE) {
+				set->entries[k - 1].mode = PK_LOCK_EXCLUSIVE;
+			}
+			continue;
+		}
+		if (k != i) {
+			set->entries[k] = set->entries[i];
+		}
+		k++;
+	}
+	set->n = k;
+}
+
+int pk_lockset_acquire(struct pk_lockset *set, int timeout_ms, struct pk_error *err)
 {
 	struct timespec deadline;
 	int r = 0;
 
 	/* The global order: namespace, then name. */
 	qsort(set->entries, set->n, sizeof(set->entries[0]), entry_cmp);
+	entries_merge(set);
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += timeout_ms / 1000;
 	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
@@ -206,7 +231,8 @@ int spm_lockset_acquire(struct spm_lockset *set, int timeout_ms, struct pk_error
 	}
 	pthread_mutex_lock(&set->locks->mutex);
 	for (size_t i = 0; i < set->n; i++) {
-		r = lock_take(set->locks, &set->entries[i], set->owner, &deadline, err);
+		r = lock_take(set->locks, &set->entries[i], set->owner, &deadline, timeout_ms,
+			      err);
 		if (r < 0) {
 			break;
 		}
@@ -221,7 +247,7 @@ int spm_lockset_acquire(struct spm_lockset *set, int timeout_ms, struct pk_error
 	return r;
 }
 
-void spm_lockset_release(struct spm_lockset *set)
+void pk_lockset_release(struct pk_lockset *set)
 {
 	if (!set->locks) {
 		return;
@@ -234,7 +260,7 @@ void spm_lockset_release(struct spm_lockset *set)
 	pthread_mutex_unlock(&set->locks->mutex);
 }
 
-size_t spm_locks_active(struct spm_locks *locks)
+size_t pk_locks_active(struct pk_locks *locks)
 {
 	size_t n = 0;
 
