@@ -131,12 +131,16 @@ $(BUILD)/libpk-memlock-shim.so: scripts/lab-memlock-shim.c
 .SECONDEXPANSION:
 test_fakes = $(foreach f,$(shell sed -n 's/.*pk-test-fakes:\(.*\)\*\/.*/\1/p' $(1)),\
 	$(BUILD)/tests/fakes/$(f).o $(call objs,$(wildcard tests/fakes/$(f)_*.c)))
-$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $$(call test_fakes,tests/unit/$$*.c) $(ALL_LIBS)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< $(call test_fakes,tests/unit/$*.c) \
+# Test-support code (tests/lib/*.c) in one library, after the fakes (so they
+# still win) and before the other libraries.
+LIBTEST := $(BUILD)/libpktest.a
+$(LIBTEST): $(call objs,$(wildcard tests/lib/*.c))
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $$(call test_fakes,tests/unit/$$*.c) $(LIBTEST) $(ALL_LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(call test_fakes,tests/unit/$*.c) $(LIBTEST) \
 		-Wl,--start-group $(ALL_LIBS) -Wl,--end-group $(LDLIBS_ALL) -lcmocka
 
-$(BUILD)/tests/tools/%: $(BUILD)/tests/tools/%.o $(ALL_LIBS)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< -Wl,--start-group $(ALL_LIBS) -Wl,--end-group $(LDLIBS_ALL)
+$(BUILD)/tests/tools/%: $(BUILD)/tests/tools/%.o $(LIBTEST) $(ALL_LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBTEST) -Wl,--start-group $(ALL_LIBS) -Wl,--end-group $(LDLIBS_ALL)
 
 tools: $(TOOL_BINS)
 
