@@ -23,9 +23,10 @@
 #include "hsm/image.h"
 #include "proto/codec.h"
 #include "tests/fakes/fake_virt.h"
+#include "tests/lib/rpc_fixture.h"
 
 struct spm_fixture_server {
-	struct pk_rpc_server *srv;
+	struct rpc_fixture *srv;
 	struct pk_dispatcher d;
 	struct pk_daemon_info info;
 	pthread_mutex_t lock; /* one request at a time: read-modify-write of tags */
@@ -376,8 +377,6 @@ void spm_fixture_start(struct fx *fx, struct spm_fixture **ret)
 {
 	struct spm_fixture *spm = pk_xcalloc(1, sizeof(*spm));
 	struct spm_fixture_server *s = pk_xcalloc(1, sizeof(*s));
-	struct pk_rpc_server_config sc = { 0 };
-	struct pk_error err = { PK_OK, "" };
 
 	spm->fx = fx;
 	spm->srv = s;
@@ -389,12 +388,7 @@ void spm_fixture_start(struct fx *fx, struct spm_fixture **ret)
 	s->d.ctx = spm;
 	s->d.max_msg = PK_MAX_MESSAGE_DEFAULT;
 	s->d.info = &s->info;
-	sc.url = spm->url;
-	sc.workers = 2;
-	sc.hard_max_msg = PK_MAX_MESSAGE_DEFAULT * 2;
-	if (pk_rpc_server_start(&sc, pk_dispatch_handle, &s->d, &s->srv, &err) < 0) {
-		fail_msg("fake SPM: %s", err.message);
-	}
+	s->srv = rpc_fixture_start(spm->url, &s->d);
 	*ret = spm;
 }
 
@@ -403,7 +397,7 @@ void spm_fixture_stop(struct spm_fixture *spm)
 	if (!spm) {
 		return;
 	}
-	pk_rpc_server_stop(spm->srv->srv);
+	rpc_fixture_stop(spm->srv->srv);
 	pthread_mutex_destroy(&spm->srv->lock);
 	free(spm->srv);
 	free(spm);

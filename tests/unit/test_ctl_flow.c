@@ -30,10 +30,11 @@
 #include "hsm/merge.h"
 #include "proto/spm_client.h"
 #include "tests/lib/merge_fixture.h"
+#include "tests/lib/rpc_fixture.h"
 
 struct cf {
 	struct mfx *m;
-	struct pk_rpc_server *hsm_srv;
+	struct rpc_fixture *hsm_srv;
 	struct pk_dispatcher d;
 	char hsm_url[256];
 	struct ctl ctl;
@@ -89,8 +90,6 @@ static void del_join(struct del_run *d)
 static int setup(void **state)
 {
 	struct cf *cf = pk_xcalloc(1, sizeof(*cf));
-	struct pk_rpc_server_config sc = { 0 };
-	struct pk_error err = { PK_OK, "" };
 	void *ms = NULL;
 
 	mfx_setup(&ms);
@@ -101,11 +100,7 @@ static int setup(void **state)
 	cf->d.ctx = &cf->m->fx->hsm;
 	cf->d.info = &cf->m->fx->hsm.info;
 	cf->d.max_msg = PK_MAX_MESSAGE_DEFAULT;
-	sc.url = cf->hsm_url;
-	sc.workers = 4;
-	sc.hard_max_msg = PK_MAX_MESSAGE_DEFAULT * 4;
-	assert_int_equal(pk_rpc_server_start(&sc, pk_dispatch_handle, &cf->d, &cf->hsm_srv, &err),
-			 0);
+	cf->hsm_srv = rpc_fixture_start(cf->hsm_url, &cf->d);
 	cf->ctl.hsm_url = cf->hsm_url;
 	cf->ctl.spm_url = cf->m->spm->url;
 	cf->ctl.timeout_ms = 20000;
@@ -120,7 +115,7 @@ static int teardown(void **state)
 
 	pk_rpc_client_free(cf->ctl.hsm);
 	pk_spm_client_free(cf->ctl.spm);
-	pk_rpc_server_stop(cf->hsm_srv);
+	rpc_fixture_stop(cf->hsm_srv);
 	mfx_teardown(&ms);
 	free(cf);
 	return 0;
