@@ -10,7 +10,7 @@
  *    pk_error_prefix. A function never overwrites an error a callee set.
  *  - `err` may be NULL when the caller does not want the details.
  *  - The codes are stable: they are mapped one-to-one onto the wire enum
- *    (proto/poolkeeper.proto ErrorCode) by pk_codec_error_code().
+ *    (proto/types.proto ErrorCode) by pk_codec_error_code().
  */
 #ifndef PK_ERROR_H
 #define PK_ERROR_H

@@ -1,24 +1,21 @@
 /*
  * pkctl merge | job: hsmd's merge jobs (start one, list, show, wait with a
- * progress bar, abort, change the bandwidth), and the watching of a job
- * that ctl/cmd_snapshot.c's engine flow shares.
+ * progress bar, abort, change the bandwidth), and the display of a job's
+ * progress that ctl/cmd_snapshot.c shares (following the job itself:
+ * ctl/flow_job.c).
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "common/rpc.h"
 #include "common/uuid.h"
 #include "ctl/ctl.h"
 #include "ctl/cmd_merge.h"
 #include "ctl/show.h"
 
-#define WATCH_POLL_MS 500
 #define BAR_WIDTH 30
 
 enum {
@@ -128,8 +125,9 @@ static double mib(uint64_t b)
 	return (double)b / (1024.0 * 1024.0);
 }
 
-static void watch_show(struct ctl_watch *w, const Pk__JobInfo *j)
+static void watch_show(void *ctx, const Pk__JobInfo *j)
 {
+	struct ctl_watch *w = ctx;
 	uint64_t now = pk_codec_monotonic_ms();
 	double pct = j->end ? 100.0 * (double)j->cur / (double)j->end : 0;
 	double rate = 0;
@@ -184,141 +182,46 @@ static void watch_show(struct ctl_watch *w, const Pk__JobInfo *j)
 	w->last_state = (int)j->state;
 }
 
-void ctl_watch_init(struct ctl_watch *w, struct ctl *ctl, bool progress)
+void ctl_progress_init(struct ctl_watch *w, struct ctl *ctl, bool progress)
 {
-	Pk__Request req = PK__REQUEST__INIT;
-	Pk__JobEventsRequest je = PK__JOB_EVENTS_REQUEST__INIT;
-	Pk__Response *resp = NULL;
-	struct pk_error err = { PK_OK, "" };
-
 	memset(w, 0, sizeof(*w));
-	w->ctl = ctl;
 	w->last_state = -1;
 	w->last_decile = -1;
 	if (progress && !ctl->json) {
 		w->bar = isatty(STDOUT_FILENO);
 		w->lines = !w->bar;
 	}
-	/* Subscribe before the job starts, so no early event is missed. */
-	req.call_case = PK__REQUEST__CALL_JOB_EVENTS;
-	req.job_events = &je;
-	if (ctl_call(ctl, CTL_HSM, &req, &resp, &err) == 0 && resp->job_events &&
-	    resp->job_events->url && *resp->job_events->url) {
-		if (pk_rpc_sub_new(resp->job_events->url, &w->sub, &err) < 0) {
-			w->sub = NULL; /* JobGet polling only */
-		}
-	}
-	if (resp) {
-		pk__response__free_unpacked(resp, NULL);
-	}
+	w->report.job = watch_show;
+	w->report.ctx = w;
 }
 
-void ctl_watch_release(struct ctl_watch *w)
+void ctl_progress_end(struct ctl_watch *w)
 {
 	if (w->drawn) {
 		printf("\n");
 	}
-	pk_rpc_sub_free(w->sub);
-	w->sub = NULL;
+	w->drawn = false;
 }
 
-static int job_get(struct ctl *ctl, const char *id, Pk__Response **ret, struct pk_error *err)
+void ctl_watch_init(struct ctl_watch *w, struct ctl *ctl, bool progress)
 {
-	Pk__Request req = PK__REQUEST__INIT;
-	Pk__JobGetRequest jg = PK__JOB_GET_REQUEST__INIT;
-
-	jg.job_id = (char *)id;
-	req.call_case = PK__REQUEST__CALL_JOB_GET;
-	req.job_get = &jg;
-	return ctl_call(ctl, CTL_HSM, &req, ret, err);
+	ctl_progress_init(w, ctl, progress);
+	ctl_flow_watch_init(&w->flow, ctl, &w->report);
 }
 
-static bool final_state(Pk__JobState s)
+void ctl_watch_release(struct ctl_watch *w)
 {
-	return s == PK__JOB_STATE__DONE || s == PK__JOB_STATE__FAILED;
+	ctl_progress_end(w);
+	ctl_flow_watch_release(&w->flow);
 }
 
-/*
- * Follows job id until DONE or FAILED. *ret_resp: the final JobGet answer
- * (caller frees).
- */
 int ctl_watch_job(struct ctl_watch *w, const char *id, Pk__Response **ret_resp,
-		     struct pk_error *err)
+		  struct pk_error *err)
 {
-	Pk__Response *resp = NULL;
-	int r;
-
-	for (;;) {
-		if (w->sub) {
-			void *msg = NULL;
-			size_t len = 0;
-			if (pk_rpc_sub_recv(w->sub, WATCH_POLL_MS, &msg, &len, NULL) == 0) {
-				Pk__Event *ev = pk__event__unpack(NULL, len, msg);
-				free(msg);
-				if (ev && ev->job && ev->job->job_id && !strcmp(ev->job->job_id, id)) {
-					bool fin = final_state(ev->job->state);
-					watch_show(w, ev->job);
-					pk__event__free_unpacked(ev, NULL);
-					if (!fin) {
-						continue;
-					}
-				} else {
-					if (ev) {
-						pk__event__free_unpacked(ev, NULL);
-					}
-					continue;
-				}
-			}
-		} else {
-			struct timespec ts = { 0, 250 * 1000000L };
-			nanosleep(&ts, NULL);
-		}
-		r = job_get(w->ctl, id, &resp, err);
-		if (r < 0) {
-			return r;
-		}
-		watch_show(w, resp->job_get->job);
-		if (final_state(resp->job_get->job->state)) {
-			break;
-		}
-		pk__response__free_unpacked(resp, NULL);
-		resp = NULL;
-	}
-	*ret_resp = resp;
-	return 0;
-}
-
-/* A FAILED job as an error. */
-int ctl_merge_job_error(const Pk__JobInfo *j, struct pk_error *err)
-{
-	return pk_error_set(err,
-			    j->error ? pk_codec_errc(j->error->code) : PK_E_INTERNAL, EIO,
-			    "merge job %s failed: %s", j->job_id,
-			    j->error && j->error->message ? j->error->message : "(no reason)");
+	return ctl_flow_watch_job(&w->flow, id, ret_resp, err);
 }
 
 /* ---- pkctl merge ------------------------------------------------------------------------ */
-
-int ctl_merge_start(struct ctl *ctl, const char *vm, const char *drive, const char *domain,
-		       const char *image, const char *base, const char *top,
-		       Pk__MergeDirection dir, uint64_t bandwidth, Pk__Response **ret,
-		       struct pk_error *err)
-{
-	Pk__Request req = PK__REQUEST__INIT;
-	Pk__MergeRequest mr = PK__MERGE_REQUEST__INIT;
-
-	mr.vm = (char *)vm;
-	mr.drive = (char *)drive;
-	mr.domain_id = (char *)(domain ? domain : "");
-	mr.image_id = (char *)(image ? image : "");
-	mr.base_id = (char *)base;
-	mr.top_id = (char *)(top ? top : "");
-	mr.bandwidth = bandwidth;
-	mr.direction = dir;
-	req.call_case = PK__REQUEST__CALL_MERGE;
-	req.merge = &mr;
-	return ctl_call(ctl, CTL_HSM, &req, ret, err);
-}
 
 static void print_job_result(struct ctl *ctl, const Pk__JobInfo *j)
 {

@@ -1,7 +1,7 @@
 /*
  * ctl/cmd_merge.h — what ctl/cmd_merge.c (pkctl merge, job) shares with
- * ctl/cmd_snapshot.c (pkctl snapshot delete): options, starting a Merge and
- * following a job to its end with a progress display.
+ * ctl/cmd_snapshot.c (pkctl snapshot delete): options and the progress
+ * display of a job (starting and following it: ctl/flow.h).
  *
  * Display: a progress bar (state, percent, MiB/s, ETA) redrawn on stdout
  * when it is a terminal; plain lines (each state, every 10 %) otherwise;
@@ -14,8 +14,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "common/rpc.h"
 #include "ctl/ctl.h"
+#include "ctl/flow.h"
 
 struct ctl_merge_opts {
 	const char *vm, *drive, *domain, *image, *base, *top, *volume, *direction, *bandwidth;
@@ -34,9 +34,10 @@ int ctl_parse_bandwidth(struct ctl *ctl, const char *s, uint64_t *ret);
 /* "commit" (or NULL) / "pull". */
 int ctl_parse_direction(struct ctl *ctl, const char *s, Pk__MergeDirection *ret);
 
+/* A job's progress display, and the watch that feeds it. */
 struct ctl_watch {
-	struct ctl *ctl;
-	struct pk_rpc_sub *sub;
+	struct ctl_flow_watch flow;
+	struct ctl_flow_report report; /* job: the display; ctx: this */
 	bool bar;       /* a progress bar on the terminal */
 	bool lines;     /* plain lines */
 	bool drawn;
@@ -47,20 +48,15 @@ struct ctl_watch {
 	int last_decile;
 };
 
-/* Subscribes to hsmd's events (before the job starts, so none is missed). */
+/* The display only (w->report for a flow); end: the bar's line is closed. */
+void ctl_progress_init(struct ctl_watch *w, struct ctl *ctl, bool progress);
+void ctl_progress_end(struct ctl_watch *w);
+
+/* The display and the watch: subscribes to hsmd's events (before the job starts). */
 void ctl_watch_init(struct ctl_watch *w, struct ctl *ctl, bool progress);
 void ctl_watch_release(struct ctl_watch *w);
 /* Follows job id to DONE or FAILED; *ret_resp is the last JobGet (caller frees). */
 int ctl_watch_job(struct ctl_watch *w, const char *id, Pk__Response **ret_resp,
 		  struct pk_error *err);
-
-/* Sends Merge; *ret (caller frees) holds the new job. */
-int ctl_merge_start(struct ctl *ctl, const char *vm, const char *drive, const char *domain,
-		    const char *image, const char *base, const char *top,
-		    Pk__MergeDirection dir, uint64_t bandwidth, Pk__Response **ret,
-		    struct pk_error *err);
-
-/* A FAILED job's error as err (returns -errno). */
-int ctl_merge_job_error(const Pk__JobInfo *j, struct pk_error *err);
 
 #endif

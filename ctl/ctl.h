@@ -67,7 +67,7 @@ int ctl_cmd_image(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_image_hsm(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_task(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_vm(struct ctl *ctl, int argc, char **argv);
-/* merge jobs and the snapshot-delete engine flow (ctl/cmd_merge.c) */
+/* merge jobs (ctl/cmd_merge.c), snapshot delete (ctl/cmd_snapshot.c; its flow: ctl/flow.h) */
 int ctl_cmd_merge(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_job(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_snapshot(struct ctl *ctl, int argc, char **argv);

@@ -45,7 +45,7 @@
 
 #include "common/error.h"
 #include "hsm/virt.h"
-#include "tests/tools/virt_probe_steps.h"
+#include "tests/lib/virt_probe_steps.h"
 
 #define MAX_WORDS 64
 
@@ -105,61 +105,61 @@ static int run(struct probe *p, char **w, int n, struct pk_error *err)
 		int r;
 
 		if (n < 3 || pk_errc_from_name(w[1], &want) < 0) {
-			return fail(err, "usage: fail CODE COMMAND...");
+			return virt_probe_fail(err, "usage: fail CODE COMMAND...");
 		}
 		pk_error_clear(&e2);
 		r = run(p, w + 2, n - 2, &e2);
 		if (r == 0) {
-			return fail(err, "'%s' succeeded, expected %s", w[2], w[1]);
+			return virt_probe_fail(err, "'%s' succeeded, expected %s", w[2], w[1]);
 		}
 		printf("   failed as expected: %s: %s\n", pk_errc_name(e2.code), e2.message);
 		if (e2.code != want) {
-			return fail(err, "'%s' failed with %s, expected %s: %s", w[2],
+			return virt_probe_fail(err, "'%s' failed with %s, expected %s: %s", w[2],
 				    pk_errc_name(e2.code), w[1], e2.message);
 		}
 		return 0;
 	}
 	if (strcmp(c, "create") == 0) {
-		return cmd_create(p, w, n, err);
+		return virt_probe_cmd_create(p, w, n, err);
 	}
 	if (strcmp(c, "build-create") == 0) {
-		return cmd_build_create(p, w, n, err);
+		return virt_probe_cmd_build_create(p, w, n, err);
 	}
 	if (strcmp(c, "show") == 0) {
-		return cmd_show(p, w, n, err);
+		return virt_probe_cmd_show(p, w, n, err);
 	}
 	if (strcmp(c, "dump-xml") == 0) {
-		return cmd_dump_xml(p, w, n, err);
+		return virt_probe_cmd_dump_xml(p, w, n, err);
 	}
 	if (strcmp(c, "expect-chain") == 0) {
-		return cmd_expect_chain(p, w, n, err);
+		return virt_probe_cmd_expect_chain(p, w, n, err);
 	}
 	if (strcmp(c, "expect-mirror") == 0) {
-		return cmd_expect_mirror(p, w, n, err);
+		return virt_probe_cmd_expect_mirror(p, w, n, err);
 	}
 	if (strcmp(c, "expect-state") == 0) {
-		return cmd_expect_state(p, w, n, err);
+		return virt_probe_cmd_expect_state(p, w, n, err);
 	}
 	if (strcmp(c, "expect-list") == 0) {
-		return cmd_expect_list(p, w, n, err);
+		return virt_probe_cmd_expect_list(p, w, n, err);
 	}
 	if (strcmp(c, "expect-metadata") == 0) {
-		return cmd_expect_metadata(p, w, n, err);
+		return virt_probe_cmd_expect_metadata(p, w, n, err);
 	}
 	if (strcmp(c, "set-volume") == 0) {
-		return cmd_set_volume(p, w, n, err);
+		return virt_probe_cmd_set_volume(p, w, n, err);
 	}
 	if (strcmp(c, "snapshot") == 0) {
-		return cmd_snapshot(p, w, n, err);
+		return virt_probe_cmd_snapshot(p, w, n, err);
 	}
 	if (strcmp(c, "commit") == 0) {
-		return cmd_commit(p, w, n, false, err);
+		return virt_probe_cmd_commit(p, w, n, false, err);
 	}
 	if (strcmp(c, "active-commit") == 0) {
-		return cmd_commit(p, w, n, true, err);
+		return virt_probe_cmd_commit(p, w, n, true, err);
 	}
 	if (strcmp(c, "pull") == 0) {
-		return cmd_pull(p, w, n, err);
+		return virt_probe_cmd_pull(p, w, n, err);
 	}
 	if ((strcmp(c, "pivot") == 0 || strcmp(c, "abort") == 0) && n == 3) {
 		return hsm_virt_block_job_abort(p->virt, w[1], w[2], c[0] == 'p', err);
@@ -169,19 +169,19 @@ static int run(struct probe *p, char **w, int n, struct pk_error *err)
 							strtoull(w[3], NULL, 10), err);
 	}
 	if (strcmp(c, "expect-job") == 0) {
-		return cmd_expect_job(p, w, n, err);
+		return virt_probe_cmd_expect_job(p, w, n, err);
 	}
 	if (strcmp(c, "wait-job") == 0) {
-		return cmd_wait(p, w, n, EV_JOB, err);
+		return virt_probe_cmd_wait(p, w, n, EV_JOB, err);
 	}
 	if (strcmp(c, "wait-lifecycle") == 0) {
-		return cmd_wait(p, w, n, EV_LIFECYCLE, err);
+		return virt_probe_cmd_wait(p, w, n, EV_LIFECYCLE, err);
 	}
 	if (strcmp(c, "wait-disconnected") == 0) {
-		return cmd_wait_conn(p, w, n, false, err);
+		return virt_probe_cmd_wait_conn(p, w, n, false, err);
 	}
 	if (strcmp(c, "wait-reconnect") == 0) {
-		return cmd_wait_conn(p, w, n, true, err);
+		return virt_probe_cmd_wait_conn(p, w, n, true, err);
 	}
 	if (strcmp(c, "destroy") == 0 && n == 2) {
 		return hsm_virt_domain_destroy(p->virt, w[1], err);
@@ -198,7 +198,7 @@ static int run(struct probe *p, char **w, int n, struct pk_error *err)
 		nanosleep(&ts, NULL);
 		return 0;
 	}
-	return fail(err, "unknown command or wrong arguments: '%s'", c);
+	return virt_probe_fail(err, "unknown command or wrong arguments: '%s'", c);
 }
 
 int main(int argc, char **argv)

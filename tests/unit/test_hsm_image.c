@@ -4,17 +4,30 @@
  * parser, and hsmd's named locks.
  */
 /* pk-test-fakes: fake_lvm fake_virt */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "common/locks.h"
 #include "common/log.h"
 #include "hsm/chain.h"
 #include "hsm/vm.h"
-#include "tests/unit/test_hsm_fixture.h"
+#include "common/lvm.h"
+#include "common/meta.h"
+#include "common/proc.h"
+#include "common/uuid.h"
+#include "common/xalloc.h"
+#include "hsm/image.h"
+#include "tests/fakes/fake_lvm.h"
+#include "tests/fakes/fake_virt.h"
+#include "tests/lib/hsm_fixture.h"
 
 /* ---- chains from metadata (pure) ------------------------------------------------ */
 

@@ -2,7 +2,7 @@
  * hsm/merge*.c against the fake libvirtd and LVM (tests/unit/test_hsm_fixture.h)
  * and a small SPM served over nng in this process (ExtendVolume,
  * UpdateVolumeMeta, ImagePrepared on the fake LVM's tags), set up by
- * tests/unit/test_merge_fixture.h. The volumes' files are real qcow2 images,
+ * tests/lib/merge_fixture.h. The volumes' files are real qcow2 images,
  * so qemu-img measure/check/info/commit run for real.
  *
  * Covered: internal commit, active commit with pivot (the old leaf ILLEGAL
@@ -32,56 +32,58 @@
 #include <cmocka.h>
 
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/rpc.h"
 #include "common/statefile.h"
 #include "hsm/merge.h"
 #include "hsm/merge_job.h"
 #include "hsm/vm.h"
 #include "proto/codec.h"
-#include "tests/unit/test_merge_fixture.h"
+#include "tests/fakes/fake_lvm.h"
+#include "tests/lib/merge_fixture.h"
 
 /* ---- cases -------------------------------------------------------------------------------- */
 
 static void test_merge__internal_commit(void **state)
 {
-	struct t *t = *state;
+	struct mfx *t = *state;
 	struct fake_virt_call call;
-	struct hsm_merge_job_info j = merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
+	struct hsm_merge_job_info j = mfx_merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
 
 	assert_int_equal(j.kind, HSM_MERGE_COMMIT);
-	wait_calls(FAKE_VIRT_COMMIT, 1);
-	wait_state(t, j.id, HSM_MERGE_COMMITTING);
+	mfx_wait_calls(FAKE_VIRT_COMMIT, 1);
+	mfx_wait_state(t, j.id, HSM_MERGE_COMMITTING);
 	assert_true(fake_virt_last_call(FAKE_VIRT_COMMIT, &call));
 	assert_false(call.active);
 	assert_string_equal(call.disk, "vda");
 	assert_string_not_equal(call.top, "");
+	/* Progress moves, and ends at the total. */
 	assert_int_equal(fake_virt_job_progress("vm1", "vda", 10, 40), 0);
-	for (uint64_t end = now_ms() + 5000; now_ms() < end;) {
-		struct hsm_merge_job_info i;
-		assert_int_equal(hsm_merge_job_get(&t->fx->hsm, j.id, &i, NULL), 0);
-		if (i.cur == 10 && i.end == 40) {
-			break;
-		}
-		sleep_ms(10);
-	}
+	struct hsm_merge_job_info p = mfx_wait_progress(t, j.id, 10, 40);
+	assert_int_equal(p.state, HSM_MERGE_COMMITTING);
+	assert_int_equal(fake_virt_job_progress("vm1", "vda", 40, 40), 0);
+	p = mfx_wait_progress(t, j.id, 40, 40);
+	assert_int_equal(p.state, HSM_MERGE_COMMITTING);
 	assert_int_equal(fake_virt_job_complete("vm1", "vda"), 0);
-	wait_state(t, j.id, HSM_MERGE_DONE);
-	assert_chain(t, t->s2, t->b, NULL);
-	struct pk_volume_meta s1 = meta(t, t->s1), s2 = meta(t, t->s2), b = meta(t, t->b);
+	p = mfx_wait_state(t, j.id, HSM_MERGE_DONE);
+	assert_int_equal(p.end, 40);
+	assert_int_equal(p.cur, p.end);
+	mfx_assert_chain(t, t->s2, t->b, NULL);
+	struct pk_volume_meta s1 = mfx_meta(t, t->s1), s2 = mfx_meta(t, t->s2), b = mfx_meta(t, t->b);
 	assert_int_equal(s1.legality, PK_VOLUME_ILLEGAL);
 	assert_int_equal(s1.role, PK_VOLUME_INTERNAL);
 	assert_string_equal(s2.parent, t->b);
 	assert_int_equal(s2.role, PK_VOLUME_LEAF);
 	assert_int_equal(b.legality, PK_VOLUME_LEGAL);
-	assert_false(linked(t, t->s1));
-	assert_true(linked(t, t->s2));
+	assert_false(mfx_linked(t, t->s1));
+	assert_true(mfx_linked(t, t->s2));
 	assert_false(fake_lvm_lv_active(t->fx->domain, t->s1));
 	assert_false(hsm_merge_drive_busy(&t->fx->hsm, "vm1", "vda", NULL));
 }
 
 static void test_merge__active_commit_extends_and_pivots(void **state)
 {
-	struct t *t = *state;
+	struct mfx *t = *state;
 	struct fake_virt_call call;
 	struct hsm_drive_id *drives = NULL;
 	char *xml = NULL;
@@ -89,39 +91,37 @@ static void test_merge__active_commit_extends_and_pivots(void **state)
 	uint64_t lv_before = 0, lv_after = 0;
 	struct pk_volume_meta m;
 
-	assert_int_equal(spm_meta(t->fx, t->s1, &m, &lv_before, NULL), 0);
+	assert_int_equal(spm_fixture_meta(t->fx, t->s1, &m, &lv_before, NULL), 0);
 	fake_virt_set_manual_pivot(true);
-	struct hsm_merge_job_info j = merge(t, t->s1, NULL, HSM_MERGE_DIR_COMMIT);
+	struct hsm_merge_job_info j = mfx_merge(t, t->s1, NULL, HSM_MERGE_DIR_COMMIT);
 	assert_int_equal(j.kind, HSM_MERGE_ACTIVE_COMMIT);
 	assert_string_equal(j.top, t->s2);
-	wait_calls(FAKE_VIRT_COMMIT, 1);
+	mfx_wait_calls(FAKE_VIRT_COMMIT, 1);
 	assert_true(fake_virt_last_call(FAKE_VIRT_COMMIT, &call));
 	assert_true(call.active);
 	/* EXTENDING asked the SPM: S1 (COW) must hold S2's data + headroom. */
-	assert_true(atomic_load(&g_spm.extends) >= 1);
-	assert_int_equal(spm_meta(t->fx, t->s1, &m, &lv_after, NULL), 0);
+	assert_true(atomic_load(&t->spm->extends) >= 1);
+	assert_int_equal(spm_fixture_meta(t->fx, t->s1, &m, &lv_after, NULL), 0);
 	assert_true(lv_after > lv_before);
 	/* cur == end is not READY. */
 	assert_int_equal(fake_virt_job_progress("vm1", "vda", 50, 50), 0);
-	sleep_ms(300);
-	struct hsm_merge_job_info i;
-	assert_int_equal(hsm_merge_job_get(&t->fx->hsm, j.id, &i, NULL), 0);
+	struct hsm_merge_job_info i = mfx_wait_progress(t, j.id, 50, 50);
 	assert_int_equal(i.state, HSM_MERGE_COMMITTING);
 	/* READY: the old leaf becomes ILLEGAL, then the pivot is asked. */
 	assert_int_equal(fake_virt_job_ready("vm1", "vda"), 0);
-	wait_state(t, j.id, HSM_MERGE_PIVOTING);
-	wait_calls(FAKE_VIRT_JOB_ABORT, 1);
+	mfx_wait_state(t, j.id, HSM_MERGE_PIVOTING);
+	mfx_wait_calls(FAKE_VIRT_JOB_ABORT, 1);
 	assert_true(fake_virt_last_call(FAKE_VIRT_JOB_ABORT, &call));
 	assert_true(call.pivot);
-	assert_int_equal(meta(t, t->s2).legality, PK_VOLUME_ILLEGAL);
+	assert_int_equal(mfx_meta(t, t->s2).legality, PK_VOLUME_ILLEGAL);
 	assert_int_equal(fake_virt_pivot_finish("vm1", "vda", true), 0);
-	wait_state(t, j.id, HSM_MERGE_DONE);
+	mfx_wait_state(t, j.id, HSM_MERGE_DONE);
 	fake_virt_set_manual_pivot(false);
-	assert_chain(t, t->s1, t->b, NULL);
-	m = meta(t, t->s1);
+	mfx_assert_chain(t, t->s1, t->b, NULL);
+	m = mfx_meta(t, t->s1);
 	assert_int_equal(m.role, PK_VOLUME_LEAF);
 	assert_int_equal(m.legality, PK_VOLUME_LEGAL);
-	m = meta(t, t->s2);
+	m = mfx_meta(t, t->s2);
 	assert_int_equal(m.role, PK_VOLUME_INTERNAL);
 	assert_int_equal(m.legality, PK_VOLUME_ILLEGAL);
 	/* The drive's metadata names the new leaf. */
@@ -131,156 +131,159 @@ static void test_merge__active_commit_extends_and_pivots(void **state)
 	assert_string_equal(drives[0].volume_id, t->s1);
 	free(drives);
 	free(xml);
-	assert_false(linked(t, t->s2));
+	assert_false(mfx_linked(t, t->s2));
 }
 
 static void test_merge__failed_pivot_restores_legal_and_retries(void **state)
 {
-	struct t *t = *state;
+	struct mfx *t = *state;
 
 	fake_virt_set_manual_pivot(true);
-	struct hsm_merge_job_info j = merge(t, t->s1, t->s2, HSM_MERGE_DIR_COMMIT);
-	wait_calls(FAKE_VIRT_COMMIT, 1);
+	struct hsm_merge_job_info j = mfx_merge(t, t->s1, t->s2, HSM_MERGE_DIR_COMMIT);
+	mfx_wait_calls(FAKE_VIRT_COMMIT, 1);
 	assert_int_equal(fake_virt_job_ready("vm1", "vda"), 0);
-	wait_calls(FAKE_VIRT_JOB_ABORT, 1);
+	mfx_wait_calls(FAKE_VIRT_JOB_ABORT, 1);
 	assert_int_equal(fake_virt_pivot_finish("vm1", "vda", false), 0);
 	/* The job sees ready='yes' again with the old chain: LEGAL, READY, pivot again. */
-	wait_calls(FAKE_VIRT_JOB_ABORT, 2);
-	assert_true(atomic_load(&g_spm.updates) >= 3); /* ILLEGAL, LEGAL, ILLEGAL */
+	mfx_wait_calls(FAKE_VIRT_JOB_ABORT, 2);
+	assert_true(atomic_load(&t->spm->updates) >= 3); /* ILLEGAL, LEGAL, ILLEGAL */
 	assert_int_equal(fake_virt_pivot_finish("vm1", "vda", true), 0);
-	wait_state(t, j.id, HSM_MERGE_DONE);
+	mfx_wait_state(t, j.id, HSM_MERGE_DONE);
 	fake_virt_set_manual_pivot(false);
-	assert_chain(t, t->s1, t->b, NULL);
+	mfx_assert_chain(t, t->s1, t->b, NULL);
 }
 
 static void test_merge__pull(void **state)
 {
-	struct t *t = *state;
+	struct mfx *t = *state;
 	struct fake_virt_call call;
-	struct hsm_merge_job_info j = merge(t, t->s1, NULL, HSM_MERGE_DIR_PULL);
+	struct hsm_merge_job_info j = mfx_merge(t, t->s1, NULL, HSM_MERGE_DIR_PULL);
 
 	assert_int_equal(j.kind, HSM_MERGE_PULL);
-	wait_calls(FAKE_VIRT_PULL, 1);
+	mfx_wait_calls(FAKE_VIRT_PULL, 1);
 	assert_true(fake_virt_last_call(FAKE_VIRT_PULL, &call));
 	assert_string_not_equal(call.base, ""); /* the new backing: B */
 	assert_int_equal(fake_virt_job_complete("vm1", "vda"), 0);
-	wait_state(t, j.id, HSM_MERGE_DONE);
-	assert_chain(t, t->s2, t->b, NULL);
-	assert_string_equal(meta(t, t->s2).parent, t->b);
-	assert_int_equal(meta(t, t->s1).legality, PK_VOLUME_ILLEGAL);
-	assert_false(linked(t, t->s1));
+	mfx_wait_state(t, j.id, HSM_MERGE_DONE);
+	mfx_assert_chain(t, t->s2, t->b, NULL);
+	assert_string_equal(mfx_meta(t, t->s2).parent, t->b);
+	assert_int_equal(mfx_meta(t, t->s1).legality, PK_VOLUME_ILLEGAL);
+	assert_false(mfx_linked(t, t->s1));
 }
 
 static void test_merge__abort_cancels_and_keeps_chain(void **state)
 {
-	struct t *t = *state;
-	struct hsm_merge_job_info j = merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT), i;
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j = mfx_merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT), i;
 	struct pk_error err = { PK_OK, "" };
 
-	wait_calls(FAKE_VIRT_COMMIT, 1);
+	mfx_wait_calls(FAKE_VIRT_COMMIT, 1);
 	assert_int_equal(hsm_merge_job_abort(&t->fx->hsm, j.id, &i, &err), 0);
-	i = wait_state(t, j.id, HSM_MERGE_FAILED);
+	i = mfx_wait_state(t, j.id, HSM_MERGE_FAILED);
 	assert_int_equal(i.error.code, PK_E_ABORTED);
-	assert_chain(t, t->s2, t->s1, t->b);
-	assert_int_equal(meta(t, t->s1).legality, PK_VOLUME_LEGAL);
-	assert_true(linked(t, t->s1));
+	mfx_assert_chain(t, t->s2, t->s1, t->b);
+	assert_int_equal(mfx_meta(t, t->s1).legality, PK_VOLUME_LEGAL);
+	assert_true(mfx_linked(t, t->s1));
 	/* The drive is free again. */
-	j = merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
-	wait_calls(FAKE_VIRT_COMMIT, 2);
+	j = mfx_merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
+	mfx_wait_calls(FAKE_VIRT_COMMIT, 2);
 	assert_int_equal(fake_virt_job_complete("vm1", "vda"), 0);
-	wait_state(t, j.id, HSM_MERGE_DONE);
+	mfx_wait_state(t, j.id, HSM_MERGE_DONE);
 }
 
 static void test_merge__block_job_failure_is_clean(void **state)
 {
-	struct t *t = *state;
-	struct hsm_merge_job_info j = merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j = mfx_merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
 
-	wait_calls(FAKE_VIRT_COMMIT, 1);
-	wait_state(t, j.id, HSM_MERGE_COMMITTING);
+	mfx_wait_calls(FAKE_VIRT_COMMIT, 1);
+	mfx_wait_state(t, j.id, HSM_MERGE_COMMITTING);
 	assert_int_equal(fake_virt_job_fail("vm1", "vda"), 0);
-	j = wait_state(t, j.id, HSM_MERGE_FAILED);
+	j = mfx_wait_state(t, j.id, HSM_MERGE_FAILED);
 	assert_int_equal(j.error.code, PK_E_IO);
-	assert_chain(t, t->s2, t->s1, t->b);
-	assert_int_equal(meta(t, t->s1).legality, PK_VOLUME_LEGAL);
+	mfx_assert_chain(t, t->s2, t->s1, t->b);
+	assert_int_equal(mfx_meta(t, t->s1).legality, PK_VOLUME_LEGAL);
 }
 
 static void test_merge__vm_stopped_mid_commit(void **state)
 {
-	struct t *t = *state;
-	struct hsm_merge_job_info j = merge(t, t->s1, t->s2, HSM_MERGE_DIR_COMMIT);
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j = mfx_merge(t, t->s1, t->s2, HSM_MERGE_DIR_COMMIT);
 
-	wait_calls(FAKE_VIRT_COMMIT, 1);
+	mfx_wait_calls(FAKE_VIRT_COMMIT, 1);
 	fake_virt_set_manual_pivot(true);
 	assert_int_equal(fake_virt_job_ready("vm1", "vda"), 0);
-	wait_calls(FAKE_VIRT_JOB_ABORT, 1);
-	assert_int_equal(meta(t, t->s2).legality, PK_VOLUME_ILLEGAL);
+	mfx_wait_calls(FAKE_VIRT_JOB_ABORT, 1);
+	assert_int_equal(mfx_meta(t, t->s2).legality, PK_VOLUME_ILLEGAL);
 	/* qemu dies while the pivot waits: the old leaf was ILLEGAL, becomes LEGAL. */
 	assert_int_equal(fake_virt_domain_set_state("vm1", HSM_VIRT_STATE_SHUTOFF), 0);
-	j = wait_state(t, j.id, HSM_MERGE_FAILED);
+	j = mfx_wait_state(t, j.id, HSM_MERGE_FAILED);
 	fake_virt_set_manual_pivot(false);
 	assert_int_equal(j.error.code, PK_E_ABORTED);
 	assert_non_null(strstr(j.error.message, "intact"));
-	assert_int_equal(meta(t, t->s2).legality, PK_VOLUME_LEGAL);
-	assert_int_equal(meta(t, t->s2).role, PK_VOLUME_LEAF);
+	assert_int_equal(mfx_meta(t, t->s2).legality, PK_VOLUME_LEGAL);
+	assert_int_equal(mfx_meta(t, t->s2).role, PK_VOLUME_LEAF);
 }
 
 static void test_merge__lost_events_reconciled_after_reconnect(void **state)
 {
-	struct t *t = *state;
-	struct hsm_merge_job_info j = merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j = mfx_merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
 
-	wait_calls(FAKE_VIRT_COMMIT, 1);
-	wait_state(t, j.id, HSM_MERGE_COMMITTING);
+	mfx_wait_calls(FAKE_VIRT_COMMIT, 1);
+	mfx_wait_state(t, j.id, HSM_MERGE_COMMITTING);
 	fake_virt_disconnect();
 	assert_int_equal(fake_virt_job_complete("vm1", "vda"), 0); /* event lost */
-	sleep_ms(300);
+	fake_virt_events_flush();
+	struct hsm_merge_job_info i;
+	assert_int_equal(hsm_merge_job_get(&t->fx->hsm, j.id, &i, NULL), 0);
+	assert_int_equal(i.state, HSM_MERGE_COMMITTING); /* nothing told it */
 	fake_virt_reconnect();
-	wait_state(t, j.id, HSM_MERGE_DONE);
-	assert_chain(t, t->s2, t->b, NULL);
+	mfx_wait_state(t, j.id, HSM_MERGE_DONE);
+	mfx_assert_chain(t, t->s2, t->b, NULL);
 	assert_int_equal(fake_virt_calls(FAKE_VIRT_COMMIT), 1); /* not started twice */
 }
 
 static void test_merge__resumed_after_restart(void **state)
 {
-	struct t *t = *state;
-	struct hsm_merge_job_info j = merge(t, t->s1, NULL, HSM_MERGE_DIR_COMMIT);
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j = mfx_merge(t, t->s1, NULL, HSM_MERGE_DIR_COMMIT);
 
-	wait_calls(FAKE_VIRT_COMMIT, 1);
-	wait_state(t, j.id, HSM_MERGE_COMMITTING);
-	restart(t);
+	mfx_wait_calls(FAKE_VIRT_COMMIT, 1);
+	mfx_wait_state(t, j.id, HSM_MERGE_COMMITTING);
+	mfx_restart(t);
 	/* The resumed job adopts the running block job. */
 	assert_int_equal(fake_virt_job_ready("vm1", "vda"), 0);
-	wait_state(t, j.id, HSM_MERGE_DONE);
+	mfx_wait_state(t, j.id, HSM_MERGE_DONE);
 	assert_int_equal(fake_virt_calls(FAKE_VIRT_COMMIT), 1);
-	assert_chain(t, t->s1, t->b, NULL);
-	assert_int_equal(meta(t, t->s1).role, PK_VOLUME_LEAF);
+	mfx_assert_chain(t, t->s1, t->b, NULL);
+	assert_int_equal(mfx_meta(t, t->s1).role, PK_VOLUME_LEAF);
 }
 
 /* A record left in PIVOTING after a pivot that happened: only CLEANUP is left. */
 static void test_merge__resumed_in_pivoting_after_pivot(void **state)
 {
-	struct t *t = *state;
-	struct hsm_merge_job_info j = merge(t, t->s1, NULL, HSM_MERGE_DIR_COMMIT);
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j = mfx_merge(t, t->s1, NULL, HSM_MERGE_DIR_COMMIT);
 
-	wait_calls(FAKE_VIRT_COMMIT, 1);
+	mfx_wait_calls(FAKE_VIRT_COMMIT, 1);
 	fake_virt_set_manual_pivot(true);
 	assert_int_equal(fake_virt_job_ready("vm1", "vda"), 0);
-	wait_calls(FAKE_VIRT_JOB_ABORT, 1);
+	mfx_wait_calls(FAKE_VIRT_JOB_ABORT, 1);
 	hsm_merge_stop(&t->fx->hsm); /* "killed" while the pivot runs */
 	assert_int_equal(fake_virt_pivot_finish("vm1", "vda", true), 0);
 	fake_virt_set_manual_pivot(false);
-	restart(t);
-	wait_state(t, j.id, HSM_MERGE_DONE);
+	mfx_restart(t);
+	mfx_wait_state(t, j.id, HSM_MERGE_DONE);
 	assert_int_equal(fake_virt_calls(FAKE_VIRT_JOB_ABORT), 1);
-	assert_int_equal(meta(t, t->s1).role, PK_VOLUME_LEAF);
-	assert_int_equal(meta(t, t->s2).legality, PK_VOLUME_ILLEGAL);
+	assert_int_equal(mfx_meta(t, t->s1).role, PK_VOLUME_LEAF);
+	assert_int_equal(mfx_meta(t, t->s2).legality, PK_VOLUME_ILLEGAL);
 }
 
 /* The merge happened in qemu but the metadata is behind: Merge only cleans up. */
 static void test_merge__done_in_qemu_only_cleans_up(void **state)
 {
-	struct t *t = *state;
+	struct mfx *t = *state;
 	char base[64], top[64];
 	struct pk_error err = { PK_OK, "" };
 	struct hsm_merge_live live;
@@ -292,28 +295,28 @@ static void test_merge__done_in_qemu_only_cleans_up(void **state)
 					       &err), 0);
 	assert_int_equal(fake_virt_job_complete("vm1", "vda"), 0);
 	fake_virt_events_flush();
-	struct hsm_merge_job_info j = merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
+	struct hsm_merge_job_info j = mfx_merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
 	assert_int_equal(j.state, HSM_MERGE_CLEANUP);
-	wait_state(t, j.id, HSM_MERGE_DONE);
-	assert_string_equal(meta(t, t->s2).parent, t->b);
-	assert_int_equal(meta(t, t->s1).legality, PK_VOLUME_ILLEGAL);
+	mfx_wait_state(t, j.id, HSM_MERGE_DONE);
+	assert_string_equal(mfx_meta(t, t->s2).parent, t->b);
+	assert_int_equal(mfx_meta(t, t->s1).legality, PK_VOLUME_ILLEGAL);
 }
 
 static void test_merge__cleanup_retries_transient_spm_errors(void **state)
 {
-	struct t *t = *state;
-	struct hsm_merge_job_info j = merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j = mfx_merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
 
-	wait_calls(FAKE_VIRT_COMMIT, 1);
-	atomic_store(&g_spm.fail_updates, 2);
+	mfx_wait_calls(FAKE_VIRT_COMMIT, 1);
+	atomic_store(&t->spm->fail_updates, 2);
 	assert_int_equal(fake_virt_job_complete("vm1", "vda"), 0);
-	wait_state(t, j.id, HSM_MERGE_DONE);
-	assert_int_equal(meta(t, t->s1).legality, PK_VOLUME_ILLEGAL);
+	mfx_wait_state(t, j.id, HSM_MERGE_DONE);
+	assert_int_equal(mfx_meta(t, t->s1).legality, PK_VOLUME_ILLEGAL);
 }
 
 static void test_merge__bad_input(void **state)
 {
-	struct t *t = *state;
+	struct mfx *t = *state;
 	char other_img[PK_UUID_BUFLEN], ob[PK_UUID_BUFLEN], ol[PK_UUID_BUFLEN];
 	char unknown[PK_UUID_BUFLEN];
 	struct hsm_merge_request r = { .vm = "vm1", .drive = "vda", .base = t->b, .top = t->s1 };
@@ -321,62 +324,62 @@ static void test_merge__bad_input(void **state)
 	fx_image(t->fx, other_img, ob, ol);
 	pk_uuid_generate(unknown);
 	r.vm = "nope";
-	expect_error(t, &r, PK_E_NOT_FOUND);
+	mfx_expect_error(t, &r, PK_E_NOT_FOUND);
 	r.vm = "bad name!";
-	expect_error(t, &r, PK_E_INVALID_ARGUMENT);
+	mfx_expect_error(t, &r, PK_E_INVALID_ARGUMENT);
 	r.vm = "vm1";
 	r.drive = "vdz";
-	expect_error(t, &r, PK_E_NOT_FOUND);
+	mfx_expect_error(t, &r, PK_E_NOT_FOUND);
 	r.drive = "../x";
-	expect_error(t, &r, PK_E_INVALID_ARGUMENT);
+	mfx_expect_error(t, &r, PK_E_INVALID_ARGUMENT);
 	r.drive = "vda";
 	r.top = t->b;
-	expect_error(t, &r, PK_E_INVALID_ARGUMENT); /* top == base */
+	mfx_expect_error(t, &r, PK_E_INVALID_ARGUMENT); /* top == base */
 	r.top = t->b;
 	r.base = t->s1;
-	expect_error(t, &r, PK_E_INVALID_ARGUMENT); /* base above top */
+	mfx_expect_error(t, &r, PK_E_INVALID_ARGUMENT); /* base above top */
 	r.base = ob;
 	r.top = t->s1;
-	expect_error(t, &r, PK_E_INVALID_ARGUMENT); /* another image */
+	mfx_expect_error(t, &r, PK_E_INVALID_ARGUMENT); /* another image */
 	r.base = unknown;
-	expect_error(t, &r, PK_E_NOT_FOUND);
+	mfx_expect_error(t, &r, PK_E_NOT_FOUND);
 	r.base = "not-a-uuid";
-	expect_error(t, &r, PK_E_INVALID_ARGUMENT);
+	mfx_expect_error(t, &r, PK_E_INVALID_ARGUMENT);
 	r.base = t->b;
 	r.image = other_img;
-	expect_error(t, &r, PK_E_INVALID_ARGUMENT); /* drive is another image */
+	mfx_expect_error(t, &r, PK_E_INVALID_ARGUMENT); /* drive is another image */
 	r.image = NULL;
 	r.bandwidth = 1;
-	expect_error(t, &r, PK_E_INVALID_ARGUMENT);
+	mfx_expect_error(t, &r, PK_E_INVALID_ARGUMENT);
 	r.bandwidth = HSM_MERGE_BANDWIDTH_MAX + 1;
-	expect_error(t, &r, PK_E_INVALID_ARGUMENT);
+	mfx_expect_error(t, &r, PK_E_INVALID_ARGUMENT);
 	r.bandwidth = 0;
 	r.direction = HSM_MERGE_DIR_PULL; /* a pull needs top = leaf */
-	expect_error(t, &r, PK_E_INVALID_ARGUMENT);
+	mfx_expect_error(t, &r, PK_E_INVALID_ARGUMENT);
 	assert_int_equal(fake_virt_calls(FAKE_VIRT_COMMIT) + fake_virt_calls(FAKE_VIRT_PULL), 0);
-	assert_int_equal(atomic_load(&g_spm.updates), 0);
-	assert_chain(t, t->s2, t->s1, t->b);
+	assert_int_equal(atomic_load(&t->spm->updates), 0);
+	mfx_assert_chain(t, t->s2, t->s1, t->b);
 }
 
 static void test_merge__one_job_per_drive(void **state)
 {
-	struct t *t = *state;
+	struct mfx *t = *state;
 	struct hsm_merge_request r = { .vm = "vm1", .drive = "vda", .base = t->s1 };
-	struct hsm_merge_job_info j = merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT), i;
+	struct hsm_merge_job_info j = mfx_merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT), i;
 	struct pk_error err = { PK_OK, "" };
 	char id[PK_UUID_BUFLEN] = "";
 
-	expect_error(t, &r, PK_E_CONFLICT);
+	mfx_expect_error(t, &r, PK_E_CONFLICT);
 	assert_true(hsm_merge_drive_busy(&t->fx->hsm, "vm1", "vda", id));
 	assert_string_equal(id, j.id);
-	wait_calls(FAKE_VIRT_COMMIT, 1);
+	mfx_wait_calls(FAKE_VIRT_COMMIT, 1);
 	/* Bandwidth while it runs. */
 	assert_int_equal(hsm_merge_job_set_bandwidth(&t->fx->hsm, j.id, 1 << 20, &i, &err), 0);
 	assert_int_equal(i.bandwidth, 1 << 20);
 	assert_int_not_equal(hsm_merge_job_set_bandwidth(&t->fx->hsm, j.id, 5, &i, &err), 0);
 	assert_int_equal(err.code, PK_E_INVALID_ARGUMENT);
 	assert_int_equal(fake_virt_job_complete("vm1", "vda"), 0);
-	wait_state(t, j.id, HSM_MERGE_DONE);
+	mfx_wait_state(t, j.id, HSM_MERGE_DONE);
 	/* Unknown job ids. */
 	assert_int_not_equal(hsm_merge_job_get(&t->fx->hsm, t->b, &i, &err), 0);
 	assert_int_equal(err.code, PK_E_NOT_FOUND);
@@ -386,17 +389,38 @@ static void test_merge__one_job_per_drive(void **state)
 
 static void test_merge__events_published(void **state)
 {
-	struct t *t = *state;
+	struct mfx *t = *state;
 	struct pk_rpc_sub *sub = NULL;
 	struct pk_error err = { PK_OK, "" };
 	bool done = false, committing = false;
 
 	assert_int_equal(pk_rpc_sub_new(t->events, &sub, &err), 0);
-	sleep_ms(100); /* the subscription reaches the publisher */
-	struct hsm_merge_job_info j = merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
-	wait_calls(FAKE_VIRT_COMMIT, 1);
+	struct hsm_merge_job_info j = mfx_merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT), i;
+	mfx_wait_calls(FAKE_VIRT_COMMIT, 1);
+	mfx_wait_state(t, j.id, HSM_MERGE_COMMITTING);
+	/*
+	 * The subscription reaches the publisher some time after the dial:
+	 * events before that are lost. Publish (a bandwidth change) until one
+	 * arrives instead of sleeping.
+	 */
+	for (uint64_t end = mfx_now_ms() + 5000; !committing && mfx_now_ms() < end;) {
+		void *msg = NULL;
+		size_t len = 0;
+		assert_int_equal(hsm_merge_job_set_bandwidth(&t->fx->hsm, j.id, 1 << 20, &i, &err), 0);
+		if (pk_rpc_sub_recv(sub, 50, &msg, &len, &err) < 0) {
+			continue;
+		}
+		Pk__Event *ev = pk__event__unpack(NULL, len, msg);
+		assert_non_null(ev);
+		assert_int_equal(ev->host_id, 2);
+		assert_string_equal(ev->job->job_id, j.id);
+		committing = ev->job->state == PK__JOB_STATE__COMMITTING;
+		pk__event__free_unpacked(ev, NULL);
+		free(msg);
+	}
+	assert_true(committing);
 	assert_int_equal(fake_virt_job_complete("vm1", "vda"), 0);
-	for (uint64_t end = now_ms() + 5000; !done && now_ms() < end;) {
+	for (uint64_t end = mfx_now_ms() + 5000; !done && mfx_now_ms() < end;) {
 		void *msg = NULL;
 		size_t len = 0;
 		if (pk_rpc_sub_recv(sub, 500, &msg, &len, &err) < 0) {
@@ -418,111 +442,113 @@ static void test_merge__events_published(void **state)
 
 static void test_merge__cold_commit_with_qemu_img(void **state)
 {
-	struct t *t = *state;
+	struct mfx *t = *state;
 	char f[512];
 
 	/* Data in S1 that must reach B. */
-	mapper_file(t, t->s1, f, sizeof(f));
+	mfx_mapper_file(t, t->s1, f, sizeof(f));
 	const char *w[] = { "qemu-io", "-f", "qcow2", "-c", "write -q -P 0x5a 1M 1M", f, NULL };
-	run(w);
+	mfx_run(w);
 	assert_int_equal(fake_virt_domain_set_state("vm1", HSM_VIRT_STATE_SHUTOFF), 0);
-	struct hsm_merge_job_info j = merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
+	struct hsm_merge_job_info j = mfx_merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
 	assert_int_equal(j.kind, HSM_MERGE_COLD_COMMIT);
-	j = wait_state(t, j.id, HSM_MERGE_DONE);
+	j = mfx_wait_state(t, j.id, HSM_MERGE_DONE);
 	assert_true(j.end > 0);
 	assert_int_equal(j.cur, j.end);
 	/* B holds the data; S2's header names B. */
-	mapper_file(t, t->b, f, sizeof(f));
+	mfx_mapper_file(t, t->b, f, sizeof(f));
 	const char *rd[] = { "qemu-io", "-f", "raw", "-c", "read -q -P 0x5a 1M 1M", f, NULL };
-	run(rd);
-	mapper_file(t, t->s2, f, sizeof(f));
+	mfx_run(rd);
+	mfx_mapper_file(t, t->s2, f, sizeof(f));
 	struct pk_proc_result res = { 0 };
 	const char *info[] = { "qemu-img", "info", "--output=json", f, NULL };
 	assert_int_equal(pk_proc_run(info, 30000, &res, NULL), 0);
 	assert_non_null(strstr(res.out, t->b));
 	assert_null(strstr(res.out, t->s1));
 	pk_proc_result_release(&res);
-	assert_string_equal(meta(t, t->s2).parent, t->b);
-	assert_int_equal(meta(t, t->s1).legality, PK_VOLUME_ILLEGAL);
+	assert_string_equal(mfx_meta(t, t->s2).parent, t->b);
+	assert_int_equal(mfx_meta(t, t->s1).legality, PK_VOLUME_ILLEGAL);
 	/* A pull needs a running VM. */
 	struct hsm_merge_request r = { .vm = "vm1", .drive = "vda", .base = t->b,
 				       .direction = HSM_MERGE_DIR_PULL };
-	expect_error(t, &r, PK_E_UNSUPPORTED);
+	mfx_expect_error(t, &r, PK_E_UNSUPPORTED);
 }
 
 static void test_merge__cold_commit_of_the_leaf_switches_the_definition(void **state)
 {
-	struct t *t = *state;
+	struct mfx *t = *state;
 	struct fake_virt_call call;
 	char f[512];
 
-	mapper_file(t, t->s2, f, sizeof(f));
+	mfx_mapper_file(t, t->s2, f, sizeof(f));
 	const char *w[] = { "qemu-io", "-f", "qcow2", "-c", "write -q -P 0x6b 2M 1M", f, NULL };
-	run(w);
+	mfx_run(w);
 	assert_int_equal(fake_virt_domain_set_state("vm1", HSM_VIRT_STATE_SHUTOFF), 0);
 	/* The first switch meets libvirtd away: retried, not failed. */
 	fake_virt_fail_next(FAKE_VIRT_DISK_SOURCE_SET, PK_E_UNAVAILABLE, "libvirtd away");
-	struct hsm_merge_job_info j = merge(t, t->s1, NULL, HSM_MERGE_DIR_COMMIT);
+	struct hsm_merge_job_info j = mfx_merge(t, t->s1, NULL, HSM_MERGE_DIR_COMMIT);
 	assert_int_equal(j.kind, HSM_MERGE_COLD_COMMIT);
-	j = wait_state(t, j.id, HSM_MERGE_DONE);
+	j = mfx_wait_state(t, j.id, HSM_MERGE_DONE);
 	assert_int_equal(fake_virt_calls(FAKE_VIRT_DISK_SOURCE_SET), 2);
 	/* S1 holds S2's data and is what the VM will open. */
-	mapper_file(t, t->s1, f, sizeof(f));
+	mfx_mapper_file(t, t->s1, f, sizeof(f));
 	const char *rd[] = { "qemu-io", "-f", "qcow2", "-c", "read -q -P 0x6b 2M 1M", f, NULL };
-	run(rd);
+	mfx_run(rd);
 	assert_true(fake_virt_last_call(FAKE_VIRT_DISK_SOURCE_SET, &call));
 	assert_string_equal(call.disk, "vda");
-	assert_chain(t, t->s1, t->b, NULL); /* probed from S1's header */
-	assert_defined_leaf(t, t->s1);
-	assert_int_equal(meta(t, t->s1).role, PK_VOLUME_LEAF);
-	assert_int_equal(meta(t, t->s2).legality, PK_VOLUME_ILLEGAL);
-	assert_int_equal(meta(t, t->s2).role, PK_VOLUME_INTERNAL);
-	assert_false(linked(t, t->s2));
+	mfx_assert_chain(t, t->s1, t->b, NULL); /* probed from S1's header */
+	mfx_assert_defined_leaf(t, t->s1);
+	assert_int_equal(mfx_meta(t, t->s1).role, PK_VOLUME_LEAF);
+	assert_int_equal(mfx_meta(t, t->s2).legality, PK_VOLUME_ILLEGAL);
+	assert_int_equal(mfx_meta(t, t->s2).role, PK_VOLUME_INTERNAL);
+	assert_false(mfx_linked(t, t->s2));
 	/* The VM starts on the new chain. */
 	assert_int_equal(fake_virt_domain_set_state("vm1", HSM_VIRT_STATE_RUNNING), 0);
-	assert_chain(t, t->s1, t->b, NULL);
+	mfx_assert_chain(t, t->s1, t->b, NULL);
 }
 
 static void test_merge__cold_leaf_switch_refused_keeps_the_old_leaf(void **state)
 {
-	struct t *t = *state;
+	struct mfx *t = *state;
 
 	assert_int_equal(fake_virt_domain_set_state("vm1", HSM_VIRT_STATE_SHUTOFF), 0);
 	/* As when the VM is started just before the switch. */
 	fake_virt_fail_next(FAKE_VIRT_DISK_SOURCE_SET, PK_E_CONFLICT,
 			    "VM 'vm1' runs: its disk source changes only while it is shut off");
-	struct hsm_merge_job_info j = merge(t, t->s1, t->s2, HSM_MERGE_DIR_COMMIT);
-	j = wait_state(t, j.id, HSM_MERGE_FAILED);
+	struct hsm_merge_job_info j = mfx_merge(t, t->s1, t->s2, HSM_MERGE_DIR_COMMIT);
+	j = mfx_wait_state(t, j.id, HSM_MERGE_FAILED);
 	assert_int_equal(j.error.code, PK_E_CONFLICT);
 	assert_non_null(strstr(j.error.message, "keeps its leaf"));
-	assert_defined_leaf(t, t->s2);
-	assert_int_equal(meta(t, t->s2).legality, PK_VOLUME_LEGAL);
-	assert_int_equal(meta(t, t->s2).role, PK_VOLUME_LEAF);
-	assert_int_equal(meta(t, t->s1).legality, PK_VOLUME_LEGAL);
-	assert_true(linked(t, t->s2));
+	mfx_assert_defined_leaf(t, t->s2);
+	assert_int_equal(mfx_meta(t, t->s2).legality, PK_VOLUME_LEGAL);
+	assert_int_equal(mfx_meta(t, t->s2).role, PK_VOLUME_LEAF);
+	assert_int_equal(mfx_meta(t, t->s1).legality, PK_VOLUME_LEGAL);
+	assert_true(mfx_linked(t, t->s2));
 	/* Merged again, it finishes. */
-	j = merge(t, t->s1, t->s2, HSM_MERGE_DIR_COMMIT);
-	wait_state(t, j.id, HSM_MERGE_DONE);
-	assert_defined_leaf(t, t->s1);
+	j = mfx_merge(t, t->s1, t->s2, HSM_MERGE_DIR_COMMIT);
+	mfx_wait_state(t, j.id, HSM_MERGE_DONE);
+	mfx_assert_defined_leaf(t, t->s1);
 }
 
 /* A state whose record cannot be written does not take effect: the job stays
  * where it was (in memory and on disk) and goes on once the record can be. */
 static void test_merge__unwritable_record_does_not_advance(void **state)
 {
-	struct t *t = *state;
-	struct hsm_merge_job_info j = merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT), i;
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j = mfx_merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT), i;
 	char tmp[PATH_MAX], dir[PATH_MAX], name[64], *text = NULL;
 	struct pk_error err = { PK_OK, "" };
 	size_t len = 0;
 
-	wait_calls(FAKE_VIRT_COMMIT, 1);
-	wait_state(t, j.id, HSM_MERGE_COMMITTING);
+	mfx_wait_calls(FAKE_VIRT_COMMIT, 1);
+	mfx_wait_state(t, j.id, HSM_MERGE_COMMITTING);
 	/* A directory where the write puts its temp file: every write fails (even as root). */
 	snprintf(tmp, sizeof(tmp), "%s/merge/.%s.job.tmp", t->settings.state_dir, j.id);
 	assert_int_equal(mkdir(tmp, 0700), 0);
 	assert_int_equal(fake_virt_job_complete("vm1", "vda"), 0);
-	sleep_ms(1500);
+	/* A window for the job to try (and fail) its CLEANUP record: the
+	 * assertion is that nothing happens, so there is no event to wait on. */
+	mfx_sleep_ms(1500);
 	assert_int_equal(hsm_merge_job_get(&t->fx->hsm, j.id, &i, &err), 0);
 	assert_int_equal(i.state, HSM_MERGE_COMMITTING);
 	/* Its record still says COMMITTING. */
@@ -533,46 +559,46 @@ static void test_merge__unwritable_record_does_not_advance(void **state)
 	assert_null(strstr(text, "CLEANUP"));
 	free(text);
 	/* Nothing of CLEANUP ran: the removed layer is still LEGAL. */
-	assert_int_equal(meta(t, t->s1).legality, PK_VOLUME_LEGAL);
+	assert_int_equal(mfx_meta(t, t->s1).legality, PK_VOLUME_LEGAL);
 	assert_int_equal(rmdir(tmp), 0);
-	wait_state(t, j.id, HSM_MERGE_DONE);
-	assert_int_equal(meta(t, t->s1).legality, PK_VOLUME_ILLEGAL);
+	mfx_wait_state(t, j.id, HSM_MERGE_DONE);
+	assert_int_equal(mfx_meta(t, t->s1).legality, PK_VOLUME_ILLEGAL);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_merge__internal_commit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_merge__active_commit_extends_and_pivots, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_merge__internal_commit, mfx_setup, mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__active_commit_extends_and_pivots, mfx_setup,
+						mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_merge__failed_pivot_restores_legal_and_retries,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_merge__pull, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_merge__abort_cancels_and_keeps_chain, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_merge__block_job_failure_is_clean, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_merge__vm_stopped_mid_commit, setup, teardown),
+						mfx_setup, mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__pull, mfx_setup, mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__abort_cancels_and_keeps_chain, mfx_setup,
+						mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__block_job_failure_is_clean, mfx_setup,
+						mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__vm_stopped_mid_commit, mfx_setup, mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_merge__lost_events_reconciled_after_reconnect,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_merge__resumed_after_restart, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_merge__resumed_in_pivoting_after_pivot, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_merge__done_in_qemu_only_cleans_up, setup,
-						teardown),
+						mfx_setup, mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__resumed_after_restart, mfx_setup, mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__resumed_in_pivoting_after_pivot, mfx_setup,
+						mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__done_in_qemu_only_cleans_up, mfx_setup,
+						mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_merge__cleanup_retries_transient_spm_errors,
-						setup, teardown),
+						mfx_setup, mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_merge__unwritable_record_does_not_advance,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_merge__bad_input, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_merge__one_job_per_drive, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_merge__events_published, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_merge__cold_commit_with_qemu_img, setup,
-						teardown),
+						mfx_setup, mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__bad_input, mfx_setup, mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__one_job_per_drive, mfx_setup, mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__events_published, mfx_setup, mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__cold_commit_with_qemu_img, mfx_setup,
+						mfx_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_merge__cold_commit_of_the_leaf_switches_the_definition, setup, teardown),
+			test_merge__cold_commit_of_the_leaf_switches_the_definition, mfx_setup, mfx_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_merge__cold_leaf_switch_refused_keeps_the_old_leaf, setup, teardown),
+			test_merge__cold_leaf_switch_refused_keeps_the_old_leaf, mfx_setup, mfx_teardown),
 	};
 
 	pk_log_setup("test_merge", getenv("PK_TEST_DEBUG") ? PK_LOG_DEBUG : PK_LOG_ERROR);

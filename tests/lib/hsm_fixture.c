@@ -1,25 +1,21 @@
 /*
- * A test hsmd for the unit tests of hsm/ (test_hsm_*.c): a struct hsm over
- * the in-memory LVM (tests/fakes/fake_lvm.c) and libvirtd
- * (tests/fakes/fake_virt.c), with the lab activation backend writing its
- * commands into a plain file <tmp>/lv/.control. Creating a volume also
- * creates the file the mapper would serve (<tmp>/lv/<vg>/<lv>) and declares
- * its qcow2 backing to the fake libvirt, so prepared volumes are reachable
- * and VMs see real chains.
- *
- * Included by one test file each (static functions); state is per test.
+ * The test hsmd of the hsm/ unit tests: the contract is tests/lib/hsm_fixture.h.
  */
-#ifndef TEST_HSM_FIXTURE_H
-#define TEST_HSM_FIXTURE_H
+#include "tests/lib/hsm_fixture.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cmocka.h>
 
 #include "common/activation.h"
 #include "common/lvm.h"
@@ -27,21 +23,9 @@
 #include "common/proc.h"
 #include "common/uuid.h"
 #include "common/xalloc.h"
-#include "hsm/hsm.h"
 #include "hsm/image.h"
 #include "tests/fakes/fake_lvm.h"
 #include "tests/fakes/fake_virt.h"
-
-#define FX_PV "/dev/pk-test-hsm-pv0"
-#define FX_MIB (1024ull * 1024)
-
-struct fx {
-	char tmp[128];
-	char run[192];
-	char lvmap[192];
-	char domain[PK_UUID_BUFLEN];
-	struct hsm hsm;
-};
 
 static void fx_touch(const char *path)
 {
@@ -51,7 +35,7 @@ static void fx_touch(const char *path)
 	close(fd);
 }
 
-static int fx_setup(void **state)
+int fx_setup(void **state)
 {
 	struct fx *fx = pk_xcalloc(1, sizeof(*fx));
 	struct hsm_settings s = { 0 };
@@ -98,7 +82,7 @@ static int fx_setup(void **state)
 	return 0;
 }
 
-static int fx_teardown(void **state)
+int fx_teardown(void **state)
 {
 	struct fx *fx = *state;
 	const char *argv[] = { "rm", "-rf", fx->tmp, NULL };
@@ -109,9 +93,8 @@ static int fx_teardown(void **state)
 	return 0;
 }
 
-/* The link path of a volume. */
-static const char *fx_link(struct fx *fx, const char *image, const char *volume, char *buf,
-			   size_t size)
+const char *fx_link(struct fx *fx, const char *image, const char *volume, char *buf,
+		    size_t size)
 {
 	assert_int_equal(hsm_image_link_path(&fx->hsm, fx->domain, image, volume, buf, size, NULL),
 			 0);
@@ -123,9 +106,9 @@ static const char *fx_link(struct fx *fx, const char *image, const char *volume,
  * with its tags, the mapper's file, the qcow2 backing seen by libvirt.
  * Writes its id into id.
  */
-static void fx_volume_full(struct fx *fx, const char *image, const char *parent,
-			   enum pk_volume_format format, enum pk_volume_role role,
-			   enum pk_volume_legality legality, uint64_t generation, char *id)
+void fx_volume_full(struct fx *fx, const char *image, const char *parent,
+		    enum pk_volume_format format, enum pk_volume_role role,
+		    enum pk_volume_legality legality, uint64_t generation, char *id)
 {
 	struct pk_volume_meta m = { 0 };
 	struct pk_meta_tags tags;
@@ -151,15 +134,15 @@ static void fx_volume_full(struct fx *fx, const char *image, const char *parent,
 			    format == PK_VOLUME_COW ? HSM_DISK_FORMAT_QCOW2 : HSM_DISK_FORMAT_RAW);
 }
 
-static void fx_volume(struct fx *fx, const char *image, const char *parent, char *id)
+void fx_volume(struct fx *fx, const char *image, const char *parent, char *id)
 {
 	fx_volume_full(fx, image, parent, parent ? PK_VOLUME_COW : PK_VOLUME_RAW, PK_VOLUME_LEAF,
 		       PK_VOLUME_LEGAL, 1, id);
 }
 
 /* Changes a volume's role/legality in its tags (as UpdateVolumeMeta would). */
-static void fx_volume_update(struct fx *fx, const char *id, enum pk_volume_role role,
-			     enum pk_volume_legality legality)
+void fx_volume_update(struct fx *fx, const char *id, enum pk_volume_role role,
+		      enum pk_volume_legality legality)
 {
 	struct pk_lvm_lv_list lvs = { 0 };
 	struct pk_volume_meta m;
@@ -179,7 +162,7 @@ static void fx_volume_update(struct fx *fx, const char *id, enum pk_volume_role 
 }
 
 /* An image of base (RAW) <- leaf (COW); ids written to the buffers. */
-static void fx_image(struct fx *fx, char *image, char *base, char *leaf)
+void fx_image(struct fx *fx, char *image, char *base, char *leaf)
 {
 	pk_uuid_generate(image);
 	fx_volume(fx, image, NULL, base);
@@ -187,15 +170,14 @@ static void fx_image(struct fx *fx, char *image, char *base, char *leaf)
 	fx_volume_update(fx, base, PK_VOLUME_INTERNAL, 0);
 }
 
-static bool fx_exists(const char *path)
+bool fx_exists(const char *path)
 {
 	struct stat st;
 
 	return lstat(path, &st) == 0;
 }
 
-/* The mapper's command log (heap). */
-static __attribute__((unused)) char *fx_control(struct fx *fx)
+char *fx_control(struct fx *fx)
 {
 	char path[256], *buf = pk_xcalloc(1, 1 << 20);
 	FILE *f;
@@ -209,5 +191,3 @@ static __attribute__((unused)) char *fx_control(struct fx *fx)
 	fclose(f);
 	return buf;
 }
-
-#endif

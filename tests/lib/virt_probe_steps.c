@@ -1,54 +1,17 @@
 /*
- * The steps of pk-virt-probe (tests/tools/pk-virt-probe.c): the probe's
- * state (the hsm_virt connection and the events its callbacks recorded)
- * and the cmd_* functions of the script commands that need more than one
- * call, each taking the command's words w[0..n-1] and returning 0 or -errno
- * with err filled. Their output lines start with three blanks, under the ">>"
- * line of the command.
- *
- * A header of static functions because every .c in tests/tools/ becomes a
- * program of its own: included by pk-virt-probe.c only.
+ * The steps of pk-virt-probe: the contract is tests/lib/virt_probe_steps.h.
  */
-#ifndef VIRT_PROBE_STEPS_H
-#define VIRT_PROBE_STEPS_H
+#include "tests/lib/virt_probe_steps.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdarg.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "common/error.h"
 #include "common/xalloc.h"
-#include "hsm/virt.h"
-#include "hsm/vmxml.h"
-
-#define MAX_EVENTS 512
-
-enum ev_kind { EV_JOB, EV_LIFECYCLE };
-
-struct event {
-	enum ev_kind kind;
-	char vm[HSM_VM_NAME_MAX + 1];
-	char disk[HSM_VMXML_TARGET_MAX];
-	int a, b; /* job: type, status; lifecycle: event, detail */
-	bool used;
-};
-
-struct probe {
-	struct hsm_virt *virt;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct event events[MAX_EVENTS];
-	size_t nevents;
-	unsigned reconnects;
-	unsigned reconnects_seen;
-};
 
 static void deadline(struct timespec *ts, double seconds)
 {
@@ -63,8 +26,7 @@ static void deadline(struct timespec *ts, double seconds)
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static int fail(struct pk_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(struct pk_error *err, const char *fmt, ...)
+int virt_probe_fail(struct pk_error *err, const char *fmt, ...)
 {
 	va_list ap;
 	int r;
@@ -116,12 +78,12 @@ static int ref_of(struct probe *p, const char *vm, const char *disk, const char 
 	}
 	d = hsm_vmxml_domain_disk(&dom, disk);
 	if (!d) {
-		r = fail(err, "VM '%s' has no disk '%s'", vm, disk);
+		r = virt_probe_fail(err, "VM '%s' has no disk '%s'", vm, disk);
 		goto out;
 	}
 	pos = hsm_vmxml_disk_find_path(d, path);
 	if (pos < 0) {
-		r = fail(err, "'%s' is not in the chain of %s", path, disk);
+		r = virt_probe_fail(err, "'%s' is not in the chain of %s", path, disk);
 		goto out;
 	}
 	r = hsm_vmxml_disk_layer_ref(d, (size_t)pos, buf, len, err);
@@ -143,7 +105,7 @@ static const char *fake_uuid(unsigned kind, unsigned n, char buf[PK_UUID_BUFLEN]
 
 /* ---- commands --------------------------------------------------------------------- */
 
-static int cmd_build_create(struct probe *p, char **w, int n, struct pk_error *err)
+int virt_probe_cmd_build_create(struct probe *p, char **w, int n, struct pk_error *err)
 {
 	struct hsm_vm_disk disks[16];
 	struct hsm_vm_spec spec = { 0 };
@@ -153,7 +115,7 @@ static int cmd_build_create(struct probe *p, char **w, int n, struct pk_error *e
 	int r;
 
 	if (n < 5) {
-		return fail(err, "usage: build-create VM TYPE MEM SERIAL T=PATH[:FMT]...");
+		return virt_probe_fail(err, "usage: build-create VM TYPE MEM SERIAL T=PATH[:FMT]...");
 	}
 	spec.name = w[1];
 	spec.type = strcmp(w[2], "kvm") == 0 ? HSM_VM_TYPE_KVM : HSM_VM_TYPE_QEMU;
@@ -166,7 +128,7 @@ static int cmd_build_create(struct probe *p, char **w, int n, struct pk_error *e
 
 		memset(&disks[nd], 0, sizeof(disks[nd]));
 		if (!eq) {
-			return fail(err, "disk '%s' is not T=PATH", w[i]);
+			return virt_probe_fail(err, "disk '%s' is not T=PATH", w[i]);
 		}
 		*eq = '\0';
 		colon = strchr(eq + 1, ':');
@@ -196,7 +158,7 @@ static int cmd_build_create(struct probe *p, char **w, int n, struct pk_error *e
 	return r;
 }
 
-static int cmd_create(struct probe *p, char **w, int n, struct pk_error *err)
+int virt_probe_cmd_create(struct probe *p, char **w, int n, struct pk_error *err)
 {
 	_cleanup_free_ char *xml = NULL;
 	char uuid[PK_UUID_BUFLEN];
@@ -205,7 +167,7 @@ static int cmd_create(struct probe *p, char **w, int n, struct pk_error *err)
 	int r;
 
 	if (n != 3) {
-		return fail(err, "usage: create VM XMLFILE");
+		return virt_probe_fail(err, "usage: create VM XMLFILE");
 	}
 	f = fopen(w[2], "r");
 	if (!f) {
@@ -223,13 +185,13 @@ static int cmd_create(struct probe *p, char **w, int n, struct pk_error *err)
 	return r;
 }
 
-static int cmd_show(struct probe *p, char **w, int n, struct pk_error *err)
+int virt_probe_cmd_show(struct probe *p, char **w, int n, struct pk_error *err)
 {
 	struct hsm_vmxml_domain dom;
 	int r;
 
 	if (n != 2) {
-		return fail(err, "usage: show VM");
+		return virt_probe_fail(err, "usage: show VM");
 	}
 	r = live(p, w[1], &dom, err);
 	if (r < 0) {
@@ -242,14 +204,14 @@ static int cmd_show(struct probe *p, char **w, int n, struct pk_error *err)
 	return 0;
 }
 
-static int cmd_dump_xml(struct probe *p, char **w, int n, struct pk_error *err)
+int virt_probe_cmd_dump_xml(struct probe *p, char **w, int n, struct pk_error *err)
 {
 	_cleanup_free_ char *xml = NULL;
 	FILE *f;
 	int r;
 
 	if (n != 3) {
-		return fail(err, "usage: dump-xml VM FILE");
+		return virt_probe_fail(err, "usage: dump-xml VM FILE");
 	}
 	r = hsm_virt_domain_xml(p->virt, w[1], &xml, err);
 	if (r < 0) {
@@ -262,14 +224,14 @@ static int cmd_dump_xml(struct probe *p, char **w, int n, struct pk_error *err)
 	return 0;
 }
 
-static int cmd_expect_chain(struct probe *p, char **w, int n, struct pk_error *err)
+int virt_probe_cmd_expect_chain(struct probe *p, char **w, int n, struct pk_error *err)
 {
 	struct hsm_vmxml_domain dom;
 	const struct hsm_vmxml_disk *d;
 	int r;
 
 	if (n < 4) {
-		return fail(err, "usage: expect-chain VM DISK PATH...");
+		return virt_probe_fail(err, "usage: expect-chain VM DISK PATH...");
 	}
 	r = live(p, w[1], &dom, err);
 	if (r < 0) {
@@ -277,26 +239,26 @@ static int cmd_expect_chain(struct probe *p, char **w, int n, struct pk_error *e
 	}
 	d = hsm_vmxml_domain_disk(&dom, w[2]);
 	if (!d) {
-		r = fail(err, "no disk '%s'", w[2]);
+		r = virt_probe_fail(err, "no disk '%s'", w[2]);
 		goto out;
 	}
 	print_disk(d);
 	if (!d->chain_complete) {
-		r = fail(err, "the live chain of %s is not complete", w[2]);
+		r = virt_probe_fail(err, "the live chain of %s is not complete", w[2]);
 		goto out;
 	}
 	if (d->nlayers != (size_t)(n - 3)) {
-		r = fail(err, "%s has %zu layers, expected %d", w[2], d->nlayers, n - 3);
+		r = virt_probe_fail(err, "%s has %zu layers, expected %d", w[2], d->nlayers, n - 3);
 		goto out;
 	}
 	for (size_t i = 0; i < d->nlayers; i++) {
 		if (strcmp(d->layers[i].path, w[3 + i]) != 0) {
-			r = fail(err, "%s layer %zu is '%s', expected '%s'", w[2], i,
+			r = virt_probe_fail(err, "%s layer %zu is '%s', expected '%s'", w[2], i,
 				 d->layers[i].path, w[3 + i]);
 			goto out;
 		}
 		if (d->layers[i].index < 0) {
-			r = fail(err, "%s layer %zu has no index", w[2], i);
+			r = virt_probe_fail(err, "%s layer %zu has no index", w[2], i);
 			goto out;
 		}
 	}
@@ -305,14 +267,14 @@ out:
 	return r;
 }
 
-static int cmd_expect_mirror(struct probe *p, char **w, int n, struct pk_error *err)
+int virt_probe_cmd_expect_mirror(struct probe *p, char **w, int n, struct pk_error *err)
 {
 	struct hsm_vmxml_domain dom;
 	const struct hsm_vmxml_disk *d;
 	int r;
 
 	if (n != 4) {
-		return fail(err, "usage: expect-mirror VM DISK STATE");
+		return virt_probe_fail(err, "usage: expect-mirror VM DISK STATE");
 	}
 	r = live(p, w[1], &dom, err);
 	if (r < 0) {
@@ -320,9 +282,9 @@ static int cmd_expect_mirror(struct probe *p, char **w, int n, struct pk_error *
 	}
 	d = hsm_vmxml_domain_disk(&dom, w[2]);
 	if (!d) {
-		r = fail(err, "no disk '%s'", w[2]);
+		r = virt_probe_fail(err, "no disk '%s'", w[2]);
 	} else if (strcmp(hsm_vmxml_mirror_name(d->mirror), w[3]) != 0) {
-		r = fail(err, "mirror of %s is %s, expected %s", w[2],
+		r = virt_probe_fail(err, "mirror of %s is %s, expected %s", w[2],
 			 hsm_vmxml_mirror_name(d->mirror), w[3]);
 	} else if (d->mirror != HSM_VMXML_MIRROR_NONE) {
 		printf("   mirror %s job=%d dest=%s\n", hsm_vmxml_mirror_name(d->mirror),
@@ -332,27 +294,27 @@ static int cmd_expect_mirror(struct probe *p, char **w, int n, struct pk_error *
 	return r;
 }
 
-static int cmd_expect_state(struct probe *p, char **w, int n, struct pk_error *err)
+int virt_probe_cmd_expect_state(struct probe *p, char **w, int n, struct pk_error *err)
 {
 	enum hsm_virt_state st;
 	int reason;
 	int r;
 
 	if (n != 3) {
-		return fail(err, "usage: expect-state VM STATE");
+		return virt_probe_fail(err, "usage: expect-state VM STATE");
 	}
 	r = hsm_virt_domain_state(p->virt, w[1], &st, &reason, err);
 	if (r < 0) {
 		return r;
 	}
 	if (strcmp(hsm_virt_state_name(st), w[2]) != 0) {
-		return fail(err, "state is %s (reason %d), expected %s", hsm_virt_state_name(st),
+		return virt_probe_fail(err, "state is %s (reason %d), expected %s", hsm_virt_state_name(st),
 			    reason, w[2]);
 	}
 	return 0;
 }
 
-static int cmd_expect_list(struct probe *p, char **w, int n, struct pk_error *err)
+int virt_probe_cmd_expect_list(struct probe *p, char **w, int n, struct pk_error *err)
 {
 	char **names = NULL;
 	size_t nn = 0;
@@ -378,10 +340,10 @@ static int cmd_expect_list(struct probe *p, char **w, int n, struct pk_error *er
 		found_all = found_all && found;
 	}
 	hsm_virt_names_free(names, nn);
-	return found_all ? 0 : fail(err, "a VM is missing from the list");
+	return found_all ? 0 : virt_probe_fail(err, "a VM is missing from the list");
 }
 
-static int cmd_expect_metadata(struct probe *p, char **w, int n, struct pk_error *err)
+int virt_probe_cmd_expect_metadata(struct probe *p, char **w, int n, struct pk_error *err)
 {
 	_cleanup_free_ char *xml = NULL;
 	_cleanup_free_ struct hsm_drive_id *drives = NULL;
@@ -389,7 +351,7 @@ static int cmd_expect_metadata(struct probe *p, char **w, int n, struct pk_error
 	int r;
 
 	if (n != 4) {
-		return fail(err, "usage: expect-metadata VM DISK VOLUME");
+		return virt_probe_fail(err, "usage: expect-metadata VM DISK VOLUME");
 	}
 	r = hsm_virt_metadata_get(p->virt, w[1], &xml, err);
 	if (r == 0) {
@@ -401,16 +363,16 @@ static int cmd_expect_metadata(struct probe *p, char **w, int n, struct pk_error
 	for (size_t i = 0; i < nd; i++) {
 		if (strcmp(drives[i].target, w[2]) == 0) {
 			if (strcmp(drives[i].volume_id, w[3]) != 0) {
-				return fail(err, "metadata of %s names volume %s, expected %s",
+				return virt_probe_fail(err, "metadata of %s names volume %s, expected %s",
 					    w[2], drives[i].volume_id, w[3]);
 			}
 			return 0;
 		}
 	}
-	return fail(err, "metadata has no drive %s", w[2]);
+	return virt_probe_fail(err, "metadata has no drive %s", w[2]);
 }
 
-static int cmd_set_volume(struct probe *p, char **w, int n, struct pk_error *err)
+int virt_probe_cmd_set_volume(struct probe *p, char **w, int n, struct pk_error *err)
 {
 	_cleanup_free_ char *xml = NULL;
 	_cleanup_free_ char *out = NULL;
@@ -419,7 +381,7 @@ static int cmd_set_volume(struct probe *p, char **w, int n, struct pk_error *err
 	int r;
 
 	if (n != 4) {
-		return fail(err, "usage: set-volume VM DISK VOLUME");
+		return virt_probe_fail(err, "usage: set-volume VM DISK VOLUME");
 	}
 	r = hsm_virt_metadata_get(p->virt, w[1], &xml, err);
 	if (r == 0) {
@@ -440,7 +402,7 @@ static int cmd_set_volume(struct probe *p, char **w, int n, struct pk_error *err
 	return hsm_virt_metadata_set(p->virt, w[1], out, err);
 }
 
-static int cmd_snapshot(struct probe *p, char **w, int n, struct pk_error *err)
+int virt_probe_cmd_snapshot(struct probe *p, char **w, int n, struct pk_error *err)
 {
 	struct hsm_vmxml_snapshot_disk disks[16];
 	struct hsm_vmxml_domain dom;
@@ -450,7 +412,7 @@ static int cmd_snapshot(struct probe *p, char **w, int n, struct pk_error *err)
 	int r;
 
 	if (n < 3) {
-		return fail(err, "usage: snapshot VM [quiesce] DISK=PATH...");
+		return virt_probe_fail(err, "usage: snapshot VM [quiesce] DISK=PATH...");
 	}
 	for (int i = 2; i < n && nd < 16; i++) {
 		char *eq;
@@ -461,7 +423,7 @@ static int cmd_snapshot(struct probe *p, char **w, int n, struct pk_error *err)
 		}
 		eq = strchr(w[i], '=');
 		if (!eq) {
-			return fail(err, "'%s' is not DISK=PATH", w[i]);
+			return virt_probe_fail(err, "'%s' is not DISK=PATH", w[i]);
 		}
 		*eq = '\0';
 		disks[nd].target = w[i];
@@ -481,13 +443,13 @@ static int cmd_snapshot(struct probe *p, char **w, int n, struct pk_error *err)
 	return hsm_virt_snapshot(p->virt, w[1], xml, quiesce, err);
 }
 
-static int cmd_commit(struct probe *p, char **w, int n, bool active, struct pk_error *err)
+int virt_probe_cmd_commit(struct probe *p, char **w, int n, bool active, struct pk_error *err)
 {
 	char base[64], top[64];
 	int r;
 
 	if (n < (active ? 4 : 5)) {
-		return fail(err, "usage: commit VM DISK BASE TOP [BW] | active-commit VM DISK BASE [BW]");
+		return virt_probe_fail(err, "usage: commit VM DISK BASE TOP [BW] | active-commit VM DISK BASE [BW]");
 	}
 	r = ref_of(p, w[1], w[2], w[3], base, sizeof(base), err);
 	if (r == 0 && !active) {
@@ -501,14 +463,14 @@ static int cmd_commit(struct probe *p, char **w, int n, bool active, struct pk_e
 				     opt_bw(w, n, active ? 4 : 5), err);
 }
 
-static int cmd_pull(struct probe *p, char **w, int n, struct pk_error *err)
+int virt_probe_cmd_pull(struct probe *p, char **w, int n, struct pk_error *err)
 {
 	char base[64];
 	bool none;
 	int r;
 
 	if (n < 4) {
-		return fail(err, "usage: pull VM DISK BASE|none [BW]");
+		return virt_probe_fail(err, "usage: pull VM DISK BASE|none [BW]");
 	}
 	none = strcmp(w[3], "none") == 0;
 	if (!none) {
@@ -522,13 +484,13 @@ static int cmd_pull(struct probe *p, char **w, int n, struct pk_error *err)
 				   err);
 }
 
-static int cmd_expect_job(struct probe *p, char **w, int n, struct pk_error *err)
+int virt_probe_cmd_expect_job(struct probe *p, char **w, int n, struct pk_error *err)
 {
 	struct hsm_virt_job_info info;
 	int r;
 
 	if (n < 4) {
-		return fail(err, "usage: expect-job VM DISK none|TYPE [BW]");
+		return virt_probe_fail(err, "usage: expect-job VM DISK none|TYPE [BW]");
 	}
 	r = hsm_virt_block_job_info(p->virt, w[1], w[2], &info, err);
 	if (r < 0) {
@@ -536,26 +498,26 @@ static int cmd_expect_job(struct probe *p, char **w, int n, struct pk_error *err
 	}
 	if (!info.active) {
 		printf("   no job\n");
-		return strcmp(w[3], "none") == 0 ? 0 : fail(err, "no job, expected %s", w[3]);
+		return strcmp(w[3], "none") == 0 ? 0 : virt_probe_fail(err, "no job, expected %s", w[3]);
 	}
 	printf("   job %s cur=%" PRIu64 " end=%" PRIu64 " bandwidth=%" PRIu64 "\n",
 	       hsm_virt_job_type_name(info.type), info.cur, info.end, info.bandwidth);
 	if (strcmp(hsm_virt_job_type_name(info.type), w[3]) != 0) {
-		return fail(err, "job is %s, expected %s", hsm_virt_job_type_name(info.type), w[3]);
+		return virt_probe_fail(err, "job is %s, expected %s", hsm_virt_job_type_name(info.type), w[3]);
 	}
 	if (n > 4 && info.bandwidth != strtoull(w[4], NULL, 10)) {
-		return fail(err, "bandwidth is %" PRIu64 ", expected %s", info.bandwidth, w[4]);
+		return virt_probe_fail(err, "bandwidth is %" PRIu64 ", expected %s", info.bandwidth, w[4]);
 	}
 	return 0;
 }
 
-static int cmd_wait(struct probe *p, char **w, int n, enum ev_kind kind, struct pk_error *err)
+int virt_probe_cmd_wait(struct probe *p, char **w, int n, enum ev_kind kind, struct pk_error *err)
 {
 	struct timespec until;
 	int r = 0;
 
 	if ((kind == EV_JOB && n != 5) || (kind == EV_LIFECYCLE && n != 4)) {
-		return fail(err, "usage: wait-job VM DISK STATUS SECONDS | wait-lifecycle VM EVENT SECONDS");
+		return virt_probe_fail(err, "usage: wait-job VM DISK STATUS SECONDS | wait-lifecycle VM EVENT SECONDS");
 	}
 	deadline(&until, atof(w[n - 1]));
 	pthread_mutex_lock(&p->lock);
@@ -571,7 +533,7 @@ static int cmd_wait(struct probe *p, char **w, int n, enum ev_kind kind, struct 
 			if (kind == EV_JOB && strcmp(ev->disk, w[2]) == 0) {
 				ev->used = true;
 				if (strcmp(hsm_virt_job_status_name(ev->b), w[3]) != 0) {
-					r = fail(err, "block job event %s, expected %s",
+					r = virt_probe_fail(err, "block job event %s, expected %s",
 						 hsm_virt_job_status_name(ev->b), w[3]);
 				}
 				found = true;
@@ -594,13 +556,13 @@ static int cmd_wait(struct probe *p, char **w, int n, enum ev_kind kind, struct 
 	return r;
 }
 
-static int cmd_wait_conn(struct probe *p, char **w, int n, bool reconnect, struct pk_error *err)
+int virt_probe_cmd_wait_conn(struct probe *p, char **w, int n, bool reconnect, struct pk_error *err)
 {
 	struct timespec until;
 	int r = 0;
 
 	if (n != 2) {
-		return fail(err, "usage: wait-disconnected|wait-reconnect SECONDS");
+		return virt_probe_fail(err, "usage: wait-disconnected|wait-reconnect SECONDS");
 	}
 	deadline(&until, atof(w[1]));
 	pthread_mutex_lock(&p->lock);
@@ -638,5 +600,3 @@ static int cmd_wait_conn(struct probe *p, char **w, int n, bool reconnect, struc
 	}
 	return r;
 }
-
-#endif
