@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "common/activation.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/lvm.h"
 #include "common/storage.h"
@@ -173,7 +174,7 @@ int hsm_init(struct hsm *hsm, const struct hsm_settings *settings, struct pk_err
 	pthread_cond_init(&hsm->locks.cond, NULL);
 	hsm->info.role = "hsm";
 	hsm->info.host_id = settings->host_id;
-	hsm->info.start_ms = pk_codec_monotonic_ms();
+	hsm->info.start_ms = pk_clock_monotonic_ms();
 	hsm->info.activation = settings->activation;
 	hsm->info.kvm = settings->kvm;
 	if (!settings->run_dir || settings->run_dir[0] != '/') {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/arena.h"
+#include "common/clock.h"
 #include "common/xalloc.h"
 #include "hsm/merge_job.h"
 #include "proto/spm_client.h"
@@ -186,7 +187,7 @@ int hsm_merge_event_encode(const struct hsm_merge_job_info *info, uint64_t seq,
 	void *buf;
 
 	ev.seq = seq;
-	ev.time_ms = pk_codec_realtime_ms();
+	ev.time_ms = pk_clock_realtime_ms();
 	ev.host_id = host_id;
 	ev.job = job_to_wire(&a, info);
 	len = pk__event__get_packed_size(&ev);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/fault.h"
 #include "common/log.h"
 #include "common/xalloc.h"
@@ -367,7 +368,7 @@ static int step_commit(struct hsm_merge_job *job, struct pk_error *err)
 			}
 		} else {
 			/* No job, old chain: confirm over a second (events and XML may lag). */
-			uint64_t now = pk_codec_monotonic_ms();
+			uint64_t now = pk_clock_monotonic_ms();
 			if (!gone_since) {
 				gone_since = now;
 			} else if (now - gone_since >= VANISH_CONFIRM_MS) {
@@ -452,10 +453,10 @@ static int step_pivot(struct hsm_merge_job *job, struct pk_error *err)
 			return pivot_failed(job, "the block job vanished before the pivot", err);
 		}
 		if (asked && live.mirror == HSM_VMXML_MIRROR_READY &&
-		    pk_codec_monotonic_ms() - asked > 2000) {
+		    pk_clock_monotonic_ms() - asked > 2000) {
 			return pivot_failed(job, "qemu kept the old leaf", err);
 		}
-		if (asked && pk_codec_monotonic_ms() - asked > PIVOT_TIMEOUT_MS) {
+		if (asked && pk_clock_monotonic_ms() - asked > PIVOT_TIMEOUT_MS) {
 			return pivot_failed(job, "no new chain within 60 s", err);
 		}
 		if (!asked && live.mirror == HSM_VMXML_MIRROR_READY) {
@@ -470,7 +471,7 @@ static int step_pivot(struct hsm_merge_job *job, struct pk_error *err)
 				return transient(r, err);
 			}
 			pk_error_clear(err);
-			asked = pk_codec_monotonic_ms();
+			asked = pk_clock_monotonic_ms();
 			pk_log_info("merge job job='%s': pivot asked vm='%s' drive='%s'", job->id,
 				    job->vm, job->drive);
 		}
@@ -484,7 +485,7 @@ static int step_pivot(struct hsm_merge_job *job, struct pk_error *err)
 
 static int step_abort(struct hsm_merge_job *job, struct pk_error *err)
 {
-	uint64_t start = pk_codec_monotonic_ms();
+	uint64_t start = pk_clock_monotonic_ms();
 	bool asked = false;
 	int r;
 
@@ -528,7 +529,7 @@ static int step_abort(struct hsm_merge_job *job, struct pk_error *err)
 			pk_error_clear(err);
 			asked = true;
 		}
-		if (pk_codec_monotonic_ms() - start > ABORT_TIMEOUT_MS) {
+		if (pk_clock_monotonic_ms() - start > ABORT_TIMEOUT_MS) {
 			return pk_error_set(err, PK_E_TIMEOUT, ETIMEDOUT,
 					    "the block job of drive '%s' did not end within 30 s of "
 					    "the abort", job->drive);
@@ -603,7 +604,7 @@ void hsm_merge_job_run(struct hsm_merge_job *job)
 			return;
 		}
 		if (r == -EAGAIN) {
-			uint64_t now = pk_codec_monotonic_ms();
+			uint64_t now = pk_clock_monotonic_ms();
 			if (!transient_since) {
 				transient_since = now;
 			}

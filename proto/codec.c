@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/version.h"
 #include "common/xalloc.h"
@@ -37,22 +37,6 @@ const char *pk_codec_call_name(Pk__Request__CallCase call)
 		return "unknown";
 	}
 	return f->name;
-}
-
-uint64_t pk_codec_monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-uint64_t pk_codec_realtime_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 int pk_codec_request_decode(const void *buf, size_t len, size_t max_msg,
@@ -110,7 +94,7 @@ static int dispatch_ping(const struct pk_daemon_info *info, Pk__Response *resp,
 	p->role = pk_arena_strdup(arena, info->role);
 	p->version = pk_arena_strdup(arena, PK_VERSION);
 	p->hostname = pk_arena_strdup(arena, host);
-	p->uptime_ms = pk_codec_monotonic_ms() - info->start_ms;
+	p->uptime_ms = pk_clock_monotonic_ms() - info->start_ms;
 	p->api_version = PK_API_VERSION;
 	resp->ping = p;
 	return 0;
@@ -184,7 +168,7 @@ int pk_dispatch_handle(void *dispatcher, const void *buf, size_t len, void **ret
 	Pk__Request *req = NULL;
 	Pk__Response resp = PK__RESPONSE__INIT;
 	Pk__Error wire_err = PK__ERROR__INIT;
-	uint64_t t0 = pk_codec_monotonic_ms();
+	uint64_t t0 = pk_clock_monotonic_ms();
 	int r;
 
 	r = pk_codec_request_decode(buf, len, d->max_msg, &req, &err);
@@ -214,12 +198,12 @@ int pk_dispatch_handle(void *dispatcher, const void *buf, size_t len, void **ret
 			pk_log_info("call failed verb='%s' id=%llu code=%s ms=%llu: %s",
 				    pk_codec_call_name(req->call_case),
 				    (unsigned long long)req->id, pk_errc_name(err.code),
-				    (unsigned long long)(pk_codec_monotonic_ms() - t0), err.message);
+				    (unsigned long long)(pk_clock_monotonic_ms() - t0), err.message);
 		}
 	} else {
 		pk_log_debug("call done verb='%s' id=%llu ms=%llu",
 			     pk_codec_call_name(req->call_case), (unsigned long long)req->id,
-			     (unsigned long long)(pk_codec_monotonic_ms() - t0));
+			     (unsigned long long)(pk_clock_monotonic_ms() - t0));
 	}
 	pk_codec_response_encode(&resp, ret_reply, ret_reply_len);
 	pk_arena_release(&arena);

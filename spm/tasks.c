@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/statefile.h"
 #include "common/xalloc.h"
@@ -33,14 +34,6 @@ const char *spm_task_state_name(enum spm_task_state state)
 		return "?";
 	}
 	return state_names[state];
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* Record format: one `key=value` line each; the message is the last line. */
@@ -204,7 +197,7 @@ int spm_task_begin(struct spm_tasks *tasks, const char *verb, const char *domain
 	copy_field(info.image_id, sizeof(info.image_id), image_id ? image_id : "");
 	copy_field(info.volume_id, sizeof(info.volume_id), volume_id ? volume_id : "");
 	info.state = SPM_TASK_RUNNING;
-	info.created_ms = now_ms();
+	info.created_ms = pk_clock_realtime_ms();
 	pthread_mutex_lock(&tasks->mutex);
 	tasks_append(tasks)->info = info;
 	task_persist(tasks, &info);
@@ -222,7 +215,7 @@ static void task_end(struct spm_tasks *tasks, const char *id, enum spm_task_stat
 	t = tasks_find(tasks, id);
 	if (t) {
 		t->info.state = state;
-		t->info.finished_ms = now_ms();
+		t->info.finished_ms = pk_clock_realtime_ms();
 		t->interrupted = false;
 		if (state == SPM_TASK_DONE) {
 			t->info.progress = 100;
