@@ -33,10 +33,10 @@
 #include <sys/types.h>
 
 #include "common/config.h"
+#include "common/daemon.h"
 #include "common/error.h"
 #include "hsm/virt.h"
 #include "hsm/vmxml.h"
-#include "proto/codec.h"
 
 struct pk_lvm;
 struct pk_activation;
@@ -139,9 +139,5 @@ void hsm_lock_key_vm(char *buf, const char *vm);
  */
 int hsm_spm_image_prepared(struct hsm *hsm, const char *domain, const char *image,
 			   const char *volume, bool prepared, struct pk_error *err);
-
-/* The verb table of hsmd (hsm/rpc.c). */
-extern const struct pk_verb hsm_verbs[];
-extern const size_t hsm_nverbs;
 
 #endif

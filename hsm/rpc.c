@@ -5,17 +5,19 @@
  * The calls hsmd itself makes to the SPM are translated here too, so no
  * other file of hsm/ sees protobuf.
  */
-#include "hsm/hsm.h"
+#include "hsm/rpc.h"
 
 #include <errno.h>
 #include <string.h>
 
 #include "common/xalloc.h"
 #include "hsm/chain.h"
+#include "hsm/hsm.h"
 #include "hsm/image.h"
 #include "hsm/merge.h"
 #include "hsm/snapshot.h"
 #include "hsm/vm.h"
+#include "proto/codec.h"
 #include "proto/spm_client.h"
 
 /* ---- plain C -> protobuf ------------------------------------------------------- */
@@ -303,7 +305,7 @@ static int verb_vm_snapshot(void *ctx, const Pk__Request *req, Pk__Response *res
 	return 0;
 }
 
-const struct pk_verb hsm_verbs[] = {
+static const struct pk_verb verbs[] = {
 	{ PK__REQUEST__CALL_PREPARE_IMAGE, verb_prepare_image },
 	{ PK__REQUEST__CALL_TEARDOWN_IMAGE, verb_teardown_image },
 	{ PK__REQUEST__CALL_REFRESH_VOLUME, verb_refresh_volume },
@@ -312,7 +314,7 @@ const struct pk_verb hsm_verbs[] = {
 	{ PK__REQUEST__CALL_VM_DESTROY, verb_vm_destroy },
 	{ PK__REQUEST__CALL_VM_LIST, verb_vm_list },
 	{ PK__REQUEST__CALL_VM_SNAPSHOT, verb_vm_snapshot },
-	/* merge jobs: hsm/merge_rpc.c */
+	/* merge jobs: hsm/rpc_merge.c */
 	{ PK__REQUEST__CALL_MERGE, hsm_rpc_merge },
 	{ PK__REQUEST__CALL_JOB_GET, hsm_rpc_job_get },
 	{ PK__REQUEST__CALL_JOB_LIST, hsm_rpc_job_list },
@@ -320,7 +322,8 @@ const struct pk_verb hsm_verbs[] = {
 	{ PK__REQUEST__CALL_JOB_SET_BANDWIDTH, hsm_rpc_job_set_bandwidth },
 	{ PK__REQUEST__CALL_JOB_EVENTS, hsm_rpc_job_events },
 };
-const size_t hsm_nverbs = sizeof(hsm_verbs) / sizeof(hsm_verbs[0]);
+const struct pk_verb *const hsm_verbs = verbs;
+const size_t hsm_nverbs = sizeof(verbs) / sizeof(verbs[0]);
 
 /* ---- calls to the SPM ------------------------------------------------------------- */
 

@@ -6,6 +6,8 @@
  * Mutating volume verbs run as tasks (spm/tasks.h): synchronously by
  * default, in a thread of their own with `async`.
  */
+#include "spm/rpc.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "proto/codec.h"
 #include "spm/domain.h"
 #include "spm/spm.h"
 #include "spm/tasks.h"
@@ -602,7 +605,7 @@ static int verb_task_clear(void *ctx, const Pk__Request *req, Pk__Response *resp
 	return r;
 }
 
-const struct pk_verb spm_verbs[] = {
+static const struct pk_verb verbs[] = {
 	{ PK__REQUEST__CALL_SPM_START, verb_spm_start },
 	{ PK__REQUEST__CALL_SPM_STOP, verb_spm_stop },
 	{ PK__REQUEST__CALL_SPM_STATUS, verb_spm_status },
@@ -620,4 +623,5 @@ const struct pk_verb spm_verbs[] = {
 	{ PK__REQUEST__CALL_TASK_CLEAR, verb_task_clear },
 	{ PK__REQUEST__CALL_IMAGE_PREPARED, verb_image_prepared },
 };
-const size_t spm_nverbs = sizeof(spm_verbs) / sizeof(spm_verbs[0]);
+const struct pk_verb *const spm_verbs = verbs;
+const size_t spm_nverbs = sizeof(verbs) / sizeof(verbs[0]);

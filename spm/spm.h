@@ -19,9 +19,9 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "common/daemon.h"
 #include "common/error.h"
 #include "common/uuid.h"
-#include "proto/codec.h"
 
 struct pk_lvm;
 struct pk_activation;
@@ -96,9 +96,5 @@ int spm_lv_deactivate(struct spm *spm, const char *vg, const char *lv, struct pk
 
 /* Waits until no asynchronous task runs (shutdown). */
 void spm_async_wait(struct spm *spm);
-
-/* The verb table of spmd (spm/rpc.c). */
-extern const struct pk_verb spm_verbs[];
-extern const size_t spm_nverbs;
 
 #endif

@@ -12,6 +12,8 @@
 #include "common/clock.h"
 #include "common/xalloc.h"
 #include "hsm/merge_job.h"
+#include "hsm/rpc.h"
+#include "proto/codec.h"
 #include "proto/spm_client.h"
 
 static const char *str(const char *s)
