@@ -129,15 +129,4 @@ void hsm_lock_release(struct hsm *hsm, const char *const *keys, size_t n);
 void hsm_lock_key_image(char *buf, const char *domain, const char *image);
 void hsm_lock_key_vm(char *buf, const char *vm);
 
-/* ---- the SPM, as hsmd calls it (implemented in hsm/rpc.c) ----------------- */
-
-/*
- * Tells the SPM that this host prepared (or tore down) an image, so its
- * leaf cannot be deleted under a VM; with volume (may be NULL), only that
- * volume of the image (a merged-away layer torn down). Best effort: returns
- * 0 when no spm is configured; otherwise the SPM's error.
- */
-int hsm_spm_image_prepared(struct hsm *hsm, const char *domain, const char *image,
-			   const char *volume, bool prepared, struct pk_error *err);
-
 #endif

@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "hsm/merge_job.h"
+#include "hsm/spm_calls.h"
 
 #define START_ATTEMPTS_MAX 3
 #define PIVOT_ATTEMPTS_MAX 3
@@ -77,7 +78,7 @@ static int live_read(struct hsm_merge_job *job, struct hsm_merge_live *live,
 /* The record is written before the mark and after the unmark: merge_job.h. */
 int hsm_merge_leaf_set_legal(struct hsm_merge_job *job, bool legal, struct pk_error *err)
 {
-	struct hsm_merge_meta_update u = {
+	struct pk_spm_meta_update u = {
 		.legality = legal ? PK_VOLUME_LEGAL : PK_VOLUME_ILLEGAL,
 	};
 	int r;
@@ -86,7 +87,7 @@ int hsm_merge_leaf_set_legal(struct hsm_merge_job *job, bool legal, struct pk_er
 		job->leaf_illegal = true;
 		hsm_merge_job_save(job);
 	}
-	r = hsm_merge_spm_update(job->hsm, job->domain, job->image, job->top, &u, err);
+	r = hsm_spm_volume_meta_update(job->hsm, job->domain, job->image, job->top, &u, err);
 	if (r < 0) {
 		pk_error_prefix(err, "cannot mark the old leaf '%s' %s", job->top,
 				legal ? "LEGAL again" : "ILLEGAL before the pivot");

@@ -2,8 +2,7 @@
  * hsmd's RPC layer: decodes each call's protobuf arguments into plain C,
  * calls the HSM logic, encodes the result (built from the request's
  * arena). Ping and GetCapabilities are answered by the dispatcher.
- * The calls hsmd itself makes to the SPM are translated here too, so no
- * other file of hsm/ sees protobuf.
+ * The calls hsmd itself makes to the SPM are in hsm/spm_calls.c.
  */
 #include "hsm/rpc.h"
 
@@ -18,7 +17,6 @@
 #include "hsm/snapshot.h"
 #include "hsm/vm.h"
 #include "proto/codec.h"
-#include "proto/spm_client.h"
 
 /* ---- plain C -> protobuf ------------------------------------------------------- */
 
@@ -324,32 +322,3 @@ static const struct pk_verb verbs[] = {
 };
 const struct pk_verb *const hsm_verbs = verbs;
 const size_t hsm_nverbs = sizeof(verbs) / sizeof(verbs[0]);
-
-/* ---- calls to the SPM ------------------------------------------------------------- */
-
-int hsm_spm_image_prepared(struct hsm *hsm, const char *domain, const char *image,
-			   const char *volume, bool prepared, struct pk_error *err)
-{
-	Pk__Request req = PK__REQUEST__INIT;
-	Pk__ImagePreparedRequest ip = PK__IMAGE_PREPARED_REQUEST__INIT;
-	Pk__Response *resp = NULL;
-	int r;
-
-	if (!hsm->spm) {
-		return 0;
-	}
-	ip.domain_id = (char *)domain;
-	ip.image_id = (char *)image;
-	ip.host_id = hsm->info.host_id;
-	ip.prepared = prepared;
-	if (volume) {
-		ip.volume_id = (char *)volume;
-	}
-	req.call_case = PK__REQUEST__CALL_IMAGE_PREPARED;
-	req.image_prepared = &ip;
-	r = pk_spm_client_call(hsm->spm, &req, hsm->settings.spm_timeout_ms, &resp, err);
-	if (resp) {
-		pk__response__free_unpacked(resp, NULL);
-	}
-	return r;
-}
