@@ -17,6 +17,7 @@
 #include "hsm/snapshot.h"
 #include "hsm/vm.h"
 #include "proto/codec.h"
+#include "proto/wire.h"
 
 /* ---- plain C -> protobuf ------------------------------------------------------- */
 
@@ -33,32 +34,11 @@ static char **arena_strv(struct pk_arena *a, char **strv, size_t n)
 static Pk__VolumeInfo *volume_info(struct pk_arena *a, struct hsm *hsm, const char *domain,
 				   const struct hsm_volume *v)
 {
-	Pk__VolumeInfo *vi = pk_arena_new(a, Pk__VolumeInfo);
 	char path[HSM_PATH_MAX];
+	bool linked = hsm_image_link_path(hsm, domain, v->meta.image, v->id, path, sizeof(path),
+					  NULL) == 0;
 
-	pk__volume_info__init(vi);
-	vi->domain_id = pk_arena_strdup(a, domain);
-	vi->image_id = pk_arena_strdup(a, v->meta.image);
-	vi->volume_id = pk_arena_strdup(a, v->id);
-	vi->parent_id = pk_arena_strdup(a, strcmp(v->meta.parent, PK_META_NO_PARENT)
-						   ? v->meta.parent
-						   : "");
-	vi->format = v->meta.format == PK_VOLUME_COW ? PK__VOLUME_FORMAT__FORMAT_COW
-						     : PK__VOLUME_FORMAT__FORMAT_RAW;
-	vi->role = v->meta.role == PK_VOLUME_LEAF ? PK__VOLUME_ROLE__ROLE_LEAF
-						  : PK__VOLUME_ROLE__ROLE_INTERNAL;
-	vi->legality = v->meta.legality == PK_VOLUME_LEGAL     ? PK__LEGALITY__LEGALITY_LEGAL
-		       : v->meta.legality == PK_VOLUME_ILLEGAL ? PK__LEGALITY__LEGALITY_ILLEGAL
-							       : PK__LEGALITY__LEGALITY_REMOVING;
-	vi->capacity = v->meta.capacity;
-	vi->lv_size = v->lv_size;
-	vi->generation = v->meta.generation;
-	vi->description = pk_arena_strdup(a, v->meta.description);
-	if (hsm_image_link_path(hsm, domain, v->meta.image, v->id, path, sizeof(path), NULL) ==
-	    0) {
-		vi->path = pk_arena_strdup(a, path);
-	}
-	return vi;
+	return pk_wire_volume_info(a, domain, v->id, &v->meta, v->lv_size, linked ? path : NULL);
 }
 
 static Pk__DomainType domain_type(enum hsm_vm_type t)

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "proto/codec.h"
+#include "proto/wire.h"
 #include "spm/domain.h"
 #include "spm/spm.h"
 #include "spm/tasks.h"
@@ -32,24 +33,7 @@ static const char *str_or_empty(const char *s)
 static Pk__VolumeInfo *volume_to_wire(struct pk_arena *a, const char *domain,
 				      const struct spm_volume *v)
 {
-	Pk__VolumeInfo *w = pk_arena_new(a, Pk__VolumeInfo);
-
-	pk__volume_info__init(w);
-	w->domain_id = pk_arena_strdup(a, domain);
-	w->image_id = pk_arena_strdup(a, v->meta.image);
-	w->volume_id = pk_arena_strdup(a, v->id);
-	w->parent_id = pk_arena_strdup(a, strcmp(v->meta.parent, PK_META_NO_PARENT) ? v->meta.parent : "");
-	w->format = v->meta.format == PK_VOLUME_RAW ? PK__VOLUME_FORMAT__FORMAT_RAW
-						     : PK__VOLUME_FORMAT__FORMAT_COW;
-	w->role = v->meta.role == PK_VOLUME_LEAF ? PK__VOLUME_ROLE__ROLE_LEAF
-						 : PK__VOLUME_ROLE__ROLE_INTERNAL;
-	w->legality = (Pk__Legality)v->meta.legality; /* same numbering */
-	w->capacity = v->meta.capacity;
-	w->lv_size = v->lv_size;
-	w->generation = v->meta.generation;
-	w->description = pk_arena_strdup(a, v->meta.description);
-	w->path = pk_arena_strdup(a, "");
-	return w;
+	return pk_wire_volume_info(a, domain, v->id, &v->meta, v->lv_size, NULL);
 }
 
 static Pk__TaskInfo *task_to_wire(struct pk_arena *a, const struct spm_task_info *t)
