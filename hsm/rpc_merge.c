@@ -13,11 +13,27 @@
 #include "hsm/merge_job.h"
 #include "hsm/rpc.h"
 #include "proto/codec.h"
+#include "proto/wire.h"
 
 static const char *str(const char *s)
 {
 	return s ? s : "";
 }
+
+/* job_to_wire casts kind and state: a renumbering on either side must not build. */
+PK_WIRE_SAME(HSM_MERGE_COMMIT, PK__JOB_KIND__COMMIT);
+PK_WIRE_SAME(HSM_MERGE_ACTIVE_COMMIT, PK__JOB_KIND__ACTIVE_COMMIT);
+PK_WIRE_SAME(HSM_MERGE_PULL, PK__JOB_KIND__PULL);
+PK_WIRE_SAME(HSM_MERGE_COLD_COMMIT, PK__JOB_KIND__COLD_COMMIT);
+PK_WIRE_SAME(HSM_MERGE_PREPARING, PK__JOB_STATE__PREPARING);
+PK_WIRE_SAME(HSM_MERGE_EXTENDING, PK__JOB_STATE__EXTENDING);
+PK_WIRE_SAME(HSM_MERGE_COMMITTING, PK__JOB_STATE__COMMITTING);
+PK_WIRE_SAME(HSM_MERGE_READY, PK__JOB_STATE__READY);
+PK_WIRE_SAME(HSM_MERGE_PIVOTING, PK__JOB_STATE__PIVOTING);
+PK_WIRE_SAME(HSM_MERGE_CLEANUP, PK__JOB_STATE__CLEANUP);
+PK_WIRE_SAME(HSM_MERGE_DONE, PK__JOB_STATE__DONE);
+PK_WIRE_SAME(HSM_MERGE_FAILED, PK__JOB_STATE__FAILED);
+PK_WIRE_SAME(HSM_MERGE_ABORTING, PK__JOB_STATE__ABORTING);
 
 static Pk__JobInfo *job_to_wire(struct pk_arena *a, const struct hsm_merge_job_info *j)
 {

@@ -19,6 +19,13 @@
 #include "common/meta.h"
 #include "proto/types.pb-c.h"
 
+/*
+ * Beside every cast between one of our enums and the wire's that relies on
+ * equal numbering: a renumbering on either side then fails the build.
+ */
+#define PK_WIRE_SAME(ours, wire) \
+	_Static_assert((int)(ours) == (int)(wire), #ours " must equal " #wire " (a cast relies on it)")
+
 Pk__VolumeFormat pk_wire_volume_format(enum pk_volume_format format);
 Pk__VolumeRole pk_wire_volume_role(enum pk_volume_role role);
 Pk__Legality pk_wire_legality(enum pk_volume_legality legality);

@@ -34,6 +34,12 @@ static Pk__VolumeInfo *volume_to_wire(struct pk_arena *a, const char *domain,
 	return pk_wire_volume_info(a, domain, v->id, &v->meta, v->lv_size, NULL);
 }
 
+/* task_to_wire casts the state: a renumbering on either side must not build. */
+PK_WIRE_SAME(SPM_TASK_RUNNING, PK__TASK_STATE__TASK_RUNNING);
+PK_WIRE_SAME(SPM_TASK_DONE, PK__TASK_STATE__TASK_DONE);
+PK_WIRE_SAME(SPM_TASK_FAILED, PK__TASK_STATE__TASK_FAILED);
+PK_WIRE_SAME(SPM_TASK_ROLLED_BACK, PK__TASK_STATE__TASK_ROLLED_BACK);
+
 static Pk__TaskInfo *task_to_wire(struct pk_arena *a, const struct spm_task_info *t)
 {
 	Pk__TaskInfo *w = pk_arena_new(a, Pk__TaskInfo);
@@ -322,6 +328,11 @@ static int verb_volume_info(void *ctx, const Pk__Request *req, Pk__Response *res
 	}
 	return r;
 }
+
+/* verb_update_volume_meta casts the legality (0 = unchanged on both sides). */
+PK_WIRE_SAME(PK_VOLUME_LEGAL, PK__LEGALITY__LEGALITY_LEGAL);
+PK_WIRE_SAME(PK_VOLUME_ILLEGAL, PK__LEGALITY__LEGALITY_ILLEGAL);
+PK_WIRE_SAME(PK_VOLUME_REMOVING, PK__LEGALITY__LEGALITY_REMOVING);
 
 static int verb_update_volume_meta(void *ctx, const Pk__Request *req, Pk__Response *resp,
 				   struct pk_arena *a, struct pk_error *err)
