@@ -9,14 +9,26 @@
  * pk_daemon_setup() blocks SIGTERM/SIGINT/SIGHUP in the calling thread
  * before any other thread exists, so every thread inherits the mask and
  * pk_daemon_wait_for_signal() receives them synchronously in main.
+ *
+ * struct pk_daemon_info is who a daemon is, as Ping and GetCapabilities
+ * report it; filled once at start-up, read-only afterwards.
  */
 #ifndef PK_DAEMON_H
 #define PK_DAEMON_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "common/config.h"
 #include "common/error.h"
+
+struct pk_daemon_info {
+	const char *role;       /* "hsm" or "spm" */
+	int32_t host_id;
+	uint64_t start_ms;      /* CLOCK_MONOTONIC ms at start (pk_clock_monotonic_ms) */
+	const char *activation; /* "dm" or "lab" */
+	bool kvm;
+};
 
 /*
  * Parses argv, loads the settings into *cfg (initialised here; release

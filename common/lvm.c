@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/lvm_text.h"
 #include "common/statefile.h"
 #include "common/xalloc.h"
@@ -203,17 +204,6 @@ static void cmd_tags(struct cmd *c, const char *option, const char *const *tags)
 	}
 }
 
-static uint64_t elapsed_ms(const struct timespec *start)
-{
-	struct timespec now;
-	int64_t ms;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (int64_t)(now.tv_sec - start->tv_sec) * 1000 +
-	     (int64_t)(now.tv_nsec - start->tv_nsec) / 1000000;
-	return ms > 0 ? (uint64_t)ms : 0;
-}
-
 /*
  * Runs one command. On failure fills err with "<what>: <LVM's errors>".
  * A command that met one of LVM's file locks held by another process is
@@ -222,7 +212,7 @@ static uint64_t elapsed_ms(const struct timespec *start)
 static int lvm_run(struct pk_lvm *lvm, struct cmd *c, const char *what, struct capture *cap,
 		   struct pk_error *err)
 {
-	struct timespec start;
+	uint64_t start;
 	unsigned delay_ms = 2;
 	enum pk_errc code;
 	const char *text;
@@ -234,7 +224,7 @@ static int lvm_run(struct pk_lvm *lvm, struct cmd *c, const char *what, struct c
 				    "tags at once?)",
 				    what, c->argc, LVM_MAX_ARGS);
 	}
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	start = pk_clock_monotonic_ms();
 	for (;;) {
 		capture_release(cap);
 		pthread_mutex_lock(&lvm_lock);
@@ -254,7 +244,7 @@ static int lvm_run(struct pk_lvm *lvm, struct cmd *c, const char *what, struct c
 		}
 		text = cap->errors.len ? cap->errors.p : (cap->notes.len ? cap->notes.p : "");
 		code = pk_lvm_classify_failure(rc, text);
-		if (code == PK_E_BUSY && elapsed_ms(&start) < lvm->lock_timeout_ms) {
+		if (code == PK_E_BUSY && pk_clock_monotonic_ms() - start < lvm->lock_timeout_ms) {
 			struct timespec ts = { 0, (long)delay_ms * 1000000L };
 
 			nanosleep(&ts, NULL);

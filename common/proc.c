@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/xalloc.h"
 
 extern char **environ;
@@ -48,21 +49,13 @@ static void buf_read(int fd, struct proc_buf *b, int *open_fds)
 	b->data[b->len] = '\0';
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int pk_proc_run(const char *const *argv, int timeout_ms, struct pk_proc_result *ret,
 		struct pk_error *err)
 {
 	posix_spawn_file_actions_t fa;
 	int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
 	struct proc_buf out = { 0 }, errb = { 0 };
-	long long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+	long long deadline = timeout_ms > 0 ? (long long)pk_clock_monotonic_ms() + timeout_ms : 0;
 	int open_fds = 2, status = 0, rc, timed_out = 0;
 	pid_t pid;
 
@@ -101,7 +94,7 @@ int pk_proc_run(const char *const *argv, int timeout_ms, struct pk_proc_result *
 				p[np++] = (struct pollfd){ fds[1], POLLIN, 0 };
 			}
 			if (deadline) {
-				long long left = deadline - now_ms();
+				long long left = deadline - (long long)pk_clock_monotonic_ms();
 				if (left <= 0) {
 					kill(pid, SIGKILL);
 					timed_out = 1;

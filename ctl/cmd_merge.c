@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/uuid.h"
 #include "ctl/ctl.h"
 #include "ctl/cmd_merge.h"
@@ -128,7 +129,7 @@ static double mib(uint64_t b)
 static void watch_show(void *ctx, const Pk__JobInfo *j)
 {
 	struct ctl_watch *w = ctx;
-	uint64_t now = pk_codec_monotonic_ms();
+	uint64_t now = pk_clock_monotonic_ms();
 	double pct = j->end ? 100.0 * (double)j->cur / (double)j->end : 0;
 	double rate = 0;
 	char eta[32] = "--:--";

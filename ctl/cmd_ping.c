@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/clock.h"
 #include "common/version.h"
 #include "ctl/ctl.h"
 
@@ -49,7 +50,7 @@ int ctl_cmd_ping(struct ctl *ctl, int argc, char **argv)
 		Pk__PingRequest ping = PK__PING_REQUEST__INIT;
 		Pk__Response *resp = NULL;
 		struct pk_error err = { PK_OK, "" };
-		uint64_t t0 = pk_codec_monotonic_ms();
+		uint64_t t0 = pk_clock_monotonic_ms();
 		double ms;
 		int r;
 
@@ -57,7 +58,7 @@ int ctl_cmd_ping(struct ctl *ctl, int argc, char **argv)
 		req.ping = &ping;
 		r = targets[i].target == CTL_SPM ? ctl_call_spm_direct(ctl, &req, &resp, &err)
 						 : ctl_call(ctl, targets[i].target, &req, &resp, &err);
-		ms = (double)(pk_codec_monotonic_ms() - t0);
+		ms = (double)(pk_clock_monotonic_ms() - t0);
 		if (ctl->json) {
 			ctl_json_object_begin(&ctl->out, targets[i].role);
 			ctl_json_string(&ctl->out, "url", targets[i].url);

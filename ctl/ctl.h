@@ -15,7 +15,7 @@
 #include "common/rpc.h"
 #include "ctl/json.h"
 #include "proto/codec.h"
-#include "proto/spm_client.h"
+#include "proto/spm_client_wire.h"
 
 enum ctl_target {
 	CTL_HSM,

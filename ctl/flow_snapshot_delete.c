@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "ctl/flow.h"
 #include "ctl/show.h"
 
@@ -298,7 +299,7 @@ int ctl_flow_snapshot_delete(struct ctl *ctl, const struct ctl_snapshot_delete_o
 	Pk__Response *vm_resp = NULL, *merge_resp = NULL, *fin = NULL, *chain = NULL;
 	const Pk__VmInfo *vm = NULL;
 	struct del_plan p = { 0 };
-	uint64_t t0 = pk_codec_monotonic_ms();
+	uint64_t t0 = pk_clock_monotonic_ms();
 	struct ctl_flow_watch w = { 0 };
 	char job_id[PK_UUID_BUFLEN] = "";
 	bool watching = false;
@@ -377,7 +378,7 @@ int ctl_flow_snapshot_delete(struct ctl *ctl, const struct ctl_snapshot_delete_o
 		ret->job = fin ? fin->job_get->job : NULL;
 		ret->chain_resp = chain;
 		ret->chain = chain->get_volume_chain;
-		ret->elapsed_ms = pk_codec_monotonic_ms() - t0;
+		ret->elapsed_ms = pk_clock_monotonic_ms() - t0;
 		fin = NULL;
 		chain = NULL;
 	}

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "common/activation.h"
+#include "common/clock.h"
 #include "common/locks.h"
 #include "common/log.h"
 #include "common/lvm.h"
@@ -181,7 +182,7 @@ int hsm_init(struct hsm *hsm, const struct hsm_settings *settings, struct pk_err
 				  sizeof(hsm_lock_ns_names) / sizeof(hsm_lock_ns_names[0]));
 	hsm->info.role = "hsm";
 	hsm->info.host_id = settings->host_id;
-	hsm->info.start_ms = pk_codec_monotonic_ms();
+	hsm->info.start_ms = pk_clock_monotonic_ms();
 	hsm->info.activation = settings->activation;
 	hsm->info.kvm = settings->kvm;
 	if (!settings->run_dir || settings->run_dir[0] != '/') {

@@ -34,10 +34,10 @@
 #include <sys/types.h>
 
 #include "common/config.h"
+#include "common/daemon.h"
 #include "common/error.h"
 #include "hsm/virt.h"
 #include "hsm/vmxml.h"
-#include "proto/codec.h"
 
 struct pk_lvm;
 struct pk_activation;
@@ -123,20 +123,5 @@ int hsm_virt_ready(struct hsm *hsm, struct pk_error *err);
  */
 void hsm_lockset_add_image(struct pk_lockset *set, const char *domain, const char *image);
 void hsm_lockset_add_vm(struct pk_lockset *set, const char *vm);
-
-/* ---- the SPM, as hsmd calls it (implemented in hsm/rpc.c) ----------------- */
-
-/*
- * Tells the SPM that this host prepared (or tore down) an image, so its
- * leaf cannot be deleted under a VM; with volume (may be NULL), only that
- * volume of the image (a merged-away layer torn down). Best effort: returns
- * 0 when no spm is configured; otherwise the SPM's error.
- */
-int hsm_spm_image_prepared(struct hsm *hsm, const char *domain, const char *image,
-			   const char *volume, bool prepared, struct pk_error *err);
-
-/* The verb table of hsmd (hsm/rpc.c). */
-extern const struct pk_verb hsm_verbs[];
-extern const size_t hsm_nverbs;
 
 #endif

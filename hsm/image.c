@@ -14,6 +14,7 @@
 #include "common/lvm.h"
 #include "common/volchain.h"
 #include "common/xalloc.h"
+#include "hsm/spm_calls.h"
 #include "hsm/vm.h"
 
 #define VOLUME_MODE 0660

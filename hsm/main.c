@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "common/version.h"
 #include "hsm/hsm.h"
+#include "hsm/rpc.h"
 #include "proto/server.h"
 
 int main(int argc, char **argv)

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/fault.h"
 #include "common/log.h"
 #include "common/rpc.h"
@@ -23,11 +24,6 @@
 #define MERGE_HEADROOM_DEFAULT ((uint64_t)64 << 20)
 #define MERGE_KEEP_FINISHED_DEFAULT 64
 #define PROGRESS_EVENT_MS 250
-
-static uint64_t realtime_ms(void)
-{
-	return pk_codec_realtime_ms();
-}
 
 struct hsm_merge *hsm_merge_of(struct hsm *hsm)
 {
@@ -48,7 +44,7 @@ static int job_write_locked(struct hsm_merge *m, struct hsm_merge_job *job, stru
 	char *text;
 	int r;
 
-	job->updated_ms = realtime_ms();
+	job->updated_ms = pk_clock_realtime_ms();
 	text = hsm_merge_record_encode(job);
 	record_name(job, name, sizeof(name));
 	r = pk_statefile_write(m->dir, name, text, strlen(text), err);
@@ -184,7 +180,7 @@ void hsm_merge_job_progress(struct hsm_merge_job *job, uint64_t cur, uint64_t en
 {
 	struct hsm_merge *m = hsm_merge_of(job->hsm);
 	struct hsm_merge_job_info info;
-	uint64_t now = realtime_ms();
+	uint64_t now = pk_clock_realtime_ms();
 	bool send = false;
 
 	pthread_mutex_lock(&m->lock);
@@ -228,17 +224,6 @@ bool hsm_merge_abort_requested(struct hsm_merge_job *job)
 	return r;
 }
 
-static void deadline_after(struct timespec *ts, unsigned ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 int hsm_merge_job_wait(struct hsm_merge_job *job, unsigned ms)
 {
 	struct hsm_merge *m = hsm_merge_of(job->hsm);
@@ -246,7 +231,7 @@ int hsm_merge_job_wait(struct hsm_merge_job *job, unsigned ms)
 	unsigned seen;
 	int r;
 
-	deadline_after(&deadline, ms);
+	pk_clock_deadline(CLOCK_MONOTONIC, ms, &deadline);
 	pthread_mutex_lock(&m->lock);
 	seen = job->wakeups;
 	/* An abort request ends the wait only where the job can still act on it. */
@@ -267,7 +252,7 @@ int hsm_merge_sleep(struct hsm_merge_job *job, unsigned ms)
 	struct timespec deadline;
 	int r;
 
-	deadline_after(&deadline, ms);
+	pk_clock_deadline(CLOCK_MONOTONIC, ms, &deadline);
 	pthread_mutex_lock(&m->lock);
 	while (!m->stopping) {
 		if (pthread_cond_timedwait(&m->cond, &m->lock, &deadline) == ETIMEDOUT) {

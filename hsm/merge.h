@@ -205,19 +205,4 @@ const char *hsm_merge_state_name(enum hsm_merge_state state); /* "COMMITTING" */
 const char *hsm_merge_kind_name(enum hsm_merge_kind kind);    /* "ACTIVE_COMMIT" */
 bool hsm_merge_state_final(enum hsm_merge_state state);       /* DONE or FAILED */
 
-/* ---- RPC verbs (hsm/merge_rpc.c), for hsmd's verb table ------------------- */
-
-int hsm_rpc_merge(void *ctx, const Pk__Request *req, Pk__Response *resp,
-		  struct pk_arena *arena, struct pk_error *err);
-int hsm_rpc_job_get(void *ctx, const Pk__Request *req, Pk__Response *resp,
-		    struct pk_arena *arena, struct pk_error *err);
-int hsm_rpc_job_list(void *ctx, const Pk__Request *req, Pk__Response *resp,
-		     struct pk_arena *arena, struct pk_error *err);
-int hsm_rpc_job_abort(void *ctx, const Pk__Request *req, Pk__Response *resp,
-		      struct pk_arena *arena, struct pk_error *err);
-int hsm_rpc_job_set_bandwidth(void *ctx, const Pk__Request *req, Pk__Response *resp,
-			      struct pk_arena *arena, struct pk_error *err);
-int hsm_rpc_job_events(void *ctx, const Pk__Request *req, Pk__Response *resp,
-		       struct pk_arena *arena, struct pk_error *err);
-
 #endif

@@ -250,21 +250,7 @@ int hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_error *err);
 int hsm_merge_cold_pivot(struct hsm_merge_job *job, struct pk_error *err);
 int hsm_merge_cold_abort(struct hsm_merge_job *job, struct pk_error *err);
 
-/* ---- the SPM, as merge jobs call it (hsm/merge_rpc.c) ------------------------ */
-
-struct hsm_merge_meta_update {
-	bool set_parent;
-	const char *parent;               /* "" = none */
-	enum pk_volume_role role;         /* 0: unchanged */
-	enum pk_volume_legality legality; /* 0: unchanged */
-};
-
-int hsm_merge_spm_extend(struct hsm *hsm, const char *domain, const char *image,
-			 const char *volume, uint64_t size, uint64_t *ret_lv_size,
-			 struct pk_error *err);
-int hsm_merge_spm_update(struct hsm *hsm, const char *domain, const char *image,
-			 const char *volume, const struct hsm_merge_meta_update *u,
-			 struct pk_error *err);
+/* ---- the wire (hsm/rpc_merge.c) ---------------------------------------- */
 
 /* Encodes an Event for info (heap buffer, free()). */
 int hsm_merge_event_encode(const struct hsm_merge_job_info *info, uint64_t seq,

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/locks.h"
 #include "common/log.h"
 #include "common/xalloc.h"
@@ -442,7 +443,7 @@ int hsm_merge_begin(struct hsm *hsm, const struct hsm_merge_request *req,
 		job->ev_status = -1;
 		job->state = state;
 		job->bandwidth = req->bandwidth;
-		job->started_ms = pk_codec_realtime_ms();
+		job->started_ms = pk_clock_realtime_ms();
 		hsm_merge_job_info_of(job, ret);
 		r = hsm_merge_register(m, job, err);
 		if (r == 0) {

@@ -18,10 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/fault.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "hsm/merge_job.h"
+#include "hsm/spm_calls.h"
 
 #define START_ATTEMPTS_MAX 3
 #define PIVOT_ATTEMPTS_MAX 3
@@ -76,7 +78,7 @@ static int live_read(struct hsm_merge_job *job, struct hsm_merge_live *live,
 /* The record is written before the mark and after the unmark: merge_job.h. */
 int hsm_merge_leaf_set_legal(struct hsm_merge_job *job, bool legal, struct pk_error *err)
 {
-	struct hsm_merge_meta_update u = {
+	struct pk_spm_meta_update u = {
 		.legality = legal ? PK_VOLUME_LEGAL : PK_VOLUME_ILLEGAL,
 	};
 	int r;
@@ -85,7 +87,7 @@ int hsm_merge_leaf_set_legal(struct hsm_merge_job *job, bool legal, struct pk_er
 		job->leaf_illegal = true;
 		hsm_merge_job_save(job);
 	}
-	r = hsm_merge_spm_update(job->hsm, job->domain, job->image, job->top, &u, err);
+	r = hsm_spm_volume_meta_update(job->hsm, job->domain, job->image, job->top, &u, err);
 	if (r < 0) {
 		pk_error_prefix(err, "cannot mark the old leaf '%s' %s", job->top,
 				legal ? "LEGAL again" : "ILLEGAL before the pivot");
@@ -362,7 +364,7 @@ static int step_commit(struct hsm_merge_job *job, struct pk_error *err)
 			}
 		} else {
 			/* No job, old chain: confirm over a second (events and XML may lag). */
-			uint64_t now = pk_codec_monotonic_ms();
+			uint64_t now = pk_clock_monotonic_ms();
 			if (!gone_since) {
 				gone_since = now;
 			} else if (now - gone_since >= VANISH_CONFIRM_MS) {
@@ -445,10 +447,10 @@ static int step_pivot(struct hsm_merge_job *job, struct pk_error *err)
 			return pivot_failed(job, "the block job vanished before the pivot", err);
 		}
 		if (asked && live.mirror == HSM_VMXML_MIRROR_READY &&
-		    pk_codec_monotonic_ms() - asked > 2000) {
+		    pk_clock_monotonic_ms() - asked > 2000) {
 			return pivot_failed(job, "qemu kept the old leaf", err);
 		}
-		if (asked && pk_codec_monotonic_ms() - asked > PIVOT_TIMEOUT_MS) {
+		if (asked && pk_clock_monotonic_ms() - asked > PIVOT_TIMEOUT_MS) {
 			return pivot_failed(job, "no new chain within 60 s", err);
 		}
 		if (!asked && live.mirror == HSM_VMXML_MIRROR_READY) {
@@ -463,7 +465,7 @@ static int step_pivot(struct hsm_merge_job *job, struct pk_error *err)
 				return transient(r, err);
 			}
 			pk_error_clear(err);
-			asked = pk_codec_monotonic_ms();
+			asked = pk_clock_monotonic_ms();
 			pk_log_info("merge job job='%s': pivot asked vm='%s' drive='%s'", job->id,
 				    job->vm, job->drive);
 		}
@@ -477,7 +479,7 @@ static int step_pivot(struct hsm_merge_job *job, struct pk_error *err)
 
 static int step_abort(struct hsm_merge_job *job, struct pk_error *err)
 {
-	uint64_t start = pk_codec_monotonic_ms();
+	uint64_t start = pk_clock_monotonic_ms();
 	bool asked = false;
 	int r;
 
@@ -520,7 +522,7 @@ static int step_abort(struct hsm_merge_job *job, struct pk_error *err)
 			pk_error_clear(err);
 			asked = true;
 		}
-		if (pk_codec_monotonic_ms() - start > ABORT_TIMEOUT_MS) {
+		if (pk_clock_monotonic_ms() - start > ABORT_TIMEOUT_MS) {
 			return pk_error_set(err, PK_E_TIMEOUT, ETIMEDOUT,
 					    "the block job of drive '%s' did not end within 30 s of "
 					    "the abort", job->drive);
@@ -594,7 +596,7 @@ void hsm_merge_job_run(struct hsm_merge_job *job)
 			return;
 		}
 		if (r == -EAGAIN) {
-			uint64_t now = pk_codec_monotonic_ms();
+			uint64_t now = pk_clock_monotonic_ms();
 			if (!transient_since) {
 				transient_since = now;
 			}

@@ -24,6 +24,7 @@
 #include "common/xalloc.h"
 #include "hsm/image.h"
 #include "hsm/merge_job.h"
+#include "hsm/spm_calls.h"
 
 #define QEMU_IMG_TIMEOUT_MS 120000
 #define MIB ((uint64_t)1024 * 1024)
@@ -310,7 +311,7 @@ int hsm_merge_step_extend(struct hsm_merge_job *job, struct pk_error *err)
 	}
 	job->extend_size = need;
 	hsm_merge_job_save(job);
-	r = hsm_merge_spm_extend(job->hsm, job->domain, job->image, target, need, &lv_size, err);
+	r = hsm_spm_volume_extend(job->hsm, job->domain, job->image, target, need, &lv_size, err);
 	if (r < 0) {
 		pk_error_prefix(err, "cannot extend volume '%s' to %" PRIu64 " MiB", target, need / MIB);
 		r = hsm_merge_error_transient(err) ? -EAGAIN : r;
@@ -333,13 +334,13 @@ out:
 
 /* Runs one idempotent SPM update, retrying transient failures a bounded number of times. */
 static int spm_update_retry(struct hsm_merge_job *job, const char *volume,
-			    const struct hsm_merge_meta_update *u, struct pk_error *err)
+			    const struct pk_spm_meta_update *u, struct pk_error *err)
 {
 	int r = 0;
 
 	for (unsigned i = 0; i < CLEANUP_TRIES; i++) {
 		pk_error_clear(err);
-		r = hsm_merge_spm_update(job->hsm, job->domain, job->image, volume, u, err);
+		r = hsm_spm_volume_meta_update(job->hsm, job->domain, job->image, volume, u, err);
 		if (r == 0 || !hsm_merge_error_transient(err)) {
 			break;
 		}
@@ -454,7 +455,7 @@ int hsm_merge_step_cleanup(struct hsm_merge_job *job, struct pk_error *err)
 	 * (ImageChain would then find two tops).
 	 */
 	if (*child) {
-		struct hsm_merge_meta_update u = {
+		struct pk_spm_meta_update u = {
 			.set_parent = true,
 			.parent = hsm_merge_job_new_parent(job),
 		};
@@ -462,7 +463,7 @@ int hsm_merge_step_cleanup(struct hsm_merge_job *job, struct pk_error *err)
 	}
 	/* 2. The removed layers become orphans: ILLEGAL and INTERNAL. */
 	for (size_t i = lo; i <= hi && r == 0; i++) {
-		struct hsm_merge_meta_update u = {
+		struct pk_spm_meta_update u = {
 			.role = PK_VOLUME_INTERNAL,
 			.legality = PK_VOLUME_ILLEGAL,
 		};
@@ -473,7 +474,7 @@ int hsm_merge_step_cleanup(struct hsm_merge_job *job, struct pk_error *err)
 	}
 	/* After an active commit the base is the leaf again. */
 	if (r == 0 && leaf_commit) {
-		struct hsm_merge_meta_update u = { .role = PK_VOLUME_LEAF };
+		struct pk_spm_meta_update u = { .role = PK_VOLUME_LEAF };
 		r = spm_update_retry(job, job->base, &u, err);
 	}
 	/* 3. Our drive metadata names the leaf. */

@@ -2,21 +2,22 @@
  * hsmd's RPC layer: decodes each call's protobuf arguments into plain C,
  * calls the HSM logic, encodes the result (built from the request's
  * arena). Ping and GetCapabilities are answered by the dispatcher.
- * The calls hsmd itself makes to the SPM are translated here too, so no
- * other file of hsm/ sees protobuf.
+ * The calls hsmd itself makes to the SPM are in hsm/spm_calls.c.
  */
-#include "hsm/hsm.h"
+#include "hsm/rpc.h"
 
 #include <errno.h>
 #include <string.h>
 
 #include "common/xalloc.h"
 #include "hsm/chain.h"
+#include "hsm/hsm.h"
 #include "hsm/image.h"
 #include "hsm/merge.h"
 #include "hsm/snapshot.h"
 #include "hsm/vm.h"
-#include "proto/spm_client.h"
+#include "proto/codec.h"
+#include "proto/wire.h"
 
 /* ---- plain C -> protobuf ------------------------------------------------------- */
 
@@ -33,32 +34,11 @@ static char **arena_strv(struct pk_arena *a, char **strv, size_t n)
 static Pk__VolumeInfo *volume_info(struct pk_arena *a, struct hsm *hsm, const char *domain,
 				   const struct hsm_volume *v)
 {
-	Pk__VolumeInfo *vi = pk_arena_new(a, Pk__VolumeInfo);
 	char path[HSM_PATH_MAX];
+	bool linked = hsm_image_link_path(hsm, domain, v->meta.image, v->id, path, sizeof(path),
+					  NULL) == 0;
 
-	pk__volume_info__init(vi);
-	vi->domain_id = pk_arena_strdup(a, domain);
-	vi->image_id = pk_arena_strdup(a, v->meta.image);
-	vi->volume_id = pk_arena_strdup(a, v->id);
-	vi->parent_id = pk_arena_strdup(a, strcmp(v->meta.parent, PK_META_NO_PARENT)
-						   ? v->meta.parent
-						   : "");
-	vi->format = v->meta.format == PK_VOLUME_COW ? PK__VOLUME_FORMAT__FORMAT_COW
-						     : PK__VOLUME_FORMAT__FORMAT_RAW;
-	vi->role = v->meta.role == PK_VOLUME_LEAF ? PK__VOLUME_ROLE__ROLE_LEAF
-						  : PK__VOLUME_ROLE__ROLE_INTERNAL;
-	vi->legality = v->meta.legality == PK_VOLUME_LEGAL     ? PK__LEGALITY__LEGALITY_LEGAL
-		       : v->meta.legality == PK_VOLUME_ILLEGAL ? PK__LEGALITY__LEGALITY_ILLEGAL
-							       : PK__LEGALITY__LEGALITY_REMOVING;
-	vi->capacity = v->meta.capacity;
-	vi->lv_size = v->lv_size;
-	vi->generation = v->meta.generation;
-	vi->description = pk_arena_strdup(a, v->meta.description);
-	if (hsm_image_link_path(hsm, domain, v->meta.image, v->id, path, sizeof(path), NULL) ==
-	    0) {
-		vi->path = pk_arena_strdup(a, path);
-	}
-	return vi;
+	return pk_wire_volume_info(a, domain, v->id, &v->meta, v->lv_size, linked ? path : NULL);
 }
 
 static Pk__DomainType domain_type(enum hsm_vm_type t)
@@ -303,7 +283,7 @@ static int verb_vm_snapshot(void *ctx, const Pk__Request *req, Pk__Response *res
 	return 0;
 }
 
-const struct pk_verb hsm_verbs[] = {
+static const struct pk_verb verbs[] = {
 	{ PK__REQUEST__CALL_PREPARE_IMAGE, verb_prepare_image },
 	{ PK__REQUEST__CALL_TEARDOWN_IMAGE, verb_teardown_image },
 	{ PK__REQUEST__CALL_REFRESH_VOLUME, verb_refresh_volume },
@@ -312,7 +292,7 @@ const struct pk_verb hsm_verbs[] = {
 	{ PK__REQUEST__CALL_VM_DESTROY, verb_vm_destroy },
 	{ PK__REQUEST__CALL_VM_LIST, verb_vm_list },
 	{ PK__REQUEST__CALL_VM_SNAPSHOT, verb_vm_snapshot },
-	/* merge jobs: hsm/merge_rpc.c */
+	/* merge jobs: hsm/rpc_merge.c */
 	{ PK__REQUEST__CALL_MERGE, hsm_rpc_merge },
 	{ PK__REQUEST__CALL_JOB_GET, hsm_rpc_job_get },
 	{ PK__REQUEST__CALL_JOB_LIST, hsm_rpc_job_list },
@@ -320,33 +300,5 @@ const struct pk_verb hsm_verbs[] = {
 	{ PK__REQUEST__CALL_JOB_SET_BANDWIDTH, hsm_rpc_job_set_bandwidth },
 	{ PK__REQUEST__CALL_JOB_EVENTS, hsm_rpc_job_events },
 };
-const size_t hsm_nverbs = sizeof(hsm_verbs) / sizeof(hsm_verbs[0]);
-
-/* ---- calls to the SPM ------------------------------------------------------------- */
-
-int hsm_spm_image_prepared(struct hsm *hsm, const char *domain, const char *image,
-			   const char *volume, bool prepared, struct pk_error *err)
-{
-	Pk__Request req = PK__REQUEST__INIT;
-	Pk__ImagePreparedRequest ip = PK__IMAGE_PREPARED_REQUEST__INIT;
-	Pk__Response *resp = NULL;
-	int r;
-
-	if (!hsm->spm) {
-		return 0;
-	}
-	ip.domain_id = (char *)domain;
-	ip.image_id = (char *)image;
-	ip.host_id = hsm->info.host_id;
-	ip.prepared = prepared;
-	if (volume) {
-		ip.volume_id = (char *)volume;
-	}
-	req.call_case = PK__REQUEST__CALL_IMAGE_PREPARED;
-	req.image_prepared = &ip;
-	r = pk_spm_client_call(hsm->spm, &req, hsm->settings.spm_timeout_ms, &resp, err);
-	if (resp) {
-		pk__response__free_unpacked(resp, NULL);
-	}
-	return r;
-}
+const struct pk_verb *const hsm_verbs = verbs;
+const size_t hsm_nverbs = sizeof(verbs) / sizeof(verbs[0]);

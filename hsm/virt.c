@@ -19,6 +19,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "common/clock.h"
 #include "common/xalloc.h"
 #include "hsm/virt_conn.h"
 
@@ -323,24 +324,13 @@ static void recheck_alive(struct hsm_virt *v, virConnectPtr conn)
 	virResetLastError();
 }
 
-static void deadline_after(struct timespec *ts, unsigned ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 /* Waits up to ms or until stopping; returns true when stopping. Called
  * with v->lock held. */
 static bool wait_or_stop_locked(struct hsm_virt *v, unsigned ms)
 {
 	struct timespec until;
 
-	deadline_after(&until, ms);
+	pk_clock_deadline(CLOCK_MONOTONIC, ms, &until);
 	while (!v->stopping) {
 		if (pthread_cond_timedwait(&v->cond, &v->lock, &until) == ETIMEDOUT) {
 			break;
@@ -506,7 +496,7 @@ int hsm_virt_new(const struct hsm_virt_config *cfg, const struct hsm_virt_callba
 	}
 	v->loop_started = true;
 
-	deadline_after(&until, cfg ? cfg->connect_timeout_ms : 0);
+	pk_clock_deadline(CLOCK_MONOTONIC, cfg ? cfg->connect_timeout_ms : 0, &until);
 	delay = v->reconnect_min_ms;
 	while (true) {
 		virConnectPtr conn = NULL;

@@ -4,14 +4,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/version.h"
 #include "common/xalloc.h"
+#include "proto/wire.h"
 
-/* pk_errc values are the wire values (checked in tests/unit/test_codec.c). */
+/* pk_errc values are the wire values: both casts below rely on it. */
+PK_WIRE_SAME(PK_OK, PK__ERROR_CODE__OK);
+PK_WIRE_SAME(PK_E_INVALID_ARGUMENT, PK__ERROR_CODE__INVALID_ARGUMENT);
+PK_WIRE_SAME(PK_E_NOT_FOUND, PK__ERROR_CODE__NOT_FOUND);
+PK_WIRE_SAME(PK_E_ALREADY_EXISTS, PK__ERROR_CODE__ALREADY_EXISTS);
+PK_WIRE_SAME(PK_E_BUSY, PK__ERROR_CODE__BUSY);
+PK_WIRE_SAME(PK_E_NOT_SPM, PK__ERROR_CODE__NOT_SPM);
+PK_WIRE_SAME(PK_E_IN_USE, PK__ERROR_CODE__IN_USE);
+PK_WIRE_SAME(PK_E_NO_SPACE, PK__ERROR_CODE__NO_SPACE);
+PK_WIRE_SAME(PK_E_CONFLICT, PK__ERROR_CODE__CONFLICT);
+PK_WIRE_SAME(PK_E_UNSUPPORTED, PK__ERROR_CODE__UNSUPPORTED);
+PK_WIRE_SAME(PK_E_INTERNAL, PK__ERROR_CODE__INTERNAL);
+PK_WIRE_SAME(PK_E_UNAVAILABLE, PK__ERROR_CODE__UNAVAILABLE);
+PK_WIRE_SAME(PK_E_TIMEOUT, PK__ERROR_CODE__TIMEOUT);
+PK_WIRE_SAME(PK_E_ILLEGAL, PK__ERROR_CODE__ILLEGAL);
+PK_WIRE_SAME(PK_E_ABORTED, PK__ERROR_CODE__ABORTED);
+PK_WIRE_SAME(PK_E_IO, PK__ERROR_CODE__IO);
+
 Pk__ErrorCode pk_codec_error_code(enum pk_errc code)
 {
 	if (code < PK_OK || code > PK_E_IO) {
@@ -37,22 +55,6 @@ const char *pk_codec_call_name(Pk__Request__CallCase call)
 		return "unknown";
 	}
 	return f->name;
-}
-
-uint64_t pk_codec_monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-uint64_t pk_codec_realtime_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 int pk_codec_request_decode(const void *buf, size_t len, size_t max_msg,
@@ -110,7 +112,7 @@ static int dispatch_ping(const struct pk_daemon_info *info, Pk__Response *resp,
 	p->role = pk_arena_strdup(arena, info->role);
 	p->version = pk_arena_strdup(arena, PK_VERSION);
 	p->hostname = pk_arena_strdup(arena, host);
-	p->uptime_ms = pk_codec_monotonic_ms() - info->start_ms;
+	p->uptime_ms = pk_clock_monotonic_ms() - info->start_ms;
 	p->api_version = PK_API_VERSION;
 	resp->ping = p;
 	return 0;
@@ -184,7 +186,7 @@ int pk_dispatch_handle(void *dispatcher, const void *buf, size_t len, void **ret
 	Pk__Request *req = NULL;
 	Pk__Response resp = PK__RESPONSE__INIT;
 	Pk__Error wire_err = PK__ERROR__INIT;
-	uint64_t t0 = pk_codec_monotonic_ms();
+	uint64_t t0 = pk_clock_monotonic_ms();
 	int r;
 
 	r = pk_codec_request_decode(buf, len, d->max_msg, &req, &err);
@@ -214,12 +216,12 @@ int pk_dispatch_handle(void *dispatcher, const void *buf, size_t len, void **ret
 			pk_log_info("call failed verb='%s' id=%llu code=%s ms=%llu: %s",
 				    pk_codec_call_name(req->call_case),
 				    (unsigned long long)req->id, pk_errc_name(err.code),
-				    (unsigned long long)(pk_codec_monotonic_ms() - t0), err.message);
+				    (unsigned long long)(pk_clock_monotonic_ms() - t0), err.message);
 		}
 	} else {
 		pk_log_debug("call done verb='%s' id=%llu ms=%llu",
 			     pk_codec_call_name(req->call_case), (unsigned long long)req->id,
-			     (unsigned long long)(pk_codec_monotonic_ms() - t0));
+			     (unsigned long long)(pk_clock_monotonic_ms() - t0));
 	}
 	pk_codec_response_encode(&resp, ret_reply, ret_reply_len);
 	pk_arena_release(&arena);

@@ -26,9 +26,12 @@
 #include <stdint.h>
 
 #include "common/arena.h"
+#include "common/clock.h"
+#include "common/daemon.h"
 #include "common/error.h"
 #include "common/rpc.h"
 #include "proto/rpc.pb-c.h"
+#include "proto/server.h"
 
 #define PK_MAX_MESSAGE_DEFAULT (4u << 20)
 
@@ -44,22 +47,6 @@ typedef int (*pk_verb_fn)(void *ctx, const Pk__Request *req, Pk__Response *resp,
 struct pk_verb {
 	Pk__Request__CallCase call;
 	pk_verb_fn fn;
-};
-
-struct pk_daemon_info {
-	const char *role;       /* "hsm" or "spm" */
-	int32_t host_id;
-	uint64_t start_ms;      /* CLOCK_MONOTONIC ms at start */
-	const char *activation; /* "dm" or "lab" */
-	bool kvm;
-};
-
-struct pk_dispatcher {
-	const struct pk_verb *verbs;
-	size_t nverbs;
-	void *ctx;          /* passed to every verb */
-	size_t max_msg;     /* requests above this are refused */
-	const struct pk_daemon_info *info;
 };
 
 /* A pk_rpc_handler_fn; `dispatcher` is a struct pk_dispatcher *. Thread-safe. */
@@ -87,8 +74,5 @@ int pk_codec_response_encode(const Pk__Response *resp, void **ret_buf, size_t *r
 int pk_codec_call(struct pk_rpc_client *c, Pk__Request *req, int timeout_ms,
 		  Pk__Response **ret_resp, int32_t *ret_spm_host_id, struct pk_error *err);
 
-/* Milliseconds of CLOCK_MONOTONIC / CLOCK_REALTIME. */
-uint64_t pk_codec_monotonic_ms(void);
-uint64_t pk_codec_realtime_ms(void);
 
 #endif

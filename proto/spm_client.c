@@ -1,4 +1,4 @@
-#include "proto/spm_client.h"
+#include "proto/spm_client_wire.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/xalloc.h"
+#include "proto/wire.h"
 
 struct pk_spm_client {
 	struct pk_rpc_client **clients;
@@ -127,4 +128,86 @@ int pk_spm_client_call(struct pk_spm_client *sc, Pk__Request *req, int timeout_m
 	}
 	return pk_error_set(err, last.code ? last.code : PK_E_UNAVAILABLE, ECONNREFUSED,
 			    "no spmd answered (asked %s): %s", tried, last.message);
+}
+
+/* ---- typed calls ------------------------------------------------------------ */
+
+/* The call, its response dropped: for verbs whose answer the caller does not need. */
+static int call_drop(struct pk_spm_client *sc, Pk__Request *req, int timeout_ms,
+		     struct pk_error *err)
+{
+	Pk__Response *resp = NULL;
+	int r = pk_spm_client_call(sc, req, timeout_ms, &resp, err);
+
+	if (resp) {
+		pk__response__free_unpacked(resp, NULL);
+	}
+	return r;
+}
+
+int pk_spm_client_extend_volume(struct pk_spm_client *sc, const char *domain,
+				const char *image, const char *volume, uint64_t size,
+				uint64_t *ret_lv_size, int timeout_ms, struct pk_error *err)
+{
+	Pk__Request req = PK__REQUEST__INIT;
+	Pk__ExtendVolumeRequest ev = PK__EXTEND_VOLUME_REQUEST__INIT;
+	Pk__Response *resp = NULL;
+	int r;
+
+	ev.domain_id = (char *)domain;
+	ev.image_id = (char *)image;
+	ev.volume_id = (char *)volume;
+	ev.new_size = size;
+	req.call_case = PK__REQUEST__CALL_EXTEND_VOLUME;
+	req.extend_volume = &ev;
+	r = pk_spm_client_call(sc, &req, timeout_ms, &resp, err);
+	if (r == 0 && ret_lv_size) {
+		*ret_lv_size = resp->extend_volume && resp->extend_volume->volume
+				       ? resp->extend_volume->volume->lv_size
+				       : size;
+	}
+	if (resp) {
+		pk__response__free_unpacked(resp, NULL);
+	}
+	return r;
+}
+
+int pk_spm_client_update_volume_meta(struct pk_spm_client *sc, const char *domain,
+				     const char *image, const char *volume,
+				     const struct pk_spm_meta_update *u, int timeout_ms,
+				     struct pk_error *err)
+{
+	Pk__Request req = PK__REQUEST__INIT;
+	Pk__UpdateVolumeMetaRequest um = PK__UPDATE_VOLUME_META_REQUEST__INIT;
+
+	um.domain_id = (char *)domain;
+	um.image_id = (char *)image;
+	um.volume_id = (char *)volume;
+	um.set_parent = u->set_parent;
+	um.parent_id = (char *)(u->parent ? u->parent : "");
+	/* 0 (unchanged) goes out as the wire's UNSPECIFIED, which means the same. */
+	um.role = pk_wire_volume_role(u->role);
+	um.legality = pk_wire_legality(u->legality);
+	req.call_case = PK__REQUEST__CALL_UPDATE_VOLUME_META;
+	req.update_volume_meta = &um;
+	return call_drop(sc, &req, timeout_ms, err);
+}
+
+int pk_spm_client_image_prepared(struct pk_spm_client *sc, const char *domain,
+				 const char *image, const char *volume, int32_t host_id,
+				 bool prepared, int timeout_ms, struct pk_error *err)
+{
+	Pk__Request req = PK__REQUEST__INIT;
+	Pk__ImagePreparedRequest ip = PK__IMAGE_PREPARED_REQUEST__INIT;
+
+	ip.domain_id = (char *)domain;
+	ip.image_id = (char *)image;
+	ip.host_id = host_id;
+	ip.prepared = prepared;
+	if (volume) {
+		ip.volume_id = (char *)volume;
+	}
+	req.call_case = PK__REQUEST__CALL_IMAGE_PREPARED;
+	req.image_prepared = &ip;
+	return call_drop(sc, &req, timeout_ms, err);
 }

@@ -8,29 +8,68 @@
  * read (VolumeInfo, ImageChain, DomainInfo, TaskGet...) are answered by any
  * spmd, since every host can read the domain's metadata.
  *
+ * This header is plain C: the typed calls below pack and unpack the wire
+ * messages here in proto/, so their callers never see the generated
+ * schema. The wire-level call (any Pk__Request) is in
+ * proto/spm_client_wire.h, for proto/ and ctl/ only.
+ *
+ * Errors: a typed call returns 0 or -errno with err set: the SPM's own
+ * answer (code and message), NOT_SPM when no spmd holds the lease,
+ * UNAVAILABLE naming every address tried when none answers.
+ *
  * Thread-safe.
  */
 #ifndef PK_SPM_CLIENT_H
 #define PK_SPM_CLIENT_H
 
-#include "common/error.h"
-#include "proto/codec.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
+#include "common/error.h"
+#include "common/meta.h"
+
+struct pk_rpc_client;
 struct pk_spm_client;
 
 /* urls: "ipc:///a,tcp://h:1". *ret owned by the caller. */
 int pk_spm_client_new(const char *urls, struct pk_spm_client **ret, struct pk_error *err);
 void pk_spm_client_free(struct pk_spm_client *sc);
 
-/*
- * Like pk_codec_call, to the SPM. When no spmd holds the lease the error
- * is NOT_SPM; when none answers, UNAVAILABLE naming every address tried.
- */
-int pk_spm_client_call(struct pk_spm_client *sc, Pk__Request *req, int timeout_ms,
-		       Pk__Response **ret_resp, struct pk_error *err);
-
 /* The number of addresses and the i-th client (for calls to one spmd). */
 size_t pk_spm_client_count(const struct pk_spm_client *sc);
 struct pk_rpc_client *pk_spm_client_at(struct pk_spm_client *sc, size_t i);
+
+/* ---- typed calls ------------------------------------------------------------ */
+
+/*
+ * ExtendVolume (synchronous): grows the volume's LV to hold size bytes.
+ * *ret_lv_size (may be NULL) receives the LV's new size as the SPM
+ * reports it, or size when the answer carries no volume.
+ */
+int pk_spm_client_extend_volume(struct pk_spm_client *sc, const char *domain,
+				const char *image, const char *volume, uint64_t size,
+				uint64_t *ret_lv_size, int timeout_ms, struct pk_error *err);
+
+/* One metadata change of UpdateVolumeMeta; a zero field leaves it as it is. */
+struct pk_spm_meta_update {
+	bool set_parent;
+	const char *parent;               /* with set_parent; "" or NULL = none */
+	enum pk_volume_role role;         /* 0: unchanged */
+	enum pk_volume_legality legality; /* 0: unchanged */
+};
+
+int pk_spm_client_update_volume_meta(struct pk_spm_client *sc, const char *domain,
+				     const char *image, const char *volume,
+				     const struct pk_spm_meta_update *u, int timeout_ms,
+				     struct pk_error *err);
+
+/*
+ * ImagePrepared: host_id prepared (or tore down) the image; with volume
+ * (NULL: the whole image), only that volume of it.
+ */
+int pk_spm_client_image_prepared(struct pk_spm_client *sc, const char *domain,
+				 const char *image, const char *volume, int32_t host_id,
+				 bool prepared, int timeout_ms, struct pk_error *err);
 
 #endif

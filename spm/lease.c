@@ -20,6 +20,7 @@
 #include <sanlock_resource.h>
 #include <sanlock_rv.h>
 
+#include "common/clock.h"
 #include "common/xalloc.h"
 #include "spm/lease_internal.h"
 
@@ -189,18 +190,10 @@ int spm_lease_join_poll(struct spm_lease *lease, enum spm_lease_join_state *ret_
 	return r;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int spm_lease_join(struct spm_lease *lease, int timeout_ms, struct pk_error *err)
 {
 	enum spm_lease_join_state state = SPM_LEASE_NOT_JOINED;
-	int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	uint64_t deadline = pk_clock_monotonic_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
 	int r;
 
 	r = spm_lease_join_start(lease, err);
@@ -222,7 +215,7 @@ int spm_lease_join(struct spm_lease *lease, int timeout_ms, struct pk_error *err
 				return r;
 			}
 		}
-		if (now_ms() >= deadline) {
+		if (pk_clock_monotonic_ms() >= deadline) {
 			return pk_error_set(err, PK_E_TIMEOUT, ETIMEDOUT,
 					    "joining lockspace '%s' as host id %llu did not "
 					    "finish in %d ms (a join takes about 2 x io_timeout "

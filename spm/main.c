@@ -6,6 +6,7 @@
 #include "common/daemon.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "spm/rpc.h"
 #include "spm/spm.h"
 #include "proto/server.h"
 

@@ -3,17 +3,19 @@
  * calls the SPM logic, encodes the result. Ping and GetCapabilities are
  * answered by the dispatcher.
  *
- * Mutating volume verbs run as tasks (spm/tasks.h): synchronously by
- * default, in a thread of their own with `async`.
+ * Mutating volume verbs run as tasks (spm_task_run, spm/tasks.h):
+ * synchronously by default, in a thread of their own with `async`.
  */
+#include "spm/rpc.h"
+
 #include <errno.h>
-#include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "proto/codec.h"
+#include "proto/wire.h"
 #include "spm/domain.h"
 #include "spm/spm.h"
 #include "spm/tasks.h"
@@ -29,25 +31,14 @@ static const char *str_or_empty(const char *s)
 static Pk__VolumeInfo *volume_to_wire(struct pk_arena *a, const char *domain,
 				      const struct spm_volume *v)
 {
-	Pk__VolumeInfo *w = pk_arena_new(a, Pk__VolumeInfo);
-
-	pk__volume_info__init(w);
-	w->domain_id = pk_arena_strdup(a, domain);
-	w->image_id = pk_arena_strdup(a, v->meta.image);
-	w->volume_id = pk_arena_strdup(a, v->id);
-	w->parent_id = pk_arena_strdup(a, strcmp(v->meta.parent, PK_META_NO_PARENT) ? v->meta.parent : "");
-	w->format = v->meta.format == PK_VOLUME_RAW ? PK__VOLUME_FORMAT__FORMAT_RAW
-						     : PK__VOLUME_FORMAT__FORMAT_COW;
-	w->role = v->meta.role == PK_VOLUME_LEAF ? PK__VOLUME_ROLE__ROLE_LEAF
-						 : PK__VOLUME_ROLE__ROLE_INTERNAL;
-	w->legality = (Pk__Legality)v->meta.legality; /* same numbering */
-	w->capacity = v->meta.capacity;
-	w->lv_size = v->lv_size;
-	w->generation = v->meta.generation;
-	w->description = pk_arena_strdup(a, v->meta.description);
-	w->path = pk_arena_strdup(a, "");
-	return w;
+	return pk_wire_volume_info(a, domain, v->id, &v->meta, v->lv_size, NULL);
 }
+
+/* task_to_wire casts the state: a renumbering on either side must not build. */
+PK_WIRE_SAME(SPM_TASK_RUNNING, PK__TASK_STATE__TASK_RUNNING);
+PK_WIRE_SAME(SPM_TASK_DONE, PK__TASK_STATE__TASK_DONE);
+PK_WIRE_SAME(SPM_TASK_FAILED, PK__TASK_STATE__TASK_FAILED);
+PK_WIRE_SAME(SPM_TASK_ROLLED_BACK, PK__TASK_STATE__TASK_ROLLED_BACK);
 
 static Pk__TaskInfo *task_to_wire(struct pk_arena *a, const struct spm_task_info *t)
 {
@@ -113,162 +104,18 @@ static int format_from_wire(Pk__VolumeFormat f, enum pk_volume_format *ret, stru
 	}
 }
 
-/* ---- tasks ------------------------------------------------------------------- */
-
-enum job_verb {
-	JOB_CREATE_VOLUME,
-	JOB_DELETE_VOLUME,
-	JOB_EXTEND_VOLUME,
-	JOB_DELETE_IMAGE,
-};
-
-static const char *const job_names[] = { "create_volume", "delete_volume", "extend_volume",
-					  "delete_image" };
-
-/* A task's arguments, copied so an asynchronous task owns them. */
-struct job {
-	struct spm *spm;
-	enum job_verb verb;
-	char task_id[PK_UUID_BUFLEN];
-	char domain[PK_UUID_BUFLEN];
-	char image[PK_UUID_BUFLEN];
-	char volume[PK_UUID_BUFLEN];
-	char parent[PK_UUID_BUFLEN];
-	char description[256];
-	enum pk_volume_format format;
-	uint64_t capacity, size;
-	bool force, post_zero;
-};
-
-static void copy_id(char *dst, const char *src)
+/* Runs req as a task (spm/tasks.h) and answers its record. */
+static int task_start(struct spm *spm, const struct spm_task_request *req, bool async,
+		      struct spm_volume *vol, struct pk_arena *a, Pk__TaskInfo **ret_task,
+		      struct pk_error *err)
 {
-	/* Anything longer than an id is invalid anyway; keep a prefix for the message. */
-	snprintf(dst, PK_UUID_BUFLEN, "%s", str_or_empty(src));
-	if (src && strlen(src) > PK_UUID_STRLEN) {
-		dst[PK_UUID_STRLEN - 1] = '?';
-	}
-}
-
-static int job_run(struct job *j, struct spm_volume *vol, struct pk_error *err)
-{
-	struct spm_volume_create c;
-
-	switch (j->verb) {
-	case JOB_CREATE_VOLUME:
-		c.domain = j->domain;
-		c.image = j->image;
-		c.volume = j->volume;
-		c.parent = j->parent;
-		c.format = j->format;
-		c.capacity = j->capacity;
-		c.initial_size = j->size;
-		c.description = j->description;
-		return spm_volume_create(j->spm, &c, vol, err);
-	case JOB_DELETE_VOLUME:
-		return spm_volume_delete(j->spm, j->domain, j->image, j->volume, j->force,
-					 j->post_zero, err);
-	case JOB_EXTEND_VOLUME:
-		return spm_volume_extend(j->spm, j->domain, j->image, j->volume, j->size, vol, err);
-	case JOB_DELETE_IMAGE:
-		return spm_image_delete(j->spm, j->domain, j->image, j->force, err);
-	}
-	return -EINVAL;
-}
-
-static void *job_thread(void *arg)
-{
-	struct job *j = arg;
-	struct spm *spm = j->spm;
-	struct pk_error err = { PK_OK, "" };
-	int r = job_run(j, NULL, &err);
-
-	if (r < 0) {
-		pk_log_info("task failed task='%s' verb='%s' volume='%s': %s", j->task_id,
-			    job_names[j->verb], j->volume, err.message);
-	}
-	spm_task_finish(spm->tasks, j->task_id, r, &err);
-	free(j);
-	pthread_mutex_lock(&spm->async_lock);
-	spm->async_running--;
-	pthread_cond_broadcast(&spm->async_done);
-	pthread_mutex_unlock(&spm->async_lock);
-	return NULL;
-}
-
-void spm_async_wait(struct spm *spm)
-{
-	pthread_mutex_lock(&spm->async_lock);
-	while (spm->async_running > 0) {
-		pthread_cond_wait(&spm->async_done, &spm->async_lock);
-	}
-	pthread_mutex_unlock(&spm->async_lock);
-}
-
-/*
- * Runs a job as a task: in this thread, or (async) in its own. Fills
- * *ret_task; *vol (may be NULL) with the volume for sync create/extend.
- * Takes ownership of j.
- */
-static int job_start(struct job *j, bool async, struct spm_volume *vol, struct pk_arena *a,
-		     Pk__TaskInfo **ret_task, struct pk_error *err)
-{
-	struct spm *spm = j->spm;
 	struct spm_task_info info;
-	pthread_t t;
-	pthread_attr_t attr;
-	int r;
+	int r = spm_task_run(spm, req, async, vol, &info, err);
 
-	r = spm_task_begin(spm->tasks, job_names[j->verb], j->domain, j->image, j->volume,
-			   j->task_id, err);
-	if (r < 0) {
-		free(j);
-		return r;
-	}
-	if (async) {
-		char id[PK_UUID_BUFLEN];
-		memcpy(id, j->task_id, sizeof(id));
-		pthread_mutex_lock(&spm->async_lock);
-		spm->async_running++;
-		pthread_mutex_unlock(&spm->async_lock);
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&t, &attr, job_thread, j) != 0) {
-			pthread_attr_destroy(&attr);
-			pthread_mutex_lock(&spm->async_lock);
-			spm->async_running--;
-			pthread_mutex_unlock(&spm->async_lock);
-			r = pk_error_set(err, PK_E_INTERNAL, EAGAIN, "cannot start a task thread");
-			spm_task_finish(spm->tasks, id, r, err);
-			free(j);
-			return r;
-		}
-		pthread_attr_destroy(&attr);
-		r = spm_tasks_get(spm->tasks, id, &info, err);
-	} else {
-		r = job_run(j, vol, err);
-		spm_task_finish(spm->tasks, j->task_id, r, err);
-		if (r == 0) {
-			r = spm_tasks_get(spm->tasks, j->task_id, &info, err);
-		}
-		free(j);
-	}
 	if (r == 0) {
 		*ret_task = task_to_wire(a, &info);
 	}
 	return r;
-}
-
-static struct job *job_new(struct spm *spm, enum job_verb verb, const char *domain,
-			   const char *image, const char *volume)
-{
-	struct job *j = pk_xcalloc(1, sizeof(*j));
-
-	j->spm = spm;
-	j->verb = verb;
-	copy_id(j->domain, domain);
-	copy_id(j->image, image);
-	copy_id(j->volume, volume);
-	return j;
 }
 
 /* ---- verbs ------------------------------------------------------------------- */
@@ -361,29 +208,30 @@ static int verb_create_volume(void *ctx, const Pk__Request *req, Pk__Response *r
 {
 	const Pk__CreateVolumeRequest *c = req->create_volume;
 	Pk__CreateVolumeResponse *w = pk_arena_new(a, Pk__CreateVolumeResponse);
+	struct spm_task_request t = { .verb = SPM_TASK_CREATE_VOLUME };
 	struct spm_volume vol;
-	struct job *j;
 	char generated[PK_UUID_BUFLEN];
 	int r;
 
 	pk__create_volume_response__init(w);
-	j = job_new(ctx, JOB_CREATE_VOLUME, c->domain_id, c->image_id, c->volume_id);
-	if (!j->volume[0]) {
+	t.domain = c->domain_id;
+	t.image = c->image_id;
+	t.volume = c->volume_id;
+	if (!t.volume || !*t.volume) {
 		/* Known before the task starts, so an async caller learns the id. */
 		pk_uuid_generate(generated);
-		copy_id(j->volume, generated);
+		t.volume = generated;
 	}
-	copy_id(j->parent, c->parent_id);
-	snprintf(j->description, sizeof(j->description), "%s", str_or_empty(c->description));
-	r = format_from_wire(c->format, &j->format, err);
+	t.parent = c->parent_id;
+	t.description = c->description;
+	r = format_from_wire(c->format, &t.format, err);
 	if (r < 0) {
-		free(j);
 		return r;
 	}
-	j->capacity = c->capacity;
-	j->size = c->initial_size;
+	t.capacity = c->capacity;
+	t.size = c->initial_size;
 	memset(&vol, 0, sizeof(vol));
-	r = job_start(j, c->async, &vol, a, &w->task, err);
+	r = task_start(ctx, &t, c->async, &vol, a, &w->task, err);
 	if (r == 0) {
 		if (!c->async) {
 			w->volume = volume_to_wire(a, c->domain_id, &vol);
@@ -398,13 +246,18 @@ static int verb_delete_volume(void *ctx, const Pk__Request *req, Pk__Response *r
 {
 	const Pk__DeleteVolumeRequest *d = req->delete_volume;
 	Pk__DeleteVolumeResponse *w = pk_arena_new(a, Pk__DeleteVolumeResponse);
-	struct job *j = job_new(ctx, JOB_DELETE_VOLUME, d->domain_id, d->image_id, d->volume_id);
+	struct spm_task_request t = {
+		.verb = SPM_TASK_DELETE_VOLUME,
+		.domain = d->domain_id,
+		.image = d->image_id,
+		.volume = d->volume_id,
+		.force = d->force,
+		.post_zero = d->post_zero,
+	};
 	int r;
 
 	pk__delete_volume_response__init(w);
-	j->force = d->force;
-	j->post_zero = d->post_zero;
-	r = job_start(j, d->async, NULL, a, &w->task, err);
+	r = task_start(ctx, &t, d->async, NULL, a, &w->task, err);
 	if (r == 0) {
 		resp->delete_volume = w;
 	}
@@ -416,13 +269,18 @@ static int verb_extend_volume(void *ctx, const Pk__Request *req, Pk__Response *r
 {
 	const Pk__ExtendVolumeRequest *e = req->extend_volume;
 	Pk__ExtendVolumeResponse *w = pk_arena_new(a, Pk__ExtendVolumeResponse);
-	struct job *j = job_new(ctx, JOB_EXTEND_VOLUME, e->domain_id, e->image_id, e->volume_id);
+	struct spm_task_request t = {
+		.verb = SPM_TASK_EXTEND_VOLUME,
+		.domain = e->domain_id,
+		.image = e->image_id,
+		.volume = e->volume_id,
+		.size = e->new_size,
+	};
 	struct spm_volume vol;
 	int r;
 
 	pk__extend_volume_response__init(w);
-	j->size = e->new_size;
-	r = job_start(j, e->async, &vol, a, &w->task, err);
+	r = task_start(ctx, &t, e->async, &vol, a, &w->task, err);
 	if (r == 0) {
 		if (!e->async) {
 			w->volume = volume_to_wire(a, e->domain_id, &vol);
@@ -437,12 +295,16 @@ static int verb_delete_image(void *ctx, const Pk__Request *req, Pk__Response *re
 {
 	const Pk__DeleteImageRequest *d = req->delete_image;
 	Pk__DeleteImageResponse *w = pk_arena_new(a, Pk__DeleteImageResponse);
-	struct job *j = job_new(ctx, JOB_DELETE_IMAGE, d->domain_id, d->image_id, NULL);
+	struct spm_task_request t = {
+		.verb = SPM_TASK_DELETE_IMAGE,
+		.domain = d->domain_id,
+		.image = d->image_id,
+		.force = d->force,
+	};
 	int r;
 
 	pk__delete_image_response__init(w);
-	j->force = d->force;
-	r = job_start(j, d->async, NULL, a, &w->task, err);
+	r = task_start(ctx, &t, d->async, NULL, a, &w->task, err);
 	if (r == 0) {
 		resp->delete_image = w;
 	}
@@ -466,6 +328,11 @@ static int verb_volume_info(void *ctx, const Pk__Request *req, Pk__Response *res
 	}
 	return r;
 }
+
+/* verb_update_volume_meta casts the legality (0 = unchanged on both sides). */
+PK_WIRE_SAME(PK_VOLUME_LEGAL, PK__LEGALITY__LEGALITY_LEGAL);
+PK_WIRE_SAME(PK_VOLUME_ILLEGAL, PK__LEGALITY__LEGALITY_ILLEGAL);
+PK_WIRE_SAME(PK_VOLUME_REMOVING, PK__LEGALITY__LEGALITY_REMOVING);
 
 static int verb_update_volume_meta(void *ctx, const Pk__Request *req, Pk__Response *resp,
 				   struct pk_arena *a, struct pk_error *err)
@@ -602,7 +469,7 @@ static int verb_task_clear(void *ctx, const Pk__Request *req, Pk__Response *resp
 	return r;
 }
 
-const struct pk_verb spm_verbs[] = {
+static const struct pk_verb verbs[] = {
 	{ PK__REQUEST__CALL_SPM_START, verb_spm_start },
 	{ PK__REQUEST__CALL_SPM_STOP, verb_spm_stop },
 	{ PK__REQUEST__CALL_SPM_STATUS, verb_spm_status },
@@ -620,4 +487,5 @@ const struct pk_verb spm_verbs[] = {
 	{ PK__REQUEST__CALL_TASK_CLEAR, verb_task_clear },
 	{ PK__REQUEST__CALL_IMAGE_PREPARED, verb_image_prepared },
 };
-const size_t spm_nverbs = sizeof(spm_verbs) / sizeof(spm_verbs[0]);
+const struct pk_verb *const spm_verbs = verbs;
+const size_t spm_nverbs = sizeof(verbs) / sizeof(verbs[0]);

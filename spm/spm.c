@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/activation.h"
+#include "common/clock.h"
 #include "common/locks.h"
 #include "common/log.h"
 #include "common/lvm.h"
@@ -37,7 +38,7 @@ int spm_init(struct spm *spm, const struct pk_config *cfg, struct pk_error *err)
 	spm->cfg = cfg;
 	spm->info.role = "spm";
 	spm->info.host_id = (int32_t)pk_config_int(cfg, "host_id");
-	spm->info.start_ms = pk_codec_monotonic_ms();
+	spm->info.start_ms = pk_clock_monotonic_ms();
 	spm->info.activation = pk_config_str(cfg, "activation");
 	spm->lock_timeout_ms = SPM_LOCK_TIMEOUT_MS;
 	spm->role = SPM_ROLE_FREE;

@@ -19,9 +19,9 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "common/daemon.h"
 #include "common/error.h"
 #include "common/uuid.h"
-#include "proto/codec.h"
 
 struct pk_lvm;
 struct pk_activation;
@@ -54,7 +54,7 @@ struct spm {
 	int lock_timeout_ms;
 	struct spm_volume_cache *cache; /* spm/volume.c */
 
-	/* Asynchronous tasks still running (spm/rpc.c); main waits for them. */
+	/* Asynchronous tasks still running (spm/tasks.c); main waits for them. */
 	pthread_mutex_t async_lock;
 	pthread_cond_t async_done;
 	unsigned async_running;
@@ -101,11 +101,7 @@ int spm_lv_activate(struct spm *spm, const char *vg, const char *lv, char *path,
 		    struct pk_error *err);
 int spm_lv_deactivate(struct spm *spm, const char *vg, const char *lv, struct pk_error *err);
 
-/* Waits until no asynchronous task runs (shutdown). */
+/* Waits until no asynchronous task runs (shutdown; spm/tasks.c). */
 void spm_async_wait(struct spm *spm);
-
-/* The verb table of spmd (spm/rpc.c). */
-extern const struct pk_verb spm_verbs[];
-extern const size_t spm_nverbs;
 
 #endif

@@ -9,9 +9,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/statefile.h"
 #include "common/xalloc.h"
+#include "spm/spm.h"
+#include "spm/volume.h"
 
 struct task {
 	struct spm_task_info info;
@@ -33,14 +36,6 @@ const char *spm_task_state_name(enum spm_task_state state)
 		return "?";
 	}
 	return state_names[state];
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* Record format: one `key=value` line each; the message is the last line. */
@@ -204,7 +199,7 @@ int spm_task_begin(struct spm_tasks *tasks, const char *verb, const char *domain
 	copy_field(info.image_id, sizeof(info.image_id), image_id ? image_id : "");
 	copy_field(info.volume_id, sizeof(info.volume_id), volume_id ? volume_id : "");
 	info.state = SPM_TASK_RUNNING;
-	info.created_ms = now_ms();
+	info.created_ms = pk_clock_realtime_ms();
 	pthread_mutex_lock(&tasks->mutex);
 	tasks_append(tasks)->info = info;
 	task_persist(tasks, &info);
@@ -222,7 +217,7 @@ static void task_end(struct spm_tasks *tasks, const char *id, enum spm_task_stat
 	t = tasks_find(tasks, id);
 	if (t) {
 		t->info.state = state;
-		t->info.finished_ms = now_ms();
+		t->info.finished_ms = pk_clock_realtime_ms();
 		t->interrupted = false;
 		if (state == SPM_TASK_DONE) {
 			t->info.progress = 100;
@@ -331,5 +326,157 @@ int spm_tasks_clear(struct spm_tasks *tasks, const char *id, struct pk_error *er
 		}
 	}
 	pthread_mutex_unlock(&tasks->mutex);
+	return r;
+}
+
+/* ---- running a verb as a task -------------------------------------------- */
+
+static const char *const verb_names[] = {
+	[SPM_TASK_CREATE_VOLUME] = "create_volume",
+	[SPM_TASK_DELETE_VOLUME] = "delete_volume",
+	[SPM_TASK_EXTEND_VOLUME] = "extend_volume",
+	[SPM_TASK_DELETE_IMAGE] = "delete_image",
+};
+
+/* A task's arguments, copied so an asynchronous task owns them. */
+struct job {
+	struct spm *spm;
+	enum spm_task_verb verb;
+	char task_id[PK_UUID_BUFLEN];
+	char domain[PK_UUID_BUFLEN];
+	char image[PK_UUID_BUFLEN];
+	char volume[PK_UUID_BUFLEN];
+	char parent[PK_UUID_BUFLEN];
+	char description[256];
+	enum pk_volume_format format;
+	uint64_t capacity, size;
+	bool force, post_zero;
+};
+
+static void copy_id(char *dst, const char *src)
+{
+	/* Anything longer than an id is invalid anyway; keep a prefix for the message. */
+	snprintf(dst, PK_UUID_BUFLEN, "%s", src ? src : "");
+	if (src && strlen(src) > PK_UUID_STRLEN) {
+		dst[PK_UUID_STRLEN - 1] = '?';
+	}
+}
+
+static struct job *job_new(struct spm *spm, const struct spm_task_request *req)
+{
+	struct job *j = pk_xcalloc(1, sizeof(*j));
+
+	j->spm = spm;
+	j->verb = req->verb;
+	copy_id(j->domain, req->domain);
+	copy_id(j->image, req->image);
+	copy_id(j->volume, req->volume);
+	copy_id(j->parent, req->parent);
+	snprintf(j->description, sizeof(j->description), "%s",
+		 req->description ? req->description : "");
+	j->format = req->format;
+	j->capacity = req->capacity;
+	j->size = req->size;
+	j->force = req->force;
+	j->post_zero = req->post_zero;
+	return j;
+}
+
+static int job_run(struct job *j, struct spm_volume *vol, struct pk_error *err)
+{
+	struct spm_volume_create c;
+
+	switch (j->verb) {
+	case SPM_TASK_CREATE_VOLUME:
+		c.domain = j->domain;
+		c.image = j->image;
+		c.volume = j->volume;
+		c.parent = j->parent;
+		c.format = j->format;
+		c.capacity = j->capacity;
+		c.initial_size = j->size;
+		c.description = j->description;
+		return spm_volume_create(j->spm, &c, vol, err);
+	case SPM_TASK_DELETE_VOLUME:
+		return spm_volume_delete(j->spm, j->domain, j->image, j->volume, j->force,
+					 j->post_zero, err);
+	case SPM_TASK_EXTEND_VOLUME:
+		return spm_volume_extend(j->spm, j->domain, j->image, j->volume, j->size, vol, err);
+	case SPM_TASK_DELETE_IMAGE:
+		return spm_image_delete(j->spm, j->domain, j->image, j->force, err);
+	}
+	return -EINVAL;
+}
+
+static void *job_thread(void *arg)
+{
+	struct job *j = arg;
+	struct spm *spm = j->spm;
+	struct pk_error err = { PK_OK, "" };
+	int r = job_run(j, NULL, &err);
+
+	if (r < 0) {
+		pk_log_info("task failed task='%s' verb='%s' volume='%s': %s", j->task_id,
+			    verb_names[j->verb], j->volume, err.message);
+	}
+	spm_task_finish(spm->tasks, j->task_id, r, &err);
+	free(j);
+	pthread_mutex_lock(&spm->async_lock);
+	spm->async_running--;
+	pthread_cond_broadcast(&spm->async_done);
+	pthread_mutex_unlock(&spm->async_lock);
+	return NULL;
+}
+
+void spm_async_wait(struct spm *spm)
+{
+	pthread_mutex_lock(&spm->async_lock);
+	while (spm->async_running > 0) {
+		pthread_cond_wait(&spm->async_done, &spm->async_lock);
+	}
+	pthread_mutex_unlock(&spm->async_lock);
+}
+
+int spm_task_run(struct spm *spm, const struct spm_task_request *req, bool async,
+		 struct spm_volume *ret_vol, struct spm_task_info *ret, struct pk_error *err)
+{
+	struct job *j = job_new(spm, req);
+	pthread_t t;
+	pthread_attr_t attr;
+	int r;
+
+	r = spm_task_begin(spm->tasks, verb_names[j->verb], j->domain, j->image, j->volume,
+			   j->task_id, err);
+	if (r < 0) {
+		free(j);
+		return r;
+	}
+	if (async) {
+		char id[PK_UUID_BUFLEN];
+		memcpy(id, j->task_id, sizeof(id));
+		pthread_mutex_lock(&spm->async_lock);
+		spm->async_running++;
+		pthread_mutex_unlock(&spm->async_lock);
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &attr, job_thread, j) != 0) {
+			pthread_attr_destroy(&attr);
+			pthread_mutex_lock(&spm->async_lock);
+			spm->async_running--;
+			pthread_mutex_unlock(&spm->async_lock);
+			r = pk_error_set(err, PK_E_INTERNAL, EAGAIN, "cannot start a task thread");
+			spm_task_finish(spm->tasks, id, r, err);
+			free(j);
+			return r;
+		}
+		pthread_attr_destroy(&attr);
+		return spm_tasks_get(spm->tasks, id, ret, err);
+	}
+	r = job_run(j, ret_vol, err);
+	spm_task_finish(spm->tasks, j->task_id, r, err);
+	if (r == 0) {
+		r = spm_tasks_get(spm->tasks, j->task_id, ret, err);
+	}
+	free(j);
 	return r;
 }

@@ -14,16 +14,22 @@
  * records are this host's journal for the engine, the LV tags are the truth
  * (a new SPM on another host has no records but recovers all the same).
  *
+ * Running one: spm_task_run() records a mutating volume verb as a task
+ * and runs it, in the caller's thread or (async) in a thread of its own,
+ * which the caller does not wait for (spm_async_wait does, at shutdown).
+ *
  * Thread-safe. Tasks are owned by the table; callers hold a task only
  * between begin and finish.
  */
 #ifndef SPM_TASKS_H
 #define SPM_TASKS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "common/error.h"
+#include "common/meta.h"
 #include "common/uuid.h"
 
 enum spm_task_state {
@@ -80,5 +86,48 @@ size_t spm_tasks_interrupted(struct spm_tasks *tasks, struct spm_task_info **ret
 int spm_tasks_clear(struct spm_tasks *tasks, const char *id, struct pk_error *err);
 
 const char *spm_task_state_name(enum spm_task_state state);
+
+/* ---- running a verb as a task -------------------------------------------- */
+
+struct spm;
+struct spm_volume;
+
+enum spm_task_verb {
+	SPM_TASK_CREATE_VOLUME,
+	SPM_TASK_DELETE_VOLUME,
+	SPM_TASK_EXTEND_VOLUME,
+	SPM_TASK_DELETE_IMAGE,
+};
+
+/*
+ * What a task runs. Strings are borrowed for the call (NULL reads as "");
+ * spm_task_run copies them, so an asynchronous task owns its arguments.
+ * An id longer than a UUID is kept as a prefix ending in '?', for the
+ * message the volume functions give when they refuse it.
+ */
+struct spm_task_request {
+	enum spm_task_verb verb;
+	const char *domain, *image, *volume; /* volume: none for DELETE_IMAGE */
+	const char *parent;                  /* CREATE_VOLUME */
+	const char *description;             /* CREATE_VOLUME, at most 255 bytes kept */
+	enum pk_volume_format format;        /* CREATE_VOLUME */
+	uint64_t capacity;                   /* CREATE_VOLUME */
+	uint64_t size;                       /* CREATE_VOLUME initial size, EXTEND_VOLUME new size */
+	bool force, post_zero;               /* DELETE_VOLUME (force also DELETE_IMAGE) */
+};
+
+/*
+ * Begins a task of spm->tasks for req and runs it: in this thread, or with
+ * async in a detached thread of its own (counted for spm_async_wait).
+ * Fills *ret with the task's record: finished when synchronous, RUNNING
+ * when async. ret_vol (may be NULL) receives the volume of a synchronous
+ * create or extend.
+ *
+ * Synchronous: returns the verb's own result (and error); the task record
+ * says the same. Async: returns 0 once the task runs; its outcome is in
+ * the record (TaskGet).
+ */
+int spm_task_run(struct spm *spm, const struct spm_task_request *req, bool async,
+		 struct spm_volume *ret_vol, struct spm_task_info *ret, struct pk_error *err);
 
 #endif

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include "common/clock.h"
 #include "common/proc.h"
 #include "common/xalloc.h"
 #include "hsm/chain.h"
@@ -123,7 +124,7 @@ int mfx_teardown(void **state)
 
 uint64_t mfx_now_ms(void)
 {
-	return pk_codec_monotonic_ms();
+	return pk_clock_monotonic_ms();
 }
 
 void mfx_sleep_ms(unsigned ms)

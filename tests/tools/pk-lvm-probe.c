@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "common/activation.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/lvm.h"
 #include "common/meta.h"
@@ -338,18 +339,11 @@ static int cmd_domain(struct probe *p, const char *cmd, int argc, char **argv)
 	return pk_lvm_vg_create(p->lvm, argv[0], pvs, 0, pk_meta_tags_strv(&tags), &p->err);
 }
 
-static double now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
 static int cmd_bench(struct probe *p, const char *vg, unsigned nlvs, unsigned iters)
 {
 	const char *tags[] = { "PK_BENCH=1", NULL };
-	double create_ms = 0, remove_ms = 0, t;
+	double create_ms = 0, remove_ms = 0;
+	uint64_t t;
 	char name[64];
 	int r = 0;
 
@@ -358,13 +352,13 @@ static int cmd_bench(struct probe *p, const char *vg, unsigned nlvs, unsigned it
 		r = pk_lvm_lv_create(p->lvm, vg, name, 1 << 20, tags, &p->err);
 	}
 	for (unsigned i = 0; i < iters && r == 0; i++) {
-		t = now_ms();
+		t = pk_clock_monotonic_us();
 		r = pk_lvm_lv_create(p->lvm, vg, "benchcycle", 1 << 20, tags, &p->err);
-		create_ms += now_ms() - t;
+		create_ms += (double)(pk_clock_monotonic_us() - t) / 1e3;
 		if (r == 0) {
-			t = now_ms();
+			t = pk_clock_monotonic_us();
 			r = pk_lvm_lv_remove(p->lvm, vg, "benchcycle", &p->err);
-			remove_ms += now_ms() - t;
+			remove_ms += (double)(pk_clock_monotonic_us() - t) / 1e3;
 		}
 	}
 	if (r == 0) {

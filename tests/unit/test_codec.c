@@ -1,4 +1,5 @@
-/* Envelope validation, dispatch and error mapping (proto/codec.c). */
+/* Envelope validation, dispatch and error mapping (proto/codec.c); the
+ * volume-to-wire conversion (proto/wire.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include "common/log.h"
 #include "common/version.h"
 #include "proto/codec.h"
+#include "proto/wire.h"
 
 static const struct pk_daemon_info info = { "spm", 7, 0, "lab", false };
 
@@ -261,6 +263,80 @@ static void test_codec__call_names(void **state)
 	assert_string_equal(pk_codec_call_name((Pk__Request__CallCase)2), "unknown");
 }
 
+static struct pk_volume_meta sample_meta(void)
+{
+	struct pk_volume_meta m = { 0 };
+
+	strcpy(m.image, "11111111-1111-4111-8111-111111111111");
+	strcpy(m.parent, "22222222-2222-4222-8222-222222222222");
+	m.format = PK_VOLUME_COW;
+	m.role = PK_VOLUME_LEAF;
+	m.legality = PK_VOLUME_REMOVING;
+	m.capacity = 1u << 30;
+	m.generation = 5;
+	strcpy(m.description, "disk one");
+	return m;
+}
+
+static void test_codec__volume_info_to_wire(void **state)
+{
+	struct pk_arena a = PK_ARENA_INIT;
+	struct pk_volume_meta m = sample_meta();
+	Pk__VolumeInfo *w;
+
+	(void)state;
+	w = pk_wire_volume_info(&a, "d", "v", &m, 3u << 20, "/run/x/v");
+	assert_string_equal(w->domain_id, "d");
+	assert_string_equal(w->image_id, m.image);
+	assert_string_equal(w->volume_id, "v");
+	assert_string_equal(w->parent_id, m.parent);
+	assert_int_equal(w->format, PK__VOLUME_FORMAT__FORMAT_COW);
+	assert_int_equal(w->role, PK__VOLUME_ROLE__ROLE_LEAF);
+	assert_int_equal(w->legality, PK__LEGALITY__LEGALITY_REMOVING);
+	assert_int_equal(w->capacity, 1u << 30);
+	assert_int_equal(w->lv_size, 3u << 20);
+	assert_int_equal(w->generation, 5);
+	assert_string_equal(w->description, "disk one");
+	assert_string_equal(w->path, "/run/x/v");
+
+	/* A base volume has no parent on the wire; no path is "". */
+	strcpy(m.parent, PK_META_NO_PARENT);
+	m.format = PK_VOLUME_RAW;
+	m.role = PK_VOLUME_INTERNAL;
+	m.legality = PK_VOLUME_ILLEGAL;
+	w = pk_wire_volume_info(&a, "d", "v", &m, 0, NULL);
+	assert_string_equal(w->parent_id, "");
+	assert_string_equal(w->path, "");
+	assert_int_equal(w->format, PK__VOLUME_FORMAT__FORMAT_RAW);
+	assert_int_equal(w->role, PK__VOLUME_ROLE__ROLE_INTERNAL);
+	assert_int_equal(w->legality, PK__LEGALITY__LEGALITY_ILLEGAL);
+	pk_arena_release(&a);
+}
+
+/* A value with no wire counterpart is UNSPECIFIED, not a neighbour (RAW, COW, INTERNAL...). */
+static void test_codec__volume_unknown_values_unspecified(void **state)
+{
+	struct pk_arena a = PK_ARENA_INIT;
+	struct pk_volume_meta m = sample_meta();
+	Pk__VolumeInfo *w;
+
+	(void)state;
+	m.format = (enum pk_volume_format)0;
+	m.role = (enum pk_volume_role)7;
+	m.legality = (enum pk_volume_legality)9;
+	w = pk_wire_volume_info(&a, "d", "v", &m, 0, NULL);
+	assert_int_equal(w->format, PK__VOLUME_FORMAT__FORMAT_UNSPECIFIED);
+	assert_int_equal(w->role, PK__VOLUME_ROLE__ROLE_UNSPECIFIED);
+	assert_int_equal(w->legality, PK__LEGALITY__LEGALITY_UNSPECIFIED);
+	assert_int_equal(pk_wire_volume_format((enum pk_volume_format)3),
+			 PK__VOLUME_FORMAT__FORMAT_UNSPECIFIED);
+	assert_int_equal(pk_wire_volume_role((enum pk_volume_role)0),
+			 PK__VOLUME_ROLE__ROLE_UNSPECIFIED);
+	assert_int_equal(pk_wire_legality((enum pk_volume_legality)0),
+			 PK__LEGALITY__LEGALITY_UNSPECIFIED);
+	pk_arena_release(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -275,6 +351,8 @@ int main(void)
 		cmocka_unit_test(test_codec__oversized_refused),
 		cmocka_unit_test(test_codec__error_codes_match_wire),
 		cmocka_unit_test(test_codec__call_names),
+		cmocka_unit_test(test_codec__volume_info_to_wire),
+		cmocka_unit_test(test_codec__volume_unknown_values_unspecified),
 	};
 
 	pk_log_setup("test", PK_LOG_ERROR);

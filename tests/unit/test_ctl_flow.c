@@ -28,6 +28,7 @@
 #include "ctl/flow.h"
 #include "hsm/hsm.h"
 #include "hsm/merge.h"
+#include "hsm/rpc.h"
 #include "proto/spm_client.h"
 #include "tests/lib/merge_fixture.h"
 #include "tests/lib/rpc_fixture.h"

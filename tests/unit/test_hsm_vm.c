@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/version.h"
 #include "hsm/chain.h"
+#include "hsm/rpc.h"
 #include "hsm/snapshot.h"
 #include "hsm/vm.h"
 #include "proto/codec.h"

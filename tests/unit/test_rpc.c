@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/rpc.h"
 
@@ -31,14 +32,6 @@ static int echo_handler(void *ctx, const void *req, size_t len, void **ret, size
 	memcpy(*ret, req, len);
 	*ret_len = len;
 	return 0;
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
 static void test_rpc__echo_and_errors(void **state)
@@ -95,7 +88,7 @@ static void test_rpc__slow_call_does_not_block_fast(void **state)
 	void *reply = NULL;
 	size_t len;
 	pthread_t t;
-	double t0;
+	uint64_t t0;
 
 	(void)state;
 	assert_int_equal(pk_rpc_server_start(&sc, echo_handler, NULL, &srv, &err), 0);
@@ -103,10 +96,10 @@ static void test_rpc__slow_call_does_not_block_fast(void **state)
 	assert_int_equal(pk_rpc_client_new(url, 1 << 20, &c, &err), 0);
 	assert_int_equal(pthread_create(&t, NULL, slow_caller, c), 0);
 	usleep(100 * 1000);
-	t0 = now_ms();
+	t0 = pk_clock_monotonic_ms();
 	assert_int_equal(pk_rpc_client_call(c, "quick", 5, 2000, &reply, &len, &err), 0);
 	free(reply);
-	assert_true(now_ms() - t0 < 300);
+	assert_true(pk_clock_monotonic_ms() - t0 < 300);
 	pthread_join(t, NULL);
 	pk_rpc_client_free(c);
 	pk_rpc_server_stop(srv);

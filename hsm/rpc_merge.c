@@ -1,22 +1,39 @@
 /*
  * Merge jobs on the wire: the hsmd verbs Merge, JobGet, JobList, JobAbort,
  * JobSetBandwidth and JobEvents (protobuf in, plain C to hsm/merge.h,
- * protobuf out), the Event published for each change, and the SPM calls a
- * merge job makes (ExtendVolume, UpdateVolumeMeta, ImagePrepared).
+ * protobuf out) and the Event published for each change.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/arena.h"
+#include "common/clock.h"
 #include "common/xalloc.h"
 #include "hsm/merge_job.h"
-#include "proto/spm_client.h"
+#include "hsm/rpc.h"
+#include "proto/codec.h"
+#include "proto/wire.h"
 
 static const char *str(const char *s)
 {
 	return s ? s : "";
 }
+
+/* job_to_wire casts kind and state: a renumbering on either side must not build. */
+PK_WIRE_SAME(HSM_MERGE_COMMIT, PK__JOB_KIND__COMMIT);
+PK_WIRE_SAME(HSM_MERGE_ACTIVE_COMMIT, PK__JOB_KIND__ACTIVE_COMMIT);
+PK_WIRE_SAME(HSM_MERGE_PULL, PK__JOB_KIND__PULL);
+PK_WIRE_SAME(HSM_MERGE_COLD_COMMIT, PK__JOB_KIND__COLD_COMMIT);
+PK_WIRE_SAME(HSM_MERGE_PREPARING, PK__JOB_STATE__PREPARING);
+PK_WIRE_SAME(HSM_MERGE_EXTENDING, PK__JOB_STATE__EXTENDING);
+PK_WIRE_SAME(HSM_MERGE_COMMITTING, PK__JOB_STATE__COMMITTING);
+PK_WIRE_SAME(HSM_MERGE_READY, PK__JOB_STATE__READY);
+PK_WIRE_SAME(HSM_MERGE_PIVOTING, PK__JOB_STATE__PIVOTING);
+PK_WIRE_SAME(HSM_MERGE_CLEANUP, PK__JOB_STATE__CLEANUP);
+PK_WIRE_SAME(HSM_MERGE_DONE, PK__JOB_STATE__DONE);
+PK_WIRE_SAME(HSM_MERGE_FAILED, PK__JOB_STATE__FAILED);
+PK_WIRE_SAME(HSM_MERGE_ABORTING, PK__JOB_STATE__ABORTING);
 
 static Pk__JobInfo *job_to_wire(struct pk_arena *a, const struct hsm_merge_job_info *j)
 {
@@ -186,7 +203,7 @@ int hsm_merge_event_encode(const struct hsm_merge_job_info *info, uint64_t seq,
 	void *buf;
 
 	ev.seq = seq;
-	ev.time_ms = pk_codec_realtime_ms();
+	ev.time_ms = pk_clock_realtime_ms();
 	ev.host_id = host_id;
 	ev.job = job_to_wire(&a, info);
 	len = pk__event__get_packed_size(&ev);
@@ -196,70 +213,4 @@ int hsm_merge_event_encode(const struct hsm_merge_job_info *info, uint64_t seq,
 	*ret_buf = buf;
 	*ret_len = len;
 	return 0;
-}
-
-/* ---- the SPM ------------------------------------------------------------------------ */
-
-static int spm_call(struct hsm *hsm, Pk__Request *req, Pk__Response **ret_resp,
-		    struct pk_error *err)
-{
-	if (!hsm->spm) {
-		return pk_error_set(err, PK_E_UNAVAILABLE, ENOTCONN,
-				    "no SPM address is configured on this host (setting 'spm')");
-	}
-	return pk_spm_client_call(hsm->spm, req, hsm->settings.spm_timeout_ms, ret_resp, err);
-}
-
-int hsm_merge_spm_extend(struct hsm *hsm, const char *domain, const char *image,
-			 const char *volume, uint64_t size, uint64_t *ret_lv_size,
-			 struct pk_error *err)
-{
-	Pk__Request req = PK__REQUEST__INIT;
-	Pk__ExtendVolumeRequest ev = PK__EXTEND_VOLUME_REQUEST__INIT;
-	Pk__Response *resp = NULL;
-	int r;
-
-	ev.domain_id = (char *)domain;
-	ev.image_id = (char *)image;
-	ev.volume_id = (char *)volume;
-	ev.new_size = size;
-	req.call_case = PK__REQUEST__CALL_EXTEND_VOLUME;
-	req.extend_volume = &ev;
-	r = spm_call(hsm, &req, &resp, err);
-	if (r == 0 && ret_lv_size) {
-		*ret_lv_size = resp->extend_volume && resp->extend_volume->volume
-				       ? resp->extend_volume->volume->lv_size
-				       : size;
-	}
-	if (resp) {
-		pk__response__free_unpacked(resp, NULL);
-	}
-	return r;
-}
-
-int hsm_merge_spm_update(struct hsm *hsm, const char *domain, const char *image,
-			 const char *volume, const struct hsm_merge_meta_update *u,
-			 struct pk_error *err)
-{
-	Pk__Request req = PK__REQUEST__INIT;
-	Pk__UpdateVolumeMetaRequest um = PK__UPDATE_VOLUME_META_REQUEST__INIT;
-	Pk__Response *resp = NULL;
-	int r;
-
-	um.domain_id = (char *)domain;
-	um.image_id = (char *)image;
-	um.volume_id = (char *)volume;
-	um.set_parent = u->set_parent;
-	um.parent_id = (char *)str(u->parent);
-	um.role = u->role == PK_VOLUME_LEAF       ? PK__VOLUME_ROLE__ROLE_LEAF
-		  : u->role == PK_VOLUME_INTERNAL ? PK__VOLUME_ROLE__ROLE_INTERNAL
-						  : PK__VOLUME_ROLE__ROLE_UNSPECIFIED;
-	um.legality = (Pk__Legality)u->legality; /* same numbering, 0 = unchanged */
-	req.call_case = PK__REQUEST__CALL_UPDATE_VOLUME_META;
-	req.update_volume_meta = &um;
-	r = spm_call(hsm, &req, &resp, err);
-	if (resp) {
-		pk__response__free_unpacked(resp, NULL);
-	}
-	return r;
 }

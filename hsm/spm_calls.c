@@ -1,0 +1,49 @@
+#include "hsm/spm_calls.h"
+
+#include <errno.h>
+
+/* The merge calls cannot do without an SPM; say which setting is missing. */
+static int spm_required(struct hsm *hsm, struct pk_error *err)
+{
+	if (!hsm->spm) {
+		return pk_error_set(err, PK_E_UNAVAILABLE, ENOTCONN,
+				    "no SPM address is configured on this host (setting 'spm')");
+	}
+	return 0;
+}
+
+int hsm_spm_volume_extend(struct hsm *hsm, const char *domain, const char *image,
+			  const char *volume, uint64_t size, uint64_t *ret_lv_size,
+			  struct pk_error *err)
+{
+	int r = spm_required(hsm, err);
+
+	if (r < 0) {
+		return r;
+	}
+	return pk_spm_client_extend_volume(hsm->spm, domain, image, volume, size, ret_lv_size,
+					   hsm->settings.spm_timeout_ms, err);
+}
+
+int hsm_spm_volume_meta_update(struct hsm *hsm, const char *domain, const char *image,
+			       const char *volume, const struct pk_spm_meta_update *u,
+			       struct pk_error *err)
+{
+	int r = spm_required(hsm, err);
+
+	if (r < 0) {
+		return r;
+	}
+	return pk_spm_client_update_volume_meta(hsm->spm, domain, image, volume, u,
+						hsm->settings.spm_timeout_ms, err);
+}
+
+int hsm_spm_image_prepared(struct hsm *hsm, const char *domain, const char *image,
+			   const char *volume, bool prepared, struct pk_error *err)
+{
+	if (!hsm->spm) {
+		return 0;
+	}
+	return pk_spm_client_image_prepared(hsm->spm, domain, image, volume, hsm->info.host_id,
+					    prepared, hsm->settings.spm_timeout_ms, err);
+}
