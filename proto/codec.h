@@ -26,7 +26,6 @@
 #include <stdint.h>
 
 #include "common/arena.h"
-#include "common/clock.h"
 #include "common/daemon.h"
 #include "common/error.h"
 #include "common/rpc.h"
