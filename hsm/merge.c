@@ -56,17 +56,6 @@ static int job_write_locked(struct hsm_merge *m, struct hsm_merge_job *job, stru
 	return r;
 }
 
-/* m->lock held. For the writes that only refresh a record: the next write
- * of the job carries the same fields. */
-static void job_write_logged_locked(struct hsm_merge *m, struct hsm_merge_job *job)
-{
-	struct pk_error err = { PK_OK, "" };
-
-	if (job_write_locked(m, job, &err) < 0) {
-		pk_log_error("merge job job='%s': %s", job->id, err.message);
-	}
-}
-
 static void publish(struct hsm_merge *m, const struct hsm_merge_job_info *info, int32_t host_id)
 {
 	struct pk_error err = { PK_OK, "" };
@@ -85,13 +74,15 @@ static void publish(struct hsm_merge *m, const struct hsm_merge_job_info *info, 
 	free(buf);
 }
 
-void hsm_merge_job_save(struct hsm_merge_job *job)
+int hsm_merge_job_save(struct hsm_merge_job *job, struct pk_error *err)
 {
 	struct hsm_merge *m = hsm_merge_of(job->hsm);
+	int r;
 
 	pthread_mutex_lock(&m->lock);
-	job_write_logged_locked(m, job);
+	r = job_write_locked(m, job, err);
 	pthread_mutex_unlock(&m->lock);
+	return r;
 }
 
 int hsm_merge_job_transition(struct hsm_merge_job *job, enum hsm_merge_state state,
@@ -663,18 +654,37 @@ int hsm_merge_job_abort(struct hsm *hsm, const char *id, struct hsm_merge_job_in
 				 "merge job '%s' is %s: the chain already changed, it can only "
 				 "finish", id, hsm_merge_state_name(job->state));
 	} else if (!hsm_merge_state_final(job->state) && !job->abort_requested) {
+		/* Recorded before it takes effect: a restarted hsmd aborts it too. */
 		job->abort_requested = true;
-		job->wakeups++;
-		job_write_logged_locked(m, job);
-		pthread_cond_broadcast(&m->cond);
-		pk_log_info("merge job abort requested job='%s' state=%s", id,
-			    hsm_merge_state_name(job->state));
+		r = job_write_locked(m, job, err);
+		if (r < 0) {
+			job->abort_requested = false;
+			pk_error_prefix(err, "the abort of merge job '%s' is not recorded", id);
+		} else {
+			job->wakeups++;
+			pthread_cond_broadcast(&m->cond);
+			pk_log_info("merge job abort requested job='%s' state=%s", id,
+				    hsm_merge_state_name(job->state));
+		}
 	}
 	if (job && r == 0) {
 		hsm_merge_job_info_of(job, ret);
 	}
 	pthread_mutex_unlock(&m->lock);
 	return r;
+}
+
+/* The running block job back at the job's bandwidth (best effort: the next
+ * block job of the job starts with it anyway). */
+static void undo_bandwidth(struct hsm *hsm, const struct hsm_merge_job_info *info)
+{
+	struct pk_error err = { PK_OK, "" };
+
+	if (hsm_virt_block_job_set_bandwidth(hsm->virt, info->vm, info->drive, info->bandwidth,
+					     &err) < 0 && err.code != PK_E_NOT_FOUND) {
+		pk_log_warn("merge job job='%s': the block job keeps the bandwidth that was not "
+			    "recorded: %s", info->id, err.message);
+	}
 }
 
 int hsm_merge_job_set_bandwidth(struct hsm *hsm, const char *id, uint64_t bandwidth,
@@ -718,15 +728,24 @@ int hsm_merge_job_set_bandwidth(struct hsm *hsm, const char *id, uint64_t bandwi
 	pthread_mutex_lock(&m->lock);
 	job = find_job(m, id);
 	if (job) {
+		uint64_t old = job->bandwidth;
 		job->bandwidth = bandwidth;
-		job->wakeups++;
-		job_write_logged_locked(m, job);
-		hsm_merge_job_info_of(job, ret);
-		pthread_cond_broadcast(&m->cond);
+		r = job_write_locked(m, job, err);
+		if (r < 0) {
+			job->bandwidth = old;
+			pk_error_prefix(err, "the bandwidth of merge job '%s' is not recorded", id);
+		} else {
+			job->wakeups++;
+			hsm_merge_job_info_of(job, ret);
+			pthread_cond_broadcast(&m->cond);
+		}
 	} else {
 		r = not_found(id, err);
 	}
 	pthread_mutex_unlock(&m->lock);
+	if (r < 0 && job && apply) {
+		undo_bandwidth(hsm, &info);
+	}
 	if (r == 0) {
 		pk_log_info("merge job bandwidth job='%s' bandwidth=%" PRIu64, id, bandwidth);
 		publish(m, ret, hsm->info.host_id);

@@ -335,7 +335,11 @@ int hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_error *err)
 	}
 
 	job->attempts++;
-	hsm_merge_job_save(job);
+	r = hsm_merge_job_save(job, err);
+	if (r < 0) {
+		job->attempts--;
+		return -EAGAIN;
+	}
 	if (job->bandwidth) {
 		snprintf(rate, sizeof(rate), "%" PRIu64, job->bandwidth);
 	}

@@ -192,8 +192,13 @@ int hsm_merge_job_step_to(struct hsm_merge_job *job, enum hsm_merge_state state,
 int hsm_merge_job_fail(struct hsm_merge_job *job, const struct pk_error *err,
 		       struct pk_error *ret_err);
 
-/* Writes the record as it is now (after a field of a step changed). */
-void hsm_merge_job_save(struct hsm_merge_job *job);
+/*
+ * Writes the record as it is now (after a field of a step changed), before
+ * the step acts on that field. When the record cannot be written this fails
+ * with the error of the write: the step does not act, and puts the field
+ * back (the in-memory job is the caller's).
+ */
+int hsm_merge_job_save(struct hsm_merge_job *job, struct pk_error *err);
 
 /* Updates progress (under the lock) and publishes it when it moved enough. */
 void hsm_merge_job_progress(struct hsm_merge_job *job, uint64_t cur, uint64_t end);

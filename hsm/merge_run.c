@@ -84,8 +84,14 @@ int hsm_merge_leaf_set_legal(struct hsm_merge_job *job, bool legal, struct pk_er
 	int r;
 
 	if (!legal && !job->leaf_illegal) {
+		/* No mark the record does not name: a resumed job must know to undo it. */
 		job->leaf_illegal = true;
-		hsm_merge_job_save(job);
+		r = hsm_merge_job_save(job, err);
+		if (r < 0) {
+			job->leaf_illegal = false;
+			pk_error_prefix(err, "the old leaf '%s' is not marked ILLEGAL", job->top);
+			return -EAGAIN;
+		}
 	}
 	r = hsm_spm_volume_meta_update(job->hsm, job->domain, job->image, job->top, &u, err);
 	if (r < 0) {
@@ -95,7 +101,12 @@ int hsm_merge_leaf_set_legal(struct hsm_merge_job *job, bool legal, struct pk_er
 	}
 	if (legal) {
 		job->leaf_illegal = false;
-		hsm_merge_job_save(job);
+		/* A record that still says ILLEGAL is safe: a resumed job marks the
+		 * leaf LEGAL once more (idempotent), and the next write forgets it. */
+		if (hsm_merge_job_save(job, err) < 0) {
+			pk_log_warn("merge job job='%s': %s", job->id, err->message);
+			pk_error_clear(err);
+		}
 	}
 	return 0;
 }
@@ -240,7 +251,14 @@ static int start_block_job(struct hsm_merge_job *job, const struct hsm_merge_liv
 	job->ev_status = -1;
 	job->ev_ready = false;
 	pthread_mutex_unlock(&m->lock);
-	hsm_merge_job_save(job);
+	/* Counted in the record before it starts: bounded across restarts too. */
+	r = hsm_merge_job_save(job, err);
+	if (r < 0) {
+		pthread_mutex_lock(&m->lock);
+		job->attempts--;
+		pthread_mutex_unlock(&m->lock);
+		return -EAGAIN;
+	}
 	if (job->kind == HSM_MERGE_PULL) {
 		r = hsm_virt_block_pull(job->hsm->virt, job->vm, job->drive, *base ? base : NULL,
 					job->bandwidth, err);
@@ -392,7 +410,11 @@ static int pivot_failed(struct hsm_merge_job *job, const char *why, struct pk_er
 		return r;
 	}
 	job->pivot_attempts++;
-	hsm_merge_job_save(job);
+	r = hsm_merge_job_save(job, err);
+	if (r < 0) {
+		job->pivot_attempts--;
+		return -EAGAIN;
+	}
 	if (job->pivot_attempts < PIVOT_ATTEMPTS_MAX) {
 		pk_log_warn("merge job job='%s': pivot of vm='%s' drive='%s' failed (%s); retrying",
 			    job->id, job->vm, job->drive, why);

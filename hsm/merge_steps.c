@@ -309,8 +309,14 @@ int hsm_merge_step_extend(struct hsm_merge_job *job, struct pk_error *err)
 	if (need <= v->lv_size) {
 		goto out;
 	}
+	uint64_t asked_before = job->extend_size;
 	job->extend_size = need;
-	hsm_merge_job_save(job);
+	r = hsm_merge_job_save(job, err);
+	if (r < 0) {
+		job->extend_size = asked_before;
+		r = -EAGAIN;
+		goto out;
+	}
 	r = hsm_spm_volume_extend(job->hsm, job->domain, job->image, target, need, &lv_size, err);
 	if (r < 0) {
 		pk_error_prefix(err, "cannot extend volume '%s' to %" PRIu64 " MiB", target, need / MIB);
