@@ -132,10 +132,11 @@ int hsm_merge_job_transition(struct hsm_merge_job *job, enum hsm_merge_state sta
 	return 0;
 }
 
-int hsm_merge_job_step_to(struct hsm_merge_job *job, enum hsm_merge_state state,
-			  struct pk_error *err)
+enum hsm_merge_step hsm_merge_job_step_to(struct hsm_merge_job *job, enum hsm_merge_state state,
+					  struct pk_error *err)
 {
-	return hsm_merge_job_transition(job, state, err) < 0 ? -EAGAIN : 0;
+	return hsm_merge_job_transition(job, state, err) < 0 ? HSM_MERGE_STEP_RETRY
+							      : HSM_MERGE_STEP_MOVED;
 }
 
 int hsm_merge_job_fail(struct hsm_merge_job *job, const struct pk_error *err,
