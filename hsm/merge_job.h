@@ -112,7 +112,7 @@ bool hsm_merge_job_chain_is_before(const struct hsm_merge_job *job,
 				   const char (*ids)[PK_UUID_BUFLEN],
 				   size_t n);
 
-/* ---- the live view of a drive (hsm/merge.c) ------------------------------------ */
+/* ---- the live view of a drive (hsm/merge_plan.c) ------------------------------- */
 
 struct hsm_merge_live {
 	enum hsm_virt_state state;
@@ -153,7 +153,7 @@ int hsm_merge_kind_parse(const char *name, enum hsm_merge_kind *ret);
 /* Copies the public view. */
 void hsm_merge_job_info_of(const struct hsm_merge_job *job, struct hsm_merge_job_info *ret);
 
-/* ---- shared by the runners (hsm/merge.c) ------------------------------------- */
+/* ---- the registry (hsm/merge.c) --------------------------------------------- */
 
 struct hsm_merge *hsm_merge_of(struct hsm *hsm);
 
@@ -166,6 +166,20 @@ int hsm_merge_check_bandwidth(uint64_t bandwidth, struct pk_error *err);
  * when too many jobs run. On success the registry owns job.
  */
 int hsm_merge_register(struct hsm_merge *m, struct hsm_merge_job *job, struct pk_error *err);
+
+/* ---- a job's durable state (hsm/merge_state.c) ------------------------------ */
+
+/* The file name of job's record in m->dir ("<id>.job"). */
+void hsm_merge_record_name(const struct hsm_merge_job *job, char *buf, size_t size);
+
+/* Writes job's record as it is now (updated_ms set). m->lock held. */
+int hsm_merge_job_write_locked(struct hsm_merge *m, struct hsm_merge_job *job,
+			       struct pk_error *err);
+
+/* Publishes info as an event (when events are on); a failure is only logged:
+ * events are a hint, JobGet is the truth. */
+void hsm_merge_publish(struct hsm_merge *m, const struct hsm_merge_job_info *info,
+		       int32_t host_id);
 
 /*
  * Moves job to state: writes the record (then the fault point
