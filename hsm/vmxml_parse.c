@@ -8,7 +8,7 @@
 #include <libxml/tree.h>
 
 #include "common/xalloc.h"
-#include "hsm/vmxml_check.h"
+#include "hsm/vmxml_internal.h"
 #include "hsm/xmldoc.h"
 
 /* Deepest chain we walk; qcow2 chains this long are a bug somewhere. */
