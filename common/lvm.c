@@ -1,3 +1,10 @@
+/*
+ * The liblvm2cmd instance behind common/lvm.h: the one handle of the
+ * process (pk_lvm_new/free, its rendered lvm.conf), the lock around every
+ * call into the library, the capture of what a command prints (report rows,
+ * errors, notes) and running one command line with the retry on LVM's
+ * file locks (common/lvm_internal.h). The verbs are in common/lvm_verbs.c.
+ */
 #include "common/lvm.h"
 
 #include <assert.h>
@@ -14,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/lvm_internal.h"
 #include "common/lvm_text.h"
 #include "common/statefile.h"
 #include "common/xalloc.h"
@@ -26,13 +34,7 @@
 
 /* ---- small growable buffer ------------------------------------------- */
 
-struct buf {
-	char *p;
-	size_t len;
-	size_t cap;
-};
-
-static void buf_add(struct buf *b, const char *s, size_t n)
+static void buf_add(struct pk_lvm_buf *b, const char *s, size_t n)
 {
 	if (b->len + n + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 256;
@@ -48,35 +50,18 @@ static void buf_add(struct buf *b, const char *s, size_t n)
 	b->p[b->len] = '\0';
 }
 
-static void buf_adds(struct buf *b, const char *s)
+static void buf_adds(struct pk_lvm_buf *b, const char *s)
 {
 	buf_add(b, s, strlen(s));
 }
 
-static void buf_release(struct buf *b)
+static void buf_release(struct pk_lvm_buf *b)
 {
 	free(b->p);
 	memset(b, 0, sizeof(*b));
 }
 
 /* ---- process-wide liblvm2cmd state ------------------------------------ */
-
-/* What one LVM command printed, as the log function received it. */
-struct capture {
-	struct buf report; /* report lines ("LVM2_..."), each ending in '\n' */
-	struct buf errors; /* error lines, "; " between them */
-	struct buf notes;  /* other printed lines, "; " between them */
-	bool truncated;    /* a report line filled LVM's line buffer */
-};
-
-struct pk_lvm {
-	void *handle;
-	char **devices; /* NULL-terminated */
-	bool activation;
-	char *conf_dir;
-	bool conf_dir_owned; /* a temporary directory made by pk_lvm_new */
-	unsigned lock_timeout_ms;
-};
 
 /*
  * liblvm2cmd keeps its log function, device cache and command state in
@@ -86,10 +71,10 @@ struct pk_lvm {
  * whether a struct pk_lvm exists. All three are guarded by lvm_lock.
  */
 static pthread_mutex_t lvm_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct capture *lvm_capture;
+static struct pk_lvm_capture *lvm_capture;
 static bool lvm_exists;
 
-static void capture_release(struct capture *cap)
+void pk_lvm_capture_release(struct pk_lvm_capture *cap)
 {
 	buf_release(&cap->report);
 	buf_release(&cap->errors);
@@ -97,7 +82,7 @@ static void capture_release(struct capture *cap)
 	cap->truncated = false;
 }
 
-static void capture_line(struct buf *b, const char *msg)
+static void capture_line(struct pk_lvm_buf *b, const char *msg)
 {
 	if (b->len > 0) {
 		buf_adds(b, "; ");
@@ -107,7 +92,7 @@ static void capture_line(struct buf *b, const char *msg)
 
 static void lvm_log(int level, const char *file, int line, int dm_errno, const char *msg)
 {
-	struct capture *cap = lvm_capture;
+	struct pk_lvm_capture *cap = lvm_capture;
 	const char *m = msg;
 
 	(void)file;
@@ -164,13 +149,7 @@ static unsigned process_umask(void)
 
 /* ---- running commands ------------------------------------------------- */
 
-/* One LVM command line; arguments are validated before they get here. */
-struct cmd {
-	struct buf line;
-	int argc;
-};
-
-static void cmd_arg(struct cmd *c, const char *arg)
+void pk_lvm_cmd_arg(struct pk_lvm_cmd *c, const char *arg)
 {
 	/* lvm2_run splits on blanks, strips a leading quote and treats a
 	 * word starting with '#' as a comment. */
@@ -182,7 +161,7 @@ static void cmd_arg(struct cmd *c, const char *arg)
 	c->argc++;
 }
 
-__attribute__((format(printf, 2, 3))) static void cmd_argf(struct cmd *c, const char *fmt, ...)
+void pk_lvm_cmd_argf(struct pk_lvm_cmd *c, const char *fmt, ...)
 {
 	char *s;
 	va_list ap;
@@ -192,15 +171,15 @@ __attribute__((format(printf, 2, 3))) static void cmd_argf(struct cmd *c, const 
 		abort();
 	}
 	va_end(ap);
-	cmd_arg(c, s);
+	pk_lvm_cmd_arg(c, s);
 	free(s);
 }
 
-static void cmd_tags(struct cmd *c, const char *option, const char *const *tags)
+void pk_lvm_cmd_tags(struct pk_lvm_cmd *c, const char *option, const char *const *tags)
 {
 	for (size_t i = 0; tags && tags[i]; i++) {
-		cmd_arg(c, option);
-		cmd_arg(c, tags[i]);
+		pk_lvm_cmd_arg(c, option);
+		pk_lvm_cmd_arg(c, tags[i]);
 	}
 }
 
@@ -209,7 +188,7 @@ static void cmd_tags(struct cmd *c, const char *option, const char *const *tags)
  * A command that met one of LVM's file locks held by another process is
  * retried (outside lvm_lock) until the lock timeout.
  */
-static int lvm_run(struct pk_lvm *lvm, struct cmd *c, const char *what, struct capture *cap,
+static int lvm_run(struct pk_lvm *lvm, struct pk_lvm_cmd *c, const char *what, struct pk_lvm_capture *cap,
 		   struct pk_error *err)
 {
 	uint64_t start;
@@ -226,7 +205,7 @@ static int lvm_run(struct pk_lvm *lvm, struct cmd *c, const char *what, struct c
 	}
 	start = pk_clock_monotonic_ms();
 	for (;;) {
-		capture_release(cap);
+		pk_lvm_capture_release(cap);
 		pthread_mutex_lock(&lvm_lock);
 		lvm_capture = cap;
 		rc = lvm2_run(lvm->handle, c->line.p);
@@ -265,16 +244,16 @@ static int lvm_run(struct pk_lvm *lvm, struct cmd *c, const char *what, struct c
 }
 
 /* The common start of every report command. */
-static void cmd_report(struct cmd *c, const char *command, const char *fields)
+void pk_lvm_cmd_report(struct pk_lvm_cmd *c, const char *command, const char *fields)
 {
-	cmd_arg(c, command);
-	cmd_arg(c, "--nameprefixes");
-	cmd_arg(c, "--noheadings");
-	cmd_arg(c, "--units");
-	cmd_arg(c, "b");
-	cmd_arg(c, "--nosuffix");
-	cmd_arg(c, "-o");
-	cmd_arg(c, fields);
+	pk_lvm_cmd_arg(c, command);
+	pk_lvm_cmd_arg(c, "--nameprefixes");
+	pk_lvm_cmd_arg(c, "--noheadings");
+	pk_lvm_cmd_arg(c, "--units");
+	pk_lvm_cmd_arg(c, "b");
+	pk_lvm_cmd_arg(c, "--nosuffix");
+	pk_lvm_cmd_arg(c, "-o");
+	pk_lvm_cmd_arg(c, fields);
 }
 
 /* ---- handle ----------------------------------------------------------- */
@@ -394,7 +373,7 @@ static int lvm_write_settings(struct pk_lvm *lvm, const struct pk_lvm_config *co
 
 int pk_lvm_new(const struct pk_lvm_config *config, struct pk_lvm **ret, struct pk_error *err)
 {
-	struct capture cap = { 0 };
+	struct pk_lvm_capture cap = { 0 };
 	struct pk_lvm *lvm;
 	size_t n = 0;
 	int r;
@@ -433,11 +412,11 @@ int pk_lvm_new(const struct pk_lvm_config *config, struct pk_lvm **ret, struct p
 				 lvm->conf_dir, cap.errors.len ? cap.errors.p : "no reason given");
 		goto fail;
 	}
-	capture_release(&cap);
+	pk_lvm_capture_release(&cap);
 	*ret = lvm;
 	return 0;
 fail:
-	capture_release(&cap);
+	pk_lvm_capture_release(&cap);
 	lvm_dispose(lvm);
 	lvm_claim(false);
 	return r;
@@ -455,18 +434,17 @@ void pk_lvm_free(struct pk_lvm *lvm)
 	lvm_claim(false);
 }
 
-/* ---- verbs -------------------------------------------------------------- */
+/* ---- running a verb's command ------------------------------------------- */
 
 /*
  * Runs c and releases it. what (formatted) names the operation in the
  * error message. When report is non-NULL the command's report rows are
  * left there (caller releases); otherwise output is dropped.
  */
-__attribute__((format(printf, 5, 6))) static int
-lvm_exec(struct pk_lvm *lvm, struct cmd *c, struct capture *report, struct pk_error *err,
+int pk_lvm_exec(struct pk_lvm *lvm, struct pk_lvm_cmd *c, struct pk_lvm_capture *report, struct pk_error *err,
 	 const char *fmt, ...)
 {
-	struct capture local = { 0 };
+	struct pk_lvm_capture local = { 0 };
 	char *what;
 	va_list ap;
 	int r;
@@ -479,255 +457,6 @@ lvm_exec(struct pk_lvm *lvm, struct cmd *c, struct capture *report, struct pk_er
 	r = lvm_run(lvm, c, what, report ? report : &local, err);
 	free(what);
 	buf_release(&c->line);
-	capture_release(&local);
+	pk_lvm_capture_release(&local);
 	return r;
-}
-
-static int vg_lv_check(const char *vg, const char *lv, struct pk_error *err)
-{
-	int r = pk_lvm_vg_name_check(vg, err);
-
-	return r < 0 ? r : pk_lvm_lv_name_check(lv, err);
-}
-
-int pk_lvm_vg_create(struct pk_lvm *lvm, const char *vg, const char *const *pvs,
-		     uint64_t extent_size, const char *const *tags, struct pk_error *err)
-{
-	struct cmd c = { 0 };
-	int r;
-
-	r = pk_lvm_vg_create_check((const char *const *)lvm->devices, vg, pvs, extent_size, tags,
-				   err);
-	if (r < 0) {
-		return r;
-	}
-	cmd_arg(&c, "vgcreate");
-	cmd_arg(&c, "-qq"); /* answers no: a foreign signature is never wiped */
-	if (extent_size) {
-		cmd_arg(&c, "--physicalextentsize");
-		cmd_argf(&c, "%" PRIu64 "b", extent_size);
-	}
-	cmd_tags(&c, "--addtag", tags);
-	cmd_arg(&c, vg);
-	for (size_t i = 0; pvs[i]; i++) {
-		cmd_arg(&c, pvs[i]);
-	}
-	return lvm_exec(lvm, &c, NULL, err, "vgcreate of '%s'", vg);
-}
-
-int pk_lvm_vg_report(struct pk_lvm *lvm, const char *vg, struct pk_lvm_vg *ret,
-		     struct pk_error *err)
-{
-	struct capture cap = { 0 };
-	struct cmd c = { 0 };
-	int r;
-
-	r = pk_lvm_vg_name_check(vg, err);
-	if (r < 0) {
-		return r;
-	}
-	cmd_report(&c, "vgs", pk_lvm_report_vg_fields);
-	cmd_arg(&c, vg);
-	r = lvm_exec(lvm, &c, &cap, err, "report of volume group '%s'", vg);
-	if (r == 0) {
-		r = pk_lvm_report_vg_parse(cap.report.p ? cap.report.p : (char *)"", ret, err);
-		if (r < 0) {
-			pk_error_prefix(err, "report of volume group '%s'", vg);
-		}
-	}
-	capture_release(&cap);
-	return r;
-}
-
-int pk_lvm_vg_remove(struct pk_lvm *lvm, const char *vg, bool force, struct pk_error *err)
-{
-	struct pk_lvm_lv_list lvs = { 0 };
-	struct cmd c = { 0 };
-	int r;
-
-	r = pk_lvm_lv_report(lvm, vg, NULL, &lvs, err);
-	if (r < 0) {
-		return r;
-	}
-	if (lvs.count > 0 && !force) {
-		r = pk_error_set(err, PK_E_IN_USE, EBUSY,
-				 "volume group '%s' still has %zu logical volumes (e.g. '%s')", vg,
-				 lvs.count, lvs.lvs[0].name);
-		pk_lvm_lv_list_release(&lvs);
-		return r;
-	}
-	pk_lvm_lv_list_release(&lvs);
-	cmd_arg(&c, "vgremove");
-	cmd_arg(&c, "-f");
-	cmd_arg(&c, vg);
-	return lvm_exec(lvm, &c, NULL, err, "vgremove of '%s'", vg);
-}
-
-int pk_lvm_vg_tags_change(struct pk_lvm *lvm, const char *vg, const char *const *add,
-			  const char *const *del, struct pk_error *err)
-{
-	struct cmd c = { 0 };
-	int r;
-
-	if ((r = pk_lvm_vg_name_check(vg, err)) < 0 ||
-	    (r = pk_lvm_tags_change_check(add, del, err)) < 0) {
-		return r;
-	}
-	cmd_arg(&c, "vgchange");
-	cmd_tags(&c, "--deltag", del);
-	cmd_tags(&c, "--addtag", add);
-	cmd_arg(&c, vg);
-	return lvm_exec(lvm, &c, NULL, err, "tag change of volume group '%s'", vg);
-}
-
-int pk_lvm_lv_create(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_t size,
-		     const char *const *tags, struct pk_error *err)
-{
-	struct cmd c = { 0 };
-	int r;
-
-	if ((r = vg_lv_check(vg, lv, err)) < 0 ||
-	    (r = pk_lvm_size_check("LV size", size, err)) < 0 ||
-	    (r = pk_lvm_tags_check(tags, NULL, err)) < 0) {
-		return r;
-	}
-	cmd_arg(&c, "lvcreate");
-	cmd_arg(&c, "-qq");
-	cmd_arg(&c, "--type");
-	cmd_arg(&c, "linear");
-	cmd_arg(&c, "--activate");
-	cmd_arg(&c, "n");
-	cmd_arg(&c, "--zero");
-	cmd_arg(&c, "n");
-	cmd_arg(&c, "--wipesignatures");
-	cmd_arg(&c, "n");
-	cmd_arg(&c, "--size");
-	cmd_argf(&c, "%" PRIu64 "b", size);
-	cmd_arg(&c, "--name");
-	cmd_arg(&c, lv);
-	cmd_tags(&c, "--addtag", tags);
-	cmd_arg(&c, vg);
-	return lvm_exec(lvm, &c, NULL, err, "lvcreate of '%s/%s'", vg, lv);
-}
-
-int pk_lvm_lv_remove(struct pk_lvm *lvm, const char *vg, const char *lv, struct pk_error *err)
-{
-	struct cmd c = { 0 };
-	int r;
-
-	r = vg_lv_check(vg, lv, err);
-	if (r < 0) {
-		return r;
-	}
-	cmd_arg(&c, "lvremove");
-	cmd_arg(&c, "-f");
-	cmd_argf(&c, "%s/%s", vg, lv);
-	return lvm_exec(lvm, &c, NULL, err, "lvremove of '%s/%s'", vg, lv);
-}
-
-int pk_lvm_lv_extend(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_t size,
-		     struct pk_error *err)
-{
-	struct capture cap = { 0 };
-	struct cmd c = { 0 };
-	int r;
-
-	if ((r = vg_lv_check(vg, lv, err)) < 0 ||
-	    (r = pk_lvm_size_check("LV size", size, err)) < 0) {
-		return r;
-	}
-	cmd_arg(&c, "lvextend");
-	cmd_arg(&c, "-qq");
-	cmd_arg(&c, "--size");
-	cmd_argf(&c, "%" PRIu64 "b", size);
-	cmd_argf(&c, "%s/%s", vg, lv);
-	r = lvm_exec(lvm, &c, &cap, err, "lvextend of '%s/%s' to %" PRIu64 " bytes", vg, lv,
-		     size);
-	/* LVM refuses to "extend" to the size the LV has or below it. */
-	if (r < 0 && cap.errors.len &&
-	    (strstr(cap.errors.p, "matches existing size") ||
-	     strstr(cap.errors.p, "not larger than existing size"))) {
-		pk_error_clear(err);
-		r = 0;
-	}
-	capture_release(&cap);
-	return r;
-}
-
-int pk_lvm_lv_tags_change(struct pk_lvm *lvm, const char *vg, const char *lv,
-			  const char *const *add, const char *const *del, struct pk_error *err)
-{
-	struct cmd c = { 0 };
-	int r;
-
-	if ((r = vg_lv_check(vg, lv, err)) < 0 ||
-	    (r = pk_lvm_tags_change_check(add, del, err)) < 0) {
-		return r;
-	}
-	cmd_arg(&c, "lvchange");
-	cmd_tags(&c, "--deltag", del);
-	cmd_tags(&c, "--addtag", add);
-	cmd_argf(&c, "%s/%s", vg, lv);
-	return lvm_exec(lvm, &c, NULL, err, "tag change of '%s/%s'", vg, lv);
-}
-
-int pk_lvm_lv_report(struct pk_lvm *lvm, const char *vg, const char *lv,
-		     struct pk_lvm_lv_list *ret, struct pk_error *err)
-{
-	struct capture cap = { 0 };
-	struct cmd c = { 0 };
-	int r;
-
-	r = lv ? vg_lv_check(vg, lv, err) : pk_lvm_vg_name_check(vg, err);
-	if (r < 0) {
-		return r;
-	}
-	cmd_report(&c, "lvs", pk_lvm_report_lv_fields);
-	cmd_arg(&c, "--segments");
-	if (lv) {
-		cmd_argf(&c, "%s/%s", vg, lv);
-	} else {
-		cmd_arg(&c, vg);
-	}
-	r = lvm_exec(lvm, &c, &cap, err, "report of %s '%s%s%s'", lv ? "LV" : "the LVs of", vg,
-		     lv ? "/" : "", lv ? lv : "");
-	if (r == 0) {
-		r = pk_lvm_report_lvs_parse(cap.report.p ? cap.report.p : (char *)"", ret, err);
-		if (r == 0 && lv && ret->count != 1) {
-			size_t count = ret->count;
-
-			pk_lvm_lv_list_release(ret);
-			r = pk_error_set(err, PK_E_INTERNAL, EBADMSG,
-					 "LVM reported %zu LVs instead of one", count);
-		}
-		if (r < 0) {
-			pk_error_prefix(err, "report of '%s%s%s'", vg, lv ? "/" : "",
-					lv ? lv : "");
-		}
-	}
-	capture_release(&cap);
-	return r;
-}
-
-int pk_lvm_lv_activation(struct pk_lvm *lvm, const char *vg, const char *lv,
-			 enum pk_lvm_activation op, struct pk_error *err)
-{
-	struct cmd c = { 0 };
-	int r;
-
-	r = pk_lvm_activation_check(lvm->activation, vg, lv, op, err);
-	if (r < 0) {
-		return r;
-	}
-	cmd_arg(&c, "lvchange");
-	cmd_arg(&c, "-qq");
-	if (op == PK_LVM_REFRESH) {
-		cmd_arg(&c, "--refresh");
-	} else {
-		cmd_arg(&c, "--activate");
-		cmd_arg(&c, op == PK_LVM_ACTIVATE ? "y" : "n");
-	}
-	cmd_argf(&c, "%s/%s", vg, lv);
-	return lvm_exec(lvm, &c, NULL, err, "%s of '%s/%s'", pk_lvm_activation_name(op), vg,
-			lv);
 }

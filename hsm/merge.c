@@ -1,7 +1,10 @@
 /*
- * Merge jobs: the registry, their records, events, the API of
- * hsm/merge.h and the validation of a Merge request. The steps of a job
- * run in hsm/merge_run.c (live), hsm/merge_cold.c (qemu-img) and
+ * Merge jobs: the registry (the table of jobs, their threads, the records
+ * read back at start) and the API of hsm/merge.h (JobGet, JobList,
+ * JobAbort, JobSetBandwidth, the libvirt callbacks). A Merge request is
+ * validated and planned in hsm/merge_plan.c; a job's state, its records
+ * and events are kept by hsm/merge_state.c; its steps run in
+ * hsm/merge_run.c (live), hsm/merge_cold.c (qemu-img) and
  * hsm/merge_steps.c (extend, cleanup).
  */
 #include <errno.h>
@@ -11,8 +14,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/clock.h"
-#include "common/fault.h"
 #include "common/log.h"
 #include "common/rpc.h"
 #include "common/statefile.h"
@@ -23,245 +24,10 @@
 #define MERGE_JOBS_MAX 64
 #define MERGE_HEADROOM_DEFAULT ((uint64_t)64 << 20)
 #define MERGE_KEEP_FINISHED_DEFAULT 64
-#define PROGRESS_EVENT_MS 250
 
 struct hsm_merge *hsm_merge_of(struct hsm *hsm)
 {
 	return hsm->merge;
-}
-
-/* ---- records and events --------------------------------------------------------- */
-
-static void record_name(const struct hsm_merge_job *job, char *buf, size_t size)
-{
-	snprintf(buf, size, "%s%s", job->id, HSM_MERGE_SUFFIX);
-}
-
-/* m->lock held. */
-static int job_write_locked(struct hsm_merge *m, struct hsm_merge_job *job, struct pk_error *err)
-{
-	char name[64];
-	char *text;
-	int r;
-
-	job->updated_ms = pk_clock_realtime_ms();
-	text = hsm_merge_record_encode(job);
-	record_name(job, name, sizeof(name));
-	r = pk_statefile_write(m->dir, name, text, strlen(text), err);
-	if (r < 0) {
-		pk_error_prefix(err, "cannot write the record of merge job '%s' (state %s)", job->id,
-				hsm_merge_state_name(job->state));
-	}
-	free(text);
-	return r;
-}
-
-/* m->lock held. For the writes that only refresh a record: the next write
- * of the job carries the same fields. */
-static void job_write_logged_locked(struct hsm_merge *m, struct hsm_merge_job *job)
-{
-	struct pk_error err = { PK_OK, "" };
-
-	if (job_write_locked(m, job, &err) < 0) {
-		pk_log_error("merge job job='%s': %s", job->id, err.message);
-	}
-}
-
-static void publish(struct hsm_merge *m, const struct hsm_merge_job_info *info, int32_t host_id)
-{
-	struct pk_error err = { PK_OK, "" };
-	void *buf = NULL;
-	size_t len = 0;
-
-	if (!m->pub) {
-		return;
-	}
-	pthread_mutex_lock(&m->pub_lock);
-	if (hsm_merge_event_encode(info, ++m->seq, host_id, &buf, &len) == 0 &&
-	    pk_rpc_pub_send(m->pub, buf, len, &err) < 0) {
-		pk_log_warn("cannot publish a job event job='%s': %s", info->id, err.message);
-	}
-	pthread_mutex_unlock(&m->pub_lock);
-	free(buf);
-}
-
-void hsm_merge_job_save(struct hsm_merge_job *job)
-{
-	struct hsm_merge *m = hsm_merge_of(job->hsm);
-
-	pthread_mutex_lock(&m->lock);
-	job_write_logged_locked(m, job);
-	pthread_mutex_unlock(&m->lock);
-}
-
-int hsm_merge_job_transition(struct hsm_merge_job *job, enum hsm_merge_state state,
-			     struct pk_error *err)
-{
-	struct hsm_merge *m = hsm_merge_of(job->hsm);
-	struct hsm_merge_job_info info;
-	enum hsm_merge_state from;
-	char point[64];
-	int r;
-
-	pthread_mutex_lock(&m->lock);
-	from = job->state;
-	job->state = state;
-	r = job_write_locked(m, job, err);
-	if (r < 0) {
-		/* Written before it takes effect: without its record it does not. */
-		job->state = from;
-		pthread_mutex_unlock(&m->lock);
-		pk_error_prefix(err, "merge job '%s' stays %s instead of %s", job->id,
-				hsm_merge_state_name(from), hsm_merge_state_name(state));
-		return r;
-	}
-	hsm_merge_job_info_of(job, &info);
-	pthread_cond_broadcast(&m->cond);
-	pthread_mutex_unlock(&m->lock);
-	if (state == HSM_MERGE_FAILED) {
-		pk_log_error("merge job failed job='%s' vm='%s' drive='%s' kind=%s in=%s code=%s: %s",
-			     job->id, job->vm, job->drive, hsm_merge_kind_name(job->kind),
-			     hsm_merge_state_name(from), pk_errc_name(info.error.code),
-			     info.error.message);
-	} else {
-		pk_log_info("merge job job='%s' vm='%s' drive='%s' kind=%s state=%s -> %s", job->id,
-			    job->vm, job->drive, hsm_merge_kind_name(job->kind),
-			    hsm_merge_state_name(from), hsm_merge_state_name(state));
-	}
-	publish(m, &info, job->hsm->info.host_id);
-	/* Crash tests: "merge:committing" kills hsmd right after the record
-	 * of COMMITTING was written, before the state took effect. */
-	snprintf(point, sizeof(point), "merge:%s", hsm_merge_state_name(state));
-	for (char *p = point; *p; p++) {
-		if (*p >= 'A' && *p <= 'Z') {
-			*p = (char)(*p - 'A' + 'a');
-		}
-	}
-	pk_fault_point(point);
-	return 0;
-}
-
-int hsm_merge_job_step_to(struct hsm_merge_job *job, enum hsm_merge_state state,
-			  struct pk_error *err)
-{
-	return hsm_merge_job_transition(job, state, err) < 0 ? -EAGAIN : 0;
-}
-
-int hsm_merge_job_fail(struct hsm_merge_job *job, const struct pk_error *err,
-		       struct pk_error *ret_err)
-{
-	struct hsm_merge *m = hsm_merge_of(job->hsm);
-	struct pk_error old_error;
-	enum hsm_merge_state old_failed_in;
-	int r;
-
-	pthread_mutex_lock(&m->lock);
-	old_error = job->error;
-	old_failed_in = job->failed_in;
-	job->error = *err;
-	if (job->error.code == PK_OK) {
-		job->error.code = PK_E_INTERNAL;
-	}
-	if (!job->failed_in) {
-		job->failed_in = job->state;
-	}
-	pthread_mutex_unlock(&m->lock);
-	r = hsm_merge_job_transition(job, HSM_MERGE_FAILED, ret_err);
-	if (r < 0) {
-		pthread_mutex_lock(&m->lock);
-		job->error = old_error;
-		job->failed_in = old_failed_in;
-		pthread_mutex_unlock(&m->lock);
-	}
-	return r;
-}
-
-void hsm_merge_job_progress(struct hsm_merge_job *job, uint64_t cur, uint64_t end)
-{
-	struct hsm_merge *m = hsm_merge_of(job->hsm);
-	struct hsm_merge_job_info info;
-	uint64_t now = pk_clock_realtime_ms();
-	bool send = false;
-
-	pthread_mutex_lock(&m->lock);
-	job->cur = cur;
-	job->end = end;
-	if (cur != job->published_cur &&
-	    (now - job->published_ms >= PROGRESS_EVENT_MS || (end && cur == end))) {
-		job->published_ms = now;
-		job->published_cur = cur;
-		job->updated_ms = now;
-		hsm_merge_job_info_of(job, &info);
-		send = true;
-	}
-	pthread_mutex_unlock(&m->lock);
-	if (send) {
-		publish(m, &info, job->hsm->info.host_id);
-	}
-}
-
-/* ---- waiting ----------------------------------------------------------------------- */
-
-bool hsm_merge_stopping(struct hsm_merge_job *job)
-{
-	struct hsm_merge *m = hsm_merge_of(job->hsm);
-	bool r;
-
-	pthread_mutex_lock(&m->lock);
-	r = m->stopping;
-	pthread_mutex_unlock(&m->lock);
-	return r;
-}
-
-bool hsm_merge_abort_requested(struct hsm_merge_job *job)
-{
-	struct hsm_merge *m = hsm_merge_of(job->hsm);
-	bool r;
-
-	pthread_mutex_lock(&m->lock);
-	r = job->abort_requested;
-	pthread_mutex_unlock(&m->lock);
-	return r;
-}
-
-int hsm_merge_job_wait(struct hsm_merge_job *job, unsigned ms)
-{
-	struct hsm_merge *m = hsm_merge_of(job->hsm);
-	struct timespec deadline;
-	unsigned seen;
-	int r;
-
-	pk_clock_deadline(CLOCK_MONOTONIC, ms, &deadline);
-	pthread_mutex_lock(&m->lock);
-	seen = job->wakeups;
-	/* An abort request ends the wait only where the job can still act on it. */
-	bool abortable = job->state >= HSM_MERGE_PREPARING && job->state <= HSM_MERGE_READY;
-	while (!m->stopping && !(abortable && job->abort_requested) && job->wakeups == seen) {
-		if (pthread_cond_timedwait(&m->cond, &m->lock, &deadline) == ETIMEDOUT) {
-			break;
-		}
-	}
-	r = m->stopping ? 1 : 0;
-	pthread_mutex_unlock(&m->lock);
-	return r;
-}
-
-int hsm_merge_sleep(struct hsm_merge_job *job, unsigned ms)
-{
-	struct hsm_merge *m = hsm_merge_of(job->hsm);
-	struct timespec deadline;
-	int r;
-
-	pk_clock_deadline(CLOCK_MONOTONIC, ms, &deadline);
-	pthread_mutex_lock(&m->lock);
-	while (!m->stopping) {
-		if (pthread_cond_timedwait(&m->cond, &m->lock, &deadline) == ETIMEDOUT) {
-			break;
-		}
-	}
-	r = m->stopping ? 1 : 0;
-	pthread_mutex_unlock(&m->lock);
-	return r;
 }
 
 /* ---- the registry --------------------------------------------------------------------- */
@@ -328,7 +94,7 @@ static void prune_locked(struct hsm_merge *m)
 		}
 		struct hsm_merge_job *j = m->jobs[oldest];
 		char name[64];
-		record_name(j, name, sizeof(name));
+		hsm_merge_record_name(j, name, sizeof(name));
 		pk_statefile_remove(m->dir, name, NULL);
 		if (j->thread_started) {
 			pthread_join(j->thread, NULL);
@@ -563,7 +329,7 @@ int hsm_merge_register(struct hsm_merge *m, struct hsm_merge_job *job, struct pk
 		r = pk_error_set(err, PK_E_BUSY, EBUSY,
 				 "%zu merge jobs are running on this host; retry later", unfinished);
 	} else {
-		r = job_write_locked(m, job, err);
+		r = hsm_merge_job_write_locked(m, job, err);
 	}
 	if (r == 0) {
 		add_job(m, job);
@@ -663,18 +429,37 @@ int hsm_merge_job_abort(struct hsm *hsm, const char *id, struct hsm_merge_job_in
 				 "merge job '%s' is %s: the chain already changed, it can only "
 				 "finish", id, hsm_merge_state_name(job->state));
 	} else if (!hsm_merge_state_final(job->state) && !job->abort_requested) {
+		/* Recorded before it takes effect: a restarted hsmd aborts it too. */
 		job->abort_requested = true;
-		job->wakeups++;
-		job_write_logged_locked(m, job);
-		pthread_cond_broadcast(&m->cond);
-		pk_log_info("merge job abort requested job='%s' state=%s", id,
-			    hsm_merge_state_name(job->state));
+		r = hsm_merge_job_write_locked(m, job, err);
+		if (r < 0) {
+			job->abort_requested = false;
+			pk_error_prefix(err, "the abort of merge job '%s' is not recorded", id);
+		} else {
+			job->wakeups++;
+			pthread_cond_broadcast(&m->cond);
+			pk_log_info("merge job abort requested job='%s' state=%s", id,
+				    hsm_merge_state_name(job->state));
+		}
 	}
 	if (job && r == 0) {
 		hsm_merge_job_info_of(job, ret);
 	}
 	pthread_mutex_unlock(&m->lock);
 	return r;
+}
+
+/* The running block job back at the job's bandwidth (best effort: the next
+ * block job of the job starts with it anyway). */
+static void undo_bandwidth(struct hsm *hsm, const struct hsm_merge_job_info *info)
+{
+	struct pk_error err = { PK_OK, "" };
+
+	if (hsm_virt_block_job_set_bandwidth(hsm->virt, info->vm, info->drive, info->bandwidth,
+					     &err) < 0 && err.code != PK_E_NOT_FOUND) {
+		pk_log_warn("merge job job='%s': the block job keeps the bandwidth that was not "
+			    "recorded: %s", info->id, err.message);
+	}
 }
 
 int hsm_merge_job_set_bandwidth(struct hsm *hsm, const char *id, uint64_t bandwidth,
@@ -718,18 +503,27 @@ int hsm_merge_job_set_bandwidth(struct hsm *hsm, const char *id, uint64_t bandwi
 	pthread_mutex_lock(&m->lock);
 	job = find_job(m, id);
 	if (job) {
+		uint64_t old = job->bandwidth;
 		job->bandwidth = bandwidth;
-		job->wakeups++;
-		job_write_logged_locked(m, job);
-		hsm_merge_job_info_of(job, ret);
-		pthread_cond_broadcast(&m->cond);
+		r = hsm_merge_job_write_locked(m, job, err);
+		if (r < 0) {
+			job->bandwidth = old;
+			pk_error_prefix(err, "the bandwidth of merge job '%s' is not recorded", id);
+		} else {
+			job->wakeups++;
+			hsm_merge_job_info_of(job, ret);
+			pthread_cond_broadcast(&m->cond);
+		}
 	} else {
 		r = not_found(id, err);
 	}
 	pthread_mutex_unlock(&m->lock);
+	if (r < 0 && job && apply) {
+		undo_bandwidth(hsm, &info);
+	}
 	if (r == 0) {
 		pk_log_info("merge job bandwidth job='%s' bandwidth=%" PRIu64, id, bandwidth);
-		publish(m, ret, hsm->info.host_id);
+		hsm_merge_publish(m, ret, hsm->info.host_id);
 	}
 	return r;
 }

@@ -51,8 +51,8 @@ extern char **environ;
 #define STDERR_KEEP 4096
 
 /* The leaf the VM's definition names for the drive. */
-static int defined_leaf(struct hsm_merge_job *job, char leaf[PK_UUID_BUFLEN],
-			struct pk_error *err)
+static enum hsm_merge_step defined_leaf(struct hsm_merge_job *job, char leaf[PK_UUID_BUFLEN],
+					struct pk_error *err)
 {
 	struct hsm_merge_live *live = pk_xcalloc(1, sizeof(*live));
 	int r;
@@ -67,15 +67,17 @@ static int defined_leaf(struct hsm_merge_job *job, char leaf[PK_UUID_BUFLEN],
 		memcpy(leaf, live->ids[0], PK_UUID_BUFLEN);
 	}
 	free(live);
-	return r < 0 && hsm_merge_error_transient(err) ? -EAGAIN : r;
+	return hsm_merge_step_of(r, err);
 }
 
-/* The chain the storage describes now: before, after, or neither. */
-static int disk_state(struct hsm_merge_job *job, bool *ret_before, bool *ret_after,
-		      struct pk_error *err)
+/* The chain the storage describes now: before, after, or neither. A chain
+ * that cannot be read FAILs (RETRY only for the definition's leaf). */
+static enum hsm_merge_step disk_state(struct hsm_merge_job *job, bool *ret_before,
+				      bool *ret_after, struct pk_error *err)
 {
 	char (*ids)[PK_UUID_BUFLEN] = NULL;
 	char leaf[PK_UUID_BUFLEN];
+	enum hsm_merge_step s;
 	size_t n = 0;
 	int r;
 
@@ -83,9 +85,9 @@ static int disk_state(struct hsm_merge_job *job, bool *ret_before, bool *ret_aft
 	/* A leaf merge moves the definition; any other moves the child's header. */
 	snprintf(leaf, sizeof(leaf), "%s", job->chain[0]);
 	if (job->active_leaf) {
-		r = defined_leaf(job, leaf, err);
-		if (r < 0) {
-			return r;
+		s = defined_leaf(job, leaf, err);
+		if (s != HSM_MERGE_STEP_MOVED) {
+			return s;
 		}
 	}
 	ids = pk_xcalloc(HSM_MERGE_CHAIN_MAX, PK_UUID_BUFLEN);
@@ -95,10 +97,10 @@ static int disk_state(struct hsm_merge_job *job, bool *ret_before, bool *ret_aft
 		*ret_after = hsm_merge_job_chain_is_after(job, (const char(*)[PK_UUID_BUFLEN])ids, n);
 	}
 	free(ids);
-	return r;
+	return r < 0 ? HSM_MERGE_STEP_FAIL : HSM_MERGE_STEP_MOVED;
 }
 
-static int vm_still_down(struct hsm_merge_job *job, struct pk_error *err)
+static enum hsm_merge_step vm_still_down(struct hsm_merge_job *job, struct pk_error *err)
 {
 	enum hsm_virt_state state;
 	int r;
@@ -108,42 +110,44 @@ static int vm_still_down(struct hsm_merge_job *job, struct pk_error *err)
 		r = hsm_virt_domain_state(job->hsm->virt, job->vm, &state, NULL, err);
 	}
 	if (r < 0) {
-		return hsm_merge_error_transient(err) ? -EAGAIN : r;
+		return hsm_merge_step_of(r, err);
 	}
 	if (state != HSM_VIRT_STATE_SHUTOFF && state != HSM_VIRT_STATE_CRASHED) {
-		return pk_error_set(err, PK_E_CONFLICT, EBUSY,
-				    "VM '%s' is %s: a cold merge needs it shut off", job->vm,
-				    hsm_virt_state_name(state));
+		pk_error_set(err, PK_E_CONFLICT, EBUSY, "VM '%s' is %s: a cold merge needs it shut off",
+			     job->vm, hsm_virt_state_name(state));
+		return HSM_MERGE_STEP_FAIL;
 	}
-	return 0;
+	return HSM_MERGE_STEP_MOVED;
 }
 
-int hsm_merge_cold_prepare(struct hsm_merge_job *job, struct pk_error *err)
+enum hsm_merge_step hsm_merge_cold_prepare(struct hsm_merge_job *job, struct pk_error *err)
 {
+	enum hsm_merge_step s;
 	bool before, after;
-	int r;
 
 	pk_fault_point("merge:preparing");
-	r = vm_still_down(job, err);
-	for (size_t i = 0; r == 0 && i < job->nchain; i++) {
-		r = hsm_image_volume_ready(job->hsm, job->domain, job->image, job->chain[i], NULL, err);
-		if (r < 0) {
+	s = vm_still_down(job, err);
+	for (size_t i = 0; s == HSM_MERGE_STEP_MOVED && i < job->nchain; i++) {
+		if (hsm_image_volume_ready(job->hsm, job->domain, job->image, job->chain[i], NULL,
+					   err) < 0) {
 			pk_error_prefix(err, "a cold merge needs image '%s' prepared on this host "
 					"(PrepareImage)", job->image);
+			s = HSM_MERGE_STEP_FAIL;
 		}
 	}
-	if (r == 0) {
-		r = disk_state(job, &before, &after, err);
+	if (s == HSM_MERGE_STEP_MOVED) {
+		s = disk_state(job, &before, &after, err);
 	}
-	if (r < 0) {
-		return r;
+	if (s != HSM_MERGE_STEP_MOVED) {
+		return s;
 	}
 	if (before) {
 		return hsm_merge_job_step_to(job, HSM_MERGE_EXTENDING, err);
 	}
-	return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
-			    "the qcow2 chain of drive '%s' (image '%s') is not the chain of its "
-			    "metadata; nothing was done", job->drive, job->image);
+	pk_error_set(err, PK_E_ILLEGAL, EINVAL,
+		     "the qcow2 chain of drive '%s' (image '%s') is not the chain of its metadata; "
+		     "nothing was done", job->drive, job->image);
+	return HSM_MERGE_STEP_FAIL;
 }
 
 /* ---- qemu-img commit with progress ----------------------------------------------- */
@@ -296,29 +300,30 @@ static int base_format(struct hsm_merge_job *job, enum hsm_disk_format *ret,
 	return r;
 }
 
-int hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_error *err)
+enum hsm_merge_step hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_error *err)
 {
 	enum hsm_disk_format base_fmt;
 	const char *child = hsm_merge_job_child(job);
 	char top_path[HSM_PATH_MAX], base_path[HSM_PATH_MAX], child_path[HSM_PATH_MAX];
 	char rate[32] = "";
+	enum hsm_merge_step s;
 	bool before, after;
 	int r;
 
-	r = vm_still_down(job, err);
-	if (r == 0) {
-		r = disk_state(job, &before, &after, err);
+	s = vm_still_down(job, err);
+	if (s == HSM_MERGE_STEP_MOVED) {
+		s = disk_state(job, &before, &after, err);
 	}
-	if (r < 0) {
-		return r;
+	if (s != HSM_MERGE_STEP_MOVED) {
+		return s;
 	}
 	if (after) {
 		return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
 	}
 	if (!before) {
-		return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
-				    "the qcow2 chain of image '%s' changed during the cold merge",
-				    job->image);
+		pk_error_set(err, PK_E_ILLEGAL, EINVAL,
+			     "the qcow2 chain of image '%s' changed during the cold merge", job->image);
+		return HSM_MERGE_STEP_FAIL;
 	}
 	r = path_of(job, job->top, top_path, err);
 	if (r == 0) {
@@ -331,11 +336,15 @@ int hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_error *err)
 		r = base_format(job, &base_fmt, err);
 	}
 	if (r < 0) {
-		return r;
+		return HSM_MERGE_STEP_FAIL;
 	}
 
 	job->attempts++;
-	hsm_merge_job_save(job);
+	r = hsm_merge_job_save(job, err);
+	if (r < 0) {
+		job->attempts--;
+		return HSM_MERGE_STEP_RETRY;
+	}
 	if (job->bandwidth) {
 		snprintf(rate, sizeof(rate), "%" PRIu64, job->bandwidth);
 	}
@@ -353,8 +362,11 @@ int hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_error *err)
 	if (r == 2) {
 		return hsm_merge_job_step_to(job, HSM_MERGE_ABORTING, err);
 	}
-	if (r != 0) {
-		return r;
+	if (r == 1) {
+		return HSM_MERGE_STEP_STOP;
+	}
+	if (r < 0) {
+		return HSM_MERGE_STEP_FAIL;
 	}
 	hsm_merge_job_progress(job, job->end ? job->end : 1, job->end ? job->end : 1);
 	if (*child) {
@@ -364,75 +376,79 @@ int hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_error *err)
 					 "-b", job->base, child_path, NULL };
 		r = pk_proc_check(rebase, QEMU_IMG_TIMEOUT_MS, PK_E_IO, NULL, err);
 		if (r < 0) {
-			return r;
+			return HSM_MERGE_STEP_FAIL;
 		}
 	}
-	r = disk_state(job, &before, &after, err);
-	if (r < 0) {
-		return r;
+	s = disk_state(job, &before, &after, err);
+	if (s != HSM_MERGE_STEP_MOVED) {
+		return s;
 	}
 	if (job->active_leaf && before) {
 		return hsm_merge_job_step_to(job, HSM_MERGE_PIVOTING, err);
 	}
 	if (!after) {
-		return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
-				    "after qemu-img commit the qcow2 chain of image '%s' is not the "
-				    "expected one", job->image);
+		pk_error_set(err, PK_E_ILLEGAL, EINVAL,
+			     "after qemu-img commit the qcow2 chain of image '%s' is not the expected "
+			     "one", job->image);
+		return HSM_MERGE_STEP_FAIL;
 	}
 	return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
 }
 
-/* The leaf switch did not happen (failure r, err): the old leaf LEGAL again. */
-static int pivot_undone(struct hsm_merge_job *job, int r, struct pk_error *err)
+/* The leaf switch did not happen (failure in err): the old leaf LEGAL again,
+ * then FAIL with err. */
+static enum hsm_merge_step pivot_undone(struct hsm_merge_job *job, struct pk_error *err)
 {
 	char why[PK_ERROR_MSG_MAX];
 	enum pk_errc code = err->code;
-	int rr;
+	enum hsm_merge_step s;
 
 	snprintf(why, sizeof(why), "%s", err->message);
 	pk_error_clear(err);
-	rr = hsm_merge_leaf_restore(job, err);
-	if (rr != 0) {
-		return rr;
+	s = hsm_merge_leaf_restore(job, err);
+	if (s != HSM_MERGE_STEP_MOVED) {
+		return s;
 	}
-	return pk_error_set(err, code, -r,
-			    "%s; VM '%s' keeps its leaf '%s' and the chain before the merge (the "
-			    "copy of its data in base '%s' changes nothing)", why, job->vm, job->top,
-			    job->base);
+	pk_error_set(err, code, 0,
+		     "%s; VM '%s' keeps its leaf '%s' and the chain before the merge (the copy of "
+		     "its data in base '%s' changes nothing)", why, job->vm, job->top, job->base);
+	return HSM_MERGE_STEP_FAIL;
 }
 
-int hsm_merge_cold_pivot(struct hsm_merge_job *job, struct pk_error *err)
+enum hsm_merge_step hsm_merge_cold_pivot(struct hsm_merge_job *job, struct pk_error *err)
 {
 	char base_path[HSM_PATH_MAX];
 	enum hsm_disk_format base_fmt;
+	enum hsm_merge_step s;
 	bool before, after;
 	int r;
 
-	r = vm_still_down(job, err);
-	if (r == -EAGAIN) {
-		return r;
+	s = vm_still_down(job, err);
+	if (s == HSM_MERGE_STEP_RETRY) {
+		return s;
 	}
-	if (r == 0) {
-		r = disk_state(job, &before, &after, err);
-		if (r == -EAGAIN) {
-			return r;
+	if (s == HSM_MERGE_STEP_MOVED) {
+		s = disk_state(job, &before, &after, err);
+		if (s == HSM_MERGE_STEP_RETRY) {
+			return s;
 		}
 	}
-	if (r == 0 && after) {
+	if (s == HSM_MERGE_STEP_MOVED && after) {
 		return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
 	}
-	if (r == 0 && !before) {
-		r = pk_error_set(err, PK_E_ILLEGAL, EINVAL,
-				 "the chain of drive '%s' of VM '%s' changed during the cold merge",
-				 job->drive, job->vm);
+	if (s == HSM_MERGE_STEP_MOVED && !before) {
+		pk_error_set(err, PK_E_ILLEGAL, EINVAL,
+			     "the chain of drive '%s' of VM '%s' changed during the cold merge",
+			     job->drive, job->vm);
+		s = HSM_MERGE_STEP_FAIL;
 	}
-	if (r < 0) {
-		return pivot_undone(job, r, err);
+	if (s != HSM_MERGE_STEP_MOVED) {
+		return pivot_undone(job, err);
 	}
 	/* Idempotent: marked again when the step is entered again. */
-	r = hsm_merge_leaf_set_legal(job, false, err);
-	if (r < 0) {
-		return r;
+	s = hsm_merge_leaf_set_legal(job, false, err);
+	if (s != HSM_MERGE_STEP_MOVED) {
+		return s;
 	}
 	pk_fault_point("merge:pivoting:marked");
 	r = path_of(job, job->base, base_path, err);
@@ -447,36 +463,41 @@ int hsm_merge_cold_pivot(struct hsm_merge_job *job, struct pk_error *err)
 					     job->base, err);
 	}
 	if (r < 0) {
-		return hsm_merge_error_transient(err) ? -EAGAIN : pivot_undone(job, r, err);
+		return hsm_merge_error_transient(err) ? HSM_MERGE_STEP_RETRY : pivot_undone(job, err);
 	}
 	pk_log_info("merge job job='%s': VM '%s' drive '%s' now defined on base '%s'", job->id,
 		    job->vm, job->drive, job->base);
-	r = disk_state(job, &before, &after, err);
-	if (r < 0) {
-		return r;
+	s = disk_state(job, &before, &after, err);
+	if (s != HSM_MERGE_STEP_MOVED) {
+		return s;
 	}
 	if (!after) {
-		return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
-				    "after the switch to base '%s' the chain of drive '%s' is not the "
-				    "expected one", job->base, job->drive);
+		pk_error_set(err, PK_E_ILLEGAL, EINVAL,
+			     "after the switch to base '%s' the chain of drive '%s' is not the "
+			     "expected one", job->base, job->drive);
+		return HSM_MERGE_STEP_FAIL;
 	}
 	return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
 }
 
-int hsm_merge_cold_abort(struct hsm_merge_job *job, struct pk_error *err)
+enum hsm_merge_step hsm_merge_cold_abort(struct hsm_merge_job *job, struct pk_error *err)
 {
+	enum hsm_merge_step s;
 	bool before, after;
-	int r;
 
-	r = disk_state(job, &before, &after, err);
-	if (r < 0) {
-		return hsm_merge_error_transient(err) ? -EAGAIN : r;
+	s = disk_state(job, &before, &after, err);
+	if (s == HSM_MERGE_STEP_FAIL && hsm_merge_error_transient(err)) {
+		s = HSM_MERGE_STEP_RETRY; /* nothing to undo: any transient failure retries */
+	}
+	if (s != HSM_MERGE_STEP_MOVED) {
+		return s;
 	}
 	if (after) {
 		pk_log_warn("merge job job='%s': the cold merge completed before the abort; "
 			    "finishing it", job->id);
 		return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
 	}
-	return pk_error_set(err, PK_E_ABORTED, ECANCELED,
-			    "aborted by request; the chain of image '%s' is unchanged", job->image);
+	pk_error_set(err, PK_E_ABORTED, ECANCELED,
+		     "aborted by request; the chain of image '%s' is unchanged", job->image);
+	return HSM_MERGE_STEP_FAIL;
 }

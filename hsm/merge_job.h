@@ -112,7 +112,7 @@ bool hsm_merge_job_chain_is_before(const struct hsm_merge_job *job,
 				   const char (*ids)[PK_UUID_BUFLEN],
 				   size_t n);
 
-/* ---- the live view of a drive (hsm/merge.c) ------------------------------------ */
+/* ---- the live view of a drive (hsm/merge_plan.c) ------------------------------- */
 
 struct hsm_merge_live {
 	enum hsm_virt_state state;
@@ -153,7 +153,7 @@ int hsm_merge_kind_parse(const char *name, enum hsm_merge_kind *ret);
 /* Copies the public view. */
 void hsm_merge_job_info_of(const struct hsm_merge_job *job, struct hsm_merge_job_info *ret);
 
-/* ---- shared by the runners (hsm/merge.c) ------------------------------------- */
+/* ---- the registry (hsm/merge.c) --------------------------------------------- */
 
 struct hsm_merge *hsm_merge_of(struct hsm *hsm);
 
@@ -167,6 +167,20 @@ int hsm_merge_check_bandwidth(uint64_t bandwidth, struct pk_error *err);
  */
 int hsm_merge_register(struct hsm_merge *m, struct hsm_merge_job *job, struct pk_error *err);
 
+/* ---- a job's durable state (hsm/merge_state.c) ------------------------------ */
+
+/* The file name of job's record in m->dir ("<id>.job"). */
+void hsm_merge_record_name(const struct hsm_merge_job *job, char *buf, size_t size);
+
+/* Writes job's record as it is now (updated_ms set). m->lock held. */
+int hsm_merge_job_write_locked(struct hsm_merge *m, struct hsm_merge_job *job,
+			       struct pk_error *err);
+
+/* Publishes info as an event (when events are on); a failure is only logged:
+ * events are a hint, JobGet is the truth. */
+void hsm_merge_publish(struct hsm_merge *m, const struct hsm_merge_job_info *info,
+		       int32_t host_id);
+
 /*
  * Moves job to state: writes the record (then the fault point
  * "merge:<state>" fires, for crash tests), publishes an event. When the
@@ -177,12 +191,35 @@ int hsm_merge_job_transition(struct hsm_merge_job *job, enum hsm_merge_state sta
 			     struct pk_error *err);
 
 /*
- * hsm_merge_job_transition for a step (hsm/merge_run.c's convention): a
- * record that cannot be written is a transient failure (-EAGAIN, err set),
- * so the loop runs the step again while the job stays in its state.
+ * What a step of a job did, for the loop of hsm/merge_run.c (a helper of a
+ * step answers the same, MOVED meaning "go on"):
+ *   MOVED  the job moved on (or the step is to run again at once);
+ *   STOP   hsmd stops: the thread returns, the record resumes the job;
+ *   RETRY  a transient failure, in err (libvirtd or the SPM away, a lock
+ *          not had, a record not written): the loop runs the state again
+ *          for a while, then fails the job with err;
+ *   FAIL   a failure, in err, that ends the job FAILED.
+ * A failure is never told by its errno: an error of a dependency that
+ * happens to be EAGAIN is a failure like any other.
  */
-int hsm_merge_job_step_to(struct hsm_merge_job *job, enum hsm_merge_state state,
-			  struct pk_error *err);
+enum hsm_merge_step {
+	HSM_MERGE_STEP_MOVED,
+	HSM_MERGE_STEP_STOP,
+	HSM_MERGE_STEP_RETRY,
+	HSM_MERGE_STEP_FAIL,
+};
+
+/* The step result of r (0 or -errno with err set): MOVED for 0, RETRY when
+ * err is transient (hsm_merge_error_transient), FAIL otherwise. */
+enum hsm_merge_step hsm_merge_step_of(int r, const struct pk_error *err);
+
+/*
+ * hsm_merge_job_transition for a step: MOVED, or RETRY (err set) when the
+ * record cannot be written, so the loop runs the step again while the job
+ * stays in its state.
+ */
+enum hsm_merge_step hsm_merge_job_step_to(struct hsm_merge_job *job, enum hsm_merge_state state,
+					  struct pk_error *err);
 
 /*
  * Ends the job FAILED with err (copied), remembering the state it failed
@@ -192,8 +229,13 @@ int hsm_merge_job_step_to(struct hsm_merge_job *job, enum hsm_merge_state state,
 int hsm_merge_job_fail(struct hsm_merge_job *job, const struct pk_error *err,
 		       struct pk_error *ret_err);
 
-/* Writes the record as it is now (after a field of a step changed). */
-void hsm_merge_job_save(struct hsm_merge_job *job);
+/*
+ * Writes the record as it is now (after a field of a step changed), before
+ * the step acts on that field. When the record cannot be written this fails
+ * with the error of the write: the step does not act, and puts the field
+ * back (the in-memory job is the caller's).
+ */
+int hsm_merge_job_save(struct hsm_merge_job *job, struct pk_error *err);
 
 /* Updates progress (under the lock) and publishes it when it moved enough. */
 void hsm_merge_job_progress(struct hsm_merge_job *job, uint64_t cur, uint64_t end);
@@ -216,10 +258,11 @@ int hsm_merge_sleep(struct hsm_merge_job *job, unsigned ms);
 /* The job thread's body: runs states until DONE/FAILED or a stop. */
 void hsm_merge_job_run(struct hsm_merge_job *job);
 
-/* Steps shared by live and cold jobs (hsm/merge_steps.c). 0 to go on,
- * 1 when stopping, -errno with err for a failure that ends the job. */
-int hsm_merge_step_extend(struct hsm_merge_job *job, struct pk_error *err);
-int hsm_merge_step_cleanup(struct hsm_merge_job *job, struct pk_error *err);
+/* Steps shared by live and cold jobs (hsm/merge_steps.c). MOVED to go on
+ * (the caller moves the job to its next state). CLEANUP retries a
+ * transient SPM failure a bounded number of times, then FAILs. */
+enum hsm_merge_step hsm_merge_step_extend(struct hsm_merge_job *job, struct pk_error *err);
+enum hsm_merge_step hsm_merge_step_cleanup(struct hsm_merge_job *job, struct pk_error *err);
 
 /*
  * The chain in the qcow2 headers, from leaf down (qemu-img info
@@ -234,21 +277,23 @@ int hsm_merge_disk_chain(struct hsm *hsm, const char *domain, const char *image,
  * The old leaf's legality around a pivot (hsm/merge_run.c), live or cold.
  * The record says leaf_illegal before the SPM is asked for ILLEGAL and
  * forgets it only once the SPM made the volume LEGAL again, so a resumed
- * job restores whatever may have been marked. set_legal: 0, or -EAGAIN for
- * a transient SPM failure. restore: 0 when nothing is marked any more (or
- * nothing was), 1 when stopping, -errno after bounded retries.
+ * job restores whatever may have been marked. set_legal: MOVED, RETRY for
+ * a transient SPM failure or a record not written, FAIL. restore: MOVED
+ * when nothing is marked any more (or nothing was), STOP, RETRY when the
+ * bounded retries ran out (the state runs again), FAIL.
  */
-int hsm_merge_leaf_set_legal(struct hsm_merge_job *job, bool legal, struct pk_error *err);
-int hsm_merge_leaf_restore(struct hsm_merge_job *job, struct pk_error *err);
+enum hsm_merge_step hsm_merge_leaf_set_legal(struct hsm_merge_job *job, bool legal,
+					     struct pk_error *err);
+enum hsm_merge_step hsm_merge_leaf_restore(struct hsm_merge_job *job, struct pk_error *err);
 
-/* Cold jobs (hsm/merge_cold.c), same return convention: PREPARING,
- * COMMITTING (qemu-img commit, then the child rebased; or, for the leaf,
- * PIVOTING next), PIVOTING (the leaf only: the old leaf ILLEGAL, then the
- * VM's definition switched to the base), ABORTING. */
-int hsm_merge_cold_prepare(struct hsm_merge_job *job, struct pk_error *err);
-int hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_error *err);
-int hsm_merge_cold_pivot(struct hsm_merge_job *job, struct pk_error *err);
-int hsm_merge_cold_abort(struct hsm_merge_job *job, struct pk_error *err);
+/* Cold jobs (hsm/merge_cold.c): PREPARING, COMMITTING (qemu-img commit,
+ * then the child rebased; or, for the leaf, PIVOTING next), PIVOTING (the
+ * leaf only: the old leaf ILLEGAL, then the VM's definition switched to
+ * the base), ABORTING. */
+enum hsm_merge_step hsm_merge_cold_prepare(struct hsm_merge_job *job, struct pk_error *err);
+enum hsm_merge_step hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_error *err);
+enum hsm_merge_step hsm_merge_cold_pivot(struct hsm_merge_job *job, struct pk_error *err);
+enum hsm_merge_step hsm_merge_cold_abort(struct hsm_merge_job *job, struct pk_error *err);
 
 /* ---- the wire (hsm/rpc_merge.c) ---------------------------------------- */
 

@@ -8,9 +8,9 @@
  * resumed job, a reconnection to a restarted libvirtd and a missed event
  * all go through the same code.
  *
- * Step convention: 0 the step moved the job (or will be called again),
- * 1 hsmd stops, -EAGAIN a transient failure (libvirtd or the SPM away:
- * the loop retries for a while), any other -errno ends the job FAILED.
+ * Every step answers an enum hsm_merge_step (hsm/merge_job.h): moved,
+ * stop, retry a transient failure (libvirtd or the SPM away: the loop
+ * retries for a while), or fail the job.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -60,23 +60,19 @@ static bool is_active_commit(const struct hsm_merge_job *job)
 	return job->kind == HSM_MERGE_ACTIVE_COMMIT;
 }
 
-/* A transient failure becomes -EAGAIN so the loop retries. */
-static int transient(int r, const struct pk_error *err)
-{
-	return r < 0 && hsm_merge_error_transient(err) ? -EAGAIN : r;
-}
-
 /* Reads the drive's live view; NOT_FOUND (VM gone) is final. */
-static int live_read(struct hsm_merge_job *job, struct hsm_merge_live *live,
-		     struct pk_error *err)
+static enum hsm_merge_step live_read(struct hsm_merge_job *job, struct hsm_merge_live *live,
+				     struct pk_error *err)
 {
-	return transient(hsm_merge_live_read(job->hsm, job->vm, job->drive, live, err), err);
+	return hsm_merge_step_of(hsm_merge_live_read(job->hsm, job->vm, job->drive, live, err),
+				 err);
 }
 
 /* ---- the old leaf's legality around a pivot ------------------------------------- */
 
 /* The record is written before the mark and after the unmark: merge_job.h. */
-int hsm_merge_leaf_set_legal(struct hsm_merge_job *job, bool legal, struct pk_error *err)
+enum hsm_merge_step hsm_merge_leaf_set_legal(struct hsm_merge_job *job, bool legal,
+					     struct pk_error *err)
 {
 	struct pk_spm_meta_update u = {
 		.legality = legal ? PK_VOLUME_LEGAL : PK_VOLUME_ILLEGAL,
@@ -84,45 +80,56 @@ int hsm_merge_leaf_set_legal(struct hsm_merge_job *job, bool legal, struct pk_er
 	int r;
 
 	if (!legal && !job->leaf_illegal) {
+		/* No mark the record does not name: a resumed job must know to undo it. */
 		job->leaf_illegal = true;
-		hsm_merge_job_save(job);
+		r = hsm_merge_job_save(job, err);
+		if (r < 0) {
+			job->leaf_illegal = false;
+			pk_error_prefix(err, "the old leaf '%s' is not marked ILLEGAL", job->top);
+			return HSM_MERGE_STEP_RETRY;
+		}
 	}
 	r = hsm_spm_volume_meta_update(job->hsm, job->domain, job->image, job->top, &u, err);
 	if (r < 0) {
 		pk_error_prefix(err, "cannot mark the old leaf '%s' %s", job->top,
 				legal ? "LEGAL again" : "ILLEGAL before the pivot");
-		return transient(r, err);
+		return hsm_merge_step_of(r, err);
 	}
 	if (legal) {
 		job->leaf_illegal = false;
-		hsm_merge_job_save(job);
+		/* A record that still says ILLEGAL is safe: a resumed job marks the
+		 * leaf LEGAL once more (idempotent), and the next write forgets it. */
+		if (hsm_merge_job_save(job, err) < 0) {
+			pk_log_warn("merge job job='%s': %s", job->id, err->message);
+			pk_error_clear(err);
+		}
 	}
-	return 0;
+	return HSM_MERGE_STEP_MOVED;
 }
 
 /* Restores the old leaf LEGAL (bounded retries) when a pivot did not happen. */
-int hsm_merge_leaf_restore(struct hsm_merge_job *job, struct pk_error *err)
+enum hsm_merge_step hsm_merge_leaf_restore(struct hsm_merge_job *job, struct pk_error *err)
 {
-	int r = 0;
+	enum hsm_merge_step s = HSM_MERGE_STEP_MOVED;
 
 	if (!job->leaf_illegal) {
-		return 0;
+		return HSM_MERGE_STEP_MOVED;
 	}
 	for (unsigned i = 0; i < 10; i++) {
 		pk_error_clear(err);
-		r = hsm_merge_leaf_set_legal(job, true, err);
-		if (r != -EAGAIN) {
+		s = hsm_merge_leaf_set_legal(job, true, err);
+		if (s != HSM_MERGE_STEP_RETRY) {
 			break;
 		}
 		if (hsm_merge_sleep(job, 500u << (i < 4 ? i : 4))) {
-			return 1;
+			return HSM_MERGE_STEP_STOP;
 		}
 	}
-	if (r < 0) {
+	if (s != HSM_MERGE_STEP_MOVED) {
 		pk_log_error("merge job job='%s': the old leaf '%s' stays ILLEGAL: %s; re-run the "
 			     "merge to finish or repair it", job->id, job->top, err->message);
 	}
-	return r;
+	return s;
 }
 
 /* Cancels a block job still running on the drive (best effort, no wait). */
@@ -147,20 +154,21 @@ static void cancel_block_job(struct hsm_merge_job *job)
  * completed in qemu before the stop, only CLEANUP is left; otherwise the
  * old chain is intact and the job fails cleanly.
  */
-static int vm_stopped(struct hsm_merge_job *job, struct pk_error *err)
+static enum hsm_merge_step vm_stopped(struct hsm_merge_job *job, struct pk_error *err)
 {
 	char (*ids)[PK_UUID_BUFLEN] = pk_xcalloc(HSM_MERGE_CHAIN_MAX, PK_UUID_BUFLEN);
 	const char *leaf = job->chain[0];
 	struct hsm_merge_live live;
+	enum hsm_merge_step s;
 	size_t n = 0;
 	int r;
 
 	/* After a pivot the definition names base as the leaf. */
 	if (is_active_commit(job)) {
-		r = live_read(job, &live, err);
-		if (r < 0) {
+		s = live_read(job, &live, err);
+		if (s != HSM_MERGE_STEP_MOVED) {
 			free(ids);
-			return r;
+			return s;
 		}
 		leaf = live.ids[0];
 	}
@@ -175,46 +183,48 @@ static int vm_stopped(struct hsm_merge_job *job, struct pk_error *err)
 	if (r < 0) {
 		pk_error_prefix(err, "VM '%s' stopped during the merge and its chain cannot be read",
 				job->vm);
-		return r;
+		return HSM_MERGE_STEP_FAIL;
 	}
-	r = hsm_merge_leaf_restore(job, err);
-	if (r != 0) {
-		return r;
+	s = hsm_merge_leaf_restore(job, err);
+	if (s != HSM_MERGE_STEP_MOVED) {
+		return s;
 	}
-	return pk_error_set(err, PK_E_ABORTED, ECANCELED,
-			    "VM '%s' stopped during the merge; the chain before the merge is intact "
-			    "and the VM can be started from it; merge again afterwards", job->vm);
+	pk_error_set(err, PK_E_ABORTED, ECANCELED,
+		     "VM '%s' stopped during the merge; the chain before the merge is intact "
+		     "and the VM can be started from it; merge again afterwards", job->vm);
+	return HSM_MERGE_STEP_FAIL;
 }
 
 /* ---- PREPARING ------------------------------------------------------------------- */
 
-static int step_prepare(struct hsm_merge_job *job, struct pk_error *err)
+static enum hsm_merge_step step_prepare(struct hsm_merge_job *job, struct pk_error *err)
 {
 	struct hsm_merge_live live;
-	int r;
+	enum hsm_merge_step s;
 
 	pk_fault_point("merge:preparing");
-	r = live_read(job, &live, err);
-	if (r < 0) {
-		return r;
+	s = live_read(job, &live, err);
+	if (s != HSM_MERGE_STEP_MOVED) {
+		return s;
 	}
 	if (!live.running) {
-		return pk_error_set(err, PK_E_ABORTED, ECANCELED,
-				    "VM '%s' stopped before the merge started; nothing changed",
-				    job->vm);
+		pk_error_set(err, PK_E_ABORTED, ECANCELED,
+			     "VM '%s' stopped before the merge started; nothing changed", job->vm);
+		return HSM_MERGE_STEP_FAIL;
 	}
 	if (hsm_merge_job_chain_is_before(job, live.ids, live.n)) {
 		return hsm_merge_job_step_to(job, HSM_MERGE_EXTENDING, err);
 	}
-	return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
-			    "the chain of drive '%s' of VM '%s' changed before the merge started; "
-			    "nothing was done", job->drive, job->vm);
+	pk_error_set(err, PK_E_ILLEGAL, EINVAL,
+		     "the chain of drive '%s' of VM '%s' changed before the merge started; "
+		     "nothing was done", job->drive, job->vm);
+	return HSM_MERGE_STEP_FAIL;
 }
 
 /* ---- COMMITTING -------------------------------------------------------------------- */
 
-static int start_block_job(struct hsm_merge_job *job, const struct hsm_merge_live *live,
-			   struct pk_error *err)
+static enum hsm_merge_step start_block_job(struct hsm_merge_job *job,
+					   const struct hsm_merge_live *live, struct pk_error *err)
 {
 	struct hsm_merge *m = hsm_merge_of(job->hsm);
 	char base[64] = "", top[64] = "";
@@ -233,14 +243,21 @@ static int start_block_job(struct hsm_merge_job *job, const struct hsm_merge_liv
 		}
 	}
 	if (r < 0) {
-		return r;
+		return HSM_MERGE_STEP_FAIL;
 	}
 	pthread_mutex_lock(&m->lock);
 	job->attempts++;
 	job->ev_status = -1;
 	job->ev_ready = false;
 	pthread_mutex_unlock(&m->lock);
-	hsm_merge_job_save(job);
+	/* Counted in the record before it starts: bounded across restarts too. */
+	r = hsm_merge_job_save(job, err);
+	if (r < 0) {
+		pthread_mutex_lock(&m->lock);
+		job->attempts--;
+		pthread_mutex_unlock(&m->lock);
+		return HSM_MERGE_STEP_RETRY;
+	}
 	if (job->kind == HSM_MERGE_PULL) {
 		r = hsm_virt_block_pull(job->hsm->virt, job->vm, job->drive, *base ? base : NULL,
 					job->bandwidth, err);
@@ -250,12 +267,12 @@ static int start_block_job(struct hsm_merge_job *job, const struct hsm_merge_liv
 					  job->bandwidth, err);
 	}
 	if (r < 0) {
-		return transient(r, err);
+		return hsm_merge_step_of(r, err);
 	}
 	pk_log_info("merge job job='%s': block job started vm='%s' drive='%s' kind=%s base='%s' "
 		    "top='%s' attempt=%u", job->id, job->vm, job->drive,
 		    hsm_merge_kind_name(job->kind), base, top, job->attempts);
-	return 0;
+	return HSM_MERGE_STEP_MOVED;
 }
 
 static bool job_type_matches(const struct hsm_merge_job *job, enum hsm_virt_job_type t)
@@ -268,8 +285,8 @@ static bool job_type_matches(const struct hsm_merge_job *job, enum hsm_virt_job_
 }
 
 /* The block job is gone and the chain did not change: why? */
-static int job_vanished(struct hsm_merge_job *job, const struct hsm_merge_live *live,
-			struct pk_error *err)
+static enum hsm_merge_step job_vanished(struct hsm_merge_job *job,
+					const struct hsm_merge_live *live, struct pk_error *err)
 {
 	struct hsm_merge *m = hsm_merge_of(job->hsm);
 	int status;
@@ -281,17 +298,18 @@ static int job_vanished(struct hsm_merge_job *job, const struct hsm_merge_live *
 		return start_block_job(job, live, err);
 	}
 	if (status == HSM_VIRT_JOB_FAILED) {
-		return pk_error_set(err, PK_E_IO, EIO,
-				    "the block job of drive '%s' failed in qemu (see libvirtd's and "
-				    "qemu's logs); the chain before the merge is intact", job->drive);
+		pk_error_set(err, PK_E_IO, EIO,
+			     "the block job of drive '%s' failed in qemu (see libvirtd's and qemu's "
+			     "logs); the chain before the merge is intact", job->drive);
+		return HSM_MERGE_STEP_FAIL;
 	}
 	if (job->attempts >= START_ATTEMPTS_MAX) {
-		return pk_error_set(err, PK_E_ABORTED, ECANCELED,
-				    "the block job of drive '%s' ended %d times without merging "
-				    "(last: %s); the chain before the merge is intact", job->drive,
-				    job->attempts,
-				    status == HSM_VIRT_JOB_CANCELED ? "cancelled outside poolkeeper"
-								    : "vanished");
+		pk_error_set(err, PK_E_ABORTED, ECANCELED,
+			     "the block job of drive '%s' ended %d times without merging (last: %s); "
+			     "the chain before the merge is intact", job->drive, job->attempts,
+			     status == HSM_VIRT_JOB_CANCELED ? "cancelled outside poolkeeper"
+							     : "vanished");
+		return HSM_MERGE_STEP_FAIL;
 	}
 	pk_log_warn("merge job job='%s': the block job of vm='%s' drive='%s' vanished (%s) with "
 		    "the chain unchanged; starting it again", job->id, job->vm, job->drive,
@@ -299,17 +317,17 @@ static int job_vanished(struct hsm_merge_job *job, const struct hsm_merge_live *
 	return start_block_job(job, live, err);
 }
 
-static int step_commit(struct hsm_merge_job *job, struct pk_error *err)
+static enum hsm_merge_step step_commit(struct hsm_merge_job *job, struct pk_error *err)
 {
 	uint64_t gone_since = 0;
-	int r;
+	enum hsm_merge_step s;
 
 	for (;;) {
 		struct hsm_merge_live live;
 		struct hsm_virt_job_info info;
 
 		if (hsm_merge_stopping(job)) {
-			return 1;
+			return HSM_MERGE_STEP_STOP;
 		}
 		if (hsm_merge_abort_requested(job)) {
 			return hsm_merge_job_step_to(job, HSM_MERGE_ABORTING, err);
@@ -323,25 +341,26 @@ static int step_commit(struct hsm_merge_job *job, struct pk_error *err)
 		}
 		if (ri < 0 && hsm_merge_error_transient(&info_err)) {
 			*err = info_err;
-			return -EAGAIN;
+			return HSM_MERGE_STEP_RETRY;
 		}
-		r = live_read(job, &live, err);
-		if (r < 0) {
-			return r;
+		s = live_read(job, &live, err);
+		if (s != HSM_MERGE_STEP_MOVED) {
+			return s;
 		}
 		if (!live.running) {
 			return vm_stopped(job, err);
 		}
 		if (ri < 0) {
 			*err = info_err; /* the VM runs but its block job cannot be read */
-			return ri;
+			return HSM_MERGE_STEP_FAIL;
 		}
 		if (info.active) {
 			gone_since = 0;
 			if (!job_type_matches(job, info.type)) {
-				return pk_error_set(err, PK_E_CONFLICT, EBUSY,
-						    "drive '%s' runs a %s block job poolkeeper did not "
-						    "start", job->drive, hsm_virt_job_type_name(info.type));
+				pk_error_set(err, PK_E_CONFLICT, EBUSY,
+					     "drive '%s' runs a %s block job poolkeeper did not start",
+					     job->drive, hsm_virt_job_type_name(info.type));
+				return HSM_MERGE_STEP_FAIL;
 			}
 			if (info.end) {
 				hsm_merge_job_progress(job, info.cur, info.end);
@@ -354,13 +373,14 @@ static int step_commit(struct hsm_merge_job *job, struct pk_error *err)
 			hsm_merge_job_progress(job, job->end ? job->end : 1, job->end ? job->end : 1);
 			return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
 		} else if (!hsm_merge_job_chain_is_before(job, live.ids, live.n)) {
-			return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
-					    "the chain of drive '%s' changed into neither the chain "
-					    "before nor the one after the merge", job->drive);
+			pk_error_set(err, PK_E_ILLEGAL, EINVAL,
+				     "the chain of drive '%s' changed into neither the chain before "
+				     "nor the one after the merge", job->drive);
+			return HSM_MERGE_STEP_FAIL;
 		} else if (job->attempts == 0) {
-			r = start_block_job(job, &live, err);
-			if (r < 0) {
-				return r;
+			s = start_block_job(job, &live, err);
+			if (s != HSM_MERGE_STEP_MOVED) {
+				return s;
 			}
 		} else {
 			/* No job, old chain: confirm over a second (events and XML may lag). */
@@ -369,14 +389,14 @@ static int step_commit(struct hsm_merge_job *job, struct pk_error *err)
 				gone_since = now;
 			} else if (now - gone_since >= VANISH_CONFIRM_MS) {
 				gone_since = 0;
-				r = job_vanished(job, &live, err);
-				if (r < 0) {
-					return r;
+				s = job_vanished(job, &live, err);
+				if (s != HSM_MERGE_STEP_MOVED) {
+					return s;
 				}
 			}
 		}
 		if (hsm_merge_job_wait(job, gone_since ? 200 : POLL_MS)) {
-			return 1;
+			return HSM_MERGE_STEP_STOP;
 		}
 	}
 }
@@ -384,36 +404,42 @@ static int step_commit(struct hsm_merge_job *job, struct pk_error *err)
 /* ---- PIVOTING ------------------------------------------------------------------------ */
 
 /* The pivot did not happen: old leaf LEGAL again, then READY (retry) or FAILED. */
-static int pivot_failed(struct hsm_merge_job *job, const char *why, struct pk_error *err)
+static enum hsm_merge_step pivot_failed(struct hsm_merge_job *job, const char *why,
+					struct pk_error *err)
 {
-	int r = hsm_merge_leaf_restore(job, err);
+	enum hsm_merge_step s = hsm_merge_leaf_restore(job, err);
 
-	if (r != 0) {
-		return r;
+	if (s != HSM_MERGE_STEP_MOVED) {
+		return s;
 	}
 	job->pivot_attempts++;
-	hsm_merge_job_save(job);
+	if (hsm_merge_job_save(job, err) < 0) {
+		job->pivot_attempts--;
+		return HSM_MERGE_STEP_RETRY;
+	}
 	if (job->pivot_attempts < PIVOT_ATTEMPTS_MAX) {
 		pk_log_warn("merge job job='%s': pivot of vm='%s' drive='%s' failed (%s); retrying",
 			    job->id, job->vm, job->drive, why);
 		return hsm_merge_job_step_to(job, HSM_MERGE_READY, err);
 	}
 	cancel_block_job(job);
-	return pk_error_set(err, PK_E_ABORTED, ECANCELED,
-			    "the pivot of drive '%s' failed %u times (%s); the block job was "
-			    "cancelled and the chain before the merge is intact", job->drive,
-			    job->pivot_attempts, why);
+	pk_error_set(err, PK_E_ABORTED, ECANCELED,
+		     "the pivot of drive '%s' failed %u times (%s); the block job was cancelled "
+		     "and the chain before the merge is intact", job->drive, job->pivot_attempts,
+		     why);
+	return HSM_MERGE_STEP_FAIL;
 }
 
-static int step_pivot(struct hsm_merge_job *job, struct pk_error *err)
+static enum hsm_merge_step step_pivot(struct hsm_merge_job *job, struct pk_error *err)
 {
 	uint64_t asked = 0;
+	enum hsm_merge_step s;
 	int r;
 
 	/* Idempotent: marked again when the step is entered again. */
-	r = hsm_merge_leaf_set_legal(job, false, err);
-	if (r < 0) {
-		return r;
+	s = hsm_merge_leaf_set_legal(job, false, err);
+	if (s != HSM_MERGE_STEP_MOVED) {
+		return s;
 	}
 	pk_fault_point("merge:pivoting:marked");
 	for (;;) {
@@ -421,11 +447,11 @@ static int step_pivot(struct hsm_merge_job *job, struct pk_error *err)
 		struct hsm_virt_job_info info = { 0 };
 
 		if (hsm_merge_stopping(job)) {
-			return 1;
+			return HSM_MERGE_STEP_STOP;
 		}
-		r = live_read(job, &live, err);
-		if (r < 0) {
-			return r;
+		s = live_read(job, &live, err);
+		if (s != HSM_MERGE_STEP_MOVED) {
+			return s;
 		}
 		if (!live.running) {
 			return vm_stopped(job, err);
@@ -435,13 +461,14 @@ static int step_pivot(struct hsm_merge_job *job, struct pk_error *err)
 			return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
 		}
 		if (!hsm_merge_job_chain_is_before(job, live.ids, live.n)) {
-			return pk_error_set(err, PK_E_ILLEGAL, EINVAL,
-					    "the chain of drive '%s' changed into neither the chain "
-					    "before nor the one after the pivot", job->drive);
+			pk_error_set(err, PK_E_ILLEGAL, EINVAL,
+				     "the chain of drive '%s' changed into neither the chain before "
+				     "nor the one after the pivot", job->drive);
+			return HSM_MERGE_STEP_FAIL;
 		}
 		r = hsm_virt_block_job_info(job->hsm->virt, job->vm, job->drive, &info, err);
 		if (r < 0) {
-			return transient(r, err);
+			return hsm_merge_step_of(r, err);
 		}
 		if (!info.active) {
 			return pivot_failed(job, "the block job vanished before the pivot", err);
@@ -462,7 +489,7 @@ static int step_pivot(struct hsm_merge_job *job, struct pk_error *err)
 				return pivot_failed(job, why, err);
 			}
 			if (r < 0 && err->code != PK_E_NOT_FOUND) {
-				return transient(r, err);
+				return hsm_merge_step_of(r, err);
 			}
 			pk_error_clear(err);
 			asked = pk_clock_monotonic_ms();
@@ -470,17 +497,18 @@ static int step_pivot(struct hsm_merge_job *job, struct pk_error *err)
 				    job->vm, job->drive);
 		}
 		if (hsm_merge_job_wait(job, asked ? 100 : POLL_MS)) {
-			return 1;
+			return HSM_MERGE_STEP_STOP;
 		}
 	}
 }
 
 /* ---- ABORTING ----------------------------------------------------------------------- */
 
-static int step_abort(struct hsm_merge_job *job, struct pk_error *err)
+static enum hsm_merge_step step_abort(struct hsm_merge_job *job, struct pk_error *err)
 {
 	uint64_t start = pk_clock_monotonic_ms();
 	bool asked = false;
+	enum hsm_merge_step s;
 	int r;
 
 	for (;;) {
@@ -488,16 +516,16 @@ static int step_abort(struct hsm_merge_job *job, struct pk_error *err)
 		struct hsm_virt_job_info info = { 0 };
 
 		if (hsm_merge_stopping(job)) {
-			return 1;
+			return HSM_MERGE_STEP_STOP;
 		}
-		r = live_read(job, &live, err);
-		if (r < 0) {
-			return r;
+		s = live_read(job, &live, err);
+		if (s != HSM_MERGE_STEP_MOVED) {
+			return s;
 		}
 		if (live.running) {
 			r = hsm_virt_block_job_info(job->hsm->virt, job->vm, job->drive, &info, err);
 			if (r < 0) {
-				return transient(r, err);
+				return hsm_merge_step_of(r, err);
 			}
 		}
 		if (!info.active) {
@@ -506,29 +534,32 @@ static int step_abort(struct hsm_merge_job *job, struct pk_error *err)
 					    "finishing it", job->id);
 				return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
 			}
-			r = hsm_merge_leaf_restore(job, err);
-			if (r != 0) {
-				return r;
+			s = hsm_merge_leaf_restore(job, err);
+			if (s != HSM_MERGE_STEP_MOVED) {
+				return s;
 			}
-			return pk_error_set(err, PK_E_ABORTED, ECANCELED,
-					    "aborted by request; the chain of drive '%s' is unchanged",
-					    job->drive);
+			pk_error_set(err, PK_E_ABORTED, ECANCELED,
+				     "aborted by request; the chain of drive '%s' is unchanged",
+				     job->drive);
+			return HSM_MERGE_STEP_FAIL;
 		}
 		if (!asked) {
 			r = hsm_virt_block_job_abort(job->hsm->virt, job->vm, job->drive, false, err);
 			if (r < 0 && err->code != PK_E_NOT_FOUND) {
-				return transient(r, err);
+				return hsm_merge_step_of(r, err);
 			}
 			pk_error_clear(err);
 			asked = true;
 		}
 		if (pk_clock_monotonic_ms() - start > ABORT_TIMEOUT_MS) {
-			return pk_error_set(err, PK_E_TIMEOUT, ETIMEDOUT,
-					    "the block job of drive '%s' did not end within 30 s of "
-					    "the abort", job->drive);
+			/* A timeout of ours, not of a peer: the job fails. */
+			pk_error_set(err, PK_E_TIMEOUT, ETIMEDOUT,
+				     "the block job of drive '%s' did not end within 30 s of the abort",
+				     job->drive);
+			return HSM_MERGE_STEP_FAIL;
 		}
 		if (hsm_merge_job_wait(job, 200)) {
-			return 1;
+			return HSM_MERGE_STEP_STOP;
 		}
 	}
 }
@@ -541,17 +572,18 @@ static bool abortable(enum hsm_merge_state s)
 	       s == HSM_MERGE_COMMITTING || s == HSM_MERGE_READY;
 }
 
-static int run_state(struct hsm_merge_job *job, enum hsm_merge_state s, struct pk_error *err)
+static enum hsm_merge_step run_state(struct hsm_merge_job *job, enum hsm_merge_state s,
+				     struct pk_error *err)
 {
 	bool cold = job->kind == HSM_MERGE_COLD_COMMIT;
-	int r;
+	enum hsm_merge_step r;
 
 	switch (s) {
 	case HSM_MERGE_PREPARING:
 		return cold ? hsm_merge_cold_prepare(job, err) : step_prepare(job, err);
 	case HSM_MERGE_EXTENDING:
 		r = hsm_merge_step_extend(job, err);
-		if (r == 0) {
+		if (r == HSM_MERGE_STEP_MOVED) {
 			r = hsm_merge_job_step_to(job, HSM_MERGE_COMMITTING, err);
 		}
 		return r;
@@ -563,14 +595,15 @@ static int run_state(struct hsm_merge_job *job, enum hsm_merge_state s, struct p
 		return cold ? hsm_merge_cold_pivot(job, err) : step_pivot(job, err);
 	case HSM_MERGE_CLEANUP:
 		r = hsm_merge_step_cleanup(job, err);
-		if (r == 0) {
+		if (r == HSM_MERGE_STEP_MOVED) {
 			r = hsm_merge_job_step_to(job, HSM_MERGE_DONE, err);
 		}
 		return r;
 	case HSM_MERGE_ABORTING:
 		return cold ? hsm_merge_cold_abort(job, err) : step_abort(job, err);
 	default:
-		return pk_error_set(err, PK_E_INTERNAL, EINVAL, "job in state %d", (int)s);
+		pk_error_set(err, PK_E_INTERNAL, EINVAL, "job in state %d", (int)s);
+		return HSM_MERGE_STEP_FAIL;
 	}
 }
 
@@ -582,7 +615,7 @@ void hsm_merge_job_run(struct hsm_merge_job *job)
 	for (;;) {
 		struct pk_error err = { PK_OK, "" };
 		enum hsm_merge_state s = job_state(job);
-		int r;
+		enum hsm_merge_step r;
 
 		if (hsm_merge_state_final(s) || hsm_merge_stopping(job)) {
 			return;
@@ -592,10 +625,10 @@ void hsm_merge_job_run(struct hsm_merge_job *job)
 		} else {
 			r = run_state(job, s, &err);
 		}
-		if (r == 1) {
+		if (r == HSM_MERGE_STEP_STOP) {
 			return;
 		}
-		if (r == -EAGAIN) {
+		if (r == HSM_MERGE_STEP_RETRY) {
 			uint64_t now = pk_clock_monotonic_ms();
 			if (!transient_since) {
 				transient_since = now;
@@ -612,7 +645,8 @@ void hsm_merge_job_run(struct hsm_merge_job *job)
 		}
 		transient_since = 0;
 		backoff = 250;
-		if (r < 0) {
+		/* A failure, or a transient one that lasted too long. */
+		if (r != HSM_MERGE_STEP_MOVED) {
 			/* Leave no block job behind a failure before the pivot point. */
 			if (s == HSM_MERGE_COMMITTING || s == HSM_MERGE_READY) {
 				if (job->kind != HSM_MERGE_COLD_COMMIT) {

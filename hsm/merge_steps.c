@@ -44,6 +44,14 @@ bool hsm_merge_error_transient(const struct pk_error *err)
 	}
 }
 
+enum hsm_merge_step hsm_merge_step_of(int r, const struct pk_error *err)
+{
+	if (r == 0) {
+		return HSM_MERGE_STEP_MOVED;
+	}
+	return hsm_merge_error_transient(err) ? HSM_MERGE_STEP_RETRY : HSM_MERGE_STEP_FAIL;
+}
+
 /* ---- JSON of qemu-img (small, trusted input) ---------------------------------- */
 
 /* The unsigned number after "key": in json; -ENOENT when absent. */
@@ -251,8 +259,9 @@ static int measure_full(uint64_t capacity, uint64_t *ret, struct pk_error *err)
 	return r;
 }
 
-int hsm_merge_step_extend(struct hsm_merge_job *job, struct pk_error *err)
+enum hsm_merge_step hsm_merge_step_extend(struct hsm_merge_job *job, struct pk_error *err)
 {
+	enum hsm_merge_step s = HSM_MERGE_STEP_MOVED;
 	struct hsm_merge *m = hsm_merge_of(job->hsm);
 	struct hsm_volume_list list = { 0 };
 	const char *target = hsm_merge_job_target(job);
@@ -264,17 +273,19 @@ int hsm_merge_step_extend(struct hsm_merge_job *job, struct pk_error *err)
 
 	r = hsm_volumes_read(job->hsm, job->domain, &list, err);
 	if (r < 0) {
-		return hsm_merge_error_transient(err) ? -EAGAIN : r;
+		return hsm_merge_step_of(r, err);
 	}
 	v = hsm_volume_list_find(&list, target);
 	if (!v) {
-		r = pk_error_set(err, PK_E_ILLEGAL, ENOENT, "volume '%s' vanished", target);
+		pk_error_set(err, PK_E_ILLEGAL, ENOENT, "volume '%s' vanished", target);
+		s = HSM_MERGE_STEP_FAIL;
 		goto out;
 	}
 	hsm_merge_job_removed(job, &lo, &hi);
 	/* What the merged layers hold: the size to ask for, and the progress scale. */
 	r = measure_layers(job, &list, lo, hi, &data, err);
 	if (r < 0) {
+		s = HSM_MERGE_STEP_FAIL;
 		goto out;
 	}
 	if (v->meta.format == PK_VOLUME_RAW) {
@@ -289,6 +300,7 @@ int hsm_merge_step_extend(struct hsm_merge_job *job, struct pk_error *err)
 			r = measure_full(v->meta.capacity, &full, err);
 		}
 		if (r < 0) {
+			s = HSM_MERGE_STEP_FAIL;
 			goto out;
 		}
 		need = end + data;
@@ -309,32 +321,40 @@ int hsm_merge_step_extend(struct hsm_merge_job *job, struct pk_error *err)
 	if (need <= v->lv_size) {
 		goto out;
 	}
+	uint64_t asked_before = job->extend_size;
 	job->extend_size = need;
-	hsm_merge_job_save(job);
+	r = hsm_merge_job_save(job, err);
+	if (r < 0) {
+		job->extend_size = asked_before;
+		s = HSM_MERGE_STEP_RETRY;
+		goto out;
+	}
 	r = hsm_spm_volume_extend(job->hsm, job->domain, job->image, target, need, &lv_size, err);
 	if (r < 0) {
 		pk_error_prefix(err, "cannot extend volume '%s' to %" PRIu64 " MiB", target, need / MIB);
-		r = hsm_merge_error_transient(err) ? -EAGAIN : r;
+		s = hsm_merge_step_of(r, err);
 		goto out;
 	}
 	r = hsm_volume_refresh(job->hsm, job->domain, job->image, target, NULL, err);
 	if (r < 0) {
 		pk_error_prefix(err, "volume '%s' was extended but cannot be refreshed here", target);
-		r = hsm_merge_error_transient(err) ? -EAGAIN : r;
+		s = hsm_merge_step_of(r, err);
 		goto out;
 	}
 	pk_log_info("merge job job='%s': volume '%s' extended to %" PRIu64 " MiB and refreshed",
 		    job->id, target, lv_size / MIB);
 out:
 	hsm_volume_list_release(&list);
-	return r;
+	return s;
 }
 
 /* ---- CLEANUP --------------------------------------------------------------------------- */
 
-/* Runs one idempotent SPM update, retrying transient failures a bounded number of times. */
-static int spm_update_retry(struct hsm_merge_job *job, const char *volume,
-			    const struct pk_spm_meta_update *u, struct pk_error *err)
+/* Runs one idempotent SPM update, retrying transient failures a bounded
+ * number of times: MOVED, STOP, or FAIL (also when the retries ran out). */
+static enum hsm_merge_step spm_update_retry(struct hsm_merge_job *job, const char *volume,
+					    const struct pk_spm_meta_update *u,
+					    struct pk_error *err)
 {
 	int r = 0;
 
@@ -345,13 +365,14 @@ static int spm_update_retry(struct hsm_merge_job *job, const char *volume,
 			break;
 		}
 		if (hsm_merge_sleep(job, 250u << (i < 4 ? i : 4))) {
-			return 1;
+			return HSM_MERGE_STEP_STOP;
 		}
 	}
 	if (r < 0) {
 		pk_error_prefix(err, "cannot update the metadata of volume '%s'", volume);
+		return HSM_MERGE_STEP_FAIL;
 	}
-	return r;
+	return HSM_MERGE_STEP_MOVED;
 }
 
 /* Our drive metadata names the new leaf (after a commit of the leaf). */
@@ -393,19 +414,22 @@ static int drive_meta_update(struct hsm_merge_job *job, const char *leaf, struct
 	return r;
 }
 
-/* Removes the link of a merged-away volume and deactivates its LV here. */
-static int teardown_volume(struct hsm_merge_job *job, const char *volume, struct pk_error *err)
+/* Removes the link of a merged-away volume and deactivates its LV here:
+ * MOVED, STOP or FAIL. */
+static enum hsm_merge_step teardown_volume(struct hsm_merge_job *job, const char *volume,
+					   struct pk_error *err)
 {
 	char path[HSM_PATH_MAX];
 	int r;
 
 	r = link_path(job->hsm, job->domain, job->image, volume, path, err);
 	if (r < 0) {
-		return r;
+		return HSM_MERGE_STEP_FAIL;
 	}
 	if (unlink(path) < 0 && errno != ENOENT) {
-		return pk_error_set(err, PK_E_IO, errno, "cannot remove link '%s': %s", path,
-				    strerror(errno));
+		pk_error_set(err, PK_E_IO, errno, "cannot remove link '%s': %s", path,
+			     strerror(errno));
+		return HSM_MERGE_STEP_FAIL;
 	}
 	for (unsigned i = 0; i < DEACTIVATE_TRIES; i++) {
 		pk_error_clear(err);
@@ -415,23 +439,24 @@ static int teardown_volume(struct hsm_merge_job *job, const char *volume, struct
 		}
 		/* qemu may still be closing the node it dropped. */
 		if (hsm_merge_sleep(job, 250)) {
-			return 1;
+			return HSM_MERGE_STEP_STOP;
 		}
 	}
 	if (r < 0) {
 		pk_error_prefix(err, "merged volume '%s' cannot be deactivated on this host", volume);
-		return r;
+		return HSM_MERGE_STEP_FAIL;
 	}
 	if (hsm_spm_image_prepared(job->hsm, job->domain, job->image, volume, false, err) < 0) {
 		pk_log_warn("merge job job='%s': the SPM was not told that volume '%s' is torn down: "
 			    "%s", job->id, volume, err->message);
 		pk_error_clear(err);
 	}
-	return 0;
+	return HSM_MERGE_STEP_MOVED;
 }
 
-int hsm_merge_step_cleanup(struct hsm_merge_job *job, struct pk_error *err)
+enum hsm_merge_step hsm_merge_step_cleanup(struct hsm_merge_job *job, struct pk_error *err)
 {
+	enum hsm_merge_step s = HSM_MERGE_STEP_MOVED;
 	struct pk_lockset set;
 	const char *child = hsm_merge_job_child(job);
 	const char *new_leaf = hsm_merge_job_new_leaf(job);
@@ -445,7 +470,7 @@ int hsm_merge_step_cleanup(struct hsm_merge_job *job, struct pk_error *err)
 	hsm_lockset_add_image(&set, job->domain, job->image);
 	r = pk_lockset_acquire(&set, job->hsm->settings.lock_timeout_ms, err);
 	if (r < 0) {
-		return -EAGAIN;
+		return HSM_MERGE_STEP_RETRY;
 	}
 	hsm_merge_job_removed(job, &lo, &hi);
 	/*
@@ -459,44 +484,44 @@ int hsm_merge_step_cleanup(struct hsm_merge_job *job, struct pk_error *err)
 			.set_parent = true,
 			.parent = hsm_merge_job_new_parent(job),
 		};
-		r = spm_update_retry(job, child, &u, err);
+		s = spm_update_retry(job, child, &u, err);
 	}
 	/* 2. The removed layers become orphans: ILLEGAL and INTERNAL. */
-	for (size_t i = lo; i <= hi && r == 0; i++) {
+	for (size_t i = lo; i <= hi && s == HSM_MERGE_STEP_MOVED; i++) {
 		struct pk_spm_meta_update u = {
 			.role = PK_VOLUME_INTERNAL,
 			.legality = PK_VOLUME_ILLEGAL,
 		};
-		r = spm_update_retry(job, job->chain[i], &u, err);
+		s = spm_update_retry(job, job->chain[i], &u, err);
 	}
-	if (r == 0) {
+	if (s == HSM_MERGE_STEP_MOVED) {
 		pk_fault_point("merge:cleanup:orphaned");
 	}
 	/* After an active commit the base is the leaf again. */
-	if (r == 0 && leaf_commit) {
+	if (s == HSM_MERGE_STEP_MOVED && leaf_commit) {
 		struct pk_spm_meta_update u = { .role = PK_VOLUME_LEAF };
-		r = spm_update_retry(job, job->base, &u, err);
+		s = spm_update_retry(job, job->base, &u, err);
 	}
 	/* 3. Our drive metadata names the leaf. */
-	if (r == 0 && leaf_commit) {
+	if (s == HSM_MERGE_STEP_MOVED && leaf_commit) {
 		r = drive_meta_update(job, new_leaf, err);
 		if (r < 0) {
 			pk_error_prefix(err, "cannot record the new leaf '%s' in VM '%s'", new_leaf,
 					job->vm);
-			r = hsm_merge_error_transient(err) ? -EAGAIN : r;
+			s = hsm_merge_step_of(r, err);
 		}
 	}
-	if (r == 0) {
+	if (s == HSM_MERGE_STEP_MOVED) {
 		pk_fault_point("merge:cleanup:synced");
 	}
 	/* 4. Nothing of the removed layers stays open here. */
-	for (size_t i = lo; i <= hi && r == 0; i++) {
-		r = teardown_volume(job, job->chain[i], err);
+	for (size_t i = lo; i <= hi && s == HSM_MERGE_STEP_MOVED; i++) {
+		s = teardown_volume(job, job->chain[i], err);
 	}
 	pk_lockset_release(&set);
-	if (r == 0) {
+	if (s == HSM_MERGE_STEP_MOVED) {
 		pk_log_info("merge job job='%s': metadata synced, %zu volume(s) orphaned and torn "
 			    "down, leaf '%s'", job->id, hi - lo + 1, new_leaf);
 	}
-	return r;
+	return s;
 }

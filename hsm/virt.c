@@ -1,76 +1,25 @@
 /*
- * The connection half of hsm/virt.h: libvirt's process-wide set-up, the
- * event-loop and reconnect threads, hsm_virt_new/free, and what every verb
- * shares (hsm/virt_conn.h): borrowing the connection or a domain, checking
- * arguments, and turning libvirt's error into struct pk_error. The verbs
- * themselves are in hsm/virt_domain.c and hsm/virt_blockjob.c.
+ * The connection half of hsm/virt.h: opening a connection to libvirtd
+ * (keepalive, close callback, event callbacks), turning libvirt's error
+ * into struct pk_error (and noticing a dead connection there), and what
+ * every verb shares (hsm/virt_internal.h): borrowing the connection or a
+ * domain, checking arguments. The event loop and reconnect threads and
+ * hsm_virt_new/free are in hsm/virt_loop.c; the verbs in
+ * hsm/virt_domain.c and hsm/virt_blockjob.c.
  */
 #include "hsm/virt.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
-#include "common/clock.h"
-#include "common/xalloc.h"
-#include "hsm/virt_conn.h"
-
-#define DEFAULT_URI "qemu:///system"
-
-struct hsm_virt {
-	char *uri;
-	int keepalive_interval_s;
-	unsigned keepalive_count;
-	unsigned reconnect_min_ms;
-	unsigned reconnect_max_ms;
-	struct hsm_virt_callbacks cb;
-
-	pthread_mutex_t lock;
-	pthread_cond_t cond;          /* need_reconnect / stopping changed */
-	/* Guarded by lock. */
-	virConnectPtr conn;           /* NULL only before the first connect and
-				       * while the reconnect thread swaps it */
-	int id_lifecycle, id_blockjob;
-	bool connected;               /* conn is usable */
-	bool need_reconnect;
-	bool stopping;
-	unsigned generation;
-
-	atomic_bool loop_quit;
-	pthread_t loop_thread;
-	bool loop_started;
-	pthread_t reconnect_thread;
-	bool reconnect_started;
-};
-
-/* ---- process-wide libvirt set-up ----------------------------------------- */
-
-static pthread_once_t virt_once = PTHREAD_ONCE_INIT;
-static int virt_once_result; /* written once under virt_once */
-
-static void silent_error(void *opaque, virErrorPtr e)
-{
-	(void)opaque;
-	(void)e;
-}
-
-static void virt_init_once(void)
-{
-	/* Errors reach callers through struct pk_error; libvirt's default
-	 * handler would also print every one of them on stderr. */
-	virSetErrorFunc(NULL, silent_error);
-	if (virInitialize() < 0 || virEventRegisterDefaultImpl() < 0) {
-		virt_once_result = -1;
-	}
-}
+#include "hsm/virt_internal.h"
 
 /* ---- errors ------------------------------------------------------------------ */
 
@@ -180,27 +129,7 @@ int hsm_virt_last_error_code(void)
 	return e ? e->code : VIR_ERR_OK;
 }
 
-/* ---- event loop and callbacks ----------------------------------------------- */
-
-static void *loop_main(void *arg)
-{
-	struct hsm_virt *v = arg;
-
-	while (!atomic_load(&v->loop_quit)) {
-		if (virEventRunDefaultImpl() < 0) {
-			/* Only fails on a broken poll set; do not spin. */
-			struct timespec ts = { 0, 100 * 1000 * 1000 };
-			nanosleep(&ts, NULL);
-		}
-	}
-	return NULL;
-}
-
-static void wake_timer_cb(int timer, void *opaque)
-{
-	(void)timer;
-	(void)opaque;
-}
+/* ---- event callbacks ------------------------------------------------------- */
 
 static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail,
 			void *opaque)
@@ -238,7 +167,7 @@ static void on_close(virConnectPtr conn, int reason, void *opaque)
 
 /* Drops everything registered on conn and closes it (errors are moot:
  * the connection is going away). */
-static void conn_teardown(virConnectPtr conn, int id_lifecycle, int id_blockjob)
+void hsm_virt_conn_teardown(virConnectPtr conn, int id_lifecycle, int id_blockjob)
 {
 	if (!conn) {
 		return;
@@ -255,8 +184,8 @@ static void conn_teardown(virConnectPtr conn, int id_lifecycle, int id_blockjob)
 }
 
 /* Opens a connection with keepalive, close callback and event callbacks. */
-static int conn_open(struct hsm_virt *v, virConnectPtr *ret_conn, int *ret_lifecycle,
-		     int *ret_blockjob, struct pk_error *err)
+int hsm_virt_conn_open(struct hsm_virt *v, virConnectPtr *ret_conn, int *ret_lifecycle,
+		       int *ret_blockjob, struct pk_error *err)
 {
 	virConnectPtr conn;
 	int id_lc = -1, id_bj = -1;
@@ -310,237 +239,18 @@ fail:
 	if (err) {
 		err->code = PK_E_UNAVAILABLE;
 	}
-	conn_teardown(conn, id_lc, id_bj);
+	hsm_virt_conn_teardown(conn, id_lc, id_bj);
 	return r;
 }
 
 /* A close callback that fired before conn was published was ignored:
  * look again once it is. */
-static void recheck_alive(struct hsm_virt *v, virConnectPtr conn)
+void hsm_virt_conn_recheck(struct hsm_virt *v, virConnectPtr conn)
 {
 	if (virConnectIsAlive(conn) == 0) {
 		request_reconnect(v, conn);
 	}
 	virResetLastError();
-}
-
-/* Waits up to ms or until stopping; returns true when stopping. Called
- * with v->lock held. */
-static bool wait_or_stop_locked(struct hsm_virt *v, unsigned ms)
-{
-	struct timespec until;
-
-	pk_clock_deadline(CLOCK_MONOTONIC, ms, &until);
-	while (!v->stopping) {
-		if (pthread_cond_timedwait(&v->cond, &v->lock, &until) == ETIMEDOUT) {
-			break;
-		}
-	}
-	return v->stopping;
-}
-
-static void *reconnect_main(void *arg)
-{
-	struct hsm_virt *v = arg;
-
-	pthread_mutex_lock(&v->lock);
-	while (true) {
-		virConnectPtr old, conn = NULL;
-		int old_lc, old_bj, id_lc = -1, id_bj = -1;
-		unsigned delay = v->reconnect_min_ms;
-
-		while (!v->need_reconnect && !v->stopping) {
-			pthread_cond_wait(&v->cond, &v->lock);
-		}
-		if (v->stopping) {
-			break;
-		}
-		old = v->conn;
-		old_lc = v->id_lifecycle;
-		old_bj = v->id_blockjob;
-		v->conn = NULL;
-		v->id_lifecycle = v->id_blockjob = -1;
-		v->connected = false;
-		pthread_mutex_unlock(&v->lock);
-
-		conn_teardown(old, old_lc, old_bj);
-		while (true) {
-			bool stop;
-
-			if (conn_open(v, &conn, &id_lc, &id_bj, NULL) == 0) {
-				break;
-			}
-			pthread_mutex_lock(&v->lock);
-			stop = wait_or_stop_locked(v, delay);
-			pthread_mutex_unlock(&v->lock);
-			if (stop) {
-				pthread_mutex_lock(&v->lock);
-				goto out;
-			}
-			delay = delay * 2 > v->reconnect_max_ms ? v->reconnect_max_ms : delay * 2;
-		}
-
-		pthread_mutex_lock(&v->lock);
-		if (v->stopping) {
-			pthread_mutex_unlock(&v->lock);
-			conn_teardown(conn, id_lc, id_bj);
-			pthread_mutex_lock(&v->lock);
-			break;
-		}
-		v->conn = conn;
-		v->id_lifecycle = id_lc;
-		v->id_blockjob = id_bj;
-		v->connected = true;
-		v->need_reconnect = false;
-		v->generation++;
-		pthread_mutex_unlock(&v->lock);
-		recheck_alive(v, conn);
-
-		if (v->cb.reconnected) {
-			v->cb.reconnected(v->cb.opaque);
-		}
-		pthread_mutex_lock(&v->lock);
-	}
-out:
-	pthread_mutex_unlock(&v->lock);
-	return NULL;
-}
-
-static void loop_stop(struct hsm_virt *v)
-{
-	int timer;
-
-	if (!v->loop_started) {
-		return;
-	}
-	atomic_store(&v->loop_quit, true);
-	/* A timer due at once wakes the loop out of poll(). */
-	timer = virEventAddTimeout(0, wake_timer_cb, NULL, NULL);
-	pthread_join(v->loop_thread, NULL);
-	if (timer >= 0) {
-		virEventRemoveTimeout(timer);
-	}
-	v->loop_started = false;
-}
-
-void hsm_virt_free(struct hsm_virt *v)
-{
-	virConnectPtr conn;
-	int id_lc, id_bj;
-
-	if (!v) {
-		return;
-	}
-	pthread_mutex_lock(&v->lock);
-	v->stopping = true;
-	pthread_cond_broadcast(&v->cond);
-	pthread_mutex_unlock(&v->lock);
-	if (v->reconnect_started) {
-		pthread_join(v->reconnect_thread, NULL);
-	}
-	pthread_mutex_lock(&v->lock);
-	conn = v->conn;
-	id_lc = v->id_lifecycle;
-	id_bj = v->id_blockjob;
-	v->conn = NULL;
-	v->connected = false;
-	pthread_mutex_unlock(&v->lock);
-	conn_teardown(conn, id_lc, id_bj);
-	loop_stop(v);
-
-	pthread_cond_destroy(&v->cond);
-	pthread_mutex_destroy(&v->lock);
-	free(v->uri);
-	free(v);
-}
-
-int hsm_virt_new(const struct hsm_virt_config *cfg, const struct hsm_virt_callbacks *cb,
-		 struct hsm_virt **ret, struct pk_error *err)
-{
-	struct hsm_virt *v;
-	pthread_condattr_t ca;
-	struct timespec until, now;
-	unsigned delay;
-	int r;
-
-	pthread_once(&virt_once, virt_init_once);
-	if (virt_once_result < 0) {
-		return pk_error_set(err, PK_E_INTERNAL, EIO,
-				    "cannot initialise libvirt or its event loop");
-	}
-	v = pk_xcalloc(1, sizeof(*v));
-	v->uri = pk_xstrdup(cfg && cfg->uri ? cfg->uri : DEFAULT_URI);
-	v->keepalive_interval_s = cfg && cfg->keepalive_interval_s ? cfg->keepalive_interval_s : 5;
-	v->keepalive_count = cfg && cfg->keepalive_count ? cfg->keepalive_count : 3;
-	v->reconnect_min_ms = cfg && cfg->reconnect_min_ms ? cfg->reconnect_min_ms : 250;
-	v->reconnect_max_ms = cfg && cfg->reconnect_max_ms ? cfg->reconnect_max_ms : 5000;
-	if (v->reconnect_max_ms < v->reconnect_min_ms) {
-		v->reconnect_max_ms = v->reconnect_min_ms;
-	}
-	if (cb) {
-		v->cb = *cb;
-	}
-	v->id_lifecycle = v->id_blockjob = -1;
-	atomic_init(&v->loop_quit, false);
-	pthread_mutex_init(&v->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&v->cond, &ca);
-	pthread_condattr_destroy(&ca);
-
-	/* The loop must run before connecting: keepalive and events need it. */
-	r = pthread_create(&v->loop_thread, NULL, loop_main, v);
-	if (r != 0) {
-		r = pk_error_set(err, PK_E_INTERNAL, r, "cannot start the libvirt event thread");
-		goto fail;
-	}
-	v->loop_started = true;
-
-	pk_clock_deadline(CLOCK_MONOTONIC, cfg ? cfg->connect_timeout_ms : 0, &until);
-	delay = v->reconnect_min_ms;
-	while (true) {
-		virConnectPtr conn = NULL;
-		int id_lc = -1, id_bj = -1;
-		struct pk_error e1;
-
-		pk_error_clear(&e1);
-		r = conn_open(v, &conn, &id_lc, &id_bj, &e1);
-		if (r == 0) {
-			/* The close callback may already run: publish under the lock. */
-			pthread_mutex_lock(&v->lock);
-			v->conn = conn;
-			v->id_lifecycle = id_lc;
-			v->id_blockjob = id_bj;
-			v->connected = true;
-			v->generation = 1;
-			pthread_mutex_unlock(&v->lock);
-			recheck_alive(v, conn);
-			break;
-		}
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec > until.tv_sec ||
-		    (now.tv_sec == until.tv_sec && now.tv_nsec >= until.tv_nsec)) {
-			if (err) {
-				*err = e1;
-			}
-			goto fail;
-		}
-		pthread_mutex_lock(&v->lock);
-		wait_or_stop_locked(v, delay);
-		pthread_mutex_unlock(&v->lock);
-		delay = delay * 2 > v->reconnect_max_ms ? v->reconnect_max_ms : delay * 2;
-	}
-	r = pthread_create(&v->reconnect_thread, NULL, reconnect_main, v);
-	if (r != 0) {
-		r = pk_error_set(err, PK_E_INTERNAL, r, "cannot start the libvirt reconnect thread");
-		goto fail;
-	}
-	v->reconnect_started = true;
-	*ret = v;
-	return 0;
-fail:
-	hsm_virt_free(v);
-	return r;
 }
 
 bool hsm_virt_connected(struct hsm_virt *v)

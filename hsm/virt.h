@@ -1,7 +1,7 @@
 /*
  * hsm_virt — hsmd's seam to libvirt, in our own verbs. Only its
- * implementation (hsm/virt.c, virt_domain.c, virt_blockjob.c, virt_names.c,
- * sharing the internal hsm/virt_conn.h) calls libvirt;
+ * implementation (hsm/virt.c, virt_loop.c, virt_domain.c, virt_blockjob.c,
+ * virt_names.c, sharing the internal hsm/virt_internal.h) calls libvirt;
  * tests/fakes/fake_virt.c implements the same header for unit tests of
  * the HSM logic. The XML it sends and reads is built and parsed by
  * hsm/vmxml.h.

@@ -12,7 +12,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
-#include "hsm/virt_conn.h"
+#include "hsm/virt_internal.h"
 
 int hsm_virt_snapshot(struct hsm_virt *v, const char *name, const char *snapshot_xml,
 		      bool quiesce, struct pk_error *err)

@@ -14,7 +14,7 @@
 #include <libvirt/virterror.h>
 
 #include "common/xalloc.h"
-#include "hsm/virt_conn.h"
+#include "hsm/virt_internal.h"
 #include "hsm/vmxml.h"
 
 int hsm_virt_domain_create(struct hsm_virt *v, const char *xml,

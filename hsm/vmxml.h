@@ -2,8 +2,9 @@
  * hsm_vmxml — the libvirt XML hsmd writes and reads. Pure functions: no
  * libvirt calls, no I/O, no logging; golden-file tested
  * (tests/unit/test_vmxml.c, tests/unit/data/vmxml/). Implemented in
- * hsm/vmxml.c (names, checks, building) and hsm/vmxml_parse.c (parsing,
- * lookups, editing a definition), on top of hsm/xmldoc.h.
+ * hsm/vmxml.c (names, building), hsm/vmxml_check.c (checks of specs and
+ * of what is read) and hsm/vmxml_parse.c (parsing, lookups, editing a
+ * definition), on top of hsm/xmldoc.h.
  *
  * What it does:
  *  - builds a domain XML from a plain-C VM spec (hsm_vmxml_domain_build);

@@ -8,7 +8,7 @@
 #include <libxml/tree.h>
 
 #include "common/xalloc.h"
-#include "hsm/vmxml_check.h"
+#include "hsm/vmxml_internal.h"
 #include "hsm/xmldoc.h"
 
 /* Deepest chain we walk; qcow2 chains this long are a bug somewhere. */
@@ -61,14 +61,17 @@ void hsm_vmxml_domain_release(struct hsm_vmxml_domain *dom)
 
 /*
  * Reads the image described by a <source> element (and the type= and
- * <format> of its holder). Returns 0 and fills *l; 1 when the source has
- * no file/dev (an empty drive); <0 on error.
+ * <format> of its holder; its libvirt index= on index_of, NULL for none).
+ * Returns 0 and fills *l; 1 when the source has no file/dev (an empty
+ * drive); <0 on error.
  */
 static int read_source(const char *target, const xmlNode *holder, const xmlNode *source,
-		       enum hsm_disk_format format, int index, struct hsm_vmxml_layer *l,
-		       struct pk_error *err)
+		       enum hsm_disk_format format, const xmlNode *index_of,
+		       struct hsm_vmxml_layer *l, struct pk_error *err)
 {
 	_cleanup_free_ char *type = hsm_xml_attr_dup(holder, "type");
+	bool has_index = false;
+	int index = -1;
 	char *path;
 
 	memset(l, 0, sizeof(*l));
@@ -88,14 +91,14 @@ static int read_source(const char *target, const xmlNode *holder, const xmlNode 
 	if (type && strcmp(type, "block") == 0) {
 		l->block = true;
 	}
-	if (index == -2) {
+	if (index_of && hsm_xml_attr_index(index_of, "index", &has_index, &index, err) < 0) {
 		free(path);
-		return pk_error_set(err, PK_E_ILLEGAL, EBADMSG,
-				    "disk '%s': invalid index attribute", target);
+		pk_error_prefix(err, "disk '%s': invalid index attribute", target);
+		return -EBADMSG;
 	}
 	l->path = path;
 	l->format = format;
-	l->index = index;
+	l->index = has_index ? index : -1;
 	return 0;
 }
 
@@ -139,8 +142,7 @@ static int parse_mirror(struct hsm_vmxml_disk *d, const xmlNode *m, struct pk_er
 	} else {
 		d->mirror_job = HSM_VMXML_MIRROR_JOB_OTHER;
 	}
-	r = read_source(d->target, m, src, format_of(m),
-			src ? hsm_xml_attr_index(src, "index") : -1, &d->mirror_dest, err);
+	r = read_source(d->target, m, src, format_of(m), src, &d->mirror_dest, err);
 	if (r < 0) {
 		return r;
 	}
@@ -172,8 +174,7 @@ static int parse_disk(const xmlNode *node, struct hsm_vmxml_disk *d, struct pk_e
 	if (!hsm_xml_attr_copy(target, "bus", d->bus, sizeof(d->bus))) {
 		d->bus[0] = '\0';
 	}
-	r = read_source(d->target, node, source, format_parse(dtype),
-			source ? hsm_xml_attr_index(source, "index") : -1, &l, err);
+	r = read_source(d->target, node, source, format_parse(dtype), source, &l, err);
 	if (r < 0) {
 		goto fail;
 	}
@@ -189,7 +190,7 @@ static int parse_disk(const xmlNode *node, struct hsm_vmxml_disk *d, struct pk_e
 				break;
 			}
 			r = read_source(d->target, bs, hsm_xml_child_elem(bs, "source"),
-					format_of(bs), hsm_xml_attr_index(bs, "index"), &l, err);
+					format_of(bs), bs, &l, err);
 			if (r < 0) {
 				goto fail;
 			}
@@ -274,7 +275,8 @@ static int parse_domain_root(const xmlNode *root, struct hsm_vmxml_domain *dom,
 			     struct pk_error *err)
 {
 	xmlNodePtr name, uuid, meta, devices;
-	int id;
+	bool has_id = false;
+	int id = -1;
 	int r;
 
 	if (!hsm_xml_is_elem(root, "domain") || !hsm_xml_in_no_ns(root)) {
@@ -284,8 +286,12 @@ static int parse_domain_root(const xmlNode *root, struct hsm_vmxml_domain *dom,
 	if (!hsm_xml_attr_copy(root, "type", dom->type, sizeof(dom->type))) {
 		dom->type[0] = '\0';
 	}
-	id = hsm_xml_attr_index(root, "id");
-	dom->id = id >= 0 ? id : -1;
+	/* id= only tells a running domain's number: one that does not parse
+	 * counts as none rather than refusing the definition. */
+	if (hsm_xml_attr_index(root, "id", &has_id, &id, NULL) < 0 || !has_id) {
+		id = -1;
+	}
+	dom->id = id;
 	name = hsm_xml_child_elem(root, "name");
 	if (!name || !hsm_xml_text_copy(name, dom->name, sizeof(dom->name)) ||
 	    dom->name[0] == '\0') {

@@ -160,21 +160,27 @@ bool hsm_xml_attr_copy(const xmlNode *n, const char *name, char *buf, size_t len
 	return ok;
 }
 
-int hsm_xml_attr_index(const xmlNode *n, const char *name)
+int hsm_xml_attr_index(const xmlNode *n, const char *name, bool *ret_present, int *ret_value,
+		       struct pk_error *err)
 {
 	_cleanup_free_ char *s = hsm_xml_attr_dup(n, name);
 	char *end = NULL;
 	long v;
 
 	if (!s) {
-		return -1;
+		*ret_present = false;
+		return 0;
 	}
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (errno != 0 || end == s || *end != '\0' || v < 0 || v > INT_MAX) {
-		return -2;
+		return pk_error_set(err, PK_E_ILLEGAL, EBADMSG,
+				    "attribute %s='%.64s' is not an integer in 0..%d", name, s,
+				    INT_MAX);
 	}
-	return (int)v;
+	*ret_present = true;
+	*ret_value = (int)v;
+	return 0;
 }
 
 bool hsm_xml_text_copy(const xmlNode *n, char *buf, size_t len)

@@ -73,8 +73,14 @@ char *hsm_xml_attr_dup(const xmlNode *n, const char *name);
 /* Copies an attribute into buf; false when absent or too long. */
 bool hsm_xml_attr_copy(const xmlNode *n, const char *name, char *buf, size_t len);
 
-/* Parses a non-negative int attribute; -1 when absent; -2 when invalid. */
-int hsm_xml_attr_index(const xmlNode *n, const char *name);
+/*
+ * Reads a non-negative int attribute (in no namespace): 0 with *ret_present
+ * false when absent, or true and the number in *ret_value; ILLEGAL (err set)
+ * when present but not a number in 0..INT_MAX. Outputs are written only on
+ * success.
+ */
+int hsm_xml_attr_index(const xmlNode *n, const char *name, bool *ret_present, int *ret_value,
+		       struct pk_error *err);
 
 /* Copies the text content of n into buf; false when absent or too long. */
 bool hsm_xml_text_copy(const xmlNode *n, char *buf, size_t len);

@@ -3,8 +3,8 @@
  *
  * A unit test that names `fake_lvm` on its `pk-test-fakes:` line runs the
  * SPM/HSM logic against this simulation instead of liblvm2cmd: every
- * function of common/lvm.h is defined here, so the real common/lvm.c is
- * never linked in.
+ * function of common/lvm.h is defined here, so the real common/lvm.c and
+ * common/lvm_verbs.c are never linked in.
  *
  * What it models:
  *  - "storage", shared by every struct pk_lvm of the process (so one test

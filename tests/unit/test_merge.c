@@ -11,7 +11,9 @@
  * libvirt reconnection with lost events, hsmd restarts (records resumed),
  * a merge already done in qemu (CLEANUP only), cold commit with qemu-img (of
  * an internal layer, and of the leaf: the definition switched),
- * bad input, one job per drive, bandwidth, events on the pub socket.
+ * bad input, one job per drive, bandwidth, events on the pub socket, and a
+ * record that cannot be written (no state, no ILLEGAL mark, no abort, no
+ * bandwidth change takes effect without it).
  *
  * Threads: fake_lvm runs one verb at a time, and the small SPM runs one
  * request at a time (as the real one holds its volume locks), so the SPM's
@@ -565,6 +567,114 @@ static void test_merge__unwritable_record_does_not_advance(void **state)
 	assert_int_equal(mfx_meta(t, t->s1).legality, PK_VOLUME_ILLEGAL);
 }
 
+/* Every write of the job's record fails (even as root): a directory where
+ * pk_statefile puts its temp file. The path is written to tmp for rmdir. */
+static void record_block(struct mfx *t, const char *id, char *tmp, size_t size)
+{
+	snprintf(tmp, size, "%s/merge/.%s.job.tmp", t->settings.state_dir, id);
+	assert_int_equal(mkdir(tmp, 0700), 0);
+}
+
+/* The text of the job's record (free()). */
+static char *record_text(struct mfx *t, const char *id)
+{
+	char dir[PATH_MAX], name[64], *text = NULL;
+	struct pk_error err = { PK_OK, "" };
+	size_t len = 0;
+
+	snprintf(dir, sizeof(dir), "%s/merge", t->settings.state_dir);
+	snprintf(name, sizeof(name), "%s.job", id);
+	assert_int_equal(pk_statefile_read(dir, name, (void **)&text, &len, &err), 0);
+	return text;
+}
+
+/* The old leaf is marked ILLEGAL only once the record says so: with the
+ * record unwritable the SPM is not asked, and the job waits in PIVOTING. */
+static void test_merge__unwritable_record_keeps_the_leaf_legal(void **state)
+{
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j = mfx_merge(t, t->s1, NULL, HSM_MERGE_DIR_COMMIT), i;
+	struct pk_error err = { PK_OK, "" };
+	char tmp[PATH_MAX], dir[PATH_MAX], name[64], *text, *p;
+	int updates;
+
+	mfx_wait_calls(FAKE_VIRT_COMMIT, 1);
+	mfx_wait_state(t, j.id, HSM_MERGE_COMMITTING);
+	/* "Killed" in COMMITTING, the mirror ready; the record is edited into the
+	 * one a crash right after the PIVOTING record leaves (no mark yet). */
+	hsm_merge_stop(&t->fx->hsm);
+	assert_int_equal(fake_virt_job_ready("vm1", "vda"), 0);
+	text = record_text(t, j.id);
+	p = strstr(text, "state=COMMITTING\n");
+	assert_non_null(p);
+	assert_non_null(strstr(text, "leaf_illegal=0\n"));
+	memmove(p + strlen("state=PIVOTING"), p + strlen("state=COMMITTING"),
+		strlen(p + strlen("state=COMMITTING")) + 1);
+	memcpy(p, "state=PIVOTING", strlen("state=PIVOTING"));
+	snprintf(dir, sizeof(dir), "%s/merge", t->settings.state_dir);
+	snprintf(name, sizeof(name), "%s.job", j.id);
+	assert_int_equal(pk_statefile_write(dir, name, text, strlen(text), &err), 0);
+	free(text);
+	record_block(t, j.id, tmp, sizeof(tmp));
+	updates = atomic_load(&t->spm->updates);
+	mfx_restart(t);
+	/* A window for the resumed job to try (and fail) the record of the mark:
+	 * the assertion is that nothing happens, so there is no event to wait on. */
+	mfx_sleep_ms(1500);
+	assert_int_equal(hsm_merge_job_get(&t->fx->hsm, j.id, &i, &err), 0);
+	assert_int_equal(i.state, HSM_MERGE_PIVOTING);
+	assert_int_equal(atomic_load(&t->spm->updates), updates);
+	assert_int_equal(mfx_meta(t, t->s2).legality, PK_VOLUME_LEGAL);
+	assert_int_equal(fake_virt_calls(FAKE_VIRT_JOB_ABORT), 0);
+	text = record_text(t, j.id);
+	assert_non_null(strstr(text, "leaf_illegal=0\n"));
+	free(text);
+	/* Once the record can be written the step goes on: marked, pivoted. */
+	assert_int_equal(rmdir(tmp), 0);
+	mfx_wait_state(t, j.id, HSM_MERGE_DONE);
+	mfx_assert_chain(t, t->s1, t->b, NULL);
+	assert_int_equal(mfx_meta(t, t->s2).legality, PK_VOLUME_ILLEGAL);
+}
+
+/* JobAbort and JobSetBandwidth answer the error of a record they cannot
+ * write, and the job is as it was: not aborting, its bandwidth unchanged
+ * (the running block job's too). */
+static void test_merge__unwritable_record_refuses_abort_and_bandwidth(void **state)
+{
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j = mfx_merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT), i;
+	struct pk_error err = { PK_OK, "" };
+	struct fake_virt_call call;
+	char tmp[PATH_MAX], *text;
+
+	mfx_wait_calls(FAKE_VIRT_COMMIT, 1);
+	mfx_wait_state(t, j.id, HSM_MERGE_COMMITTING);
+	record_block(t, j.id, tmp, sizeof(tmp));
+	assert_true(hsm_merge_job_abort(&t->fx->hsm, j.id, &i, &err) < 0);
+	assert_int_not_equal(err.code, PK_OK);
+	assert_non_null(strstr(err.message, "not recorded"));
+	pk_error_clear(&err);
+	assert_true(hsm_merge_job_set_bandwidth(&t->fx->hsm, j.id, 1 << 20, &i, &err) < 0);
+	assert_int_not_equal(err.code, PK_OK);
+	assert_non_null(strstr(err.message, "not recorded"));
+	assert_int_equal(hsm_merge_job_get(&t->fx->hsm, j.id, &i, &err), 0);
+	assert_int_equal(i.state, HSM_MERGE_COMMITTING);
+	assert_int_equal(i.bandwidth, 0);
+	/* The block job was given the new bandwidth, then its old one back. */
+	assert_int_equal(fake_virt_calls(FAKE_VIRT_JOB_SET_BANDWIDTH), 2);
+	assert_true(fake_virt_last_call(FAKE_VIRT_JOB_SET_BANDWIDTH, &call));
+	assert_int_equal(call.bandwidth, 0);
+	text = record_text(t, j.id);
+	assert_non_null(strstr(text, "abort=0\n"));
+	assert_non_null(strstr(text, "bandwidth=0\n"));
+	free(text);
+	/* Not aborted: it merges once the block job completes. */
+	assert_int_equal(rmdir(tmp), 0);
+	assert_int_equal(fake_virt_job_complete("vm1", "vda"), 0);
+	mfx_wait_state(t, j.id, HSM_MERGE_DONE);
+	assert_int_equal(mfx_meta(t, t->s1).legality, PK_VOLUME_ILLEGAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -588,6 +698,11 @@ int main(void)
 						mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_merge__cleanup_retries_transient_spm_errors,
 						mfx_setup, mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__unwritable_record_keeps_the_leaf_legal,
+						mfx_setup, mfx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_merge__unwritable_record_refuses_abort_and_bandwidth, mfx_setup,
+			mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_merge__unwritable_record_does_not_advance,
 						mfx_setup, mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_merge__bad_input, mfx_setup, mfx_teardown),
