@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/parse.h"
+#include "common/strv.h"
 #include "common/xalloc.h"
 
 #define REPORT_FIELDS_MAX 24
@@ -145,32 +147,32 @@ static int row_str(const struct report_row *row, const char *key, char *out, siz
 	return 0;
 }
 
-/* Splits LVM's comma-separated tag list into a NULL-terminated heap list. */
+/* Splits LVM's comma-separated tag list into a NULL-terminated heap list
+ * (never NULL: an empty list is an array holding only the NULL). */
 static char **tags_split(const char *s, size_t *ret_n)
 {
-	size_t n = 0, cap = 4;
-	char **tags = pk_xcalloc(cap + 1, sizeof(*tags));
+	struct pk_strv tags = PK_STRV_INIT;
 
 	while (*s) {
 		size_t len = strcspn(s, ",");
 
 		if (len > 0) {
-			if (n == cap) {
-				cap *= 2;
-				tags = pk_xrealloc(tags, (cap + 1) * sizeof(*tags));
-			}
-			tags[n] = pk_xmalloc(len + 1);
-			memcpy(tags[n], s, len);
-			tags[n][len] = '\0';
-			tags[++n] = NULL;
+			char *tag = pk_xmalloc(len + 1);
+
+			memcpy(tag, s, len);
+			tag[len] = '\0';
+			pk_strv_push_take(&tags, tag);
 		}
 		s += len;
 		if (*s == ',') {
 			s++;
 		}
 	}
-	*ret_n = n;
-	return tags;
+	if (!tags.v) {
+		*ret_n = 0;
+		return pk_xcalloc(1, sizeof(char *));
+	}
+	return pk_strv_steal(&tags, ret_n);
 }
 
 static int row_tags(const struct report_row *row, const char *key, char ***ret,

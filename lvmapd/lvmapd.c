@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/strv.h"
 #include "common/xalloc.h"
 
 /* One open pv of a map. */
@@ -440,8 +441,7 @@ bool pk_lvmapd_vg_exists(struct pk_lvmapd *d, const char *vg)
 int pk_lvmapd_list(struct pk_lvmapd *d, const char *vg, char ***ret_names,
 		   size_t *ret_count)
 {
-	char **names = NULL;
-	size_t n = 0;
+	struct pk_strv names = PK_STRV_INIT;
 
 	pthread_mutex_lock(&d->lock);
 	for (size_t i = 0; i < d->nlvs; i++) {
@@ -460,24 +460,14 @@ int pk_lvmapd_list(struct pk_lvmapd *d, const char *vg, char ***ret_names,
 			}
 			name = x->vg;
 		}
-		names = pk_xrealloc(names, (n + 1) * sizeof(*names));
-		names[n++] = pk_xstrdup(name);
+		pk_strv_push(&names, name);
 	}
 	pthread_mutex_unlock(&d->lock);
-	if (vg && n == 0) {
+	if (vg && names.n == 0) {
 		return -ENOENT;
 	}
-	*ret_names = names;
-	*ret_count = n;
+	*ret_names = pk_strv_steal(&names, ret_count);
 	return 0;
-}
-
-void pk_lvmapd_names_free(char **names, size_t count)
-{
-	for (size_t i = 0; i < count; i++) {
-		free(names[i]);
-	}
-	free(names);
 }
 
 int pk_lvmapd_chown(struct pk_lvmapd *d, const char *vg, const char *lv, uid_t uid,

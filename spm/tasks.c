@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/statefile.h"
+#include "common/strv.h"
 #include "common/xalloc.h"
 #include "spm/spm.h"
 #include "spm/volume.h"
@@ -170,7 +171,7 @@ int spm_tasks_new(const char *dir, struct spm_tasks **ret, struct pk_error *err)
 		}
 		free(data);
 	}
-	pk_statefile_names_free(names, n);
+	pk_strv_free(names);
 	*ret = tasks;
 	return 0;
 }

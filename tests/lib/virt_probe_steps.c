@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/strv.h"
 #include "common/xalloc.h"
 
 static void deadline(struct timespec *ts, double seconds)
@@ -339,7 +340,7 @@ int virt_probe_cmd_expect_list(struct probe *p, char **w, int n, struct pk_error
 		}
 		found_all = found_all && found;
 	}
-	hsm_virt_names_free(names, nn);
+	pk_strv_free(names);
 	return found_all ? 0 : virt_probe_fail(err, "a VM is missing from the list");
 }
 

@@ -20,6 +20,7 @@
 #include <libvirt/libvirt.h>
 
 #include "common/error.h"
+#include "common/strv.h"
 #include "common/xalloc.h"
 #include "hsm/virt.h"
 #include "hsm/vmxml.h"
@@ -126,7 +127,7 @@ static bool listed(struct hsm_virt *v, const char *name)
 	for (size_t i = 0; i < n; i++) {
 		found = found || strcmp(names[i], name) == 0;
 	}
-	hsm_virt_names_free(names, n);
+	pk_strv_free(names);
 	return found;
 }
 
