@@ -187,7 +187,8 @@ check: all $(UNIT_BINS) $(TOOL_BINS)
 FUZZ_BUILD := $(BUILD)/fuzz
 FUZZ_FLAGS := $(CSTD) -O1 -g -fsanitize=fuzzer,address,undefined $(INCLUDES) $(PKG_CFLAGS)
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_SRCS := proto/codec.c common/clock.c common/arena.c common/xalloc.c common/error.c common/log.c common/lvmap.c
+FUZZ_SRCS := proto/codec.c common/clock.c common/arena.c common/xalloc.c common/error.c common/log.c \
+	common/lvmap.c common/buf.c common/parse.c
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(GEN_C) $(FUZZ_SRCS) | $(GEN_H)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -o $@ $^ $(PKG_LDLIBS)

@@ -91,26 +91,6 @@ static int row_get(const struct report_row *row, const char *key, const char **r
 	return -EBADMSG;
 }
 
-static int parse_u64(const char *s, uint64_t *ret)
-{
-	uint64_t v = 0;
-
-	if (!*s) {
-		return -EINVAL;
-	}
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9') {
-			return -EINVAL;
-		}
-		if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10) {
-			return -ERANGE;
-		}
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	*ret = v;
-	return 0;
-}
-
 static int row_u64(const struct report_row *row, const char *key, uint64_t *ret,
 		   struct pk_error *err)
 {
@@ -120,7 +100,7 @@ static int row_u64(const struct report_row *row, const char *key, uint64_t *ret,
 	if (r < 0) {
 		return r;
 	}
-	if (parse_u64(v, ret) < 0) {
+	if (pk_parse_u64(v, ret) < 0) {
 		pk_error_set(err, PK_E_INTERNAL, EBADMSG,
 			     "LVM report field %s='%.40s' is not a number", key, v);
 		return -EBADMSG;
@@ -253,7 +233,7 @@ static int vg_pv_row(const struct report_row *row, struct pk_lvm_vg *vg, struct 
 		return pk_error_set(err, PK_E_INTERNAL, EBADMSG,
 				    "LVM report of VG '%s' has a row of VG '%s'", vg->name, name);
 	}
-	vg->pvs = pk_xrealloc(vg->pvs, (vg->npvs + 1) * sizeof(*vg->pvs));
+	vg->pvs = pk_xgrow(vg->pvs, NULL, vg->npvs + 1, sizeof(*vg->pvs));
 	vg->pvs[vg->npvs++] = pv;
 	return 0;
 }
@@ -311,7 +291,7 @@ static int devices_parse(const char *lv, const char *devices, struct pk_lvm_segm
 	}
 	memcpy(num, open + 1, numlen);
 	num[numlen] = '\0';
-	if (parse_u64(num, &seg->pv_start_extent) < 0) {
+	if (pk_parse_u64(num, &seg->pv_start_extent) < 0) {
 		goto bad;
 	}
 	memcpy(seg->pv, devices, pvlen);
@@ -352,7 +332,7 @@ static int lv_segment_add(struct pk_lvm_lv *lv, const struct report_row *row,
 	if (r < 0) {
 		return r;
 	}
-	lv->segments = pk_xrealloc(lv->segments, (lv->nsegments + 1) * sizeof(seg));
+	lv->segments = pk_xgrow(lv->segments, NULL, lv->nsegments + 1, sizeof(seg));
 	lv->segments[lv->nsegments++] = seg;
 	return 0;
 }
@@ -394,7 +374,7 @@ static int lv_first_row(struct pk_lvm_lv_list *list, const struct report_row *ro
 		return pk_error_set(err, PK_E_INTERNAL, EBADMSG,
 				    "LVM report lists the segments of LV '%s' apart", name);
 	}
-	list->lvs = pk_xrealloc(list->lvs, (list->count + 1) * sizeof(*list->lvs));
+	list->lvs = pk_xgrow(list->lvs, NULL, list->count + 1, sizeof(*list->lvs));
 	lv = &list->lvs[list->count++];
 	memset(lv, 0, sizeof(*lv));
 	lv->linear = true;

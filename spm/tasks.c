@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/statefile.h"
 #include "common/strv.h"
 #include "common/xalloc.h"
@@ -85,11 +87,15 @@ static int task_parse(char *text, struct spm_task_info *t)
 		} else if (!strcmp(line, "volume")) {
 			copy_field(t->volume_id, sizeof(t->volume_id), v);
 		} else if (!strcmp(line, "created")) {
-			t->created_ms = strtoull(v, NULL, 10);
+			(void)pk_parse_u64(v, &t->created_ms);
 		} else if (!strcmp(line, "finished")) {
-			t->finished_ms = strtoull(v, NULL, 10);
+			(void)pk_parse_u64(v, &t->finished_ms);
 		} else if (!strcmp(line, "progress")) {
-			t->progress = (unsigned)strtoul(v, NULL, 10);
+			uint64_t p = 0;
+
+			if (pk_parse_u64(v, &p) == 0 && p <= UINT_MAX) {
+				t->progress = (unsigned)p;
+			}
 		} else if (!strcmp(line, "error_code")) {
 			enum pk_errc c;
 			if (pk_errc_from_name(v, &c) == 0) {

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/parse.h"
 #include "lab/writelog.h"
 
 #define MAX_DISKS 16
@@ -110,20 +111,6 @@ static uint64_t xorshift64(uint64_t *s)
 	return x;
 }
 
-static int parse_num(const char *s, uint64_t *ret)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-') {
-		return -EINVAL;
-	}
-	*ret = v;
-	return 0;
-}
-
 static int add_disks(struct writer *w, const char *list)
 {
 	char copy[512];
@@ -172,10 +159,10 @@ static int parse_args(struct writer *w, int argc, char **argv)
 			r = add_disks(w, optarg);
 			break;
 		case 'n':
-			r = parse_num(optarg, &w->blocks);
+			r = pk_parse_u64(optarg, &w->blocks);
 			break;
 		case 'i':
-			r = parse_num(optarg, &w->interval_ms);
+			r = pk_parse_u64(optarg, &w->interval_ms);
 			break;
 		case 'o':
 			if (strcmp(optarg, "random") == 0 || strcmp(optarg, "seq") == 0) {
@@ -185,10 +172,10 @@ static int parse_args(struct writer *w, int argc, char **argv)
 			}
 			break;
 		case 's':
-			r = parse_num(optarg, &w->stats_s);
+			r = pk_parse_u64(optarg, &w->stats_s);
 			break;
 		case 'c':
-			r = parse_num(optarg, &w->count);
+			r = pk_parse_u64(optarg, &w->count);
 			break;
 		case 'D':
 			w->dev_dir = optarg;
