@@ -134,10 +134,7 @@ static struct task *tasks_find(struct spm_tasks *tasks, const char *id)
 
 static struct task *tasks_append(struct spm_tasks *tasks)
 {
-	if (tasks->n == tasks->cap) {
-		tasks->cap = tasks->cap ? tasks->cap * 2 : 32;
-		tasks->v = pk_xrealloc(tasks->v, tasks->cap * sizeof(*tasks->v));
-	}
+	tasks->v = pk_xgrow(tasks->v, &tasks->cap, tasks->n + 1, sizeof(*tasks->v));
 	memset(&tasks->v[tasks->n], 0, sizeof(tasks->v[0]));
 	return &tasks->v[tasks->n++];
 }
