@@ -18,7 +18,7 @@ static void test_toolkit__strv_push_steal_free(void **state)
 	struct pk_strv sv = PK_STRV_INIT;
 	char **v;
 	size_t n = 99;
-	char word[8];
+	char word[16];
 
 	(void)state;
 	assert_null(pk_strv_steal(&sv, &n));
