@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/parse.h"
 #include "lab/writelog.h"
 
@@ -81,14 +82,6 @@ static void out_line(const char *fmt, ...)
 		}
 		off += (size_t)w;
 	}
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void sleep_ms(uint64_t ms)
@@ -285,7 +278,7 @@ static uint64_t next_idx(struct writer *w, struct disk *d)
 static int run(struct writer *w, uint8_t *buf, uint64_t seq)
 {
 	uint64_t writes = 0, errors = 0, period_writes = 0, max_lat = 0;
-	uint64_t start = now_ns(), period_start = start;
+	uint64_t start = pk_clock_monotonic_us(), period_start = start;
 	size_t di = 0;
 
 	for (;;) {
@@ -295,9 +288,9 @@ static int run(struct writer *w, uint8_t *buf, uint64_t seq)
 		ssize_t r;
 
 		pk_writelog_record_format(buf, d->name, seq, idx);
-		t0 = now_ns();
+		t0 = pk_clock_monotonic_us();
 		r = pwrite(d->fd, buf, PK_WRITELOG_BLOCK_SIZE, (off_t)(idx * PK_WRITELOG_BLOCK_SIZE));
-		lat = now_ns() - t0;
+		lat = pk_clock_monotonic_us() - t0;
 		if (r == PK_WRITELOG_BLOCK_SIZE) {
 			out_line("PKACK %s %" PRIu64 " %" PRIu64, d->name, seq, idx);
 			writes++;
@@ -314,14 +307,14 @@ static int run(struct writer *w, uint8_t *buf, uint64_t seq)
 		seq++;
 		di = (di + 1) % w->ndisks;
 
-		now = now_ns();
-		if (w->stats_s && now - period_start >= w->stats_s * 1000000000u) {
-			double secs = (double)(now - period_start) / 1e9;
+		now = pk_clock_monotonic_us();
+		if (w->stats_s && now - period_start >= w->stats_s * 1000000u) {
+			double secs = (double)(now - period_start) / 1e6;
 
 			out_line("PKSTATS seq=%" PRIu64 " writes=%" PRIu64 " errors=%" PRIu64
 				 " rate=%.1f/s max_lat_ms=%.1f uptime_s=%.0f",
 				 seq, writes, errors, (double)period_writes / secs,
-				 (double)max_lat / 1e6, (double)(now - start) / 1e9);
+				 (double)max_lat / 1e3, (double)(now - start) / 1e6);
 			period_start = now;
 			period_writes = 0;
 			max_lat = 0;
@@ -362,7 +355,7 @@ int main(int argc, char **argv)
 	if (scan_max_seq(&w, chunk, &max_seq) < 0) {
 		return 1;
 	}
-	w.rng = (now_ns() ^ (max_seq * UINT64_C(0x9e3779b97f4a7c15))) | 1;
+	w.rng = (pk_clock_monotonic_us() ^ (max_seq * UINT64_C(0x9e3779b97f4a7c15))) | 1;
 
 	char names[MAX_DISKS * (PK_WRITELOG_DISK_MAX + 1) + 1] = "";
 	size_t used = 0;
