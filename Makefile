@@ -28,7 +28,7 @@ else
 BUILD ?= build
 endif
 
-PKG_LIBS := libprotobuf-c libvirt libxml-2.0 fuse3 uuid inih libsanlock
+PKG_LIBS := libprotobuf-c libvirt libxml-2.0 fuse3 inih libsanlock
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKG_LIBS) 2>/dev/null)
 pkg_ldlibs = $(shell pkg-config --libs $(1) 2>/dev/null)
 PKG_LDLIBS := $(call pkg_ldlibs,$(PKG_LIBS))
@@ -49,14 +49,14 @@ CFLAGS_ALL := $(CSTD) $(OPT) $(WARN) $(HARDEN) $(SAN) $(INCLUDES) $(PKG_CFLAGS) 
 LDFLAGS_ALL := $(SAN) -Wl,-z,relro,-z,now $(LDFLAGS)
 # Each program links only the libraries it uses, so that pkctl, say, runs on a
 # host without libvirt, sanlock, LVM or FUSE (gcc links --as-needed only
-# without sanitizers, so the lists must be right in themselves). pkctl needs
-# libuuid for the ids it makes (pk_uuid_generate). Tests, tools and
-# benchmarks link everything.
-HSMD_LDLIBS := $(call pkg_ldlibs,libprotobuf-c libvirt libxml-2.0 uuid inih) -lnng -llvm2cmd \
+# without sanitizers, so the lists must be right in themselves). Ids come
+# from getrandom(2) (common/uuid.c), so no program needs libuuid. Tests,
+# tools and benchmarks link everything.
+HSMD_LDLIBS := $(call pkg_ldlibs,libprotobuf-c libvirt libxml-2.0 inih) -lnng -llvm2cmd \
 	-lpthread $(LDLIBS)
-SPMD_LDLIBS := $(call pkg_ldlibs,libprotobuf-c libsanlock uuid inih) -lnng -llvm2cmd \
+SPMD_LDLIBS := $(call pkg_ldlibs,libprotobuf-c libsanlock inih) -lnng -llvm2cmd \
 	-lpthread $(LDLIBS)
-PKCTL_LDLIBS := $(call pkg_ldlibs,libprotobuf-c uuid) -lnng -lpthread $(LDLIBS)
+PKCTL_LDLIBS := $(call pkg_ldlibs,libprotobuf-c) -lnng -lpthread $(LDLIBS)
 LVMAPD_LDLIBS := $(call pkg_ldlibs,fuse3) $(LDLIBS)
 LDLIBS_ALL := $(PKG_LDLIBS) -lnng -llvm2cmd -lpthread $(LDLIBS)
 
@@ -187,7 +187,8 @@ check: all $(UNIT_BINS) $(TOOL_BINS)
 FUZZ_BUILD := $(BUILD)/fuzz
 FUZZ_FLAGS := $(CSTD) -O1 -g -fsanitize=fuzzer,address,undefined $(INCLUDES) $(PKG_CFLAGS)
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_SRCS := proto/codec.c common/clock.c common/arena.c common/xalloc.c common/error.c common/log.c common/lvmap.c
+FUZZ_SRCS := proto/codec.c common/clock.c common/arena.c common/xalloc.c common/error.c common/log.c \
+	common/lvmap.c common/buf.c common/parse.c
 $(FUZZ_BUILD)/%: tests/fuzz/%.c $(GEN_C) $(FUZZ_SRCS) | $(GEN_H)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -o $@ $^ $(PKG_LDLIBS)

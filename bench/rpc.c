@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/rpc.h"
 #include "common/version.h"
@@ -29,14 +30,6 @@
 #include "proto/codec.h"
 
 extern char **environ;
-
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
 
 static int echo_serve(const char *url)
 {
@@ -143,9 +136,9 @@ static void *client_main(void *arg)
 		cr->failed = 1;
 		return NULL;
 	}
-	end = now_us() + cr->seconds * 1e6;
-	while (now_us() < end) {
-		double t0 = now_us();
+	end = (double)pk_clock_monotonic_us() + cr->seconds * 1e6;
+	while ((double)pk_clock_monotonic_us() < end) {
+		double t0 = (double)pk_clock_monotonic_us();
 		if (cr->bare) {
 			void *reply = NULL;
 			size_t rlen;
@@ -164,11 +157,8 @@ static void *client_main(void *arg)
 			}
 			pk__response__free_unpacked(resp, NULL);
 		}
-		if (cr->nlat == cr->cap) {
-			cr->cap = cr->cap ? cr->cap * 2 : 4096;
-			cr->lat = pk_xrealloc(cr->lat, cr->cap * sizeof(double));
-		}
-		cr->lat[cr->nlat++] = now_us() - t0;
+		cr->lat = pk_xgrow(cr->lat, &cr->cap, cr->nlat + 1, sizeof(double));
+		cr->lat[cr->nlat++] = (double)pk_clock_monotonic_us() - t0;
 	}
 	pk_rpc_client_free(c);
 	return NULL;
@@ -201,7 +191,7 @@ static int measure(const char *url, int bare, int clients, double seconds, struc
 	for (int i = 0; i < clients; i++) {
 		pthread_join(cr[i].t, NULL);
 		failed |= cr[i].failed;
-		all = pk_xrealloc(all, (n + cr[i].nlat + 1) * sizeof(double));
+		all = pk_xgrow(all, NULL, n + cr[i].nlat + 1, sizeof(double));
 		memcpy(all + n, cr[i].lat, cr[i].nlat * sizeof(double));
 		n += cr[i].nlat;
 		free(cr[i].lat);

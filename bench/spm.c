@@ -16,20 +16,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/rpc.h"
 #include "common/uuid.h"
 #include "common/xalloc.h"
 #include "proto/codec.h"
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static char *filter_of(const char *pvs)
 {
@@ -96,7 +89,7 @@ static int spm_cycle(struct pk_rpc_client *c, const char *domain, double *ret_ms
 	Pk__Response *resp = NULL;
 	char image[PK_UUID_BUFLEN], volume[PK_UUID_BUFLEN];
 	struct pk_error err;
-	double t0 = now_ms();
+	double t0 = (double)pk_clock_monotonic_us() / 1e3;
 
 	pk_uuid_generate(image);
 	pk_uuid_generate(volume);
@@ -123,14 +116,14 @@ static int spm_cycle(struct pk_rpc_client *c, const char *domain, double *ret_ms
 		return -1;
 	}
 	pk__response__free_unpacked(resp, NULL);
-	*ret_ms = now_ms() - t0;
+	*ret_ms = (double)pk_clock_monotonic_us() / 1e3 - t0;
 	return 0;
 }
 
 static int cli_cycle(const char *config, const char *vg, int i, double *ret_ms)
 {
 	char name[64], full[256];
-	double t0 = now_ms();
+	double t0 = (double)pk_clock_monotonic_us() / 1e3;
 
 	snprintf(name, sizeof(name), "pkbench-%d", i);
 	snprintf(full, sizeof(full), "%s/%s", vg, name);
@@ -141,7 +134,7 @@ static int cli_cycle(const char *config, const char *vg, int i, double *ret_ms)
 			return -1;
 		}
 	}
-	*ret_ms = now_ms() - t0;
+	*ret_ms = (double)pk_clock_monotonic_us() / 1e3 - t0;
 	return 0;
 }
 

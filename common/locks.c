@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/xalloc.h"
 
 struct lock_res {
@@ -222,13 +223,8 @@ int pk_lockset_acquire(struct pk_lockset *set, int timeout_ms, struct pk_error *
 	/* The global order: namespace, then name. */
 	qsort(set->entries, set->n, sizeof(set->entries[0]), entry_cmp);
 	entries_merge(set);
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	/* The condition variables wait on CLOCK_MONOTONIC (pk_locks_new). */
+	pk_clock_deadline(CLOCK_MONOTONIC, timeout_ms > 0 ? (unsigned)timeout_ms : 0, &deadline);
 	pthread_mutex_lock(&set->locks->mutex);
 	for (size_t i = 0; i < set->n; i++) {
 		r = lock_take(set->locks, &set->entries[i], set->owner, &deadline, timeout_ms,

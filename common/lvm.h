@@ -73,6 +73,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/strv.h"
 
 #define PK_LVM_NAME_MAX 128 /* buffer size: names are at most 127 chars */
 #define PK_LVM_TAG_MAX 128  /* longest tag (chars) */
@@ -246,17 +247,8 @@ int pk_lvm_lv_activation(struct pk_lvm *lvm, const char *vg, const char *lv,
  * its fake (tests/fakes/fake_lvm.c) share one definition.
  */
 
-/* Frees a NULL-terminated heap string list. NULL-safe. */
-static inline void pk_lvm_strv_free(char **strv)
-{
-	if (!strv) {
-		return;
-	}
-	for (size_t i = 0; strv[i]; i++) {
-		free(strv[i]);
-	}
-	free(strv);
-}
+/* Transitional, for common/lvm.c until it calls pk_strv_free itself. */
+#define pk_lvm_strv_free(strv) pk_strv_free(strv)
 
 /* Frees the heap parts of vg and zeroes it. NULL-safe. */
 static inline void pk_lvm_vg_release(struct pk_lvm_vg *vg)
@@ -264,7 +256,7 @@ static inline void pk_lvm_vg_release(struct pk_lvm_vg *vg)
 	if (!vg) {
 		return;
 	}
-	pk_lvm_strv_free(vg->tags);
+	pk_strv_free(vg->tags);
 	free(vg->pvs);
 	memset(vg, 0, sizeof(*vg));
 }
@@ -276,7 +268,7 @@ static inline void pk_lvm_lv_list_release(struct pk_lvm_lv_list *list)
 		return;
 	}
 	for (size_t i = 0; i < list->count; i++) {
-		pk_lvm_strv_free(list->lvs[i].tags);
+		pk_strv_free(list->lvs[i].tags);
 		free(list->lvs[i].segments);
 	}
 	free(list->lvs);

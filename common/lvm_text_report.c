@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/parse.h"
+#include "common/strv.h"
 #include "common/xalloc.h"
 
 #define REPORT_FIELDS_MAX 24
@@ -89,26 +91,6 @@ static int row_get(const struct report_row *row, const char *key, const char **r
 	return -EBADMSG;
 }
 
-static int parse_u64(const char *s, uint64_t *ret)
-{
-	uint64_t v = 0;
-
-	if (!*s) {
-		return -EINVAL;
-	}
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9') {
-			return -EINVAL;
-		}
-		if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10) {
-			return -ERANGE;
-		}
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	*ret = v;
-	return 0;
-}
-
 static int row_u64(const struct report_row *row, const char *key, uint64_t *ret,
 		   struct pk_error *err)
 {
@@ -118,7 +100,7 @@ static int row_u64(const struct report_row *row, const char *key, uint64_t *ret,
 	if (r < 0) {
 		return r;
 	}
-	if (parse_u64(v, ret) < 0) {
+	if (pk_parse_u64(v, ret) < 0) {
 		pk_error_set(err, PK_E_INTERNAL, EBADMSG,
 			     "LVM report field %s='%.40s' is not a number", key, v);
 		return -EBADMSG;
@@ -145,32 +127,32 @@ static int row_str(const struct report_row *row, const char *key, char *out, siz
 	return 0;
 }
 
-/* Splits LVM's comma-separated tag list into a NULL-terminated heap list. */
+/* Splits LVM's comma-separated tag list into a NULL-terminated heap list
+ * (never NULL: an empty list is an array holding only the NULL). */
 static char **tags_split(const char *s, size_t *ret_n)
 {
-	size_t n = 0, cap = 4;
-	char **tags = pk_xcalloc(cap + 1, sizeof(*tags));
+	struct pk_strv tags = PK_STRV_INIT;
 
 	while (*s) {
 		size_t len = strcspn(s, ",");
 
 		if (len > 0) {
-			if (n == cap) {
-				cap *= 2;
-				tags = pk_xrealloc(tags, (cap + 1) * sizeof(*tags));
-			}
-			tags[n] = pk_xmalloc(len + 1);
-			memcpy(tags[n], s, len);
-			tags[n][len] = '\0';
-			tags[++n] = NULL;
+			char *tag = pk_xmalloc(len + 1);
+
+			memcpy(tag, s, len);
+			tag[len] = '\0';
+			pk_strv_push_take(&tags, tag);
 		}
 		s += len;
 		if (*s == ',') {
 			s++;
 		}
 	}
-	*ret_n = n;
-	return tags;
+	if (!tags.v) {
+		*ret_n = 0;
+		return pk_xcalloc(1, sizeof(char *));
+	}
+	return pk_strv_steal(&tags, ret_n);
 }
 
 static int row_tags(const struct report_row *row, const char *key, char ***ret,
@@ -251,7 +233,7 @@ static int vg_pv_row(const struct report_row *row, struct pk_lvm_vg *vg, struct 
 		return pk_error_set(err, PK_E_INTERNAL, EBADMSG,
 				    "LVM report of VG '%s' has a row of VG '%s'", vg->name, name);
 	}
-	vg->pvs = pk_xrealloc(vg->pvs, (vg->npvs + 1) * sizeof(*vg->pvs));
+	vg->pvs = pk_xgrow(vg->pvs, NULL, vg->npvs + 1, sizeof(*vg->pvs));
 	vg->pvs[vg->npvs++] = pv;
 	return 0;
 }
@@ -309,7 +291,7 @@ static int devices_parse(const char *lv, const char *devices, struct pk_lvm_segm
 	}
 	memcpy(num, open + 1, numlen);
 	num[numlen] = '\0';
-	if (parse_u64(num, &seg->pv_start_extent) < 0) {
+	if (pk_parse_u64(num, &seg->pv_start_extent) < 0) {
 		goto bad;
 	}
 	memcpy(seg->pv, devices, pvlen);
@@ -350,7 +332,7 @@ static int lv_segment_add(struct pk_lvm_lv *lv, const struct report_row *row,
 	if (r < 0) {
 		return r;
 	}
-	lv->segments = pk_xrealloc(lv->segments, (lv->nsegments + 1) * sizeof(seg));
+	lv->segments = pk_xgrow(lv->segments, NULL, lv->nsegments + 1, sizeof(seg));
 	lv->segments[lv->nsegments++] = seg;
 	return 0;
 }
@@ -392,7 +374,7 @@ static int lv_first_row(struct pk_lvm_lv_list *list, const struct report_row *ro
 		return pk_error_set(err, PK_E_INTERNAL, EBADMSG,
 				    "LVM report lists the segments of LV '%s' apart", name);
 	}
-	list->lvs = pk_xrealloc(list->lvs, (list->count + 1) * sizeof(*list->lvs));
+	list->lvs = pk_xgrow(list->lvs, NULL, list->count + 1, sizeof(*list->lvs));
 	lv = &list->lvs[list->count++];
 	memset(lv, 0, sizeof(*lv));
 	lv->linear = true;

@@ -2,11 +2,12 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
+#include "common/parse.h"
 #include "common/xalloc.h"
 
 static bool name_char_ok(char c)
@@ -136,11 +137,8 @@ int pk_lvmap_table_add(struct pk_lvmap_table *table, uint64_t count, const char 
 	if (r < 0) {
 		return r;
 	}
-	/*
-	 * One more element each time: the table may have been filled by the
-	 * caller, so no capacity beyond nsegments can be assumed.
-	 */
-	table->segments = pk_xrealloc(table->segments, (n + 1) * sizeof(*table->segments));
+	/* No capacity kept: the table may have been filled by the caller. */
+	table->segments = pk_xgrow(table->segments, NULL, n + 1, sizeof(*table->segments));
 	seg = &table->segments[n];
 	memset(seg, 0, sizeof(*seg));
 	seg->start = start;
@@ -280,36 +278,6 @@ int pk_lvmap_table_lookup(const struct pk_lvmap_table *table, uint64_t offset,
 
 /* ---- command text -------------------------------------------------------- */
 
-struct cmdbuf {
-	char *data;
-	size_t len;
-	size_t cap;
-};
-
-static void cmdbuf_printf(struct cmdbuf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void cmdbuf_printf(struct cmdbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			abort(); /* only an invalid format string fails */
-		}
-		if ((size_t)n < b->cap - b->len) {
-			b->len += (size_t)n;
-			return;
-		}
-		b->cap = 2 * b->cap + (size_t)n + 1;
-		b->data = pk_xrealloc(b->data, b->cap);
-	}
-}
-
 static const char *op_word(enum pk_lvmap_op op)
 {
 	switch (op) {
@@ -324,7 +292,7 @@ static const char *op_word(enum pk_lvmap_op op)
 int pk_lvmap_command_format(enum pk_lvmap_op op, const struct pk_lvmap_table *table,
 			    char **ret_cmd, struct pk_error *err)
 {
-	struct cmdbuf b = { NULL, 0, 0 };
+	struct pk_buf b = PK_BUF_INIT;
 	const char *word = op_word(op);
 	int r;
 
@@ -340,23 +308,21 @@ int pk_lvmap_command_format(enum pk_lvmap_op op, const struct pk_lvmap_table *ta
 	if (r < 0) {
 		return r;
 	}
-	b.cap = 256;
-	b.data = pk_xmalloc(b.cap);
-	cmdbuf_printf(&b, "%s %s/%s\n", word, table->vg, table->lv);
+	pk_buf_printf(&b, "%s %s/%s\n", word, table->vg, table->lv);
 	for (size_t i = 0; op == PK_LVMAP_LOAD && i < table->nsegments; i++) {
 		const struct pk_lvmap_segment *seg = &table->segments[i];
 
-		cmdbuf_printf(&b, "%" PRIu64 " %" PRIu64 " %s %" PRIu64 "\n", seg->start,
+		pk_buf_printf(&b, "%" PRIu64 " %" PRIu64 " %s %" PRIu64 "\n", seg->start,
 			      seg->count, seg->pv, seg->pv_offset);
 	}
 	if (b.len > PK_LVMAP_CMD_MAX) {
-		free(b.data);
+		pk_buf_release(&b);
 		return pk_error_set(err, PK_E_INVALID_ARGUMENT, E2BIG,
 				    "mapper command for '%s/%s' needs %zu bytes, more than"
 				    " %d",
 				    table->vg, table->lv, b.len, PK_LVMAP_CMD_MAX);
 	}
-	*ret_cmd = b.data;
+	*ret_cmd = pk_buf_steal(&b, NULL);
 	return 0;
 }
 
@@ -384,25 +350,30 @@ static int next_line(struct cursor *c, char *buf, size_t size)
 	return 0;
 }
 
-/* Parses a decimal uint64 of digits only; advances *s past it. */
-static int parse_u64(const char **s, uint64_t *ret)
+static int segment_malformed(size_t lineno, const char *line, struct pk_error *err)
 {
-	const char *p = *s;
-	uint64_t v = 0;
+	return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+			    "line %zu is not '<start> <count> <pv> <pv_offset>'"
+			    " (pv shorter than %d characters): '%.200s'",
+			    lineno, PK_LVMAP_PATH_MAX, line);
+}
 
-	if (*p < '0' || *p > '9') {
-		return -EINVAL;
-	}
-	for (; *p >= '0' && *p <= '9'; p++) {
-		unsigned d = (unsigned)(*p - '0');
+/* Reads the number at *s and advances *s past it. */
+static int segment_number(const char **s, size_t lineno, const char *line, uint64_t *ret,
+			  struct pk_error *err)
+{
+	size_t used = 0;
+	int r = pk_parse_u64_prefix(*s, strlen(*s), ret, &used);
 
-		if (v > (UINT64_MAX - d) / 10) {
-			return -EOVERFLOW;
-		}
-		v = v * 10 + d;
+	if (r == -ERANGE) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EOVERFLOW,
+				    "line %zu: a number does not fit 64 bits: '%.200s'", lineno,
+				    line);
 	}
-	*s = p;
-	*ret = v;
+	if (r < 0) {
+		return segment_malformed(lineno, line, err);
+	}
+	*s += used;
 	return 0;
 }
 
@@ -448,33 +419,39 @@ static int parse_header(const char *line, enum pk_lvmap_op *ret_op,
 
 /*
  * Splits "<start> <count> <pv> <pv_offset>" (single spaces, nothing else)
- * into its fields; pv is copied into pvbuf. 0, -EINVAL or -EOVERFLOW.
+ * into its fields; pv is copied into pvbuf.
  */
-static int split_segment(const char *line, uint64_t *start, uint64_t *count, char *pvbuf,
-			 size_t pvsize, uint64_t *pv_offset)
+static int split_segment(const char *line, size_t lineno, uint64_t *start, uint64_t *count,
+			 char *pvbuf, size_t pvsize, uint64_t *pv_offset, struct pk_error *err)
 {
 	const char *p = line;
 	const char *pv_end;
 	int r;
 
-	r = parse_u64(&p, start);
-	if (r < 0 || *p++ != ' ') {
-		return r < 0 ? r : -EINVAL;
+	if ((r = segment_number(&p, lineno, line, start, err)) < 0) {
+		return r;
 	}
-	r = parse_u64(&p, count);
-	if (r < 0 || *p++ != ' ') {
-		return r < 0 ? r : -EINVAL;
+	if (*p++ != ' ') {
+		return segment_malformed(lineno, line, err);
+	}
+	if ((r = segment_number(&p, lineno, line, count, err)) < 0) {
+		return r;
+	}
+	if (*p++ != ' ') {
+		return segment_malformed(lineno, line, err);
 	}
 	pv_end = strchr(p, ' ');
 	if (!pv_end || (size_t)(pv_end - p) >= pvsize) {
-		return -EINVAL;
+		return segment_malformed(lineno, line, err);
 	}
 	memcpy(pvbuf, p, (size_t)(pv_end - p));
 	pvbuf[pv_end - p] = '\0';
 	p = pv_end + 1;
-	r = parse_u64(&p, pv_offset);
-	if (r < 0 || *p != '\0') {
-		return r < 0 ? r : -EINVAL;
+	if ((r = segment_number(&p, lineno, line, pv_offset, err)) < 0) {
+		return r;
+	}
+	if (*p != '\0') {
+		return segment_malformed(lineno, line, err);
 	}
 	return 0;
 }
@@ -488,17 +465,9 @@ static int parse_segment(const char *line, size_t lineno, struct pk_lvmap_table 
 	uint64_t pv_offset;
 	int r;
 
-	r = split_segment(line, &start, &count, pvbuf, sizeof(pvbuf), &pv_offset);
-	if (r == -EOVERFLOW) {
-		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EOVERFLOW,
-				    "line %zu: a number does not fit 64 bits: '%.200s'",
-				    lineno, line);
-	}
+	r = split_segment(line, lineno, &start, &count, pvbuf, sizeof(pvbuf), &pv_offset, err);
 	if (r < 0) {
-		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
-				    "line %zu is not '<start> <count> <pv> <pv_offset>'"
-				    " (pv shorter than %d characters): '%.200s'",
-				    lineno, PK_LVMAP_PATH_MAX, line);
+		return r;
 	}
 	if (start != table_end_sector(table)) {
 		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,

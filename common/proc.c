@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #include "common/clock.h"
 #include "common/xalloc.h"
 
@@ -20,12 +21,7 @@ extern char **environ;
 
 #define PROC_OUTPUT_MAX (1 << 20)
 
-struct proc_buf {
-	char *data;
-	size_t len, cap;
-};
-
-static void buf_read(int fd, struct proc_buf *b, int *open_fds)
+static void buf_read(int fd, struct pk_buf *b, int *open_fds)
 {
 	char chunk[4096];
 	ssize_t n = read(fd, chunk, sizeof(chunk));
@@ -37,16 +33,10 @@ static void buf_read(int fd, struct proc_buf *b, int *open_fds)
 		}
 		return;
 	}
-	if (b->len + (size_t)n + 1 > b->cap) {
-		if (b->len + (size_t)n > PROC_OUTPUT_MAX) {
-			return; /* keep draining, drop the excess */
-		}
-		b->cap = (b->len + (size_t)n + 1) * 2;
-		b->data = pk_xrealloc(b->data, b->cap);
+	if (b->len + (size_t)n > PROC_OUTPUT_MAX) {
+		return; /* keep draining, drop the excess */
 	}
-	memcpy(b->data + b->len, chunk, (size_t)n);
-	b->len += (size_t)n;
-	b->data[b->len] = '\0';
+	pk_buf_append(b, chunk, (size_t)n);
 }
 
 int pk_proc_run(const char *const *argv, int timeout_ms, struct pk_proc_result *ret,
@@ -54,7 +44,7 @@ int pk_proc_run(const char *const *argv, int timeout_ms, struct pk_proc_result *
 {
 	posix_spawn_file_actions_t fa;
 	int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
-	struct proc_buf out = { 0 }, errb = { 0 };
+	struct pk_buf out = PK_BUF_INIT, errb = PK_BUF_INIT;
 	long long deadline = timeout_ms > 0 ? (long long)pk_clock_monotonic_ms() + timeout_ms : 0;
 	int open_fds = 2, status = 0, rc, timed_out = 0;
 	pid_t pid;
@@ -130,14 +120,14 @@ int pk_proc_run(const char *const *argv, int timeout_ms, struct pk_proc_result *
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
 	}
 	if (timed_out) {
-		free(out.data);
-		free(errb.data);
+		pk_buf_release(&out);
+		pk_buf_release(&errb);
 		return pk_error_set(err, PK_E_TIMEOUT, ETIMEDOUT, "'%s' did not finish within %d ms",
 				    argv[0], timeout_ms);
 	}
 	ret->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	ret->out = out.data ? out.data : pk_xstrdup("");
-	ret->err = errb.data ? errb.data : pk_xstrdup("");
+	ret->out = pk_buf_steal(&out, NULL);
+	ret->err = pk_buf_steal(&errb, NULL);
 	return 0;
 }
 

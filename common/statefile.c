@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/xalloc.h"
+#include "common/buf.h"
 
 static int statefile_name_check(const char *name, struct pk_error *err)
 {
@@ -132,8 +132,7 @@ int pk_statefile_read(const char *dir, const char *name, void **ret_data, size_t
 		      struct pk_error *err)
 {
 	char path[PATH_MAX];
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
+	struct pk_buf buf = PK_BUF_INIT;
 	int fd, r;
 
 	r = statefile_name_check(name, err);
@@ -148,33 +147,25 @@ int pk_statefile_read(const char *dir, const char *name, void **ret_data, size_t
 				    "cannot open '%s': %s", path, strerror(e));
 	}
 	for (;;) {
-		ssize_t n;
-		if (cap - len < 4096) {
-			cap = cap ? cap * 2 : 8192;
-			buf = pk_xrealloc(buf, cap);
-		}
-		n = read(fd, buf + len, cap - len - 1);
+		ssize_t n = read(fd, pk_buf_reserve(&buf, 4096), 4096);
+
 		if (n < 0) {
 			int e = errno;
 			if (e == EINTR) {
 				continue;
 			}
 			close(fd);
-			free(buf);
+			pk_buf_release(&buf);
 			return pk_error_set(err, PK_E_IO, e, "read of '%s' failed: %s", path,
 					    strerror(e));
 		}
 		if (n == 0) {
 			break;
 		}
-		len += (size_t)n;
+		pk_buf_commit(&buf, (size_t)n);
 	}
 	close(fd);
-	buf[len] = '\0';
-	*ret_data = buf;
-	if (ret_len) {
-		*ret_len = len;
-	}
+	*ret_data = pk_buf_steal(&buf, ret_len);
 	return 0;
 }
 
@@ -207,8 +198,8 @@ int pk_statefile_list(const char *dir, const char *suffix, char ***ret_names,
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
-	char **names = NULL;
-	size_t n = 0, cap = 0, slen = strlen(suffix);
+	struct pk_strv names = PK_STRV_INIT;
+	size_t slen = strlen(suffix);
 
 	if (!d) {
 		int e = errno;
@@ -225,25 +216,12 @@ int pk_statefile_list(const char *dir, const char *suffix, char ***ret_names,
 		    strcmp(de->d_name + len - slen, suffix) != 0) {
 			continue;
 		}
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			names = pk_xrealloc(names, cap * sizeof(*names));
-		}
-		names[n++] = pk_xstrdup(de->d_name);
+		pk_strv_push(&names, de->d_name);
 	}
 	closedir(d);
-	if (n > 1) {
-		qsort(names, n, sizeof(*names), statefile_name_cmp);
+	if (names.n > 1) {
+		qsort(names.v, names.n, sizeof(*names.v), statefile_name_cmp);
 	}
-	*ret_names = names;
-	*ret_count = n;
+	*ret_names = pk_strv_steal(&names, ret_count);
 	return 0;
-}
-
-void pk_statefile_names_free(char **names, size_t count)
-{
-	for (size_t i = 0; i < count; i++) {
-		free(names[i]);
-	}
-	free(names);
 }

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "common/error.h"
+#include "common/strv.h"
 
 /* Creates dir (and parents) with mode 0700 if missing. */
 int pk_statefile_mkdir(const char *dir, struct pk_error *err);
@@ -29,11 +30,13 @@ int pk_statefile_remove(const char *dir, const char *name, struct pk_error *err)
 
 /*
  * Lists the record names in dir ending in `suffix` (e.g. ".job"), skipping
- * temp files. *ret_names is a heap array of heap strings; free with
- * pk_statefile_names_free.
+ * temp files, sorted. *ret_names is a common/strv.h array (NULL when
+ * there is none); free with pk_strv_free.
  */
 int pk_statefile_list(const char *dir, const char *suffix, char ***ret_names,
 		      size_t *ret_count, struct pk_error *err);
-void pk_statefile_names_free(char **names, size_t count);
+
+/* Transitional, for hsm/merge.c until it calls pk_strv_free itself. */
+#define pk_statefile_names_free(names, count) ((void)(count), pk_strv_free(names))
 
 #endif

@@ -1,6 +1,7 @@
 #include "common/xalloc.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,35 @@ void *pk_xrealloc(void *p, size_t size)
 		oom(size);
 	}
 	return q;
+}
+
+void *pk_xgrow(void *p, size_t *cap, size_t need, size_t elem)
+{
+	size_t n = need;
+
+	if (cap) {
+		if (p && need <= *cap) {
+			return p;
+		}
+		if (*cap > SIZE_MAX / 2) {
+			oom(SIZE_MAX);
+		}
+		n = *cap ? *cap * 2 : 8;
+		while (n < need) {
+			if (n > SIZE_MAX / 2) {
+				oom(SIZE_MAX);
+			}
+			n *= 2;
+		}
+	}
+	if (elem && n > SIZE_MAX / elem) {
+		oom(SIZE_MAX);
+	}
+	p = pk_xrealloc(p, n * elem);
+	if (cap) {
+		*cap = n;
+	}
+	return p;
 }
 
 char *pk_xstrdup(const char *s)

@@ -5,10 +5,13 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/parse.h"
 #include "common/xalloc.h"
 #include "ctl/ctl.h"
 #include "ctl/flow.h"
@@ -64,7 +67,7 @@ static int vm_opts_parse(struct ctl *ctl, int argc, char **argv, struct vm_opts 
 		{ "image", required_argument, NULL, OPT_IMAGE },
 		{ NULL, 0, NULL, 0 },
 	};
-	char *end;
+	uint64_t v;
 	int c;
 
 	memset(o, 0, sizeof(*o));
@@ -78,16 +81,16 @@ static int vm_opts_parse(struct ctl *ctl, int argc, char **argv, struct vm_opts 
 		case OPT_NAME: o->name = optarg; break;
 		case OPT_DOMAIN: o->domain = optarg; break;
 		case OPT_MEMORY:
-			o->memory_mib = (unsigned)strtoul(optarg, &end, 10);
-			if (*end || !o->memory_mib) {
+			if (pk_parse_u64(optarg, &v) < 0 || v == 0 || v > UINT_MAX) {
 				return ctl_usage_error(ctl, "--memory wants MiB, not '%s'", optarg);
 			}
+			o->memory_mib = (unsigned)v;
 			break;
 		case OPT_VCPUS:
-			o->vcpus = (unsigned)strtoul(optarg, &end, 10);
-			if (*end || !o->vcpus) {
+			if (pk_parse_u64(optarg, &v) < 0 || v == 0 || v > UINT_MAX) {
 				return ctl_usage_error(ctl, "--vcpus wants a number, not '%s'", optarg);
 			}
+			o->vcpus = (unsigned)v;
 			break;
 		case OPT_DISK:
 			if (o->ndisks == VM_DISKS_MAX) {

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/proc.h"
+#include "common/strv.h"
 #include "common/xalloc.h"
 #include "hsm/image.h"
 #include "hsm/vm.h"
@@ -17,8 +19,8 @@ void hsm_chain_report_release(struct hsm_chain_report *rep)
 	if (!rep) {
 		return;
 	}
-	hsm_strv_free(rep->metadata, rep->nmetadata);
-	hsm_strv_free(rep->live, rep->nlive);
+	pk_strv_free(rep->metadata);
+	pk_strv_free(rep->live);
 	memset(rep, 0, sizeof(*rep));
 }
 
@@ -36,8 +38,7 @@ static const char *json_ws(const char *p)
 static int json_string(const char **p, char **ret)
 {
 	const char *s = *p + 1;
-	size_t cap = 64, n = 0;
-	char *out = pk_xmalloc(cap);
+	struct pk_buf out = PK_BUF_INIT;
 
 	for (; *s && *s != '"'; s++) {
 		char c = *s;
@@ -55,7 +56,7 @@ static int json_string(const char **p, char **ret)
 					char h = s[i];
 					if (!((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') ||
 					      (h >= 'A' && h <= 'F'))) {
-						free(out);
+						pk_buf_release(&out);
 						return -EINVAL;
 					}
 					v = v * 16 + (unsigned)(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
@@ -65,24 +66,19 @@ static int json_string(const char **p, char **ret)
 				break;
 			}
 			case '\0':
-				free(out);
+				pk_buf_release(&out);
 				return -EINVAL;
 			default: c = *s; break; /* \" \\ \/ */
 			}
 		}
-		if (n + 2 > cap) {
-			cap *= 2;
-			out = pk_xrealloc(out, cap);
-		}
-		out[n++] = c;
+		pk_buf_putc(&out, c);
 	}
 	if (*s != '"') {
-		free(out);
+		pk_buf_release(&out);
 		return -EINVAL;
 	}
-	out[n] = '\0';
 	*p = s + 1;
-	*ret = out;
+	*ret = pk_buf_steal(&out, NULL);
 	return 0;
 }
 
@@ -90,8 +86,7 @@ int hsm_qemu_img_chain_parse(const char *json, char ***ret, size_t *ret_n,
 			     struct pk_error *err)
 {
 	const char *p = json_ws(json ? json : "");
-	char **names = NULL;
-	size_t n = 0;
+	struct pk_strv names = PK_STRV_INIT;
 	int depth = 0;
 	bool want_filename = false;
 
@@ -117,7 +112,7 @@ int hsm_qemu_img_chain_parse(const char *json, char ***ret, size_t *ret_n,
 		} else if (*p == '"') {
 			char *s = NULL;
 			if (json_string(&p, &s) < 0) {
-				hsm_strv_free(names, n);
+				pk_strv_release(&names);
 				return pk_error_set(err, PK_E_INTERNAL, EINVAL,
 						    "qemu-img printed a malformed JSON string");
 			}
@@ -128,8 +123,7 @@ int hsm_qemu_img_chain_parse(const char *json, char ***ret, size_t *ret_n,
 				p++;
 				free(s);
 			} else if (want_filename) {
-				names = pk_xrealloc(names, (n + 1) * sizeof(*names));
-				names[n++] = s;
+				pk_strv_push_take(&names, s);
 				want_filename = false;
 			} else {
 				free(s);
@@ -139,13 +133,14 @@ int hsm_qemu_img_chain_parse(const char *json, char ***ret, size_t *ret_n,
 			p++;
 		}
 	}
-	if (depth != 0 || n == 0) {
-		hsm_strv_free(names, n);
+	if (depth != 0 || names.n == 0) {
+		bool some = names.n > 0;
+
+		pk_strv_release(&names);
 		return pk_error_set(err, PK_E_INTERNAL, EINVAL,
-				    "qemu-img's JSON is %s", n ? "truncated" : "without any image");
+				    "qemu-img's JSON is %s", some ? "truncated" : "without any image");
 	}
-	*ret = names;
-	*ret_n = n;
+	*ret = pk_strv_steal(&names, ret_n);
 	return 0;
 }
 

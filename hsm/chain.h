@@ -25,7 +25,7 @@
 struct hsm_chain_report {
 	char domain[PK_UUID_BUFLEN];
 	char image[PK_UUID_BUFLEN];
-	char **metadata; /* heap strings, leaf first */
+	char **metadata; /* leaf first; both NULL-terminated (common/strv.h) */
 	size_t nmetadata;
 	char **live;
 	size_t nlive;
@@ -49,7 +49,7 @@ int hsm_volume_chain(struct hsm *hsm, const char *domain, const char *image, con
 /*
  * Reads the "filename" of each image in the JSON array that
  * `qemu-img info --backing-chain --output=json` prints, in order (leaf
- * first). *ret: heap array of heap strings (hsm_strv_free). Pure.
+ * first). *ret: a common/strv.h array (pk_strv_free). Pure.
  */
 int hsm_qemu_img_chain_parse(const char *json, char ***ret, size_t *ret_n,
 			     struct pk_error *err);

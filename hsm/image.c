@@ -12,6 +12,7 @@
 #include "common/locks.h"
 #include "common/log.h"
 #include "common/lvm.h"
+#include "common/strv.h"
 #include "common/volchain.h"
 #include "common/xalloc.h"
 #include "hsm/spm_calls.h"
@@ -76,8 +77,7 @@ static int image_links(const char *dir, char ***ret, size_t *ret_n, struct pk_er
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
-	char **names = NULL;
-	size_t n = 0;
+	struct pk_strv names = PK_STRV_INIT;
 	int e;
 
 	if (!d) {
@@ -93,12 +93,10 @@ static int image_links(const char *dir, char ***ret, size_t *ret_n, struct pk_er
 		if (!pk_uuid_valid(de->d_name)) {
 			continue;
 		}
-		names = pk_xrealloc(names, (n + 1) * sizeof(*names));
-		names[n++] = pk_xstrdup(de->d_name);
+		pk_strv_push(&names, de->d_name);
 	}
 	closedir(d);
-	*ret = names;
-	*ret_n = n;
+	*ret = pk_strv_steal(&names, ret_n);
 	return 0;
 }
 
@@ -112,7 +110,7 @@ bool hsm_image_is_prepared(const struct hsm *hsm, const char *domain, const char
 	    image_links(dir, &names, &n, NULL) < 0) {
 		return false;
 	}
-	hsm_strv_free(names, n);
+	pk_strv_free(names);
 	return n > 0;
 }
 
@@ -481,7 +479,7 @@ fail:
 out:
 	image_verb_end(&set);
 	free(was_linked);
-	hsm_strv_free(linked, nlinked);
+	pk_strv_free(linked);
 	if (r == 0) {
 		notify_spm(hsm, domain, image, true);
 		*ret = chain;
@@ -554,7 +552,7 @@ int hsm_image_teardown(struct hsm *hsm, const char *domain, const char *image, b
 out:
 	image_verb_end(&set);
 	hsm_chain_release(&chain);
-	hsm_strv_free(linked, nlinked);
+	pk_strv_free(linked);
 	if (r == 0) {
 		notify_spm(hsm, domain, image, false);
 	}

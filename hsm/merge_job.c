@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
+#include "common/parse.h"
 #include "common/xalloc.h"
 #include "hsm/merge_job.h"
 
@@ -198,28 +200,24 @@ void hsm_merge_job_info_of(const struct hsm_merge_job *job, struct hsm_merge_job
 
 char *hsm_merge_record_encode(const struct hsm_merge_job *job)
 {
-	char *buf = NULL, msg[PK_ERROR_MSG_MAX];
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
+	struct pk_buf b = PK_BUF_INIT;
+	char msg[PK_ERROR_MSG_MAX];
 
-	if (!f) {
-		abort(); /* out of memory */
-	}
-	fprintf(f, "version=%d\nid=%s\nvm=%s\ndrive=%s\nkind=%s\nstate=%s\nfailed_in=%s\n",
-		HSM_MERGE_RECORD_VERSION, job->id, job->vm, job->drive,
-		hsm_merge_kind_name(job->kind), hsm_merge_state_name(job->state),
-		job->failed_in ? hsm_merge_state_name(job->failed_in) : "");
-	fprintf(f, "domain=%s\nimage=%s\nbase=%s\ntop=%s\nchain=", job->domain, job->image,
-		job->base, job->top);
+	pk_buf_printf(&b, "version=%d\nid=%s\nvm=%s\ndrive=%s\nkind=%s\nstate=%s\nfailed_in=%s\n",
+		      HSM_MERGE_RECORD_VERSION, job->id, job->vm, job->drive,
+		      hsm_merge_kind_name(job->kind), hsm_merge_state_name(job->state),
+		      job->failed_in ? hsm_merge_state_name(job->failed_in) : "");
+	pk_buf_printf(&b, "domain=%s\nimage=%s\nbase=%s\ntop=%s\nchain=", job->domain, job->image,
+		      job->base, job->top);
 	for (size_t i = 0; i < job->nchain; i++) {
-		fprintf(f, "%s%s", i ? "," : "", job->chain[i]);
+		pk_buf_printf(&b, "%s%s", i ? "," : "", job->chain[i]);
 	}
-	fprintf(f, "\nactive_leaf=%d\nbandwidth=%" PRIu64 "\ncur=%" PRIu64 "\nend=%" PRIu64
-		"\nstarted_ms=%" PRIu64 "\nupdated_ms=%" PRIu64 "\nextend_size=%" PRIu64
-		"\nattempts=%u\npivot_attempts=%u\nleaf_illegal=%d\nabort=%d\n",
-		job->active_leaf, job->bandwidth, job->cur, job->end, job->started_ms,
-		job->updated_ms, job->extend_size, job->attempts, job->pivot_attempts,
-		job->leaf_illegal, job->abort_requested);
+	pk_buf_printf(&b, "\nactive_leaf=%d\nbandwidth=%" PRIu64 "\ncur=%" PRIu64 "\nend=%" PRIu64
+		      "\nstarted_ms=%" PRIu64 "\nupdated_ms=%" PRIu64 "\nextend_size=%" PRIu64
+		      "\nattempts=%u\npivot_attempts=%u\nleaf_illegal=%d\nabort=%d\n",
+		      job->active_leaf, job->bandwidth, job->cur, job->end, job->started_ms,
+		      job->updated_ms, job->extend_size, job->attempts, job->pivot_attempts,
+		      job->leaf_illegal, job->abort_requested);
 	if (job->error.code != PK_OK) {
 		snprintf(msg, sizeof(msg), "%s", job->error.message);
 		for (char *p = msg; *p; p++) {
@@ -227,10 +225,9 @@ char *hsm_merge_record_encode(const struct hsm_merge_job *job)
 				*p = ' ';
 			}
 		}
-		fprintf(f, "error_code=%s\nerror=%s\n", pk_errc_name(job->error.code), msg);
+		pk_buf_printf(&b, "error_code=%s\nerror=%s\n", pk_errc_name(job->error.code), msg);
 	}
-	fclose(f);
-	return buf;
+	return pk_buf_steal(&b, NULL);
 }
 
 /* ---- decode ------------------------------------------------------------------- */
@@ -249,21 +246,14 @@ static const char *const field_names[F_COUNT] = {
 	"error_code", "error",
 };
 
+/* A record's number has one spelling (no leading zero), as the encoder
+ * writes it. */
 static int parse_u64(const char *s, uint64_t *ret)
 {
-	char *end;
-	unsigned long long v;
-
-	if (!*s || *s == '-' || *s == '+' || (s[0] == '0' && s[1])) {
+	if (s[0] == '0' && s[1]) {
 		return -EINVAL;
 	}
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end) {
-		return -EINVAL;
-	}
-	*ret = v;
-	return 0;
+	return pk_parse_u64(s, ret);
 }
 
 static int parse_bool(const char *s, bool *ret)

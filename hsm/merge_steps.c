@@ -20,6 +20,7 @@
 #include "common/fault.h"
 #include "common/locks.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/proc.h"
 #include "common/xalloc.h"
 #include "hsm/image.h"
@@ -59,7 +60,6 @@ static int json_u64(const char *json, const char *key, uint64_t *ret)
 {
 	char pat[64];
 	const char *p;
-	char *end;
 
 	snprintf(pat, sizeof(pat), "\"%s\"", key);
 	p = strstr(json, pat);
@@ -70,12 +70,7 @@ static int json_u64(const char *json, const char *key, uint64_t *ret)
 	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == ':') {
 		p++;
 	}
-	if (*p < '0' || *p > '9') {
-		return -EINVAL;
-	}
-	errno = 0;
-	*ret = strtoull(p, &end, 10);
-	return errno ? -errno : 0;
+	return pk_parse_u64_prefix(p, strlen(p), ret, NULL);
 }
 
 /*

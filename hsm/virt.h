@@ -185,12 +185,11 @@ int hsm_virt_domain_destroy(struct hsm_virt *virt, const char *name, struct pk_e
 
 /*
  * The names of poolkeeper's domains (those carrying our metadata), active
- * or not, sorted. *ret_names is a heap array of heap strings
- * (hsm_virt_names_free).
+ * or not, sorted. *ret_names is a common/strv.h array (NULL-terminated;
+ * free with pk_strv_free).
  */
 int hsm_virt_domain_list(struct hsm_virt *virt, char ***ret_names, size_t *ret_n,
 			 struct pk_error *err);
-void hsm_virt_names_free(char **names, size_t n);
 
 /* The domain's XML: live when it runs (with backing chains, indexes and
  * mirrors), else the persistent definition. *ret_xml: heap, free(). */

@@ -13,6 +13,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "common/strv.h"
 #include "common/xalloc.h"
 #include "hsm/virt_internal.h"
 #include "hsm/vmxml.h"
@@ -176,7 +177,7 @@ int hsm_virt_domain_list(struct hsm_virt *v, char ***ret_names, size_t *ret_n,
 	free(doms);
 	virConnectClose(c);
 	if (r < 0) {
-		hsm_virt_names_free(names, n);
+		pk_strv_free(names);
 		return r;
 	}
 	qsort(names, n, sizeof(*names), cmp_names);

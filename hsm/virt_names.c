@@ -1,12 +1,9 @@
 /*
  * The names of hsm/virt.h that need no connection: the enums' names for logs
- * (with the compile-time check that their values are libvirt's) and the
- * release of a domain-name list. The unit tests' fake libvirtd links this
- * file as it is.
+ * (with the compile-time check that their values are libvirt's). The unit
+ * tests' fake libvirtd links this file as it is.
  */
 #include "hsm/virt.h"
-
-#include <stdlib.h>
 
 #include <libvirt/libvirt.h>
 
@@ -66,12 +63,4 @@ const char *hsm_virt_state_name(enum hsm_virt_state state)
 					     "shutdown", "shutoff", "crashed", "pmsuspended" };
 
 	return (unsigned)state < sizeof(names) / sizeof(names[0]) ? names[state] : "unknown";
-}
-
-void hsm_virt_names_free(char **names, size_t n)
-{
-	for (size_t i = 0; names && i < n; i++) {
-		free(names[i]);
-	}
-	free(names);
 }

@@ -7,19 +7,12 @@
 
 #include "common/locks.h"
 #include "common/log.h"
+#include "common/strv.h"
 #include "common/uuid.h"
 #include "common/xalloc.h"
 #include "hsm/image.h"
 
 /* ---- small helpers ------------------------------------------------------------- */
-
-void hsm_strv_free(char **strv, size_t n)
-{
-	for (size_t i = 0; strv && i < n; i++) {
-		free(strv[i]);
-	}
-	free(strv);
-}
 
 char *hsm_path_volume_id(const char *path)
 {
@@ -47,7 +40,7 @@ void hsm_vm_info_release(struct hsm_vm_info *info)
 		return;
 	}
 	for (size_t i = 0; i < info->ndrives; i++) {
-		hsm_strv_free(info->drives[i].live_chain, info->drives[i].nlive);
+		pk_strv_free(info->drives[i].live_chain);
 	}
 	free(info->drives);
 	memset(info, 0, sizeof(*info));
@@ -235,12 +228,12 @@ int hsm_vm_list(struct hsm *hsm, const char *name, struct hsm_vm_info **ret, siz
 		} else if (e2.code != PK_E_NOT_FOUND) {
 			/* A VM that cannot be read is an error, not a silent gap. */
 			pk_error_set(err, e2.code, -r, "%s", e2.message);
-			hsm_virt_names_free(names, n);
+			pk_strv_free(names);
 			hsm_vm_infos_free(infos, count);
 			return r;
 		}
 	}
-	hsm_virt_names_free(names, n);
+	pk_strv_free(names);
 	*ret = infos;
 	*ret_n = count;
 	return 0;
@@ -281,7 +274,7 @@ static int vm_each_drive(struct hsm *hsm,
 		}
 		free(drives);
 	}
-	hsm_virt_names_free(names, n);
+	pk_strv_free(names);
 	return r;
 }
 

@@ -27,7 +27,7 @@
 
 struct hsm_drive_info {
 	struct hsm_drive_id id; /* id.volume_id: the current leaf */
-	char **live_chain;      /* heap strings, leaf first */
+	char **live_chain;      /* leaf first, NULL-terminated (common/strv.h) */
 	size_t nlive;
 };
 
@@ -114,12 +114,11 @@ int hsm_vm_volume_user(struct hsm *hsm, const char *domain, const char *image,
 		       struct pk_error *err);
 
 /*
- * The volume ids of a parsed disk's chain, leaf first (heap array of heap
- * strings, hsm_strv_free). A layer whose file name is not a volume id
- * keeps its path.
+ * The volume ids of a parsed disk's chain, leaf first (a common/strv.h
+ * array: free with pk_strv_free). A layer whose file name is not a volume
+ * id keeps its path.
  */
 int hsm_vm_disk_chain(const struct hsm_vmxml_disk *disk, char ***ret, size_t *ret_n);
-void hsm_strv_free(char **strv, size_t n);
 
 /* The volume id a path names (its last component when that is a UUID),
  * else the path itself. Heap string. */

@@ -112,7 +112,7 @@ static enum hsm_disk_format format_of(const xmlNode *elem_with_format)
 
 static void push_layer(struct hsm_vmxml_disk *d, struct hsm_vmxml_layer *l)
 {
-	d->layers = pk_xrealloc(d->layers, (d->nlayers + 1) * sizeof(*d->layers));
+	d->layers = pk_xgrow(d->layers, NULL, d->nlayers + 1, sizeof(*d->layers));
 	d->layers[d->nlayers++] = *l;
 	memset(l, 0, sizeof(*l));
 }
@@ -227,7 +227,7 @@ static int parse_drives(const xmlNode *vm, struct hsm_drive_id **ret_drives, siz
 			struct pk_error *err)
 {
 	_cleanup_free_ struct hsm_drive_id *drives = NULL;
-	size_t n = 0;
+	size_t n = 0, cap = 0;
 
 	for (xmlNodePtr c = vm->children; c; c = c->next) {
 		struct hsm_drive_id id;
@@ -263,7 +263,7 @@ static int parse_drives(const xmlNode *vm, struct hsm_drive_id **ret_drives, siz
 					    "poolkeeper metadata: more than %d drives",
 					    HSM_VM_DISKS_MAX);
 		}
-		drives = pk_xrealloc(drives, (n + 1) * sizeof(*drives));
+		drives = pk_xgrow(drives, &cap, n + 1, sizeof(*drives));
 		drives[n++] = id;
 	}
 	*ret_drives = pk_steal_pointer(&drives);
@@ -339,7 +339,7 @@ static int parse_domain_root(const xmlNode *root, struct hsm_vmxml_domain *dom,
 			pk_error_prefix(err, "domain '%s'", dom->name);
 			return r;
 		}
-		dom->disks = pk_xrealloc(dom->disks, (dom->ndisks + 1) * sizeof(*dom->disks));
+		dom->disks = pk_xgrow(dom->disks, NULL, dom->ndisks + 1, sizeof(*dom->disks));
 		dom->disks[dom->ndisks++] = d;
 	}
 	return 0;

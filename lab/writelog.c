@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/parse.h"
 #include "common/xalloc.h"
 
 /*
@@ -84,33 +85,19 @@ int pk_writelog_record_format(uint8_t *buf, const char *disk, uint64_t seq,
 	return 0;
 }
 
-/*
- * Parses a decimal number at s[*pos] (1..20 digits, no overflow), advancing
- * *pos past it. Returns false when there is none.
- */
-static bool parse_u64(const char *s, size_t len, size_t *pos, uint64_t *ret)
+/* The decimal number at s[*pos..len), advancing *pos past it; false when
+ * there is none or it exceeds 64 bits. */
+static bool number_at(const char *s, size_t len, size_t *pos, uint64_t *ret)
 {
-	uint64_t v = 0;
-	size_t start = *pos;
-	size_t i = start;
+	size_t used = 0;
 
-	for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
-		unsigned d = (unsigned)(s[i] - '0');
-
-		if (i - start >= 20 || v > (UINT64_MAX - d) / 10) {
-			return false;
-		}
-		v = v * 10 + d;
-	}
-	if (i == start) {
+	if (pk_parse_u64_prefix(s + *pos, len - *pos, ret, &used) < 0) {
 		return false;
 	}
-	*pos = i;
-	*ret = v;
+	*pos += used;
 	return true;
 }
 
-/* Copies a disk name at s[*pos] up to the next `stop` char into out. */
 static bool parse_disk(const char *s, size_t len, size_t *pos, char stop,
 		       char out[PK_WRITELOG_DISK_MAX + 1])
 {
@@ -152,8 +139,8 @@ int pk_writelog_header_parse(const uint8_t *buf, struct pk_writelog_record *ret_
 
 	if (!expect(s, len, &pos, header_magic) ||
 	    !parse_disk(s, len, &pos, ' ', rec.disk) ||
-	    !expect(s, len, &pos, " seq=") || !parse_u64(s, len, &pos, &rec.seq) ||
-	    !expect(s, len, &pos, " idx=") || !parse_u64(s, len, &pos, &rec.idx) ||
+	    !expect(s, len, &pos, " seq=") || !number_at(s, len, &pos, &rec.seq) ||
+	    !expect(s, len, &pos, " idx=") || !number_at(s, len, &pos, &rec.idx) ||
 	    !expect(s, len, &pos, "\n")) {
 		return -EBADMSG;
 	}
@@ -260,7 +247,7 @@ void pk_writelog_verdict_describe(enum pk_writelog_verdict v, uint64_t acked_seq
 struct ack_disk {
 	char name[PK_WRITELOG_DISK_MAX + 1];
 	uint64_t *seq_plus1; /* [idx] = last acked seq + 1; 0 = never acked */
-	uint64_t cap;
+	size_t cap;
 	uint64_t end;        /* one past the highest acked idx */
 	uint64_t count;      /* distinct acked blocks */
 };
@@ -305,7 +292,7 @@ static struct ack_disk *disk_get(struct pk_writelog_acks *acks, const char *name
 	if (d || acks->ndisks >= ACK_DISK_LIMIT) {
 		return d;
 	}
-	acks->disks = pk_xrealloc(acks->disks, (acks->ndisks + 1) * sizeof(*acks->disks));
+	acks->disks = pk_xgrow(acks->disks, NULL, acks->ndisks + 1, sizeof(*acks->disks));
 	d = &acks->disks[acks->ndisks++];
 	memset(d, 0, sizeof(*d));
 	snprintf(d->name, sizeof(d->name), "%s", name);
@@ -315,14 +302,11 @@ static struct ack_disk *disk_get(struct pk_writelog_acks *acks, const char *name
 static void disk_ack(struct ack_disk *d, uint64_t idx, uint64_t seq)
 {
 	if (idx >= d->cap) {
-		uint64_t cap = d->cap ? d->cap : 1024;
+		size_t old = d->cap;
 
-		while (cap <= idx) {
-			cap *= 2;
-		}
-		d->seq_plus1 = pk_xrealloc(d->seq_plus1, cap * sizeof(uint64_t));
-		memset(d->seq_plus1 + d->cap, 0, (cap - d->cap) * sizeof(uint64_t));
-		d->cap = cap;
+		/* idx < ACK_IDX_LIMIT: idx + 1 fits */
+		d->seq_plus1 = pk_xgrow(d->seq_plus1, &d->cap, (size_t)idx + 1, sizeof(uint64_t));
+		memset(d->seq_plus1 + old, 0, (d->cap - old) * sizeof(uint64_t));
 	}
 	if (d->seq_plus1[idx] == 0) {
 		d->count++;
@@ -367,7 +351,7 @@ static void ready_line(struct pk_writelog_acks *acks, const char *s, size_t len)
 			size_t pos = i + 7;
 			uint64_t v;
 
-			if (parse_u64(s, len, &pos, &v)) {
+			if (number_at(s, len, &pos, &v)) {
 				acks->stats.ready_blocks = v;
 			}
 			return;
@@ -394,8 +378,8 @@ int pk_writelog_acks_add_line(struct pk_writelog_acks *acks, const char *line, s
 		return 0;
 	}
 	if (!complete || !expect(line, len, &pos, "PKACK ") || !parse_disk(line, len, &pos, ' ', disk) ||
-	    !expect(line, len, &pos, " ") || !parse_u64(line, len, &pos, &seq) ||
-	    !expect(line, len, &pos, " ") || !parse_u64(line, len, &pos, &idx) ||
+	    !expect(line, len, &pos, " ") || !number_at(line, len, &pos, &seq) ||
+	    !expect(line, len, &pos, " ") || !number_at(line, len, &pos, &idx) ||
 	    pos != len || idx >= ACK_IDX_LIMIT || seq == UINT64_MAX) {
 		acks->stats.malformed++;
 		return 0;

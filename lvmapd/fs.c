@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/lvmap.h"
+#include "common/strv.h"
 
 #define CONTROL_NAME ".control"
 
@@ -122,7 +123,7 @@ static int op_getattr(const char *path, struct stat *st, struct fuse_file_info *
 		/* "." and the parent's entry, plus one ".." per vg directory. */
 		if (pk_lvmapd_list(dm->maps, NULL, &names, &count) == 0) {
 			st->st_nlink = 2 + count;
-			pk_lvmapd_names_free(names, count);
+			pk_strv_free(names);
 		}
 		return 0;
 	case NODE_CONTROL:
@@ -188,7 +189,7 @@ static int op_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 	for (size_t i = 0; i < count; i++) {
 		filler(buf, names[i], NULL, 0, 0);
 	}
-	pk_lvmapd_names_free(names, count);
+	pk_strv_free(names);
 	return 0;
 }
 

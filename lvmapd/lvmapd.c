@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/clock.h"
+#include "common/strv.h"
 #include "common/xalloc.h"
 
 /* One open pv of a map. */
@@ -55,6 +57,7 @@ struct pk_lvmapd {
 	/* Guarded by lock: sorted by (vg, lv). */
 	struct pk_lvmapd_lv **lvs;
 	size_t nlvs;
+	size_t lvs_cap;
 };
 
 /* ---- maps ---------------------------------------------------------------- */
@@ -141,7 +144,7 @@ static size_t map_pv_index(struct map *m, const char *path)
 			return i;
 		}
 	}
-	m->pvs = pk_xrealloc(m->pvs, (m->npvs + 1) * sizeof(*m->pvs));
+	m->pvs = pk_xgrow(m->pvs, NULL, m->npvs + 1, sizeof(*m->pvs));
 	m->pvs[m->npvs].path = pk_xstrdup(path);
 	m->pvs[m->npvs].fd = -1;
 	m->pvs[m->npvs].size = 0;
@@ -311,7 +314,7 @@ int pk_lvmapd_load(struct pk_lvmapd *d, const struct pk_lvmap_table *table,
 		lv->uid = d->uid;
 		lv->gid = d->gid;
 		lv->mode = d->mode;
-		d->lvs = pk_xrealloc(d->lvs, (d->nlvs + 1) * sizeof(*d->lvs));
+		d->lvs = pk_xgrow(d->lvs, &d->lvs_cap, d->nlvs + 1, sizeof(*d->lvs));
 		memmove(&d->lvs[pos + 1], &d->lvs[pos], (d->nlvs - pos) * sizeof(*d->lvs));
 		d->lvs[pos] = lv;
 		d->nlvs++;
@@ -334,13 +337,7 @@ int pk_lvmapd_remove(struct pk_lvmapd *d, const char *vg, const char *lv,
 	size_t pos;
 	unsigned opens;
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += d->busy_wait_ms / 1000;
-	deadline.tv_nsec += (long)(d->busy_wait_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	pk_clock_deadline(CLOCK_MONOTONIC, d->busy_wait_ms, &deadline);
 	pthread_mutex_lock(&d->lock);
 	for (;;) {
 		if (!lv_find(d, vg, lv, &pos)) {
@@ -440,8 +437,7 @@ bool pk_lvmapd_vg_exists(struct pk_lvmapd *d, const char *vg)
 int pk_lvmapd_list(struct pk_lvmapd *d, const char *vg, char ***ret_names,
 		   size_t *ret_count)
 {
-	char **names = NULL;
-	size_t n = 0;
+	struct pk_strv names = PK_STRV_INIT;
 
 	pthread_mutex_lock(&d->lock);
 	for (size_t i = 0; i < d->nlvs; i++) {
@@ -460,24 +456,14 @@ int pk_lvmapd_list(struct pk_lvmapd *d, const char *vg, char ***ret_names,
 			}
 			name = x->vg;
 		}
-		names = pk_xrealloc(names, (n + 1) * sizeof(*names));
-		names[n++] = pk_xstrdup(name);
+		pk_strv_push(&names, name);
 	}
 	pthread_mutex_unlock(&d->lock);
-	if (vg && n == 0) {
+	if (vg && names.n == 0) {
 		return -ENOENT;
 	}
-	*ret_names = names;
-	*ret_count = n;
+	*ret_names = pk_strv_steal(&names, ret_count);
 	return 0;
-}
-
-void pk_lvmapd_names_free(char **names, size_t count)
-{
-	for (size_t i = 0; i < count; i++) {
-		free(names[i]);
-	}
-	free(names);
 }
 
 int pk_lvmapd_chown(struct pk_lvmapd *d, const char *vg, const char *lv, uid_t uid,

@@ -103,12 +103,11 @@ bool pk_lvmapd_vg_exists(struct pk_lvmapd *d, const char *vg);
 
 /*
  * Names, in order: of the vgs when vg is NULL, else of vg's LVs (-ENOENT
- * if the vg has none). *ret_names is a heap array of heap strings, free
- * with pk_lvmapd_names_free.
+ * if the vg has none). *ret_names is a common/strv.h array (NULL when
+ * empty), free with pk_strv_free.
  */
 int pk_lvmapd_list(struct pk_lvmapd *d, const char *vg, char ***ret_names,
 		   size_t *ret_count);
-void pk_lvmapd_names_free(char **names, size_t count);
 
 /* (uid_t)-1 / (gid_t)-1 leave that id unchanged. -ENOENT if not loaded. */
 int pk_lvmapd_chown(struct pk_lvmapd *d, const char *vg, const char *lv, uid_t uid,

@@ -16,6 +16,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/xalloc.h"
 #include "lvmapd/fs.h"
 #include "lvmapd/lvmapd.h"
@@ -58,12 +60,9 @@ static void usage(FILE *out)
 
 static int parse_id(const char *s, bool group, unsigned *ret)
 {
-	char *end;
-	unsigned long v;
+	uint64_t v;
 
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (*s != '\0' && *end == '\0' && errno == 0 && v < UINT32_MAX) {
+	if (pk_parse_u64(s, &v) == 0 && v < UINT32_MAX) {
 		*ret = (unsigned)v;
 		return 0;
 	}

@@ -36,7 +36,7 @@ int pk_spm_client_new(const char *urls, struct pk_spm_client **ret, struct pk_er
 		if (!*u) {
 			continue;
 		}
-		sc->clients = pk_xrealloc(sc->clients, (sc->n + 1) * sizeof(*sc->clients));
+		sc->clients = pk_xgrow(sc->clients, NULL, sc->n + 1, sizeof(*sc->clients));
 		r = pk_rpc_client_new(u, PK_MAX_MESSAGE_DEFAULT * 4, &sc->clients[sc->n], err);
 		if (r < 0) {
 			break;

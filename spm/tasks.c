@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,7 +12,9 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/statefile.h"
+#include "common/strv.h"
 #include "common/xalloc.h"
 #include "spm/spm.h"
 #include "spm/volume.h"
@@ -84,11 +87,15 @@ static int task_parse(char *text, struct spm_task_info *t)
 		} else if (!strcmp(line, "volume")) {
 			copy_field(t->volume_id, sizeof(t->volume_id), v);
 		} else if (!strcmp(line, "created")) {
-			t->created_ms = strtoull(v, NULL, 10);
+			(void)pk_parse_u64(v, &t->created_ms);
 		} else if (!strcmp(line, "finished")) {
-			t->finished_ms = strtoull(v, NULL, 10);
+			(void)pk_parse_u64(v, &t->finished_ms);
 		} else if (!strcmp(line, "progress")) {
-			t->progress = (unsigned)strtoul(v, NULL, 10);
+			uint64_t p = 0;
+
+			if (pk_parse_u64(v, &p) == 0 && p <= UINT_MAX) {
+				t->progress = (unsigned)p;
+			}
 		} else if (!strcmp(line, "error_code")) {
 			enum pk_errc c;
 			if (pk_errc_from_name(v, &c) == 0) {
@@ -127,10 +134,7 @@ static struct task *tasks_find(struct spm_tasks *tasks, const char *id)
 
 static struct task *tasks_append(struct spm_tasks *tasks)
 {
-	if (tasks->n == tasks->cap) {
-		tasks->cap = tasks->cap ? tasks->cap * 2 : 32;
-		tasks->v = pk_xrealloc(tasks->v, tasks->cap * sizeof(*tasks->v));
-	}
+	tasks->v = pk_xgrow(tasks->v, &tasks->cap, tasks->n + 1, sizeof(*tasks->v));
 	memset(&tasks->v[tasks->n], 0, sizeof(tasks->v[0]));
 	return &tasks->v[tasks->n++];
 }
@@ -170,7 +174,7 @@ int spm_tasks_new(const char *dir, struct spm_tasks **ret, struct pk_error *err)
 		}
 		free(data);
 	}
-	pk_statefile_names_free(names, n);
+	pk_strv_free(names);
 	*ret = tasks;
 	return 0;
 }

@@ -144,10 +144,7 @@ void spm_volume_cache_update(struct spm *spm, const char *domain, const struct s
 		} else if (i < c->list.n) {
 			c->list.v[i] = *v;
 		} else {
-			if (c->list.n + 1 >= c->cap) {
-				c->cap = c->cap * 2 + 16;
-				c->list.v = pk_xrealloc(c->list.v, c->cap * sizeof(*c->list.v));
-			}
+			c->list.v = pk_xgrow(c->list.v, &c->cap, c->list.n + 1, sizeof(*c->list.v));
 			c->list.v[c->list.n++] = *v;
 		}
 		c->vg_free = (uint64_t)((int64_t)c->vg_free + free_delta);

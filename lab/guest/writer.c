@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
+#include "common/parse.h"
 #include "lab/writelog.h"
 
 #define MAX_DISKS 16
@@ -82,14 +84,6 @@ static void out_line(const char *fmt, ...)
 	}
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void sleep_ms(uint64_t ms)
 {
 	struct timespec ts = { .tv_sec = (time_t)(ms / 1000),
@@ -108,20 +102,6 @@ static uint64_t xorshift64(uint64_t *s)
 	x ^= x << 17;
 	*s = x;
 	return x;
-}
-
-static int parse_num(const char *s, uint64_t *ret)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-') {
-		return -EINVAL;
-	}
-	*ret = v;
-	return 0;
 }
 
 static int add_disks(struct writer *w, const char *list)
@@ -172,10 +152,10 @@ static int parse_args(struct writer *w, int argc, char **argv)
 			r = add_disks(w, optarg);
 			break;
 		case 'n':
-			r = parse_num(optarg, &w->blocks);
+			r = pk_parse_u64(optarg, &w->blocks);
 			break;
 		case 'i':
-			r = parse_num(optarg, &w->interval_ms);
+			r = pk_parse_u64(optarg, &w->interval_ms);
 			break;
 		case 'o':
 			if (strcmp(optarg, "random") == 0 || strcmp(optarg, "seq") == 0) {
@@ -185,10 +165,10 @@ static int parse_args(struct writer *w, int argc, char **argv)
 			}
 			break;
 		case 's':
-			r = parse_num(optarg, &w->stats_s);
+			r = pk_parse_u64(optarg, &w->stats_s);
 			break;
 		case 'c':
-			r = parse_num(optarg, &w->count);
+			r = pk_parse_u64(optarg, &w->count);
 			break;
 		case 'D':
 			w->dev_dir = optarg;
@@ -298,7 +278,7 @@ static uint64_t next_idx(struct writer *w, struct disk *d)
 static int run(struct writer *w, uint8_t *buf, uint64_t seq)
 {
 	uint64_t writes = 0, errors = 0, period_writes = 0, max_lat = 0;
-	uint64_t start = now_ns(), period_start = start;
+	uint64_t start = pk_clock_monotonic_us(), period_start = start;
 	size_t di = 0;
 
 	for (;;) {
@@ -308,9 +288,9 @@ static int run(struct writer *w, uint8_t *buf, uint64_t seq)
 		ssize_t r;
 
 		pk_writelog_record_format(buf, d->name, seq, idx);
-		t0 = now_ns();
+		t0 = pk_clock_monotonic_us();
 		r = pwrite(d->fd, buf, PK_WRITELOG_BLOCK_SIZE, (off_t)(idx * PK_WRITELOG_BLOCK_SIZE));
-		lat = now_ns() - t0;
+		lat = pk_clock_monotonic_us() - t0;
 		if (r == PK_WRITELOG_BLOCK_SIZE) {
 			out_line("PKACK %s %" PRIu64 " %" PRIu64, d->name, seq, idx);
 			writes++;
@@ -327,14 +307,14 @@ static int run(struct writer *w, uint8_t *buf, uint64_t seq)
 		seq++;
 		di = (di + 1) % w->ndisks;
 
-		now = now_ns();
-		if (w->stats_s && now - period_start >= w->stats_s * 1000000000u) {
-			double secs = (double)(now - period_start) / 1e9;
+		now = pk_clock_monotonic_us();
+		if (w->stats_s && now - period_start >= w->stats_s * 1000000u) {
+			double secs = (double)(now - period_start) / 1e6;
 
 			out_line("PKSTATS seq=%" PRIu64 " writes=%" PRIu64 " errors=%" PRIu64
 				 " rate=%.1f/s max_lat_ms=%.1f uptime_s=%.0f",
 				 seq, writes, errors, (double)period_writes / secs,
-				 (double)max_lat / 1e6, (double)(now - start) / 1e9);
+				 (double)max_lat / 1e3, (double)(now - start) / 1e6);
 			period_start = now;
 			period_writes = 0;
 			max_lat = 0;
@@ -375,7 +355,7 @@ int main(int argc, char **argv)
 	if (scan_max_seq(&w, chunk, &max_seq) < 0) {
 		return 1;
 	}
-	w.rng = (now_ns() ^ (max_seq * UINT64_C(0x9e3779b97f4a7c15))) | 1;
+	w.rng = (pk_clock_monotonic_us() ^ (max_seq * UINT64_C(0x9e3779b97f4a7c15))) | 1;
 
 	char names[MAX_DISKS * (PK_WRITELOG_DISK_MAX + 1) + 1] = "";
 	size_t used = 0;

@@ -94,7 +94,7 @@ static void strv_add(char ***v, const char *s)
 	if (pk_lvm_tags_contain(*v, s)) {
 		return;
 	}
-	*v = pk_xrealloc(*v, (n + 2) * sizeof(**v));
+	*v = pk_xgrow(*v, NULL, n + 2, sizeof(**v));
 	(*v)[n] = pk_xstrdup(s);
 	(*v)[n + 1] = NULL;
 }
@@ -293,7 +293,7 @@ void fake_lvm_set_open(const char *vg, const char *lv, bool open)
 
 static void lv_release(struct fake_lv *lv)
 {
-	pk_lvm_strv_free(lv->tags);
+	pk_strv_free(lv->tags);
 	free(lv->segs);
 }
 
@@ -303,8 +303,8 @@ static void vg_release(struct fake_vg *vg)
 		lv_release(&vg->lvs[i]);
 	}
 	free(vg->lvs);
-	pk_lvm_strv_free(vg->tags);
-	pk_lvm_strv_free(vg->pvs);
+	pk_strv_free(vg->tags);
+	pk_strv_free(vg->pvs);
 }
 
 void fake_lvm_reset(void)
@@ -467,7 +467,7 @@ void pk_lvm_free(struct pk_lvm *lvm)
 	if (!lvm) {
 		return;
 	}
-	pk_lvm_strv_free(lvm->devices);
+	pk_strv_free(lvm->devices);
 	free(lvm);
 }
 

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include "common/clock.h"
 #include "common/rpc.h"
 #include "common/xalloc.h"
 
@@ -78,8 +79,7 @@ void rpc_fixture_stop(struct rpc_fixture *f)
 		free(reply);
 		pk_rpc_client_free(c);
 	}
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 10;
+	pk_clock_deadline(CLOCK_REALTIME, 10000, &until);
 	pthread_mutex_lock(&f->lock);
 	while (!f->quiesced) {
 		if (pthread_cond_timedwait(&f->cond, &f->lock, &until) != 0) {

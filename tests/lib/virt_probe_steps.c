@@ -11,17 +11,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
+#include "common/strv.h"
 #include "common/xalloc.h"
 
-static void deadline(struct timespec *ts, double seconds)
+/* A step's "SECONDS" argument (a decimal fraction) in milliseconds. */
+static unsigned seconds_ms(const char *arg)
 {
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += (time_t)seconds;
-	ts->tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
+	double s = atof(arg);
+
+	return s > 0 ? (unsigned)(s * 1000) : 0;
 }
 
 /* ---- helpers -------------------------------------------------------------- */
@@ -339,7 +338,7 @@ int virt_probe_cmd_expect_list(struct probe *p, char **w, int n, struct pk_error
 		}
 		found_all = found_all && found;
 	}
-	hsm_virt_names_free(names, nn);
+	pk_strv_free(names);
 	return found_all ? 0 : virt_probe_fail(err, "a VM is missing from the list");
 }
 
@@ -519,7 +518,7 @@ int virt_probe_cmd_wait(struct probe *p, char **w, int n, enum ev_kind kind, str
 	if ((kind == EV_JOB && n != 5) || (kind == EV_LIFECYCLE && n != 4)) {
 		return virt_probe_fail(err, "usage: wait-job VM DISK STATUS SECONDS | wait-lifecycle VM EVENT SECONDS");
 	}
-	deadline(&until, atof(w[n - 1]));
+	pk_clock_deadline(CLOCK_MONOTONIC, seconds_ms(w[n - 1]), &until);
 	pthread_mutex_lock(&p->lock);
 	while (true) {
 		bool found = false;
@@ -559,12 +558,14 @@ int virt_probe_cmd_wait(struct probe *p, char **w, int n, enum ev_kind kind, str
 int virt_probe_cmd_wait_conn(struct probe *p, char **w, int n, bool reconnect, struct pk_error *err)
 {
 	struct timespec until;
+	uint64_t end_ms;
 	int r = 0;
 
 	if (n != 2) {
 		return virt_probe_fail(err, "usage: wait-disconnected|wait-reconnect SECONDS");
 	}
-	deadline(&until, atof(w[1]));
+	pk_clock_deadline(CLOCK_MONOTONIC, seconds_ms(w[1]), &until);
+	end_ms = pk_clock_monotonic_ms() + seconds_ms(w[1]);
 	pthread_mutex_lock(&p->lock);
 	while (true) {
 		if (reconnect && p->reconnects > p->reconnects_seen) {
@@ -578,11 +579,9 @@ int virt_probe_cmd_wait_conn(struct probe *p, char **w, int n, bool reconnect, s
 			/* No callback for the loss itself: poll. */
 			struct timespec step;
 
-			deadline(&step, 0.05);
+			pk_clock_deadline(CLOCK_MONOTONIC, 50, &step);
 			pthread_cond_timedwait(&p->cond, &p->lock, &step);
-			struct timespec now;
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			if (now.tv_sec > until.tv_sec) {
+			if (pk_clock_monotonic_ms() > end_ms) {
 				r = pk_error_set(err, PK_E_TIMEOUT, ETIMEDOUT, "still connected");
 				break;
 			}

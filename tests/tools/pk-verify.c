@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/parse.h"
 #include "common/xalloc.h"
 #include "lab/writelog.h"
 
@@ -66,20 +67,6 @@ static void usage(FILE *f)
 		"SERIAL_LOG) holds that write or a later one. IMAGE: raw file, block\n"
 		"device or qcow2 (flattened with qemu-img convert).\n"
 		"Exit: 0 nothing lost, 1 acknowledged writes lost, 2 usage/IO error.\n");
-}
-
-static int parse_u64_arg(const char *s, uint64_t *ret)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-') {
-		return -EINVAL;
-	}
-	*ret = v;
-	return 0;
 }
 
 static int parse_disk_arg(struct verify_opts *o, char *arg, struct pk_error *err)
@@ -138,14 +125,14 @@ static int parse_args(struct verify_opts *o, int argc, char **argv, struct pk_er
 			}
 			break;
 		case 'n':
-			if (parse_u64_arg(optarg, &o->blocks) < 0 || o->blocks == 0) {
+			if (pk_parse_u64(optarg, &o->blocks) < 0 || o->blocks == 0) {
 				return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
 						    "--blocks '%s': expected a positive number",
 						    optarg);
 			}
 			break;
 		case 'm':
-			if (parse_u64_arg(optarg, &o->max_report) < 0) {
+			if (pk_parse_u64(optarg, &o->max_report) < 0) {
 				return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
 						    "--max-report '%s': expected a number", optarg);
 			}

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "common/strv.h"
 #include "common/xalloc.h"
 #include "hsm/virt.h"
 #include "hsm/vmxml.h"
@@ -332,7 +333,7 @@ static void test_fake_virt__events_are_lost_while_disconnected(void **state)
 	assert_int_equal(hsm_virt_domain_list(v, &names, &n, &err), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(names[0], "vm1");
-	hsm_virt_names_free(names, n);
+	pk_strv_free(names);
 	hsm_virt_free(v);
 }
 

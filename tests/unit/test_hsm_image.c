@@ -17,6 +17,7 @@
 
 #include "common/locks.h"
 #include "common/log.h"
+#include "common/strv.h"
 #include "hsm/chain.h"
 #include "hsm/vm.h"
 #include "common/lvm.h"
@@ -170,7 +171,7 @@ static void test_hsm_image__qemu_img_json(void **state)
 	assert_int_equal(n, 2);
 	assert_string_equal(names[0], "/run/s/d/i/top");
 	assert_string_equal(names[1], "/run/s/d/i/b\"ase");
-	hsm_strv_free(names, n);
+	pk_strv_free(names);
 
 	assert_true(hsm_qemu_img_chain_parse("{}", &names, &n, &err) < 0);
 	assert_true(hsm_qemu_img_chain_parse("[{\"filename\": \"a\"", &names, &n, &err) < 0);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/lvmap.h"
+#include "common/strv.h"
 #include "lvmapd/lvmapd.h"
 #include "tests/unit/test_lvmap_fixture.h"
 
@@ -344,7 +345,7 @@ static void test_lvmapd__names_listing_and_attributes(void **state)
 
 	assert_int_equal(pk_lvmapd_list(d, NULL, &names, &n), 0);
 	assert_int_equal(n, 0);
-	pk_lvmapd_names_free(names, n);
+	pk_strv_free(names);
 	assert_int_equal(cmd(d, &err, "load b/x\n0 1 %s 0\n", f->pv[0]), 0);
 	assert_int_equal(cmd(d, &err, "load a/z\n0 1 %s 1\n", f->pv[0]), 0);
 	assert_int_equal(cmd(d, &err, "load b/a\n0 1 %s 2\n", f->pv[0]), 0);
@@ -355,12 +356,12 @@ static void test_lvmapd__names_listing_and_attributes(void **state)
 	assert_string_equal(names[0], "a");
 	assert_string_equal(names[1], "b");
 	assert_string_equal(names[2], "c");
-	pk_lvmapd_names_free(names, n);
+	pk_strv_free(names);
 	assert_int_equal(pk_lvmapd_list(d, "b", &names, &n), 0);
 	assert_int_equal(n, 2);
 	assert_string_equal(names[0], "a");
 	assert_string_equal(names[1], "x");
-	pk_lvmapd_names_free(names, n);
+	pk_strv_free(names);
 	assert_int_equal(pk_lvmapd_list(d, "nope", &names, &n), -ENOENT);
 
 	assert_true(pk_lvmapd_vg_exists(d, "a"));

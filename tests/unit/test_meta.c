@@ -96,7 +96,7 @@ static void expect_illegal(const char *lv, char **tags, const char *needle)
 	if (!strstr(err.message, needle)) {
 		fail_msg("message '%s' lacks '%s'", err.message, needle);
 	}
-	pk_lvm_strv_free(tags);
+	pk_strv_free(tags);
 }
 
 /* ---- encode / decode ------------------------------------------------------ */
@@ -154,7 +154,7 @@ static void test_meta__optional_tags_and_foreign_tags(void **state)
 	assert_int_equal(m.generation, 0);
 	assert_int_equal(m.ctime, 0);
 	assert_string_equal(m.description, "");
-	pk_lvm_strv_free(tags);
+	pk_strv_free(tags);
 }
 
 static void test_meta__missing_or_repeated_tags_are_illegal(void **state)
@@ -281,7 +281,7 @@ static void test_meta__diff_is_one_commit_with_generation_bumped(void **state)
 	assert_string_equal(add.tag[0], "PK_PARENT=" PK_META_NO_PARENT);
 	assert_string_equal(add.tag[1], "PK_ROLE=INTERNAL");
 	assert_string_equal(add.tag[2], "PK_GEN=8");
-	pk_lvm_strv_free(stored);
+	pk_strv_free(stored);
 
 	/* Nothing changed: the generation alone moves; unknown tags stay. */
 	stored = tags_with("PK_GEN=7", "PK_FUTURE=1");
@@ -299,7 +299,7 @@ static void test_meta__diff_is_one_commit_with_generation_bumped(void **state)
 	assert_int_equal(add.count, 3);
 	assert_string_equal(add.tag[1], "PK_CTIME=99");
 	assert_string_equal(add.tag[2], "PK_DESC=d");
-	pk_lvm_strv_free(stored);
+	pk_strv_free(stored);
 	stored = tags_with("PK_GEN=7", "PK_DESC=old");
 	base_meta(&next);
 	assert_int_equal(pk_meta_volume_diff(VOL, stored, &next, &add, &del, NULL, &err), 0);
@@ -310,17 +310,17 @@ static void test_meta__diff_is_one_commit_with_generation_bumped(void **state)
 	next.capacity = 0;
 	assert_int_equal(pk_meta_volume_diff(VOL, stored, &next, &add, &del, NULL, &err),
 			 -EINVAL);
-	pk_lvm_strv_free(stored);
+	pk_strv_free(stored);
 	stored = tags_with("PK_FMT", NULL);
 	base_meta(&next);
 	assert_int_equal(pk_meta_volume_diff(VOL, stored, &next, &add, &del, NULL, &err),
 			 -EBADMSG);
 	assert_int_equal(err.code, PK_E_ILLEGAL);
-	pk_lvm_strv_free(stored);
+	pk_strv_free(stored);
 	stored = tags_with("PK_GEN=18446744073709551615", NULL);
 	assert_int_equal(pk_meta_volume_diff(VOL, stored, &next, &add, &del, NULL, &err),
 			 -EOVERFLOW);
-	pk_lvm_strv_free(stored);
+	pk_strv_free(stored);
 }
 
 /* ---- domains ----------------------------------------------------------------- */
@@ -357,30 +357,30 @@ static void test_meta__domain_tags(void **state)
 	assert_int_equal(pk_meta_domain_decode("vg0", t, &back, &err), -ENOENT);
 	assert_int_equal(err.code, PK_E_NOT_FOUND);
 	assert_non_null(strstr(err.message, "VG 'vg0' is not a poolkeeper storage domain"));
-	pk_lvm_strv_free(t);
+	pk_strv_free(t);
 	assert_int_equal(pk_meta_domain_decode("vg0", NULL, &back, &err), -ENOENT);
 
 	t = tags_of((const char *const[]){ "PK_ROLE=DOMAIN", "PK_DOMAIN=" DOMAIN,
 					   "PK_VERSION=2", NULL });
 	assert_int_equal(pk_meta_domain_decode("vg0", t, &back, &err), -EOPNOTSUPP);
 	assert_int_equal(err.code, PK_E_UNSUPPORTED);
-	pk_lvm_strv_free(t);
+	pk_strv_free(t);
 
 	t = tags_of((const char *const[]){ "PK_ROLE=DOMAIN", "PK_VERSION=1", NULL });
 	assert_int_equal(pk_meta_domain_decode("vg0", t, &back, &err), -EBADMSG);
 	assert_non_null(strstr(err.message, "PK_DOMAIN"));
-	pk_lvm_strv_free(t);
+	pk_strv_free(t);
 
 	t = tags_of((const char *const[]){ "PK_ROLE=DOMAIN", "PK_DOMAIN=" DOMAIN,
 					   "PK_VERSION=01", NULL });
 	assert_int_equal(pk_meta_domain_decode("vg0", t, &back, &err), -EBADMSG);
 	assert_non_null(strstr(err.message, "PK_VERSION='01'"));
-	pk_lvm_strv_free(t);
+	pk_strv_free(t);
 
 	t = tags_of((const char *const[]){ "PK_ROLE=DOMAIN", "PK_ROLE=DOMAIN2", NULL });
 	assert_int_equal(pk_meta_domain_decode("vg0", t, &back, &err), -EBADMSG);
 	assert_non_null(strstr(err.message, "twice"));
-	pk_lvm_strv_free(t);
+	pk_strv_free(t);
 }
 
 static void test_meta__names(void **state)

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "common/statefile.h"
+#include "common/strv.h"
 
 static char dir[64];
 
@@ -75,7 +76,7 @@ static void test_statefile__list_skips_temp_and_other(void **state)
 	assert_int_equal(n, 2);
 	assert_string_equal(names[0], "a.job");
 	assert_string_equal(names[1], "b.job");
-	pk_statefile_names_free(names, n);
+	pk_strv_free(names);
 	assert_int_equal(pk_statefile_list("/nonexistent-pk", ".job", &names, &n, &err), 0);
 	assert_int_equal(n, 0);
 }
