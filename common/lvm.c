@@ -24,6 +24,7 @@
 #include "common/lvm_internal.h"
 #include "common/lvm_text.h"
 #include "common/statefile.h"
+#include "common/strv.h"
 #include "common/xalloc.h"
 
 /* liblvm2cmd splits a command line into at most 64 words (MAX_ARGS). */
@@ -31,35 +32,6 @@
 /* LVM formats every log line into a 4096-byte buffer. */
 #define LVM_LINE_MAX 4095
 #define LOCK_TIMEOUT_DEFAULT_MS 10000
-
-/* ---- small growable buffer ------------------------------------------- */
-
-static void buf_add(struct pk_lvm_buf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-
-		while (cap < b->len + n + 1) {
-			cap *= 2;
-		}
-		b->p = pk_xrealloc(b->p, cap);
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void buf_adds(struct pk_lvm_buf *b, const char *s)
-{
-	buf_add(b, s, strlen(s));
-}
-
-static void buf_release(struct pk_lvm_buf *b)
-{
-	free(b->p);
-	memset(b, 0, sizeof(*b));
-}
 
 /* ---- process-wide liblvm2cmd state ------------------------------------ */
 
@@ -76,18 +48,18 @@ static bool lvm_exists;
 
 void pk_lvm_capture_release(struct pk_lvm_capture *cap)
 {
-	buf_release(&cap->report);
-	buf_release(&cap->errors);
-	buf_release(&cap->notes);
+	pk_buf_release(&cap->report);
+	pk_buf_release(&cap->errors);
+	pk_buf_release(&cap->notes);
 	cap->truncated = false;
 }
 
-static void capture_line(struct pk_lvm_buf *b, const char *msg)
+static void capture_line(struct pk_buf *b, const char *msg)
 {
 	if (b->len > 0) {
-		buf_adds(b, "; ");
+		pk_buf_append(b, "; ", 2);
 	}
-	buf_adds(b, msg);
+	pk_buf_append(b, msg, strlen(msg));
 }
 
 static void lvm_log(int level, const char *file, int line, int dm_errno, const char *msg)
@@ -111,8 +83,8 @@ static void lvm_log(int level, const char *file, int line, int dm_errno, const c
 			if (strlen(msg) >= LVM_LINE_MAX - 1) {
 				cap->truncated = true;
 			}
-			buf_adds(&cap->report, m);
-			buf_adds(&cap->report, "\n");
+			pk_buf_append(&cap->report, m, strlen(m));
+			pk_buf_append(&cap->report, "\n", 1);
 		} else {
 			capture_line(&cap->notes, m);
 		}
@@ -155,9 +127,9 @@ void pk_lvm_cmd_arg(struct pk_lvm_cmd *c, const char *arg)
 	 * word starting with '#' as a comment. */
 	assert(arg[0] != '\0' && arg[0] != '#' && !strpbrk(arg, " \t\n'\""));
 	if (c->line.len > 0) {
-		buf_adds(&c->line, " ");
+		pk_buf_append(&c->line, " ", 1);
 	}
-	buf_adds(&c->line, arg);
+	pk_buf_append(&c->line, arg, strlen(arg));
 	c->argc++;
 }
 
@@ -208,7 +180,7 @@ static int lvm_run(struct pk_lvm *lvm, struct pk_lvm_cmd *c, const char *what, s
 		pk_lvm_capture_release(cap);
 		pthread_mutex_lock(&lvm_lock);
 		lvm_capture = cap;
-		rc = lvm2_run(lvm->handle, c->line.p);
+		rc = lvm2_run(lvm->handle, c->line.data);
 		lvm_capture = NULL;
 		pthread_mutex_unlock(&lvm_lock);
 
@@ -221,7 +193,7 @@ static int lvm_run(struct pk_lvm *lvm, struct pk_lvm_cmd *c, const char *what, s
 			}
 			return 0;
 		}
-		text = cap->errors.len ? cap->errors.p : (cap->notes.len ? cap->notes.p : "");
+		text = cap->errors.len ? cap->errors.data : (cap->notes.len ? cap->notes.data : "");
 		code = pk_lvm_classify_failure(rc, text);
 		if (code == PK_E_BUSY && pk_clock_monotonic_ms() - start < lvm->lock_timeout_ms) {
 			struct timespec ts = { 0, (long)delay_ms * 1000000L };
@@ -318,7 +290,7 @@ static void lvm_dispose(struct pk_lvm *lvm)
 		free(path);
 		rmdir(lvm->conf_dir);
 	}
-	pk_lvm_strv_free(lvm->devices);
+	pk_strv_free(lvm->devices);
 	free(lvm->conf_dir);
 	free(lvm);
 }
@@ -409,7 +381,7 @@ int pk_lvm_new(const struct pk_lvm_config *config, struct pk_lvm **ret, struct p
 	pthread_mutex_unlock(&lvm_lock);
 	if (!lvm->handle) {
 		r = pk_error_set(err, PK_E_INTERNAL, EIO, "lvm2_init on '%s' failed: %s",
-				 lvm->conf_dir, cap.errors.len ? cap.errors.p : "no reason given");
+				 lvm->conf_dir, cap.errors.len ? cap.errors.data : "no reason given");
 		goto fail;
 	}
 	pk_lvm_capture_release(&cap);
@@ -456,7 +428,7 @@ int pk_lvm_exec(struct pk_lvm *lvm, struct pk_lvm_cmd *c, struct pk_lvm_capture 
 	va_end(ap);
 	r = lvm_run(lvm, c, what, report ? report : &local, err);
 	free(what);
-	buf_release(&c->line);
+	pk_buf_release(&c->line);
 	pk_lvm_capture_release(&local);
 	return r;
 }

@@ -247,9 +247,6 @@ int pk_lvm_lv_activation(struct pk_lvm *lvm, const char *vg, const char *lv,
  * its fake (tests/fakes/fake_lvm.c) share one definition.
  */
 
-/* Transitional, for common/lvm.c until it calls pk_strv_free itself. */
-#define pk_lvm_strv_free(strv) pk_strv_free(strv)
-
 /* Frees the heap parts of vg and zeroes it. NULL-safe. */
 static inline void pk_lvm_vg_release(struct pk_lvm_vg *vg)
 {

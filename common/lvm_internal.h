@@ -14,21 +14,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/buf.h"
 #include "common/error.h"
 #include "common/lvm.h"
 
-/* A growable string (common/lvm.c appends, pk_lvm_capture_release frees). */
-struct pk_lvm_buf {
-	char *p;
-	size_t len;
-	size_t cap;
-};
-
 /* What one LVM command printed, as the log function received it. */
 struct pk_lvm_capture {
-	struct pk_lvm_buf report; /* report lines ("LVM2_..."), each ending in '\n' */
-	struct pk_lvm_buf errors; /* error lines, "; " between them */
-	struct pk_lvm_buf notes;  /* other printed lines, "; " between them */
+	struct pk_buf report; /* report lines ("LVM2_..."), each ending in '\n' */
+	struct pk_buf errors; /* error lines, "; " between them */
+	struct pk_buf notes;  /* other printed lines, "; " between them */
 	bool truncated;           /* a report line filled LVM's line buffer */
 };
 
@@ -45,7 +39,7 @@ struct pk_lvm {
 
 /* One LVM command line; arguments are validated before they get here. */
 struct pk_lvm_cmd {
-	struct pk_lvm_buf line;
+	struct pk_buf line;
 	int argc;
 };
 

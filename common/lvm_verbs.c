@@ -62,7 +62,7 @@ int pk_lvm_vg_report(struct pk_lvm *lvm, const char *vg, struct pk_lvm_vg *ret,
 	pk_lvm_cmd_arg(&c, vg);
 	r = pk_lvm_exec(lvm, &c, &cap, err, "report of volume group '%s'", vg);
 	if (r == 0) {
-		r = pk_lvm_report_vg_parse(cap.report.p ? cap.report.p : (char *)"", ret, err);
+		r = pk_lvm_report_vg_parse(cap.report.data ? cap.report.data : (char *)"", ret, err);
 		if (r < 0) {
 			pk_error_prefix(err, "report of volume group '%s'", vg);
 		}
@@ -177,8 +177,8 @@ int pk_lvm_lv_extend(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_
 		     size);
 	/* LVM refuses to "extend" to the size the LV has or below it. */
 	if (r < 0 && cap.errors.len &&
-	    (strstr(cap.errors.p, "matches existing size") ||
-	     strstr(cap.errors.p, "not larger than existing size"))) {
+	    (strstr(cap.errors.data, "matches existing size") ||
+	     strstr(cap.errors.data, "not larger than existing size"))) {
 		pk_error_clear(err);
 		r = 0;
 	}
@@ -224,7 +224,7 @@ int pk_lvm_lv_report(struct pk_lvm *lvm, const char *vg, const char *lv,
 	r = pk_lvm_exec(lvm, &c, &cap, err, "report of %s '%s%s%s'", lv ? "LV" : "the LVs of", vg,
 		     lv ? "/" : "", lv ? lv : "");
 	if (r == 0) {
-		r = pk_lvm_report_lvs_parse(cap.report.p ? cap.report.p : (char *)"", ret, err);
+		r = pk_lvm_report_lvs_parse(cap.report.data ? cap.report.data : (char *)"", ret, err);
 		if (r == 0 && lv && ret->count != 1) {
 			size_t count = ret->count;
 

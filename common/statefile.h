@@ -36,7 +36,4 @@ int pk_statefile_remove(const char *dir, const char *name, struct pk_error *err)
 int pk_statefile_list(const char *dir, const char *suffix, char ***ret_names,
 		      size_t *ret_count, struct pk_error *err);
 
-/* Transitional, for hsm/merge.c until it calls pk_strv_free itself. */
-#define pk_statefile_names_free(names, count) ((void)(count), pk_strv_free(names))
-
 #endif

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/rpc.h"
 #include "common/statefile.h"
+#include "common/strv.h"
 #include "common/xalloc.h"
 #include "hsm/image.h"
 #include "hsm/merge_job.h"
@@ -60,10 +61,7 @@ static struct hsm_merge_job *find_drive_job(struct hsm_merge *m, const char *vm,
 /* m->lock held. */
 static void add_job(struct hsm_merge *m, struct hsm_merge_job *job)
 {
-	if (m->njobs == m->cap) {
-		m->cap = m->cap ? m->cap * 2 : 16;
-		m->jobs = pk_xrealloc(m->jobs, m->cap * sizeof(*m->jobs));
-	}
+	m->jobs = pk_xgrow(m->jobs, &m->cap, m->njobs + 1, sizeof(*m->jobs));
 	m->jobs[m->njobs++] = job;
 }
 
@@ -243,7 +241,7 @@ int hsm_merge_start(struct hsm *hsm, struct pk_error *err)
 	}
 	prune_locked(m);
 	pthread_mutex_unlock(&m->lock);
-	pk_statefile_names_free(names, n);
+	pk_strv_free(names);
 	if (n) {
 		pk_log_info("merge jobs loaded records=%zu resumed=%u", n, resumed);
 	}

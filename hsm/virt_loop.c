@@ -203,7 +203,7 @@ int hsm_virt_new(const struct hsm_virt_config *cfg, const struct hsm_virt_callba
 {
 	struct hsm_virt *v;
 	pthread_condattr_t ca;
-	struct timespec until, now;
+	uint64_t until_ms;
 	unsigned delay;
 	int r;
 
@@ -240,7 +240,7 @@ int hsm_virt_new(const struct hsm_virt_config *cfg, const struct hsm_virt_callba
 	}
 	v->loop_started = true;
 
-	pk_clock_deadline(CLOCK_MONOTONIC, cfg ? cfg->connect_timeout_ms : 0, &until);
+	until_ms = pk_clock_monotonic_ms() + (cfg ? cfg->connect_timeout_ms : 0);
 	delay = v->reconnect_min_ms;
 	while (true) {
 		virConnectPtr conn = NULL;
@@ -261,9 +261,7 @@ int hsm_virt_new(const struct hsm_virt_config *cfg, const struct hsm_virt_callba
 			hsm_virt_conn_recheck(v, conn);
 			break;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec > until.tv_sec ||
-		    (now.tv_sec == until.tv_sec && now.tv_nsec >= until.tv_nsec)) {
+		if (pk_clock_monotonic_ms() >= until_ms) {
 			if (err) {
 				*err = e1;
 			}
