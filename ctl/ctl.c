@@ -47,6 +47,44 @@ int ctl_call(struct ctl *ctl, enum ctl_target target, Pk__Request *req,
 	return pk_codec_call(ctl->hsm, req, ctl->timeout_ms, ret_resp, NULL, err);
 }
 
+int ctl_call_discard(struct ctl *ctl, enum ctl_target target, Pk__Request *req,
+		     struct pk_error *err)
+{
+	Pk__Response *resp = NULL;
+	int r = ctl_call(ctl, target, req, &resp, err);
+
+	if (resp) {
+		pk__response__free_unpacked(resp, NULL);
+	}
+	return r;
+}
+
+int ctl_vm_get(struct ctl *ctl, const char *name, Pk__Response **ret_resp,
+	       const Pk__VmInfo **ret_vm, struct pk_error *err)
+{
+	Pk__Request req = PK__REQUEST__INIT;
+	Pk__VmListRequest vl = PK__VM_LIST_REQUEST__INIT;
+	Pk__Response *resp = NULL;
+	int r;
+
+	vl.name = (char *)name;
+	req.call_case = PK__REQUEST__CALL_VM_LIST;
+	req.vm_list = &vl;
+	r = ctl_call(ctl, CTL_HSM, &req, &resp, err);
+	if (r == 0 && resp->vm_list->n_vms != 1) {
+		r = pk_error_set(err, PK_E_NOT_FOUND, ENOENT, "no VM named '%s' on this host", name);
+	}
+	if (r < 0) {
+		if (resp) {
+			pk__response__free_unpacked(resp, NULL);
+		}
+		return r;
+	}
+	*ret_resp = resp;
+	*ret_vm = resp->vm_list->vms[0];
+	return 0;
+}
+
 int ctl_call_spm_direct(struct ctl *ctl, Pk__Request *req, Pk__Response **ret_resp,
 			struct pk_error *err)
 {

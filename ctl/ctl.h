@@ -45,6 +45,18 @@ struct ctl {
 int ctl_call(struct ctl *ctl, enum ctl_target target, Pk__Request *req,
 	     Pk__Response **ret_resp, struct pk_error *err);
 
+/* ctl_call for a verb whose answer the caller does not read. */
+int ctl_call_discard(struct ctl *ctl, enum ctl_target target, Pk__Request *req,
+		     struct pk_error *err);
+
+/*
+ * Reads the VM `name` from the hsmd (VmList). On success *ret_resp is
+ * owned by the caller (pk__response__free_unpacked) and *ret_vm points
+ * into it; a name that lists no VM is NOT_FOUND and *ret_resp stays NULL.
+ */
+int ctl_vm_get(struct ctl *ctl, const char *name, Pk__Response **ret_resp,
+	       const Pk__VmInfo **ret_vm, struct pk_error *err);
+
 /*
  * Like ctl_call to CTL_SPM, but to the first address of --spm only (for
  * verbs about one host's spmd: spm start/stop/status, ping).

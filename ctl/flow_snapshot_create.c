@@ -30,30 +30,6 @@
 #include "common/uuid.h"
 #include "ctl/flow.h"
 
-/* Reads one VM; *ret freed by the caller (pk__response__free_unpacked). */
-static int vm_get(struct ctl *ctl, const char *name, Pk__Response **ret, const Pk__VmInfo **vm,
-		  struct pk_error *err)
-{
-	Pk__Request req = PK__REQUEST__INIT;
-	Pk__VmListRequest vl = PK__VM_LIST_REQUEST__INIT;
-	int r;
-
-	vl.name = (char *)name;
-	req.call_case = PK__REQUEST__CALL_VM_LIST;
-	req.vm_list = &vl;
-	r = ctl_call(ctl, CTL_HSM, &req, ret, err);
-	if (r < 0) {
-		return r;
-	}
-	if ((*ret)->vm_list->n_vms != 1) {
-		pk__response__free_unpacked(*ret, NULL);
-		*ret = NULL;
-		return pk_error_set(err, PK_E_NOT_FOUND, ENOENT, "no VM named '%s'", name);
-	}
-	*vm = (*ret)->vm_list->vms[0];
-	return 0;
-}
-
 /* Appends to a message buffer; cut at its end. */
 static void __attribute__((format(printf, 3, 4))) msg_append(char *buf, size_t size,
 							     const char *fmt, ...)
@@ -110,7 +86,6 @@ static int snap_prepare(struct ctl *ctl, const Pk__DriveInfo *d, const char *vol
 {
 	Pk__Request req = PK__REQUEST__INIT;
 	Pk__PrepareImageRequest pi = PK__PREPARE_IMAGE_REQUEST__INIT;
-	Pk__Response *resp = NULL;
 	int r;
 
 	pi.domain_id = d->domain_id;
@@ -118,10 +93,7 @@ static int snap_prepare(struct ctl *ctl, const Pk__DriveInfo *d, const char *vol
 	pi.volume_id = (char *)volume;
 	req.call_case = PK__REQUEST__CALL_PREPARE_IMAGE;
 	req.prepare_image = &pi;
-	r = ctl_call(ctl, CTL_HSM, &req, &resp, err);
-	if (resp) {
-		pk__response__free_unpacked(resp, NULL);
-	}
+	r = ctl_call_discard(ctl, CTL_HSM, &req, err);
 	return r;
 }
 
@@ -212,7 +184,7 @@ static void snap_rollback(struct ctl *ctl, const char *vm, struct ctl_snapshot_i
 	char left[PK_ERROR_MSG_MAX] = "";
 	size_t removed = 0;
 
-	if (vm_get(ctl, vm, &now_resp, &now, &e2) < 0) {
+	if (ctl_vm_get(ctl, vm, &now_resp, &now, &e2) < 0) {
 		now = NULL; /* cannot tell: only volumes not prepared are safe to delete */
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -302,7 +274,7 @@ int ctl_flow_snapshot_create(struct ctl *ctl, const struct ctl_snapshot_create_o
 	int r;
 
 	memset(ret, 0, sizeof(*ret));
-	r = vm_get(ctl, o->vm, &ret->vm_resp, &vm, err);
+	r = ctl_vm_get(ctl, o->vm, &ret->vm_resp, &vm, err);
 	if (r == 0) {
 		r = drives_check(o->drives, vm, err);
 	}

@@ -171,7 +171,6 @@ static int hsm_prepare(struct ctl *ctl, const Pk__DriveInfo *d, struct pk_error 
 {
 	Pk__Request req = PK__REQUEST__INIT;
 	Pk__PrepareImageRequest pi = PK__PREPARE_IMAGE_REQUEST__INIT;
-	Pk__Response *resp = NULL;
 	int r;
 
 	pi.domain_id = d->domain_id;
@@ -179,10 +178,7 @@ static int hsm_prepare(struct ctl *ctl, const Pk__DriveInfo *d, struct pk_error 
 	pi.volume_id = d->volume_id;
 	req.call_case = PK__REQUEST__CALL_PREPARE_IMAGE;
 	req.prepare_image = &pi;
-	r = ctl_call(ctl, CTL_HSM, &req, &resp, err);
-	if (resp) {
-		pk__response__free_unpacked(resp, NULL);
-	}
+	r = ctl_call_discard(ctl, CTL_HSM, &req, err);
 	return r;
 }
 
@@ -223,7 +219,6 @@ static int spm_delete(struct ctl *ctl, const Pk__DriveInfo *d, const char *volum
 {
 	Pk__Request req = PK__REQUEST__INIT;
 	Pk__DeleteVolumeRequest dv = PK__DELETE_VOLUME_REQUEST__INIT;
-	Pk__Response *resp = NULL;
 	int r;
 
 	dv.domain_id = d->domain_id;
@@ -231,33 +226,10 @@ static int spm_delete(struct ctl *ctl, const Pk__DriveInfo *d, const char *volum
 	dv.volume_id = (char *)volume;
 	req.call_case = PK__REQUEST__CALL_DELETE_VOLUME;
 	req.delete_volume = &dv;
-	r = ctl_call(ctl, CTL_SPM, &req, &resp, err);
-	if (resp) {
-		pk__response__free_unpacked(resp, NULL);
-	}
+	r = ctl_call_discard(ctl, CTL_SPM, &req, err);
 	if (r < 0) {
 		pk_error_prefix(err, "volume '%s' is merged away but the SPM did not delete it "
 				"(run the same command again)", volume);
-	}
-	return r;
-}
-
-static int vm_get(struct ctl *ctl, const char *name, Pk__Response **ret, const Pk__VmInfo **vm,
-		  struct pk_error *err)
-{
-	Pk__Request req = PK__REQUEST__INIT;
-	Pk__VmListRequest vl = PK__VM_LIST_REQUEST__INIT;
-	int r;
-
-	vl.name = (char *)name;
-	req.call_case = PK__REQUEST__CALL_VM_LIST;
-	req.vm_list = &vl;
-	r = ctl_call(ctl, CTL_HSM, &req, ret, err);
-	if (r == 0 && (*ret)->vm_list->n_vms != 1) {
-		r = pk_error_set(err, PK_E_NOT_FOUND, ENOENT, "VM '%s' not found on this host", name);
-	}
-	if (r == 0) {
-		*vm = (*ret)->vm_list->vms[0];
 	}
 	return r;
 }
@@ -306,7 +278,7 @@ int ctl_flow_snapshot_delete(struct ctl *ctl, const struct ctl_snapshot_delete_o
 	int r;
 
 	memset(ret, 0, sizeof(*ret));
-	r = vm_get(ctl, o->vm, &vm_resp, &vm, err);
+	r = ctl_vm_get(ctl, o->vm, &vm_resp, &vm, err);
 	if (r == 0) {
 		r = find_volume(ctl, vm, o->volume, o->direction, o->direction_set, &p, err);
 	}
@@ -337,7 +309,7 @@ int ctl_flow_snapshot_delete(struct ctl *ctl, const struct ctl_snapshot_delete_o
 				const Pk__VmInfo *vi = NULL;
 				struct del_plan p2 = { 0 };
 
-				if (vm_get(ctl, o->vm, &vm2, &vi, &again) == 0 &&
+				if (ctl_vm_get(ctl, o->vm, &vm2, &vi, &again) == 0 &&
 				    find_volume(ctl, vi, o->volume, o->direction, o->direction_set,
 						&p2, &again) == 0 &&
 				    p2.orphan) {
