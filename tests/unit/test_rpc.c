@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@ struct calls {
 	pthread_cond_t changed;
 	unsigned entered;     /* calls that reached the handler */
 	unsigned in_progress; /* calls inside the handler now */
+	bool open;            /* "busy" calls may return */
 };
 
 static void calls_init(struct calls *c)
@@ -39,12 +41,39 @@ static void calls_release(struct calls *c)
 	pthread_mutex_destroy(&c->lock);
 }
 
-static void calls_enter(struct calls *c)
+/* Returns how many calls entered, this one included. */
+static unsigned calls_enter(struct calls *c)
 {
+	unsigned nth;
+
 	pthread_mutex_lock(&c->lock);
-	c->entered++;
+	nth = ++c->entered;
 	c->in_progress++;
 	pthread_cond_broadcast(&c->changed);
+	pthread_mutex_unlock(&c->lock);
+	return nth;
+}
+
+/* Lets the "busy" calls return. */
+static void calls_open(struct calls *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->open = true;
+	pthread_cond_broadcast(&c->changed);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Waits (at most 10 s) for calls_open. */
+static void calls_hold(struct calls *c)
+{
+	struct timespec deadline;
+	int rc = 0;
+
+	pk_clock_deadline(CLOCK_REALTIME, 10000, &deadline);
+	pthread_mutex_lock(&c->lock);
+	while (!c->open && rc != ETIMEDOUT) {
+		rc = pthread_cond_timedwait(&c->changed, &c->lock, &deadline);
+	}
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -73,7 +102,8 @@ static void calls_wait(struct calls *c, unsigned entered, unsigned in_progress)
 
 /*
  * Echoes; a request starting with "slow" takes 500 ms, one starting with
- * "busy" 1 to 3 ms; "drop" gets no reply. ctx: a struct calls, or NULL.
+ * "busy" (ctx needed) waits for calls_open, then 0 to 2 ms more; "drop"
+ * gets no reply. ctx: a struct calls, or NULL.
  */
 static int echo_handler(void *ctx, const void *req, size_t len, void **ret, size_t *ret_len)
 {
@@ -81,14 +111,14 @@ static int echo_handler(void *ctx, const void *req, size_t len, void **ret, size
 	unsigned nth = 0;
 
 	if (calls) {
-		calls_enter(calls);
-		nth = calls->entered; /* racy read: only varies the delay */
+		nth = calls_enter(calls);
 	}
 	if (len >= 4 && memcmp(req, "slow", 4) == 0) {
 		usleep(500 * 1000);
 	}
-	if (len >= 4 && memcmp(req, "busy", 4) == 0) {
-		usleep(1000 + (nth % 3) * 1000);
+	if (calls && len >= 4 && memcmp(req, "busy", 4) == 0) {
+		calls_hold(calls);
+		usleep((nth % 3) * 1000);
 	}
 	if (calls) {
 		calls_leave(calls);
@@ -241,7 +271,9 @@ static void test_rpc__stop_while_replies_are_in_flight(void **state)
 							&callers[i]),
 					 0);
 		}
+		/* Every worker is in the handler; they all reply as the stop begins. */
 		calls_wait(&calls, WORKERS, WORKERS);
+		calls_open(&calls);
 		pk_rpc_server_stop(srv);
 		/* The stop returned after every handler did. */
 		assert_int_equal(calls.in_progress, 0);
