@@ -267,3 +267,19 @@ size_t pk_locks_active(struct pk_locks *locks)
 	pthread_mutex_unlock(&locks->mutex);
 	return n;
 }
+
+size_t pk_locks_waiting(struct pk_locks *locks, unsigned ns, const char *name)
+{
+	char cut[PK_LOCK_NAME_MAX];
+	struct lock_res *r;
+	size_t n = 0;
+
+	snprintf(cut, sizeof(cut), "%s", name); /* as pk_lockset_add stores it */
+	pthread_mutex_lock(&locks->mutex);
+	r = locks_find(locks, ns, cut, false);
+	if (r) {
+		n = r->waiters;
+	}
+	pthread_mutex_unlock(&locks->mutex);
+	return n;
+}

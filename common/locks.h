@@ -50,6 +50,14 @@ void pk_locks_free(struct pk_locks *locks);
 /* Number of resources with holders or waiters (for tests). */
 size_t pk_locks_active(struct pk_locks *locks);
 
+/*
+ * Number of threads waiting now in pk_lockset_acquire for the resource
+ * (ns, name), 0 for a resource nobody holds or waits for. For tests and
+ * diagnostics only (a test acts once another thread is blocked): the
+ * answer may be stale as soon as it is returned.
+ */
+size_t pk_locks_waiting(struct pk_locks *locks, unsigned ns, const char *name);
+
 /* Large enough for a VM of hsmd (its disks' images and the VM itself). */
 #define PK_LOCKSET_MAX 72
 #define PK_LOCK_NAME_MAX 96

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 
@@ -53,12 +54,22 @@ int pk_rpc_nng_error(struct pk_error *err, int rv, const char *what, const char 
 
 /* ---- server ------------------------------------------------------------- */
 
+/*
+ * Shutdown and libnng: nng_close() waits until a context is unlisted, but
+ * a worker leaving nng_ctx_send/recv unlists its (closed) context before it
+ * frees it, and that free takes the socket's lock — which nng_close may
+ * already have destroyed ("pthread_mutex_lock: Invalid argument"). So a
+ * stop closes every context itself, from its own thread, at a moment no
+ * worker is inside an nng_ctx_* call (in_nng == 0 and closing set, so none
+ * enters one), and closes the socket only after that.
+ */
 struct rpc_worker {
 	struct pk_rpc_server *srv;
 	pthread_t thread;
 	nng_ctx ctx;
 	nng_aio *aio;
-	int started;
+	bool ctx_open;
+	bool started;
 };
 
 struct pk_rpc_server {
@@ -66,19 +77,119 @@ struct pk_rpc_server {
 	char *url;
 	pk_rpc_handler_fn fn;
 	void *fn_ctx;
+	unsigned stop_wait_ms;
 	unsigned nworkers;
 	struct rpc_worker *workers;
+
+	pthread_mutex_t lock; /* guards the fields below */
+	pthread_cond_t changed; /* busy or in_nng went down */
+	bool stopping;  /* no new call starts */
+	bool closing;   /* no nng_ctx_* call starts; contexts are being closed */
+	unsigned busy;  /* workers between a received request and its send's end */
+	unsigned in_nng; /* workers inside nng_ctx_recv / nng_ctx_send */
 };
 
-/* Serves one request; false once the socket is closed (the worker ends). */
+enum rpc_op { RPC_RECV, RPC_SEND };
+
+/*
+ * Starts a receive or a send on the worker's context unless the server is
+ * stopping (RPC_RECV) or closing its contexts (RPC_SEND); false then.
+ * Returns once nng has the operation; the worker waits on its aio.
+ */
+static bool rpc_worker_begin(struct rpc_worker *w, enum rpc_op op)
+{
+	struct pk_rpc_server *srv = w->srv;
+
+	pthread_mutex_lock(&srv->lock);
+	if (op == RPC_RECV ? srv->stopping : srv->closing) {
+		pthread_mutex_unlock(&srv->lock);
+		return false;
+	}
+	srv->in_nng++;
+	pthread_mutex_unlock(&srv->lock);
+	if (op == RPC_RECV) {
+		nng_ctx_recv(w->ctx, w->aio);
+	} else {
+		nng_ctx_send(w->ctx, w->aio);
+	}
+	pthread_mutex_lock(&srv->lock);
+	srv->in_nng--;
+	pthread_cond_broadcast(&srv->changed);
+	pthread_mutex_unlock(&srv->lock);
+	return true;
+}
+
+/* Counts the worker busy unless the server began to stop; false then. */
+static bool rpc_worker_claim(struct rpc_worker *w)
+{
+	struct pk_rpc_server *srv = w->srv;
+	bool ok;
+
+	pthread_mutex_lock(&srv->lock);
+	ok = !srv->stopping;
+	if (ok) {
+		srv->busy++;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return ok;
+}
+
+static void rpc_worker_unclaim(struct rpc_worker *w)
+{
+	struct pk_rpc_server *srv = w->srv;
+
+	pthread_mutex_lock(&srv->lock);
+	srv->busy--;
+	pthread_cond_broadcast(&srv->changed);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+/* Sends the reply of the call the worker claimed; false once the server closes. */
+static bool rpc_worker_reply(struct rpc_worker *w, nng_msg *msg, void *reply, size_t reply_len)
+{
+	int rv;
+
+	/* Reuse the request message for the reply: it keeps the routing header. */
+	nng_msg_clear(msg);
+	rv = nng_msg_append(msg, reply, reply_len);
+	if (rv != 0) {
+		nng_msg_free(msg);
+		pk_log_error("rpc reply allocation failed: %s", nng_strerror(rv));
+		return true;
+	}
+	nng_aio_set_msg(w->aio, msg);
+	if (!rpc_worker_begin(w, RPC_SEND)) {
+		/* The stop gave up waiting for this call; the client times out. */
+		nng_aio_set_msg(w->aio, NULL);
+		nng_msg_free(msg);
+		pk_log_warn("rpc reply dropped url='%s': the server stopped", w->srv->url);
+		return false;
+	}
+	nng_aio_wait(w->aio);
+	rv = nng_aio_result(w->aio);
+	if (rv != 0) {
+		nng_msg_free(nng_aio_get_msg(w->aio));
+		nng_aio_set_msg(w->aio, NULL);
+		if (rv == NNG_ECLOSED) {
+			return false;
+		}
+		pk_log_warn("rpc reply not sent url='%s': %s", w->srv->url, nng_strerror(rv));
+	}
+	return true;
+}
+
+/* Serves one request; false once the server stops (the worker ends). */
 static bool rpc_worker_serve_one(struct rpc_worker *w)
 {
 	nng_msg *msg;
 	void *reply = NULL;
 	size_t reply_len = 0;
+	bool more;
 	int rv;
 
-	nng_ctx_recv(w->ctx, w->aio);
+	if (!rpc_worker_begin(w, RPC_RECV)) {
+		return false;
+	}
 	nng_aio_wait(w->aio);
 	rv = nng_aio_result(w->aio);
 	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
@@ -89,34 +200,24 @@ static bool rpc_worker_serve_one(struct rpc_worker *w)
 		return true;
 	}
 	msg = nng_aio_get_msg(w->aio);
+	nng_aio_set_msg(w->aio, NULL);
+	if (!rpc_worker_claim(w)) {
+		/* Arrived after the stop began: not served, the client times out. */
+		nng_msg_free(msg);
+		return false;
+	}
 	rv = w->srv->fn(w->srv->fn_ctx, nng_msg_body(msg), nng_msg_len(msg), &reply, &reply_len);
 	if (rv < 0 || !reply) {
 		/* The handler chose not to answer; it logged why. */
 		nng_msg_free(msg);
 		free(reply);
-		return true;
+		more = true;
+	} else {
+		more = rpc_worker_reply(w, msg, reply, reply_len);
+		free(reply);
 	}
-	/* Reuse the request message for the reply: it keeps the routing header. */
-	nng_msg_clear(msg);
-	rv = nng_msg_append(msg, reply, reply_len);
-	free(reply);
-	if (rv != 0) {
-		nng_msg_free(msg);
-		pk_log_error("rpc reply allocation failed: %s", nng_strerror(rv));
-		return true;
-	}
-	nng_aio_set_msg(w->aio, msg);
-	nng_ctx_send(w->ctx, w->aio);
-	nng_aio_wait(w->aio);
-	rv = nng_aio_result(w->aio);
-	if (rv != 0) {
-		nng_msg_free(nng_aio_get_msg(w->aio));
-		if (rv == NNG_ECLOSED) {
-			return false;
-		}
-		pk_log_warn("rpc reply not sent url='%s': %s", w->srv->url, nng_strerror(rv));
-	}
-	return true;
+	rpc_worker_unclaim(w);
+	return more;
 }
 
 static void *rpc_worker_main(void *arg)
@@ -132,17 +233,26 @@ int pk_rpc_server_start(const struct pk_rpc_server_config *cfg, pk_rpc_handler_f
 			void *ctx, struct pk_rpc_server **ret, struct pk_error *err)
 {
 	struct pk_rpc_server *srv = pk_xcalloc(1, sizeof(*srv));
+	pthread_condattr_t ca;
 	int rv, r;
 
 	srv->url = pk_xstrdup(cfg->url);
 	srv->fn = fn;
 	srv->fn_ctx = ctx;
+	srv->stop_wait_ms = cfg->stop_wait_ms ? cfg->stop_wait_ms : PK_RPC_STOP_WAIT_MS_DEFAULT;
 	srv->nworkers = cfg->workers ? cfg->workers : 1;
 	srv->workers = pk_xcalloc(srv->nworkers, sizeof(*srv->workers));
+	pthread_mutex_init(&srv->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&srv->changed, &ca);
+	pthread_condattr_destroy(&ca);
 
 	rv = nng_rep0_open(&srv->sock);
 	if (rv != 0) {
 		r = pk_rpc_nng_error(err, rv, "cannot open reply socket", cfg->url);
+		pthread_cond_destroy(&srv->changed);
+		pthread_mutex_destroy(&srv->lock);
 		free(srv->workers);
 		free(srv->url);
 		free(srv);
@@ -159,6 +269,7 @@ int pk_rpc_server_start(const struct pk_rpc_server_config *cfg, pk_rpc_handler_f
 		w->srv = srv;
 		rv = nng_ctx_open(&w->ctx, srv->sock);
 		if (rv == 0) {
+			w->ctx_open = true;
 			rv = nng_aio_alloc(&w->aio, NULL, NULL);
 		}
 		if (rv != 0) {
@@ -169,7 +280,7 @@ int pk_rpc_server_start(const struct pk_rpc_server_config *cfg, pk_rpc_handler_f
 			r = pk_error_set(err, PK_E_INTERNAL, EAGAIN, "cannot start rpc worker thread");
 			goto fail;
 		}
-		w->started = 1;
+		w->started = true;
 	}
 	*ret = srv;
 	return 0;
@@ -178,12 +289,47 @@ fail:
 	return r;
 }
 
+/* Waits until no call is in progress or the stop's bound passed; under srv->lock. */
+static void rpc_server_drain(struct pk_rpc_server *srv)
+{
+	struct timespec deadline;
+
+	pk_clock_deadline(CLOCK_MONOTONIC, srv->stop_wait_ms, &deadline);
+	while (srv->busy > 0) {
+		if (pthread_cond_timedwait(&srv->changed, &srv->lock, &deadline) == ETIMEDOUT) {
+			break;
+		}
+	}
+	if (srv->busy > 0) {
+		pk_log_warn("rpc server url='%s' stops with %u call%s still running after %u ms; "
+			    "their replies are dropped",
+			    srv->url, srv->busy, srv->busy == 1 ? "" : "s", srv->stop_wait_ms);
+	}
+}
+
 void pk_rpc_server_stop(struct pk_rpc_server *srv)
 {
 	if (!srv) {
 		return;
 	}
-	/* Closing the socket fails every pending receive with NNG_ECLOSED. */
+	pthread_mutex_lock(&srv->lock);
+	srv->stopping = true;
+	rpc_server_drain(srv);
+	/* nng_ctx_* calls return at once (the waiting is on the aio): a short wait. */
+	srv->closing = true;
+	while (srv->in_nng > 0) {
+		pthread_cond_wait(&srv->changed, &srv->lock);
+	}
+	pthread_mutex_unlock(&srv->lock);
+	/*
+	 * No worker is or will be inside nng: closing a context here frees it
+	 * here, and fails its pending receive or send with NNG_ECLOSED.
+	 */
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		if (srv->workers[i].ctx_open) {
+			nng_ctx_close(srv->workers[i].ctx);
+		}
+	}
 	nng_close(srv->sock);
 	for (unsigned i = 0; i < srv->nworkers; i++) {
 		struct rpc_worker *w = &srv->workers[i];
@@ -194,6 +340,8 @@ void pk_rpc_server_stop(struct pk_rpc_server *srv)
 			nng_aio_free(w->aio);
 		}
 	}
+	pthread_cond_destroy(&srv->changed);
+	pthread_mutex_destroy(&srv->lock);
 	free(srv->workers);
 	free(srv->url);
 	free(srv);

@@ -27,10 +27,14 @@
 typedef int (*pk_rpc_handler_fn)(void *ctx, const void *req, size_t req_len,
 				 void **ret_reply, size_t *ret_reply_len);
 
+/* How long a stop waits for the calls in progress unless the config says. */
+#define PK_RPC_STOP_WAIT_MS_DEFAULT 10000u
+
 struct pk_rpc_server_config {
 	const char *url;
-	unsigned workers;    /* >= 1 */
-	size_t hard_max_msg; /* nng's receive limit; larger messages are dropped */
+	unsigned workers;      /* >= 1 */
+	size_t hard_max_msg;   /* nng's receive limit; larger messages are dropped */
+	unsigned stop_wait_ms; /* see pk_rpc_server_stop; 0: PK_RPC_STOP_WAIT_MS_DEFAULT */
 };
 
 struct pk_rpc_server;
@@ -38,7 +42,18 @@ struct pk_rpc_server;
 /* Listens and starts the workers. *ret owned by the caller (stop frees it). */
 int pk_rpc_server_start(const struct pk_rpc_server_config *cfg, pk_rpc_handler_fn fn,
 			void *ctx, struct pk_rpc_server **ret, struct pk_error *err);
-/* Closes the socket, waits for workers to finish their current call, frees. NULL-safe. */
+/*
+ * Stops and frees the server. NULL-safe; call it from one thread, not
+ * from a handler. In order:
+ *  1. no new call starts: a request not yet handed to the handler is not
+ *     served (its client times out);
+ *  2. waits up to stop_wait_ms for every call in progress to return from
+ *     the handler and for its reply to be sent (or to fail);
+ *  3. closes the contexts, then the socket: pending sends fail, and a
+ *     call still in its handler after the wait gets its reply dropped;
+ *  4. joins the workers, so it returns only once every handler returned
+ *     (the handler's ctx may be freed then).
+ */
 void pk_rpc_server_stop(struct pk_rpc_server *srv);
 
 struct pk_rpc_client;

@@ -1,14 +1,9 @@
 /*
  * An RPC server for tests that serve a dispatcher in their own process
- * (the test hsmd, the in-process SPM), and stop it safely.
- *
- * Why: libnng panics when a socket closes while one of its workers is
- * still inside nng_ctx_send (the reply of a call whose answer the client
- * already has), which a test hits when it stops a server right after its
- * last call. So the server runs one worker, and stopping first sends it a
- * request it answers with nothing: once that request was handled, the
- * worker has finished every earlier send and waits in a receive, which a
- * close ends cleanly.
+ * (the test hsmd, the in-process SPM): four workers, a receive limit of
+ * four default messages, and a failed test when it cannot listen.
+ * rpc_fixture_stop is pk_rpc_server_stop: calls in progress get their
+ * replies first.
  *
  * Owned by the test: rpc_fixture_start / rpc_fixture_stop (NULL-safe).
  * The dispatcher must outlive the server.
@@ -21,7 +16,7 @@
 
 struct rpc_fixture;
 
-/* Serves d at url with one worker; fails the test when it cannot listen. */
+/* Serves d at url; fails the test when it cannot listen. */
 struct rpc_fixture *rpc_fixture_start(const char *url, struct pk_dispatcher *d);
 void rpc_fixture_stop(struct rpc_fixture *f);
 

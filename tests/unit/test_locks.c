@@ -7,9 +7,9 @@
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 #include <cmocka.h>
 
+#include "common/clock.h"
 #include "common/locks.h"
 
 /* The namespaces of spmd, in its order. */
@@ -21,12 +21,16 @@ static struct pk_locks *locks_new(void)
 	return pk_locks_new(ns_names, 3);
 }
 
-static double now_ms(void)
+/* Returns once n threads wait for (ns, name); fails the test after 10 s. */
+static void wait_for_waiters(struct pk_locks *l, unsigned ns, const char *name, size_t n)
 {
-	struct timespec ts;
+	uint64_t until = pk_clock_monotonic_ms() + 10000;
+	const struct timespec tick = { 0, 1000 * 1000 };
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+	while (pk_locks_waiting(l, ns, name) < n) {
+		assert_true(pk_clock_monotonic_ms() < until);
+		nanosleep(&tick, NULL);
+	}
 }
 
 static void test_locks__shared_coexist_exclusive_busy(void **state)
@@ -34,7 +38,7 @@ static void test_locks__shared_coexist_exclusive_busy(void **state)
 	struct pk_locks *l = locks_new();
 	struct pk_lockset a, b, c;
 	struct pk_error err;
-	double t0;
+	uint64_t t0;
 
 	(void)state;
 	pk_lockset_init(&a, l, "a");
@@ -52,9 +56,9 @@ static void test_locks__shared_coexist_exclusive_busy(void **state)
 	pk_lockset_init(&c, l, "create_volume x");
 	pk_lockset_add(&c, NS_DOMAIN, "d", PK_LOCK_SHARED);
 	pk_lockset_add(&c, NS_IMAGE, "i1", PK_LOCK_EXCLUSIVE);
-	t0 = now_ms();
+	t0 = pk_clock_monotonic_ms();
 	assert_int_equal(pk_lockset_acquire(&c, 150, &err), -EBUSY);
-	assert_true(now_ms() - t0 >= 140);
+	assert_true(pk_clock_monotonic_ms() - t0 >= 140);
 	assert_int_equal(err.code, PK_E_BUSY);
 	assert_non_null(strstr(err.message, "image 'i1' is locked by 'a'"));
 	/* Nothing of c is held after the failure. */
@@ -73,7 +77,7 @@ static void test_locks__shared_coexist_exclusive_busy(void **state)
 struct waiter {
 	struct pk_locks *l;
 	int rc;
-	double waited;
+	uint64_t waited;
 };
 
 static void *exclusive_waiter(void *arg)
@@ -81,12 +85,12 @@ static void *exclusive_waiter(void *arg)
 	struct waiter *w = arg;
 	struct pk_lockset s;
 	struct pk_error err;
-	double t0 = now_ms();
+	uint64_t t0 = pk_clock_monotonic_ms();
 
 	pk_lockset_init(&s, w->l, "waiter");
 	pk_lockset_add(&s, NS_DOMAIN, "d", PK_LOCK_EXCLUSIVE);
 	w->rc = pk_lockset_acquire(&s, 2000, &err);
-	w->waited = now_ms() - t0;
+	w->waited = pk_clock_monotonic_ms() - t0;
 	pk_lockset_release(&s);
 	return NULL;
 }
@@ -104,14 +108,14 @@ static void test_locks__writer_waits_then_gets_it_and_blocks_new_readers(void **
 	pk_lockset_add(&r1, NS_DOMAIN, "d", PK_LOCK_SHARED);
 	assert_int_equal(pk_lockset_acquire(&r1, 100, &err), 0);
 	pthread_create(&t, NULL, exclusive_waiter, &w);
-	usleep(100 * 1000);
-	/* A new reader queues behind the waiting writer. */
+	wait_for_waiters(l, NS_DOMAIN, "d", 1);
+	/* A new reader queues behind the waiting writer, for all its timeout. */
 	pk_lockset_init(&r2, l, "reader2");
 	pk_lockset_add(&r2, NS_DOMAIN, "d", PK_LOCK_SHARED);
-	assert_int_equal(pk_lockset_acquire(&r2, 50, &err), -EBUSY);
-	usleep(100 * 1000);
+	assert_int_equal(pk_lockset_acquire(&r2, 150, &err), -EBUSY);
 	pk_lockset_release(&r1);
 	pthread_join(t, NULL);
+	assert_int_equal(pk_locks_waiting(l, NS_DOMAIN, "d"), 0);
 	assert_int_equal(w.rc, 0);
 	assert_true(w.waited >= 150);
 	assert_int_equal(pk_lockset_acquire(&r2, 100, &err), 0);
@@ -211,7 +215,7 @@ static void test_locks__a_resource_listed_twice_is_taken_once(void **state)
 	struct pk_locks *l = locks_new();
 	struct pk_lockset dup, mixed, reader;
 	struct pk_error err;
-	double t0;
+	uint64_t t0;
 
 	(void)state;
 	/* Twice exclusive (two disks on one image): no wait for ourselves. */
@@ -219,9 +223,9 @@ static void test_locks__a_resource_listed_twice_is_taken_once(void **state)
 	pk_lockset_add(&dup, NS_IMAGE, "i", PK_LOCK_EXCLUSIVE);
 	pk_lockset_add(&dup, NS_DOMAIN, "d", PK_LOCK_SHARED);
 	pk_lockset_add(&dup, NS_IMAGE, "i", PK_LOCK_EXCLUSIVE);
-	t0 = now_ms();
+	t0 = pk_clock_monotonic_ms();
 	assert_int_equal(pk_lockset_acquire(&dup, 1000, &err), 0);
-	assert_true(now_ms() - t0 < 500);
+	assert_true(pk_clock_monotonic_ms() - t0 < 500);
 	assert_int_equal(dup.n, 2);
 	assert_int_equal(pk_locks_active(l), 2);
 	pk_lockset_release(&dup);
@@ -271,7 +275,7 @@ static void test_locks__busy_comes_at_the_timeout(void **state)
 	struct pk_locks *l = locks_new();
 	struct pk_lockset holder, waiter;
 	struct pk_error err;
-	double t0, waited;
+	uint64_t t0, waited;
 
 	(void)state;
 	pk_lockset_init(&holder, l, "holder");
@@ -281,13 +285,13 @@ static void test_locks__busy_comes_at_the_timeout(void **state)
 	pk_lockset_add(&waiter, NS_DOMAIN, "d", PK_LOCK_SHARED);
 
 	/* A zero timeout answers at once. */
-	t0 = now_ms();
+	t0 = pk_clock_monotonic_ms();
 	assert_int_equal(pk_lockset_acquire(&waiter, 0, &err), -EBUSY);
-	assert_true(now_ms() - t0 < 100);
+	assert_true(pk_clock_monotonic_ms() - t0 < 100);
 	/* Otherwise not before the timeout, and not long after it. */
-	t0 = now_ms();
+	t0 = pk_clock_monotonic_ms();
 	assert_int_equal(pk_lockset_acquire(&waiter, 300, &err), -EBUSY);
-	waited = now_ms() - t0;
+	waited = pk_clock_monotonic_ms() - t0;
 	assert_true(waited >= 290);
 	assert_true(waited < 2000);
 	assert_int_equal(err.code, PK_E_BUSY);

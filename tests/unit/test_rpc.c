@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,12 +19,109 @@
 
 static char url[128];
 
-/* Echoes; a request starting with "slow" takes 500 ms; "drop" gets no reply. */
+/* What the handler is doing, for tests that act at a moment they observe. */
+struct calls {
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	unsigned entered;     /* calls that reached the handler */
+	unsigned in_progress; /* calls inside the handler now */
+	bool open;            /* "busy" calls may return */
+};
+
+static void calls_init(struct calls *c)
+{
+	memset(c, 0, sizeof(*c));
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->changed, NULL);
+}
+
+static void calls_release(struct calls *c)
+{
+	pthread_cond_destroy(&c->changed);
+	pthread_mutex_destroy(&c->lock);
+}
+
+/* Returns how many calls entered, this one included. */
+static unsigned calls_enter(struct calls *c)
+{
+	unsigned nth;
+
+	pthread_mutex_lock(&c->lock);
+	nth = ++c->entered;
+	c->in_progress++;
+	pthread_cond_broadcast(&c->changed);
+	pthread_mutex_unlock(&c->lock);
+	return nth;
+}
+
+/* Lets the "busy" calls return. */
+static void calls_open(struct calls *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->open = true;
+	pthread_cond_broadcast(&c->changed);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Waits (at most 10 s) for calls_open. */
+static void calls_hold(struct calls *c)
+{
+	struct timespec deadline;
+	int rc = 0;
+
+	pk_clock_deadline(CLOCK_REALTIME, 10000, &deadline);
+	pthread_mutex_lock(&c->lock);
+	while (!c->open && rc != ETIMEDOUT) {
+		rc = pthread_cond_timedwait(&c->changed, &c->lock, &deadline);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void calls_leave(struct calls *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->in_progress--;
+	pthread_cond_broadcast(&c->changed);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Waits (at most 10 s: then the test fails) for that many entered and in-progress calls. */
+static void calls_wait(struct calls *c, unsigned entered, unsigned in_progress)
+{
+	struct timespec deadline;
+	int rc = 0;
+
+	pk_clock_deadline(CLOCK_REALTIME, 10000, &deadline);
+	pthread_mutex_lock(&c->lock);
+	while ((c->entered < entered || c->in_progress < in_progress) && rc != ETIMEDOUT) {
+		rc = pthread_cond_timedwait(&c->changed, &c->lock, &deadline);
+	}
+	pthread_mutex_unlock(&c->lock);
+	assert_int_not_equal(rc, ETIMEDOUT);
+}
+
+/*
+ * Echoes; a request starting with "slow" takes 500 ms, one starting with
+ * "busy" (ctx needed) waits for calls_open, then 0 to 2 ms more; "drop"
+ * gets no reply. ctx: a struct calls, or NULL.
+ */
 static int echo_handler(void *ctx, const void *req, size_t len, void **ret, size_t *ret_len)
 {
-	(void)ctx;
+	struct calls *calls = ctx;
+	unsigned nth = 0;
+
+	if (calls) {
+		nth = calls_enter(calls);
+	}
 	if (len >= 4 && memcmp(req, "slow", 4) == 0) {
 		usleep(500 * 1000);
+	}
+	if (calls && len >= 4 && memcmp(req, "busy", 4) == 0) {
+		calls_hold(calls);
+		usleep((nth % 3) * 1000);
+	}
+	if (calls) {
+		calls_leave(calls);
 	}
 	if (len >= 4 && memcmp(req, "drop", 4) == 0) {
 		return -EINVAL;
@@ -36,7 +134,7 @@ static int echo_handler(void *ctx, const void *req, size_t len, void **ret, size
 
 static void test_rpc__echo_and_errors(void **state)
 {
-	struct pk_rpc_server_config sc = { url, 4, 1 << 20 };
+	struct pk_rpc_server_config sc = { url, 4, 1 << 20, 0 };
 	struct pk_rpc_server *srv = NULL;
 	struct pk_rpc_client *c = NULL;
 	struct pk_error err;
@@ -81,21 +179,24 @@ static void *slow_caller(void *arg)
 
 static void test_rpc__slow_call_does_not_block_fast(void **state)
 {
-	struct pk_rpc_server_config sc = { url, 4, 1 << 20 };
+	struct pk_rpc_server_config sc = { url, 4, 1 << 20, 0 };
 	struct pk_rpc_server *srv = NULL;
 	struct pk_rpc_client *c = NULL;
 	struct pk_error err;
+	struct calls calls;
 	void *reply = NULL;
 	size_t len;
 	pthread_t t;
 	uint64_t t0;
 
 	(void)state;
-	assert_int_equal(pk_rpc_server_start(&sc, echo_handler, NULL, &srv, &err), 0);
+	calls_init(&calls);
+	assert_int_equal(pk_rpc_server_start(&sc, echo_handler, &calls, &srv, &err), 0);
 	/* One client, two concurrent calls: each call has its own nng context. */
 	assert_int_equal(pk_rpc_client_new(url, 1 << 20, &c, &err), 0);
 	assert_int_equal(pthread_create(&t, NULL, slow_caller, c), 0);
-	usleep(100 * 1000);
+	/* The slow call occupies a worker now. */
+	calls_wait(&calls, 1, 1);
 	t0 = pk_clock_monotonic_ms();
 	assert_int_equal(pk_rpc_client_call(c, "quick", 5, 2000, &reply, &len, &err), 0);
 	free(reply);
@@ -103,6 +204,92 @@ static void test_rpc__slow_call_does_not_block_fast(void **state)
 	pthread_join(t, NULL);
 	pk_rpc_client_free(c);
 	pk_rpc_server_stop(srv);
+	calls_release(&calls);
+}
+
+struct stop_caller {
+	struct pk_rpc_client *c;
+	int rc;
+	size_t len;
+	char reply[8];
+};
+
+/* One call; the stop either answers it or ends it (reset or timeout). */
+static void *stop_caller_main(void *arg)
+{
+	struct stop_caller *sc = arg;
+	struct pk_error err;
+	void *reply = NULL;
+
+	sc->rc = pk_rpc_client_call(sc->c, "busy", 4, 2000, &reply, &sc->len, &err);
+	if (sc->rc == 0) {
+		memcpy(sc->reply, reply, sc->len < sizeof(sc->reply) ? sc->len : sizeof(sc->reply));
+		free(reply);
+	}
+	return NULL;
+}
+
+/* Rounds of the stop test; PK_TEST_RPC_STOP_ROUNDS sets more for a stress run. */
+static unsigned stop_rounds(void)
+{
+	const char *s = getenv("PK_TEST_RPC_STOP_ROUNDS");
+
+	return s && atoi(s) > 0 ? (unsigned)atoi(s) : 100;
+}
+
+/*
+ * The server stops while every worker is in the handler, so all their
+ * replies are sent during the stop; more clients wait behind them.
+ * libnng panicked ("pthread_mutex_lock: Invalid argument") when the
+ * socket closed while a worker was inside nng_ctx_send.
+ *
+ * Each client makes one call a round: clients that keep sending while the
+ * socket closes hit a hang in libnng 1.5's ipc pipe teardown, which is not
+ * what this test is about.
+ */
+static void test_rpc__stop_while_replies_are_in_flight(void **state)
+{
+	enum { CLIENTS = 8, WORKERS = 4 };
+	unsigned rounds = stop_rounds();
+
+	(void)state;
+	for (unsigned round = 0; round < rounds; round++) {
+		struct pk_rpc_server_config sc = { url, WORKERS, 1 << 20, 0 };
+		struct stop_caller callers[CLIENTS];
+		struct pk_rpc_server *srv = NULL;
+		pthread_t threads[CLIENTS];
+		struct pk_error err;
+		struct calls calls;
+		unsigned replies = 0;
+
+		calls_init(&calls);
+		assert_int_equal(pk_rpc_server_start(&sc, echo_handler, &calls, &srv, &err), 0);
+		for (unsigned i = 0; i < CLIENTS; i++) {
+			memset(&callers[i], 0, sizeof(callers[i]));
+			assert_int_equal(pk_rpc_client_new(url, 1 << 20, &callers[i].c, &err), 0);
+			assert_int_equal(pthread_create(&threads[i], NULL, stop_caller_main,
+							&callers[i]),
+					 0);
+		}
+		/* Every worker is in the handler; they all reply as the stop begins. */
+		calls_wait(&calls, WORKERS, WORKERS);
+		calls_open(&calls);
+		pk_rpc_server_stop(srv);
+		/* The stop returned after every handler did. */
+		assert_int_equal(calls.in_progress, 0);
+		for (unsigned i = 0; i < CLIENTS; i++) {
+			pthread_join(threads[i], NULL);
+			if (callers[i].rc == 0) {
+				assert_int_equal(callers[i].len, 4);
+				assert_memory_equal(callers[i].reply, "busy", 4);
+				replies++;
+			}
+			pk_rpc_client_free(callers[i].c);
+		}
+		/* Only calls that reached the handler were answered. */
+		assert_true(replies <= calls.entered);
+		calls_release(&calls);
+	}
 }
 
 static void test_rpc__nobody_listening(void **state)
@@ -158,6 +345,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rpc__echo_and_errors),
 		cmocka_unit_test(test_rpc__slow_call_does_not_block_fast),
+		cmocka_unit_test(test_rpc__stop_while_replies_are_in_flight),
 		cmocka_unit_test(test_rpc__nobody_listening),
 		cmocka_unit_test(test_rpc__pub_sub),
 	};
