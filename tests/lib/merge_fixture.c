@@ -113,7 +113,12 @@ int mfx_teardown(void **state)
 	struct mfx *t = *state;
 	void *fxs = t->fx;
 
-	hsm_merge_release(&t->fx->hsm);
+	/*
+	 * Stop the job threads before the SPM goes; the merge state itself is
+	 * freed by hsm_release after libvirt's callbacks are gone (it is what
+	 * those callbacks read).
+	 */
+	hsm_merge_stop(&t->fx->hsm);
 	spm_fixture_stop(t->spm);
 	fx_teardown(&fxs);
 	free(t);
