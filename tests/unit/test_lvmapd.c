@@ -1,5 +1,5 @@
 /*
- * The mappings served by pk-lvmapd (common/lvmapd.c), on regular files
+ * The mappings served by pk-lvmapd (lvmapd/lvmapd.c), on regular files
  * standing in for pvs.
  */
 #include <setjmp.h>

@@ -1,5 +1,5 @@
 /*
- * Unit tests of common/writelog: the writing guest's record format, the
+ * Unit tests of lab/writelog: the writing guest's record format, the
  * parsing of its acknowledgements and the judgement of a block.
  */
 /* pk-test-fakes: */
