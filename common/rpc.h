@@ -65,6 +65,11 @@ struct pk_rpc_client;
  */
 int pk_rpc_client_new(const char *url, size_t max_msg, struct pk_rpc_client **ret,
 		      struct pk_error *err);
+/*
+ * Closes and frees c (NULL-safe); calls on it must have returned. Returns
+ * within a bound even when libnng's close hangs (common/rpc.c says why):
+ * the socket is then left to the process and a warning logged.
+ */
 void pk_rpc_client_free(struct pk_rpc_client *c);
 const char *pk_rpc_client_url(const struct pk_rpc_client *c);
 
