@@ -50,7 +50,8 @@ static struct hsm_merge_job *find_drive_job(struct hsm_merge *m, const char *vm,
 {
 	for (size_t i = 0; i < m->njobs; i++) {
 		struct hsm_merge_job *j = m->jobs[i];
-		if (!hsm_merge_state_final(j->state) && !strcmp(j->vm, vm) &&
+		if ((!hsm_merge_state_final(j->state) || hsm_merge_job_reconciles(j)) &&
+		    !strcmp(j->vm, vm) &&
 		    !strcmp(j->drive, drive)) {
 			return j;
 		}
@@ -230,7 +231,8 @@ int hsm_merge_start(struct hsm *hsm, struct pk_error *err)
 	}
 	for (size_t i = 0; i < m->njobs && r == 0; i++) {
 		struct hsm_merge_job *job = m->jobs[i];
-		if (hsm_merge_state_final(job->state) || job->thread_started) {
+		if ((hsm_merge_state_final(job->state) && !hsm_merge_job_reconciles(job)) ||
+		    job->thread_started) {
 			continue;
 		}
 		pk_log_info("resuming merge job job='%s' vm='%s' drive='%s' kind=%s state=%s",

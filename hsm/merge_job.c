@@ -176,6 +176,12 @@ bool hsm_merge_job_chain_is_before(const struct hsm_merge_job *job,
 	return true;
 }
 
+bool hsm_merge_job_reconciles(const struct hsm_merge_job *job)
+{
+	return job->state == HSM_MERGE_FAILED && job->leaf_illegal &&
+	       job->kind != HSM_MERGE_COLD_COMMIT;
+}
+
 void hsm_merge_job_info_of(const struct hsm_merge_job *job, struct hsm_merge_job_info *ret)
 {
 	memset(ret, 0, sizeof(*ret));

@@ -286,6 +286,19 @@ enum hsm_merge_step hsm_merge_leaf_set_legal(struct hsm_merge_job *job, bool leg
 					     struct pk_error *err);
 enum hsm_merge_step hsm_merge_leaf_restore(struct hsm_merge_job *job, struct pk_error *err);
 
+/*
+ * A FAILED live merge whose record still says the old leaf is ILLEGAL: at
+ * start its thread reconciles it with the chain (CLEANUP when the merge had
+ * happened, else the leaf LEGAL again), and the drive is busy until then.
+ */
+bool hsm_merge_job_reconciles(const struct hsm_merge_job *job);
+
+/* For a VM that does not run: whether the chain its definition and the
+ * qcow2 headers give is the one after the merge (*ret_after). */
+enum hsm_merge_step hsm_merge_stopped_chain_is_after(struct hsm_merge_job *job,
+						    const struct hsm_merge_live *live,
+						    bool *ret_after, struct pk_error *err);
+
 /* Cold jobs (hsm/merge_cold.c): PREPARING, COMMITTING (qemu-img commit,
  * then the child rebased; or, for the leaf, PIVOTING next), PIVOTING (the
  * leaf only: the old leaf ILLEGAL, then the VM's definition switched to

@@ -29,6 +29,8 @@
 #define PIVOT_ATTEMPTS_MAX 3
 #define POLL_MS 500
 #define PIVOT_TIMEOUT_MS 60000
+#define PIVOT_SETTLE_MS 5000 /* job gone, no end event: time for the XML to follow */
+#define PIVOT_KEPT_MS 2000   /* ready='yes' this long after the ask: qemu kept the leaf */
 #define ABORT_TIMEOUT_MS 30000
 #define VANISH_CONFIRM_MS 1000
 #define TRANSIENT_LIMIT_MS (30u * 60 * 1000)
@@ -154,33 +156,45 @@ static void cancel_block_job(struct hsm_merge_job *job)
  * completed in qemu before the stop, only CLEANUP is left; otherwise the
  * old chain is intact and the job fails cleanly.
  */
-static enum hsm_merge_step vm_stopped(struct hsm_merge_job *job, struct pk_error *err)
+enum hsm_merge_step hsm_merge_stopped_chain_is_after(struct hsm_merge_job *job,
+						    const struct hsm_merge_live *live,
+						    bool *ret_after, struct pk_error *err)
 {
 	char (*ids)[PK_UUID_BUFLEN] = pk_xcalloc(HSM_MERGE_CHAIN_MAX, PK_UUID_BUFLEN);
-	const char *leaf = job->chain[0];
-	struct hsm_merge_live live;
-	enum hsm_merge_step s;
+	/* After a pivot the definition names base as the leaf. */
+	const char *leaf = is_active_commit(job) ? live->ids[0] : job->chain[0];
 	size_t n = 0;
 	int r;
 
-	/* After a pivot the definition names base as the leaf. */
-	if (is_active_commit(job)) {
-		s = live_read(job, &live, err);
-		if (s != HSM_MERGE_STEP_MOVED) {
-			free(ids);
-			return s;
-		}
-		leaf = live.ids[0];
-	}
 	r = hsm_merge_disk_chain(job->hsm, job->domain, job->image, leaf, ids, &n, err);
-	if (r == 0 && hsm_merge_job_chain_is_after(job, (const char(*)[PK_UUID_BUFLEN])ids, n)) {
-		free(ids);
+	*ret_after = r == 0 &&
+		     hsm_merge_job_chain_is_after(job, (const char(*)[PK_UUID_BUFLEN])ids, n);
+	free(ids);
+	return r < 0 ? HSM_MERGE_STEP_FAIL : HSM_MERGE_STEP_MOVED;
+}
+
+/*
+ * The VM stopped: decide from the chain in the qcow2 headers. If the merge
+ * completed in qemu before the stop, only CLEANUP is left; otherwise the
+ * old chain is intact and the job fails cleanly.
+ */
+static enum hsm_merge_step vm_stopped(struct hsm_merge_job *job, struct pk_error *err)
+{
+	struct hsm_merge_live live;
+	enum hsm_merge_step s;
+	bool after = false;
+
+	s = live_read(job, &live, err);
+	if (s != HSM_MERGE_STEP_MOVED) {
+		return s;
+	}
+	s = hsm_merge_stopped_chain_is_after(job, &live, &after, err);
+	if (s == HSM_MERGE_STEP_MOVED && after) {
 		pk_log_warn("merge job job='%s': VM '%s' stopped after the merge completed in qemu; "
 			    "finishing the cleanup", job->id, job->vm);
 		return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
 	}
-	free(ids);
-	if (r < 0) {
+	if (s != HSM_MERGE_STEP_MOVED) {
 		pk_error_prefix(err, "VM '%s' stopped during the merge and its chain cannot be read",
 				job->vm);
 		return HSM_MERGE_STEP_FAIL;
@@ -403,7 +417,10 @@ static enum hsm_merge_step step_commit(struct hsm_merge_job *job, struct pk_erro
 
 /* ---- PIVOTING ------------------------------------------------------------------------ */
 
-/* The pivot did not happen: old leaf LEGAL again, then READY (retry) or FAILED. */
+/*
+ * The pivot did not happen and the block job still runs: old leaf LEGAL
+ * again, then READY (ask again) or FAILED after PIVOT_ATTEMPTS_MAX.
+ */
 static enum hsm_merge_step pivot_failed(struct hsm_merge_job *job, const char *why,
 					struct pk_error *err)
 {
@@ -430,11 +447,59 @@ static enum hsm_merge_step pivot_failed(struct hsm_merge_job *job, const char *w
 	return HSM_MERGE_STEP_FAIL;
 }
 
+/*
+ * The block job ended with the old chain in place: the pivot did not
+ * happen. Old leaf LEGAL again and back to COMMITTING, which starts the
+ * block job again (bounded by its own attempts) or fails cleanly.
+ */
+static enum hsm_merge_step pivot_job_ended(struct hsm_merge_job *job, struct pk_error *err)
+{
+	enum hsm_merge_step s = hsm_merge_leaf_restore(job, err);
+
+	if (s != HSM_MERGE_STEP_MOVED) {
+		return s;
+	}
+	job->pivot_attempts++;
+	if (hsm_merge_job_save(job, err) < 0) {
+		job->pivot_attempts--;
+		return HSM_MERGE_STEP_RETRY;
+	}
+	pk_log_warn("merge job job='%s': the block job of vm='%s' drive='%s' ended without a "
+		    "pivot (the chain is the one before the merge); committing again", job->id,
+		    job->vm, job->drive);
+	return hsm_merge_job_step_to(job, HSM_MERGE_COMMITTING, err);
+}
+
+/* The last BLOCK_JOB event ended the job (libvirt updated the XML before it). */
+static bool ev_job_ended(struct hsm_merge_job *job)
+{
+	struct hsm_merge *m = hsm_merge_of(job->hsm);
+	int st;
+
+	pthread_mutex_lock(&m->lock);
+	st = job->ev_status;
+	pthread_mutex_unlock(&m->lock);
+	return st == HSM_VIRT_JOB_COMPLETED || st == HSM_VIRT_JOB_FAILED ||
+	       st == HSM_VIRT_JOB_CANCELED;
+}
+
+/*
+ * Asks the pivot once the mirror is ready and judges the chain only once
+ * the block job has ended: while it runs, libvirt may show the old chain,
+ * the new one with <mirror ready='pivot'> still listed, or something in
+ * between (seen under load for most of a second); and job info may say
+ * "no job" before the XML shows the new chain. So:
+ *   job running   wait (the pivot is asked when ready='yes'; asked again
+ *                 when qemu keeps the old leaf);
+ *   job gone      the chain after the merge: CLEANUP. Otherwise the XML is
+ *                 given time to settle (none after the job's end event,
+ *                 PIVOT_SETTLE_MS without one); then the chain before:
+ *                 COMMITTING again; anything else: FAILED, leaf LEGAL.
+ */
 static enum hsm_merge_step step_pivot(struct hsm_merge_job *job, struct pk_error *err)
 {
-	uint64_t asked = 0;
+	uint64_t entered = pk_clock_monotonic_ms(), asked = 0, gone_since = 0;
 	enum hsm_merge_step s;
-	int r;
 
 	/* Idempotent: marked again when the step is entered again. */
 	s = hsm_merge_leaf_set_legal(job, false, err);
@@ -445,9 +510,19 @@ static enum hsm_merge_step step_pivot(struct hsm_merge_job *job, struct pk_error
 	for (;;) {
 		struct hsm_merge_live live;
 		struct hsm_virt_job_info info = { 0 };
+		uint64_t now;
+		bool after, before;
 
 		if (hsm_merge_stopping(job)) {
 			return HSM_MERGE_STEP_STOP;
+		}
+		/* Job info first: once libvirt forgets a job, the XML shows its result. */
+		struct pk_error info_err = { PK_OK, "" };
+		int ri = hsm_virt_block_job_info(job->hsm->virt, job->vm, job->drive, &info,
+						 &info_err);
+		if (ri < 0 && hsm_merge_error_transient(&info_err)) {
+			*err = info_err;
+			return HSM_MERGE_STEP_RETRY;
 		}
 		s = live_read(job, &live, err);
 		if (s != HSM_MERGE_STEP_MOVED) {
@@ -456,47 +531,59 @@ static enum hsm_merge_step step_pivot(struct hsm_merge_job *job, struct pk_error
 		if (!live.running) {
 			return vm_stopped(job, err);
 		}
-		if (hsm_merge_job_chain_is_after(job, live.ids, live.n) &&
-		    live.mirror == HSM_VMXML_MIRROR_NONE) {
-			return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
-		}
-		if (!hsm_merge_job_chain_is_before(job, live.ids, live.n)) {
-			pk_error_set(err, PK_E_ILLEGAL, EINVAL,
-				     "the chain of drive '%s' changed into neither the chain before "
-				     "nor the one after the pivot", job->drive);
+		if (ri < 0) {
+			*err = info_err; /* the VM runs but its block job cannot be read */
 			return HSM_MERGE_STEP_FAIL;
 		}
-		r = hsm_virt_block_job_info(job->hsm->virt, job->vm, job->drive, &info, err);
-		if (r < 0) {
-			return hsm_merge_step_of(r, err);
-		}
+		after = hsm_merge_job_chain_is_after(job, live.ids, live.n);
+		before = hsm_merge_job_chain_is_before(job, live.ids, live.n);
+		now = pk_clock_monotonic_ms();
 		if (!info.active) {
-			return pivot_failed(job, "the block job vanished before the pivot", err);
-		}
-		if (asked && live.mirror == HSM_VMXML_MIRROR_READY &&
-		    pk_clock_monotonic_ms() - asked > 2000) {
-			return pivot_failed(job, "qemu kept the old leaf", err);
-		}
-		if (asked && pk_clock_monotonic_ms() - asked > PIVOT_TIMEOUT_MS) {
-			return pivot_failed(job, "no new chain within 60 s", err);
-		}
-		if (!asked && live.mirror == HSM_VMXML_MIRROR_READY) {
-			r = hsm_virt_block_job_abort(job->hsm->virt, job->vm, job->drive, true, err);
-			if (r < 0 && err->code == PK_E_CONFLICT) {
-				char why[PK_ERROR_MSG_MAX];
-				snprintf(why, sizeof(why), "%s", err->message);
+			if (after) {
+				return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
+			}
+			if (!gone_since) {
+				gone_since = now;
+			}
+			if (ev_job_ended(job) || now - gone_since >= PIVOT_SETTLE_MS) {
+				if (before) {
+					return pivot_job_ended(job, err);
+				}
+				pk_error_set(err, PK_E_ILLEGAL, EINVAL,
+					     "the chain of drive '%s' changed into neither the chain "
+					     "before nor the one after the pivot", job->drive);
+				return HSM_MERGE_STEP_FAIL;
+			}
+		} else {
+			gone_since = 0;
+			if (asked && before && live.mirror == HSM_VMXML_MIRROR_READY &&
+			    now - asked > PIVOT_KEPT_MS) {
+				return pivot_failed(job, "qemu kept the old leaf", err);
+			}
+			if (now - (asked ? asked : entered) > PIVOT_TIMEOUT_MS) {
+				return pivot_failed(job, asked ? "no new chain within 60 s"
+							       : "the mirror did not become ready "
+								 "within 60 s", err);
+			}
+			if (!asked && before && live.mirror == HSM_VMXML_MIRROR_READY) {
+				int r = hsm_virt_block_job_abort(job->hsm->virt, job->vm,
+								 job->drive, true, err);
+				if (r < 0 && err->code == PK_E_CONFLICT) {
+					char why[PK_ERROR_MSG_MAX];
+					snprintf(why, sizeof(why), "%s", err->message);
+					pk_error_clear(err);
+					return pivot_failed(job, why, err);
+				}
+				if (r < 0 && err->code != PK_E_NOT_FOUND) {
+					return hsm_merge_step_of(r, err);
+				}
 				pk_error_clear(err);
-				return pivot_failed(job, why, err);
+				asked = pk_clock_monotonic_ms();
+				pk_log_info("merge job job='%s': pivot asked vm='%s' drive='%s'",
+					    job->id, job->vm, job->drive);
 			}
-			if (r < 0 && err->code != PK_E_NOT_FOUND) {
-				return hsm_merge_step_of(r, err);
-			}
-			pk_error_clear(err);
-			asked = pk_clock_monotonic_ms();
-			pk_log_info("merge job job='%s': pivot asked vm='%s' drive='%s'", job->id,
-				    job->vm, job->drive);
 		}
-		if (hsm_merge_job_wait(job, asked ? 100 : POLL_MS)) {
+		if (hsm_merge_job_wait(job, asked || gone_since ? 100 : POLL_MS)) {
 			return HSM_MERGE_STEP_STOP;
 		}
 	}
@@ -607,11 +694,99 @@ static enum hsm_merge_step run_state(struct hsm_merge_job *job, enum hsm_merge_s
 	}
 }
 
+/*
+ * A failure out of PIVOTING must not leave the old leaf ILLEGAL under a VM
+ * that still runs on it, nor fail a merge qemu finished. True when the
+ * live chain shows the merge done and the job moved to CLEANUP instead;
+ * otherwise the old leaf is LEGAL again (as far as the SPM answers) and
+ * the job may fail. Best effort on libvirt: a chain that cannot be read
+ * is treated as not done (the record keeps leaf_illegal for startup).
+ */
+static bool pivot_fail_safely(struct hsm_merge_job *job, const struct pk_error *why)
+{
+	struct pk_error err = { PK_OK, "" };
+	struct hsm_merge_live live;
+
+	if (hsm_merge_live_read(job->hsm, job->vm, job->drive, &live, &err) == 0 &&
+	    live.running && hsm_merge_job_chain_is_after(job, live.ids, live.n)) {
+		pk_log_warn("merge job job='%s': %s, but the chain of vm='%s' drive='%s' is the one "
+			    "after the merge; finishing it", job->id, why->message, job->vm,
+			    job->drive);
+		if (hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, &err) == HSM_MERGE_STEP_MOVED) {
+			return true;
+		}
+		pk_log_warn("merge job job='%s': %s", job->id, err.message);
+		return false;
+	}
+	pk_error_clear(&err);
+	hsm_merge_leaf_restore(job, &err);
+	return false;
+}
+
+/*
+ * A record FAILED with the old leaf still marked ILLEGAL (hsmd died between
+ * the failure and the unmark, or the SPM did not answer then): the chain
+ * decides, as at a failure out of PIVOTING. True when the job moved to
+ * CLEANUP (the merge had happened: it ends DONE); false when the leaf is
+ * LEGAL again or hsmd stops. Retries a transient failure until then.
+ */
+static bool reconcile_failed_pivot(struct hsm_merge_job *job)
+{
+	struct hsm_merge *m = hsm_merge_of(job->hsm);
+	unsigned backoff = 500;
+
+	for (;;) {
+		struct pk_error err = { PK_OK, "" };
+		struct hsm_merge_live live;
+		enum hsm_merge_step s;
+		bool after = false;
+
+		s = live_read(job, &live, &err);
+		if (s == HSM_MERGE_STEP_MOVED && live.running) {
+			after = hsm_merge_job_chain_is_after(job, live.ids, live.n);
+		} else if (s == HSM_MERGE_STEP_MOVED) {
+			s = hsm_merge_stopped_chain_is_after(job, &live, &after, &err);
+		} else if (s == HSM_MERGE_STEP_FAIL) {
+			s = HSM_MERGE_STEP_MOVED; /* the VM is gone: nothing runs on the leaf */
+		}
+		if (s == HSM_MERGE_STEP_MOVED && after) {
+			pk_log_warn("merge job job='%s' was recorded FAILED but the chain of vm='%s' "
+				    "drive='%s' is the one after the merge; finishing it", job->id,
+				    job->vm, job->drive);
+			pthread_mutex_lock(&m->lock);
+			job->error = (struct pk_error){ PK_OK, "" };
+			job->failed_in = 0;
+			pthread_mutex_unlock(&m->lock);
+			s = hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, &err);
+			if (s == HSM_MERGE_STEP_MOVED) {
+				return true;
+			}
+		} else if (s == HSM_MERGE_STEP_MOVED) {
+			s = hsm_merge_leaf_restore(job, &err);
+			if (s == HSM_MERGE_STEP_MOVED) {
+				pk_log_info("merge job job='%s': the old leaf '%s' of the failed merge "
+					    "is LEGAL again", job->id, job->top);
+				return false;
+			}
+		}
+		if (s == HSM_MERGE_STEP_STOP || hsm_merge_sleep(job, backoff)) {
+			return false;
+		}
+		pk_log_warn("merge job job='%s': the legality of the old leaf '%s' is not "
+			    "reconciled yet: %s; retrying", job->id, job->top, err.message);
+		backoff = backoff < 8000 ? backoff * 2 : 10000;
+	}
+}
+
 void hsm_merge_job_run(struct hsm_merge_job *job)
 {
 	uint64_t transient_since = 0;
 	unsigned backoff = 250;
 
+	if (job_state(job) == HSM_MERGE_FAILED && hsm_merge_job_reconciles(job) &&
+	    !reconcile_failed_pivot(job)) {
+		return;
+	}
 	for (;;) {
 		struct pk_error err = { PK_OK, "" };
 		enum hsm_merge_state s = job_state(job);
@@ -652,6 +827,9 @@ void hsm_merge_job_run(struct hsm_merge_job *job)
 				if (job->kind != HSM_MERGE_COLD_COMMIT) {
 					cancel_block_job(job);
 				}
+			}
+			if (s == HSM_MERGE_PIVOTING && pivot_fail_safely(job, &err)) {
+				continue;
 			}
 			struct pk_error fail_err = { PK_OK, "" };
 			if (hsm_merge_job_fail(job, &err, &fail_err) < 0) {

@@ -515,10 +515,47 @@ int fake_virt_pivot_finish(const char *name, const char *disk, bool success)
 		r = -EINVAL;
 	}
 	if (r == 0 && success) {
-		fake_virtd_apply_job(k);
+		if (!k->job.applied) {
+			fake_virtd_apply_job(k);
+		}
 		fake_virtd_end_job(d, k, HSM_VIRT_JOB_COMPLETED);
 	} else if (r == 0) {
 		k->job.mirror = HSM_VMXML_MIRROR_READY;
+	}
+	pthread_mutex_unlock(&fake_virtd.lock);
+	return r;
+}
+
+int fake_virt_pivot_show(const char *name, const char *disk, enum fake_virt_pivot_view view)
+{
+	struct domain *d = NULL;
+	struct disk *k = NULL;
+	int r;
+
+	pthread_mutex_lock(&fake_virtd.lock);
+	r = control_job(name, disk, &d, &k);
+	if (r == 0 && k->job.mirror != HSM_VMXML_MIRROR_PIVOTING) {
+		r = -EINVAL;
+	}
+	if (r == 0) {
+		switch (view) {
+		case FAKE_VIRT_PIVOT_SWITCHED:
+			if (!k->job.applied) {
+				fake_virtd_apply_job(k);
+				k->job.applied = true;
+			}
+			break;
+		case FAKE_VIRT_PIVOT_JOB_GONE:
+			k->job.hidden = true;
+			break;
+		case FAKE_VIRT_PIVOT_DROPPED:
+			memset(&k->job, 0, sizeof(k->job));
+			break;
+		case FAKE_VIRT_PIVOT_FOREIGN:
+			drop_layers(k, 0, k->n - 1);
+			fake_virtd_end_job(d, k, HSM_VIRT_JOB_COMPLETED);
+			break;
+		}
 	}
 	pthread_mutex_unlock(&fake_virtd.lock);
 	return r;

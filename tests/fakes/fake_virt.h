@@ -140,6 +140,27 @@ int fake_virt_job_fail(const char *name, const char *disk);
 void fake_virt_set_manual_pivot(bool manual);
 int fake_virt_pivot_finish(const char *name, const char *disk, bool success);
 
+/*
+ * What libvirt shows while a manual pivot is under way (seen under load for
+ * most of a second), each one until fake_virt_pivot_finish:
+ *   SWITCHED   the chain is the new one, the job and <mirror ready='pivot'>
+ *              still listed;
+ *   JOB_GONE   job info says "no job", the chain and mirror the old ones,
+ *              no event yet;
+ *   DROPPED    the job is gone for good, without an event, the old chain
+ *              kept (the pivot did not happen; finish is not called);
+ *   FOREIGN    the job is gone (COMPLETED event) and the chain is only its
+ *              last layer: neither the chain before nor after.
+ * -ESRCH when the disk has no job, -EINVAL when no pivot is pending.
+ */
+enum fake_virt_pivot_view {
+	FAKE_VIRT_PIVOT_SWITCHED,
+	FAKE_VIRT_PIVOT_JOB_GONE,
+	FAKE_VIRT_PIVOT_DROPPED,
+	FAKE_VIRT_PIVOT_FOREIGN,
+};
+int fake_virt_pivot_show(const char *name, const char *disk, enum fake_virt_pivot_view view);
+
 /* ---- connection and events ------------------------------------------------------ */
 
 void fake_virt_disconnect(void);

@@ -307,7 +307,7 @@ int hsm_virt_block_job_info(struct hsm_virt *v, const char *name, const char *di
 	}
 	if (r == 0) {
 		memset(ret, 0, sizeof(*ret));
-		ret->active = k->job.on;
+		ret->active = k->job.on && !k->job.hidden;
 		if (k->job.on) {
 			ret->type = k->job.type;
 			ret->cur = k->job.cur;

@@ -34,6 +34,8 @@ struct job {
 	int top_index;            /* commit only */
 	uint64_t cur, end, bandwidth;
 	enum hsm_vmxml_mirror mirror;
+	bool applied;             /* a manual pivot already switched the chain */
+	bool hidden;              /* job info says "no job" (the job still ends) */
 };
 
 struct disk {

@@ -9,7 +9,10 @@
  * before it, LEGAL again after a failed pivot), pull, EXTENDING through the
  * SPM, abort, a block job failing or vanishing, a VM stopping mid-commit,
  * libvirt reconnection with lost events, hsmd restarts (records resumed),
- * a merge already done in qemu (CLEANUP only), cold commit with qemu-img (of
+ * a pivot under load (the new chain while the job is listed, the job gone
+ * before the new chain, the job gone for good, neither chain: judged once
+ * the job ended), FAILED records with the old leaf ILLEGAL reconciled at
+ * start, a merge already done in qemu (CLEANUP only), cold commit with qemu-img (of
  * an internal layer, and of the leaf: the definition switched),
  * bad input, one job per drive, bandwidth, events on the pub socket, and a
  * record that cannot be written (no state, no ILLEGAL mark, no abort, no
@@ -280,6 +283,185 @@ static void test_merge__resumed_in_pivoting_after_pivot(void **state)
 	assert_int_equal(fake_virt_calls(FAKE_VIRT_JOB_ABORT), 1);
 	assert_int_equal(mfx_meta(t, t->s1).role, PK_VOLUME_LEAF);
 	assert_int_equal(mfx_meta(t, t->s2).legality, PK_VOLUME_ILLEGAL);
+}
+
+/* ---- a pivot under load: judged once the block job has ended ---------------------------- */
+
+/* An active commit of vm1/vda (S2 into S1) whose pivot was asked and is pending. */
+static struct hsm_merge_job_info pivot_pending(struct mfx *t)
+{
+	fake_virt_set_manual_pivot(true);
+	struct hsm_merge_job_info j = mfx_merge(t, t->s1, NULL, HSM_MERGE_DIR_COMMIT);
+
+	mfx_wait_calls(FAKE_VIRT_COMMIT, 1);
+	assert_int_equal(fake_virt_job_ready("vm1", "vda"), 0);
+	mfx_wait_calls(FAKE_VIRT_JOB_ABORT, 1);
+	assert_int_equal(mfx_meta(t, t->s2).legality, PK_VOLUME_ILLEGAL);
+	return j;
+}
+
+static enum hsm_merge_state job_state_now(struct mfx *t, const char *id)
+{
+	struct pk_error err = { PK_OK, "" };
+	struct hsm_merge_job_info j;
+
+	assert_int_equal(hsm_merge_job_get(&t->fx->hsm, id, &j, &err), 0);
+	return j.state;
+}
+
+/* S2 merged into S1, S1 the LEAF: what every pivot that happened ends with. */
+static void assert_pivoted(struct mfx *t, const char *id)
+{
+	mfx_wait_state(t, id, HSM_MERGE_DONE);
+	fake_virt_set_manual_pivot(false);
+	mfx_assert_chain(t, t->s1, t->b, NULL);
+	assert_int_equal(mfx_meta(t, t->s1).role, PK_VOLUME_LEAF);
+	assert_int_equal(mfx_meta(t, t->s1).legality, PK_VOLUME_LEGAL);
+	assert_int_equal(mfx_meta(t, t->s2).legality, PK_VOLUME_ILLEGAL);
+	assert_false(hsm_merge_drive_busy(&t->fx->hsm, "vm1", "vda", NULL));
+}
+
+/* The new chain shows while the job and <mirror ready='pivot'> are still listed. */
+static void test_merge__slow_pivot_is_waited_for(void **state)
+{
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j = pivot_pending(t);
+
+	assert_int_equal(fake_virt_pivot_show("vm1", "vda", FAKE_VIRT_PIVOT_SWITCHED), 0);
+	mfx_sleep_ms(1500);
+	assert_int_equal(job_state_now(t, j.id), HSM_MERGE_PIVOTING);
+	assert_int_equal(fake_virt_pivot_finish("vm1", "vda", true), 0);
+	assert_pivoted(t, j.id);
+	assert_int_equal(fake_virt_calls(FAKE_VIRT_JOB_ABORT), 1);
+}
+
+/* Job info says "no job" before the XML shows the new chain: not a failure. */
+static void test_merge__job_gone_before_the_new_chain(void **state)
+{
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j = pivot_pending(t);
+
+	assert_int_equal(fake_virt_pivot_show("vm1", "vda", FAKE_VIRT_PIVOT_JOB_GONE), 0);
+	mfx_sleep_ms(1500);
+	assert_int_equal(job_state_now(t, j.id), HSM_MERGE_PIVOTING);
+	assert_int_equal(mfx_meta(t, t->s2).legality, PK_VOLUME_ILLEGAL);
+	assert_int_equal(fake_virt_pivot_finish("vm1", "vda", true), 0);
+	assert_pivoted(t, j.id);
+	assert_int_equal(fake_virt_calls(FAKE_VIRT_JOB_ABORT), 1);
+}
+
+/* The job ended for good with the old chain: leaf LEGAL, the commit runs again. */
+static void test_merge__job_gone_with_the_old_chain_commits_again(void **state)
+{
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j = pivot_pending(t);
+
+	assert_int_equal(fake_virt_pivot_show("vm1", "vda", FAKE_VIRT_PIVOT_DROPPED), 0);
+	mfx_wait_calls(FAKE_VIRT_COMMIT, 2);
+	assert_int_equal(mfx_meta(t, t->s2).legality, PK_VOLUME_LEGAL);
+	assert_int_equal(job_state_now(t, j.id), HSM_MERGE_COMMITTING);
+	assert_int_equal(fake_virt_job_ready("vm1", "vda"), 0);
+	mfx_wait_calls(FAKE_VIRT_JOB_ABORT, 2);
+	assert_int_equal(fake_virt_pivot_finish("vm1", "vda", true), 0);
+	assert_pivoted(t, j.id);
+}
+
+/* Neither chain once the job ended: FAILED ILLEGAL, and the old leaf LEGAL again. */
+static void test_merge__neither_chain_fails_with_the_leaf_legal(void **state)
+{
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j = pivot_pending(t);
+
+	assert_int_equal(fake_virt_pivot_show("vm1", "vda", FAKE_VIRT_PIVOT_FOREIGN), 0);
+	j = mfx_wait_state(t, j.id, HSM_MERGE_FAILED);
+	fake_virt_set_manual_pivot(false);
+	assert_int_equal(j.error.code, PK_E_ILLEGAL);
+	assert_non_null(strstr(j.error.message, "neither"));
+	assert_int_equal(mfx_meta(t, t->s2).legality, PK_VOLUME_LEGAL);
+	assert_int_equal(mfx_meta(t, t->s2).role, PK_VOLUME_LEAF);
+}
+
+/* hsmd restarts while libvirt shows the new chain with the job still listed. */
+static void test_merge__resumed_in_pivoting_mid_pivot(void **state)
+{
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j = pivot_pending(t);
+
+	hsm_merge_stop(&t->fx->hsm);
+	assert_int_equal(fake_virt_pivot_show("vm1", "vda", FAKE_VIRT_PIVOT_SWITCHED), 0);
+	mfx_restart(t);
+	mfx_sleep_ms(1000);
+	assert_int_equal(job_state_now(t, j.id), HSM_MERGE_PIVOTING);
+	assert_int_equal(fake_virt_pivot_finish("vm1", "vda", true), 0);
+	assert_pivoted(t, j.id);
+}
+
+/* Rewrites the stopped job's record as FAILED in PIVOTING with the leaf ILLEGAL
+ * (as an hsmd left it that died before unmarking the leaf). */
+static void record_failed_in_pivoting(struct mfx *t, const char *id)
+{
+	struct pk_error err = { PK_OK, "" };
+	struct hsm_merge *m = hsm_merge_of(&t->fx->hsm);
+	char name[64], *text = NULL, *out;
+	size_t len = 0;
+
+	snprintf(name, sizeof(name), "%s%s", id, HSM_MERGE_SUFFIX);
+	assert_int_equal(pk_statefile_read(m->dir, name, (void **)&text, &len, &err), 0);
+	char *state_line = strstr(text, "state=PIVOTING\nfailed_in=\n");
+	assert_non_null(state_line);
+	assert_non_null(strstr(text, "leaf_illegal=1\n"));
+	*state_line = '\0';
+	assert_true(asprintf(&out, "%sstate=FAILED\nfailed_in=PIVOTING\n%s"
+			     "error_code=ILLEGAL\nerror=the chain changed\n", text,
+			     state_line + strlen("state=PIVOTING\nfailed_in=\n")) > 0);
+	assert_int_equal(pk_statefile_write(m->dir, name, out, strlen(out), &err), 0);
+	free(out);
+	free(text);
+}
+
+/* A FAILED record with the leaf ILLEGAL whose pivot did happen: finished at start. */
+static void test_merge__failed_record_after_a_pivot_is_finished(void **state)
+{
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j = pivot_pending(t);
+
+	hsm_merge_stop(&t->fx->hsm);
+	record_failed_in_pivoting(t, j.id);
+	assert_int_equal(fake_virt_pivot_finish("vm1", "vda", true), 0);
+	mfx_restart(t);
+	/* FAILED (final) until the job's thread has looked at the chain. */
+	uint64_t deadline = mfx_now_ms() + 10000;
+	while (job_state_now(t, j.id) != HSM_MERGE_DONE && mfx_now_ms() < deadline) {
+		mfx_sleep_ms(20);
+	}
+	j = mfx_wait_state(t, j.id, HSM_MERGE_DONE);
+	assert_int_equal(j.error.code, PK_OK);
+	assert_pivoted(t, j.id);
+}
+
+/* A FAILED record with the leaf ILLEGAL whose pivot did not happen: leaf LEGAL at start. */
+static void test_merge__failed_record_before_a_pivot_restores_the_leaf(void **state)
+{
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j = pivot_pending(t);
+
+	hsm_merge_stop(&t->fx->hsm);
+	record_failed_in_pivoting(t, j.id);
+	assert_int_equal(fake_virt_pivot_finish("vm1", "vda", false), 0);
+	fake_virt_set_manual_pivot(false);
+	mfx_restart(t);
+	uint64_t deadline = mfx_now_ms() + 10000;
+	while (mfx_meta(t, t->s2).legality != PK_VOLUME_LEGAL && mfx_now_ms() < deadline) {
+		mfx_sleep_ms(50);
+	}
+	assert_int_equal(mfx_meta(t, t->s2).legality, PK_VOLUME_LEGAL);
+	assert_int_equal(job_state_now(t, j.id), HSM_MERGE_FAILED);
+	mfx_assert_chain(t, t->s2, t->s1, t->b);
+	deadline = mfx_now_ms() + 10000;
+	while (hsm_merge_drive_busy(&t->fx->hsm, "vm1", "vda", NULL) && mfx_now_ms() < deadline) {
+		mfx_sleep_ms(50);
+	}
+	assert_false(hsm_merge_drive_busy(&t->fx->hsm, "vm1", "vda", NULL));
 }
 
 /* The merge happened in qemu but the metadata is behind: Merge only cleans up. */
@@ -694,6 +876,21 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_merge__resumed_after_restart, mfx_setup, mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_merge__resumed_in_pivoting_after_pivot, mfx_setup,
 						mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__slow_pivot_is_waited_for, mfx_setup,
+						mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__job_gone_before_the_new_chain, mfx_setup,
+						mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__job_gone_with_the_old_chain_commits_again,
+						mfx_setup, mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__neither_chain_fails_with_the_leaf_legal,
+						mfx_setup, mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__resumed_in_pivoting_mid_pivot, mfx_setup,
+						mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__failed_record_after_a_pivot_is_finished,
+						mfx_setup, mfx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_merge__failed_record_before_a_pivot_restores_the_leaf, mfx_setup,
+			mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_merge__done_in_qemu_only_cleans_up, mfx_setup,
 						mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_merge__cleanup_retries_transient_spm_errors,
