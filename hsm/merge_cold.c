@@ -339,10 +339,8 @@ enum hsm_merge_step hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_e
 		return HSM_MERGE_STEP_FAIL;
 	}
 
-	job->attempts++;
-	r = hsm_merge_job_save(job, err);
+	r = hsm_merge_job_record_set(job, HSM_MERGE_FIELD_ATTEMPTS, job->attempts + 1, err);
 	if (r < 0) {
-		job->attempts--;
 		return HSM_MERGE_STEP_RETRY;
 	}
 	if (job->bandwidth) {

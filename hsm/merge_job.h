@@ -229,13 +229,22 @@ enum hsm_merge_step hsm_merge_job_step_to(struct hsm_merge_job *job, enum hsm_me
 int hsm_merge_job_fail(struct hsm_merge_job *job, const struct pk_error *err,
 		       struct pk_error *ret_err);
 
+/* The record fields a step changes before it acts on them. */
+enum hsm_merge_field {
+	HSM_MERGE_FIELD_ATTEMPTS,
+	HSM_MERGE_FIELD_PIVOT_ATTEMPTS,
+	HSM_MERGE_FIELD_LEAF_ILLEGAL,
+	HSM_MERGE_FIELD_EXTEND_SIZE,
+};
+
 /*
- * Writes the record as it is now (after a field of a step changed), before
- * the step acts on that field. When the record cannot be written this fails
- * with the error of the write: the step does not act, and puts the field
- * back (the in-memory job is the caller's).
+ * Sets field to value and writes the record, both under the lock (the
+ * record and job info are read by other threads), before the step acts on
+ * that field. When the record cannot be written the field keeps its old
+ * value and this fails with the error of the write: the step does not act.
  */
-int hsm_merge_job_save(struct hsm_merge_job *job, struct pk_error *err);
+int hsm_merge_job_record_set(struct hsm_merge_job *job, enum hsm_merge_field field,
+			     uint64_t value, struct pk_error *err);
 
 /* Updates progress (under the lock) and publishes it when it moved enough. */
 void hsm_merge_job_progress(struct hsm_merge_job *job, uint64_t cur, uint64_t end);

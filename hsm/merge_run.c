@@ -83,10 +83,8 @@ enum hsm_merge_step hsm_merge_leaf_set_legal(struct hsm_merge_job *job, bool leg
 
 	if (!legal && !job->leaf_illegal) {
 		/* No mark the record does not name: a resumed job must know to undo it. */
-		job->leaf_illegal = true;
-		r = hsm_merge_job_save(job, err);
+		r = hsm_merge_job_record_set(job, HSM_MERGE_FIELD_LEAF_ILLEGAL, true, err);
 		if (r < 0) {
-			job->leaf_illegal = false;
 			pk_error_prefix(err, "the old leaf '%s' is not marked ILLEGAL", job->top);
 			return HSM_MERGE_STEP_RETRY;
 		}
@@ -98,10 +96,13 @@ enum hsm_merge_step hsm_merge_leaf_set_legal(struct hsm_merge_job *job, bool leg
 		return hsm_merge_step_of(r, err);
 	}
 	if (legal) {
-		job->leaf_illegal = false;
 		/* A record that still says ILLEGAL is safe: a resumed job marks the
 		 * leaf LEGAL once more (idempotent), and the next write forgets it. */
-		if (hsm_merge_job_save(job, err) < 0) {
+		if (hsm_merge_job_record_set(job, HSM_MERGE_FIELD_LEAF_ILLEGAL, false, err) < 0) {
+			struct hsm_merge *m = hsm_merge_of(job->hsm);
+			pthread_mutex_lock(&m->lock);
+			job->leaf_illegal = false;
+			pthread_mutex_unlock(&m->lock);
 			pk_log_warn("merge job job='%s': %s", job->id, err->message);
 			pk_error_clear(err);
 		}
@@ -259,19 +260,15 @@ static enum hsm_merge_step start_block_job(struct hsm_merge_job *job,
 	if (r < 0) {
 		return HSM_MERGE_STEP_FAIL;
 	}
+	/* Counted in the record before it starts: bounded across restarts too. */
+	r = hsm_merge_job_record_set(job, HSM_MERGE_FIELD_ATTEMPTS, job->attempts + 1, err);
+	if (r < 0) {
+		return HSM_MERGE_STEP_RETRY;
+	}
 	pthread_mutex_lock(&m->lock);
-	job->attempts++;
 	job->ev_status = -1;
 	job->ev_ready = false;
 	pthread_mutex_unlock(&m->lock);
-	/* Counted in the record before it starts: bounded across restarts too. */
-	r = hsm_merge_job_save(job, err);
-	if (r < 0) {
-		pthread_mutex_lock(&m->lock);
-		job->attempts--;
-		pthread_mutex_unlock(&m->lock);
-		return HSM_MERGE_STEP_RETRY;
-	}
 	if (job->kind == HSM_MERGE_PULL) {
 		r = hsm_virt_block_pull(job->hsm->virt, job->vm, job->drive, *base ? base : NULL,
 					job->bandwidth, err);
@@ -429,9 +426,8 @@ static enum hsm_merge_step pivot_failed(struct hsm_merge_job *job, const char *w
 	if (s != HSM_MERGE_STEP_MOVED) {
 		return s;
 	}
-	job->pivot_attempts++;
-	if (hsm_merge_job_save(job, err) < 0) {
-		job->pivot_attempts--;
+	if (hsm_merge_job_record_set(job, HSM_MERGE_FIELD_PIVOT_ATTEMPTS, job->pivot_attempts + 1,
+				     err) < 0) {
 		return HSM_MERGE_STEP_RETRY;
 	}
 	if (job->pivot_attempts < PIVOT_ATTEMPTS_MAX) {
@@ -459,9 +455,8 @@ static enum hsm_merge_step pivot_job_ended(struct hsm_merge_job *job, struct pk_
 	if (s != HSM_MERGE_STEP_MOVED) {
 		return s;
 	}
-	job->pivot_attempts++;
-	if (hsm_merge_job_save(job, err) < 0) {
-		job->pivot_attempts--;
+	if (hsm_merge_job_record_set(job, HSM_MERGE_FIELD_PIVOT_ATTEMPTS, job->pivot_attempts + 1,
+				     err) < 0) {
 		return HSM_MERGE_STEP_RETRY;
 	}
 	pk_log_warn("merge job job='%s': the block job of vm='%s' drive='%s' ended without a "

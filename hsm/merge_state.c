@@ -64,13 +64,41 @@ void hsm_merge_publish(struct hsm_merge *m, const struct hsm_merge_job_info *inf
 	free(buf);
 }
 
-int hsm_merge_job_save(struct hsm_merge_job *job, struct pk_error *err)
+static uint64_t field_get(const struct hsm_merge_job *job, enum hsm_merge_field f)
+{
+	switch (f) {
+	case HSM_MERGE_FIELD_ATTEMPTS: return job->attempts;
+	case HSM_MERGE_FIELD_PIVOT_ATTEMPTS: return job->pivot_attempts;
+	case HSM_MERGE_FIELD_LEAF_ILLEGAL: return job->leaf_illegal;
+	case HSM_MERGE_FIELD_EXTEND_SIZE: return job->extend_size;
+	}
+	return 0;
+}
+
+static void field_set(struct hsm_merge_job *job, enum hsm_merge_field f, uint64_t v)
+{
+	switch (f) {
+	case HSM_MERGE_FIELD_ATTEMPTS: job->attempts = (unsigned)v; break;
+	case HSM_MERGE_FIELD_PIVOT_ATTEMPTS: job->pivot_attempts = (unsigned)v; break;
+	case HSM_MERGE_FIELD_LEAF_ILLEGAL: job->leaf_illegal = v != 0; break;
+	case HSM_MERGE_FIELD_EXTEND_SIZE: job->extend_size = v; break;
+	}
+}
+
+int hsm_merge_job_record_set(struct hsm_merge_job *job, enum hsm_merge_field field,
+			     uint64_t value, struct pk_error *err)
 {
 	struct hsm_merge *m = hsm_merge_of(job->hsm);
+	uint64_t old;
 	int r;
 
 	pthread_mutex_lock(&m->lock);
+	old = field_get(job, field);
+	field_set(job, field, value);
 	r = hsm_merge_job_write_locked(m, job, err);
+	if (r < 0) {
+		field_set(job, field, old);
+	}
 	pthread_mutex_unlock(&m->lock);
 	return r;
 }

@@ -316,11 +316,8 @@ enum hsm_merge_step hsm_merge_step_extend(struct hsm_merge_job *job, struct pk_e
 	if (need <= v->lv_size) {
 		goto out;
 	}
-	uint64_t asked_before = job->extend_size;
-	job->extend_size = need;
-	r = hsm_merge_job_save(job, err);
+	r = hsm_merge_job_record_set(job, HSM_MERGE_FIELD_EXTEND_SIZE, need, err);
 	if (r < 0) {
-		job->extend_size = asked_before;
 		s = HSM_MERGE_STEP_RETRY;
 		goto out;
 	}
