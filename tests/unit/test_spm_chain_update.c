@@ -9,6 +9,7 @@
 /* pk-test-fakes: fake_lvm fake_sanlock */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -361,11 +362,13 @@ static void test_spm_chain_update__image_chain_never_sees_half_a_change(void **s
 
 	make_chain(f);
 	assert_int_equal(pthread_create(&rd.thread, NULL, read_loop, &rd), 0);
-	for (int i = 0; i < 400; i++) {
+	/* At least 400 changes and 100 reads between them (the reader may start late). */
+	for (int i = 0; i < 400 || (atomic_load(&rd.reads) < 100 && i < 100000); i++) {
 		cleanup_changes(c, i % 2 == 0);
 		if (spm_volumes_update(&f->spm, DOMAIN, IMAGE, c, 2, NULL, &err) < 0) {
 			fail_msg("update %d: %s", i, err.message);
 		}
+		sched_yield();
 	}
 	atomic_store(&rd.stop, true);
 	assert_int_equal(pthread_join(rd.thread, NULL), 0);
