@@ -77,7 +77,9 @@ struct ctl_snapshot_delete_opts {
 struct ctl_snapshot_delete_result {
 	char volume[PK_UUID_BUFLEN];
 	char drive[64];
-	const char *how;  /* "active commit", "commit", "pull", "already merged", "cold ..." */
+	/* "active commit", "commit", "pull", "already merged", "cold ...", "already deleted" */
+	const char *how;
+	bool already_deleted; /* another run (or an earlier one) deleted it: nothing left to do */
 	const Pk__JobInfo *job;                      /* the finished job; NULL: none ran */
 	const Pk__GetVolumeChainResponse *chain;     /* the drive's chain afterwards */
 	uint64_t elapsed_ms;
@@ -86,10 +88,14 @@ struct ctl_snapshot_delete_result {
 
 /*
  * Deletes a snapshot volume of a VM (see the flow's file for the steps).
- * Safe to re-run after any failure. Refusals change nothing: INVALID_ARGUMENT
- * (nothing to merge it with, the leaf pulled, ...), NOT_FOUND, ILLEGAL (an
- * orphan still used or not merged by poolkeeper, a chain not as expected
- * after the merge), CONFLICT (another job on the drive).
+ * Safe to re-run after any failure, and after success: a volume that an
+ * earlier or concurrent run deleted answers success with already_deleted
+ * (the rule that tells it from an unknown id is in the flow's file).
+ * Refusals change nothing: INVALID_ARGUMENT (nothing to merge it with, the
+ * leaf pulled, ...), NOT_FOUND (an id no drive's image holds and no merge
+ * job removed), ILLEGAL (an orphan still used or not merged by poolkeeper
+ * with no merge job running on its drive, a chain not as expected after
+ * the merge), CONFLICT (another job on the drive).
  */
 int ctl_flow_snapshot_delete(struct ctl *ctl, const struct ctl_snapshot_delete_opts *o,
 			     const struct ctl_flow_report *report,

@@ -342,17 +342,17 @@ out:
 
 /* ---- CLEANUP --------------------------------------------------------------------------- */
 
-/* Runs one idempotent SPM update, retrying transient failures a bounded
- * number of times: MOVED, STOP, or FAIL (also when the retries ran out). */
-static enum hsm_merge_step spm_update_retry(struct hsm_merge_job *job, const char *volume,
-					    const struct pk_spm_meta_update *u,
+/* Runs one idempotent SPM call of changes, retrying transient failures a
+ * bounded number of times: MOVED, STOP, or FAIL (also when the retries ran out). */
+static enum hsm_merge_step spm_update_retry(struct hsm_merge_job *job,
+					    const struct pk_spm_meta_change *changes, size_t n,
 					    struct pk_error *err)
 {
 	int r = 0;
 
 	for (unsigned i = 0; i < CLEANUP_TRIES; i++) {
 		pk_error_clear(err);
-		r = hsm_spm_volume_meta_update(job->hsm, job->domain, job->image, volume, u, err);
+		r = hsm_spm_volumes_meta_update(job->hsm, job->domain, job->image, changes, n, err);
 		if (r == 0 || !hsm_merge_error_transient(err)) {
 			break;
 		}
@@ -361,7 +361,8 @@ static enum hsm_merge_step spm_update_retry(struct hsm_merge_job *job, const cha
 		}
 	}
 	if (r < 0) {
-		pk_error_prefix(err, "cannot update the metadata of volume '%s'", volume);
+		pk_error_prefix(err, "cannot update the metadata of image '%s' (%zu volume(s))",
+				job->image, n);
 		return HSM_MERGE_STEP_FAIL;
 	}
 	return HSM_MERGE_STEP_MOVED;
@@ -466,33 +467,42 @@ enum hsm_merge_step hsm_merge_step_cleanup(struct hsm_merge_job *job, struct pk_
 	}
 	hsm_merge_job_removed(job, &lo, &hi);
 	/*
-	 * 1. The chain skips the removed layers: the child's new parent. This
-	 * comes first so that no reader of the metadata ever sees the base
-	 * without a child while its old child still names a removed layer
-	 * (ImageChain would then find two tops).
+	 * 1. The metadata in one SPM call, which its readers (ImageChain) see
+	 * whole or not at all: the child's new parent skips the removed layers,
+	 * the removed layers become orphans (ILLEGAL, INTERNAL), and after a
+	 * commit of the leaf the base is the leaf again. The SPM writes them in
+	 * this order, one LVM commit each: a crash between two leaves the
+	 * child re-parented first, so no reader ever finds two tops (the base
+	 * without a child while the old child still names a removed layer);
+	 * the orphans may then stay LEGAL until this step runs again, which
+	 * readers allow for while this job is unfinished.
 	 */
-	if (*child) {
-		struct pk_spm_meta_update u = {
-			.set_parent = true,
-			.parent = hsm_merge_job_new_parent(job),
-		};
-		s = spm_update_retry(job, child, &u, err);
-	}
-	/* 2. The removed layers become orphans: ILLEGAL and INTERNAL. */
-	for (size_t i = lo; i <= hi && s == HSM_MERGE_STEP_MOVED; i++) {
-		struct pk_spm_meta_update u = {
-			.role = PK_VOLUME_INTERNAL,
-			.legality = PK_VOLUME_ILLEGAL,
-		};
-		s = spm_update_retry(job, job->chain[i], &u, err);
+	{
+		struct pk_spm_meta_change changes[HSM_MERGE_CHAIN_MAX + 2];
+		size_t n = 0;
+
+		if (*child) {
+			changes[n++] = (struct pk_spm_meta_change){
+				.volume = child,
+				.u = { .set_parent = true, .parent = hsm_merge_job_new_parent(job) },
+			};
+		}
+		for (size_t i = lo; i <= hi; i++) {
+			changes[n++] = (struct pk_spm_meta_change){
+				.volume = job->chain[i],
+				.u = { .role = PK_VOLUME_INTERNAL, .legality = PK_VOLUME_ILLEGAL },
+			};
+		}
+		if (leaf_commit) {
+			changes[n++] = (struct pk_spm_meta_change){
+				.volume = job->base,
+				.u = { .role = PK_VOLUME_LEAF },
+			};
+		}
+		s = spm_update_retry(job, changes, n, err);
 	}
 	if (s == HSM_MERGE_STEP_MOVED) {
 		pk_fault_point("merge:cleanup:orphaned");
-	}
-	/* After an active commit the base is the leaf again. */
-	if (s == HSM_MERGE_STEP_MOVED && leaf_commit) {
-		struct pk_spm_meta_update u = { .role = PK_VOLUME_LEAF };
-		s = spm_update_retry(job, job->base, &u, err);
 	}
 	/* 3. Our drive metadata names the leaf. */
 	if (s == HSM_MERGE_STEP_MOVED && leaf_commit) {

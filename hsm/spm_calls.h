@@ -37,6 +37,19 @@ int hsm_spm_volume_meta_update(struct hsm *hsm, const char *domain, const char *
 			       struct pk_error *err);
 
 /*
+ * The n changes to volumes of image in one UpdateVolumeMeta, one step for
+ * the SPM's readers (pk_spm_client_update_volumes_meta). An SPM older than
+ * that call refuses it (INVALID_ARGUMENT): changes without an expected
+ * generation then go one call each, in order, as they did before (logged
+ * once per call). Idempotent
+ * when the changes are (no expected generations): run it again after any
+ * failure.
+ */
+int hsm_spm_volumes_meta_update(struct hsm *hsm, const char *domain, const char *image,
+				const struct pk_spm_meta_change *changes, size_t n,
+				struct pk_error *err);
+
+/*
  * Tells the SPM that this host prepared (or tore down) an image, so its
  * leaf cannot be deleted under a VM; with volume (may be NULL), only that
  * volume of the image (a merged-away layer torn down). Best effort: returns

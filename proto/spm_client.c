@@ -193,6 +193,39 @@ int pk_spm_client_update_volume_meta(struct pk_spm_client *sc, const char *domai
 	return call_drop(sc, &req, timeout_ms, err);
 }
 
+int pk_spm_client_update_volumes_meta(struct pk_spm_client *sc, const char *domain,
+				      const char *image, const struct pk_spm_meta_change *changes,
+				      size_t n, int timeout_ms, struct pk_error *err)
+{
+	Pk__Request req = PK__REQUEST__INIT;
+	Pk__UpdateVolumeMetaRequest um = PK__UPDATE_VOLUME_META_REQUEST__INIT;
+	Pk__VolumeMetaChange *w = pk_xcalloc(n + 1, sizeof(*w));
+	Pk__VolumeMetaChange **wp = pk_xcalloc(n + 1, sizeof(*wp));
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct pk_spm_meta_change *c = &changes[i];
+		pk__volume_meta_change__init(&w[i]);
+		w[i].volume_id = (char *)c->volume;
+		w[i].set_parent = c->u.set_parent;
+		w[i].parent_id = (char *)(c->u.parent ? c->u.parent : "");
+		w[i].role = pk_wire_volume_role(c->u.role);
+		w[i].legality = pk_wire_legality(c->u.legality);
+		w[i].expected_generation = c->expected_generation;
+		wp[i] = &w[i];
+	}
+	um.domain_id = (char *)domain;
+	um.image_id = (char *)image;
+	um.changes = wp;
+	um.n_changes = n;
+	req.call_case = PK__REQUEST__CALL_UPDATE_VOLUME_META;
+	req.update_volume_meta = &um;
+	r = call_drop(sc, &req, timeout_ms, err);
+	free(wp);
+	free(w);
+	return r;
+}
+
 int pk_spm_client_image_prepared(struct pk_spm_client *sc, const char *domain,
 				 const char *image, const char *volume, int32_t host_id,
 				 bool prepared, int timeout_ms, struct pk_error *err)

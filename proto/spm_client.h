@@ -64,6 +64,26 @@ int pk_spm_client_update_volume_meta(struct pk_spm_client *sc, const char *domai
 				     const struct pk_spm_meta_update *u, int timeout_ms,
 				     struct pk_error *err);
 
+/* One volume's change in pk_spm_client_update_volumes_meta. */
+struct pk_spm_meta_change {
+	const char *volume;
+	struct pk_spm_meta_update u;
+	uint64_t expected_generation; /* 0: any; else CONFLICT when the volume moved on */
+};
+
+/*
+ * UpdateVolumeMeta with changes: n (1..130) changes to volumes of image as
+ * one step for readers: the SPM checks them all, then writes them in order
+ * under the image's lock, which its ImageChain takes too. A call that
+ * failed may have written the first changes (a crash between two LVM
+ * commits): run it again, changes already made write nothing. An spmd
+ * older than the changes field answers INVALID_ARGUMENT (it sees an empty
+ * single change).
+ */
+int pk_spm_client_update_volumes_meta(struct pk_spm_client *sc, const char *domain,
+				      const char *image, const struct pk_spm_meta_change *changes,
+				      size_t n, int timeout_ms, struct pk_error *err);
+
 /*
  * ImagePrepared: host_id prepared (or tore down) the image; with volume
  * (NULL: the whole image), only that volume of it.

@@ -334,6 +334,68 @@ PK_WIRE_SAME(PK_VOLUME_LEGAL, PK__LEGALITY__LEGALITY_LEGAL);
 PK_WIRE_SAME(PK_VOLUME_ILLEGAL, PK__LEGALITY__LEGALITY_ILLEGAL);
 PK_WIRE_SAME(PK_VOLUME_REMOVING, PK__LEGALITY__LEGALITY_REMOVING);
 
+static int change_from_wire(const Pk__VolumeMetaChange *c, struct spm_volume_change *ret,
+			    struct pk_error *err)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->volume = str_or_empty(c->volume_id);
+	ret->u.set_parent = c->set_parent;
+	ret->u.parent = str_or_empty(c->parent_id);
+	if (c->role == PK__VOLUME_ROLE__ROLE_LEAF) {
+		ret->u.role = PK_VOLUME_LEAF;
+	} else if (c->role == PK__VOLUME_ROLE__ROLE_INTERNAL) {
+		ret->u.role = PK_VOLUME_INTERNAL;
+	} else if (c->role != PK__VOLUME_ROLE__ROLE_UNSPECIFIED) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL, "unknown role %d", c->role);
+	}
+	if ((int)c->legality < 0 || (int)c->legality > PK__LEGALITY__LEGALITY_REMOVING) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL, "unknown legality %d",
+				    c->legality);
+	}
+	ret->u.legality = (enum pk_volume_legality)c->legality; /* same numbering, see above */
+	ret->u.expected_generation = c->expected_generation;
+	return 0;
+}
+
+/* UpdateVolumeMeta with changes: several volumes of the image in one step. */
+static int update_volumes_meta(void *ctx, const Pk__UpdateVolumeMetaRequest *u,
+			       Pk__UpdateVolumeMetaResponse *w, struct pk_arena *a,
+			       struct pk_error *err)
+{
+	struct spm_volume_change *changes;
+	struct spm_volume *vols;
+	int r = 0;
+
+	if ((u->volume_id && *u->volume_id) || u->set_parent || u->role || u->legality ||
+	    u->expected_generation) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "give either volume_id and its change, or changes");
+	}
+	if (u->n_changes > SPM_VOLUME_CHANGES_MAX) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "%zu changes: give 1 to %d", u->n_changes, SPM_VOLUME_CHANGES_MAX);
+	}
+	changes = pk_xcalloc(u->n_changes, sizeof(*changes));
+	vols = pk_xcalloc(u->n_changes, sizeof(*vols));
+	for (size_t i = 0; i < u->n_changes && r == 0; i++) {
+		r = change_from_wire(u->changes[i], &changes[i], err);
+	}
+	if (r == 0) {
+		r = spm_volumes_update(ctx, str_or_empty(u->domain_id), str_or_empty(u->image_id),
+				       changes, u->n_changes, vols, err);
+	}
+	if (r == 0) {
+		w->volumes = pk_arena_array(a, Pk__VolumeInfo *, u->n_changes + 1);
+		for (size_t i = 0; i < u->n_changes; i++) {
+			w->volumes[i] = volume_to_wire(a, u->domain_id, &vols[i]);
+		}
+		w->n_volumes = u->n_changes;
+	}
+	free(changes);
+	free(vols);
+	return r;
+}
+
 static int verb_update_volume_meta(void *ctx, const Pk__Request *req, Pk__Response *resp,
 				   struct pk_arena *a, struct pk_error *err)
 {
@@ -344,6 +406,13 @@ static int verb_update_volume_meta(void *ctx, const Pk__Request *req, Pk__Respon
 	int r;
 
 	pk__update_volume_meta_response__init(w);
+	if (u->n_changes) {
+		r = update_volumes_meta(ctx, u, w, a, err);
+		if (r == 0) {
+			resp->update_volume_meta = w;
+		}
+		return r;
+	}
 	up.set_parent = u->set_parent;
 	up.parent = str_or_empty(u->parent_id);
 	if (u->role == PK__VOLUME_ROLE__ROLE_LEAF) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/locks.h"
 #include "common/log.h"
 #include "common/lvm.h"
 #include "common/volchain.h"
@@ -319,12 +320,21 @@ int spm_image_chain(struct spm *spm, const char *domain, const char *image,
 		    struct spm_chain *ret, struct pk_error *err)
 {
 	struct spm_volume_list list = { 0 };
+	struct pk_lockset set;
 	int r;
 
 	r = pk_uuid_check_ids(domain, image, NULL, err);
 	if (r == 0) {
 		r = spm_domain_check(spm, domain, err);
 	}
+	if (r < 0) {
+		return r;
+	}
+	/* Shared with other readers; waits for a mutation of the image to end. */
+	pk_lockset_init(&set, spm->locks, "image_chain");
+	pk_lockset_add(&set, SPM_LOCK_DOMAIN, domain, PK_LOCK_SHARED);
+	pk_lockset_add(&set, SPM_LOCK_IMAGE, image, PK_LOCK_SHARED);
+	r = pk_lockset_acquire(&set, spm->lock_timeout_ms, err);
 	if (r == 0) {
 		r = spm_volumes_load(spm, domain, &list, err);
 	}
@@ -332,5 +342,6 @@ int spm_image_chain(struct spm *spm, const char *domain, const char *image,
 		r = chain_build(&list, domain, image, ret, err);
 	}
 	spm_volume_list_release(&list);
+	pk_lockset_release(&set);
 	return r;
 }

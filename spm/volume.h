@@ -101,7 +101,34 @@ int spm_volume_update(struct spm *spm, const char *domain, const char *image,
 		      const char *volume, const struct spm_volume_update *u,
 		      struct spm_volume *ret, struct pk_error *err);
 
-/* An image's chain from metadata: leaf first; volumes outside it are orphans. */
+/*
+ * Several metadata changes to volumes of one image, as one step for
+ * readers: every change is checked first (ids, generations, the result),
+ * then written in order, one LVM commit per volume, all under the image's
+ * lock held exclusively. spm_image_chain takes that lock shared, so it
+ * answers the image before or after, never between two writes. Changes
+ * that leave a volume as it is write nothing, so a retry of a partly
+ * applied call finishes it. A crash (or a failed write) between two
+ * commits leaves the first ones on storage: the caller must be able to
+ * run the same call again, and readers of storage must allow for it.
+ * ret (may be NULL) receives n volumes after the changes, in order.
+ */
+#define SPM_VOLUME_CHANGES_MAX 130 /* a merge of hsmd's longest chain (128) and two more */
+
+struct spm_volume_change {
+	const char *volume;
+	struct spm_volume_update u;
+};
+
+int spm_volumes_update(struct spm *spm, const char *domain, const char *image,
+		       const struct spm_volume_change *changes, size_t n,
+		       struct spm_volume *ret, struct pk_error *err);
+
+/*
+ * An image's chain from metadata: leaf first; volumes outside it are
+ * orphans. Read under the image's lock (shared): never half of a
+ * spm_volumes_update.
+ */
 struct spm_chain {
 	struct spm_volume *chain;
 	size_t n;

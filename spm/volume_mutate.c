@@ -12,6 +12,7 @@
 #include "common/locks.h"
 #include "common/log.h"
 #include "common/lvm.h"
+#include "common/xalloc.h"
 #include "spm/volume_internal.h"
 
 static int lock_image(struct spm *spm, struct pk_lockset *set, const char *what,
@@ -372,6 +373,163 @@ int spm_volume_update(struct spm *spm, const char *domain, const char *image,
 		}
 	}
 out:
+	spm_volume_list_release(&list);
+	pk_lockset_release(&set);
+	return r;
+}
+
+/* ---- several volumes at once --------------------------------------------------- */
+
+/* What can be checked of change i before any lock. */
+static int change_check_input(const struct spm_volume_change *changes, size_t i,
+			      struct pk_error *err)
+{
+	const struct spm_volume_change *c = &changes[i];
+	int r = pk_uuid_check("volume_id", c->volume, err);
+
+	if (r == 0 && c->u.set_parent && c->u.parent && *c->u.parent) {
+		r = pk_uuid_check("parent_id", c->u.parent, err);
+	}
+	if (r < 0) {
+		return r;
+	}
+	if (c->u.legality == PK_VOLUME_REMOVING) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "legality REMOVING is set by DeleteVolume only");
+	}
+	if (!c->u.set_parent && !c->u.role && !c->u.legality) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "nothing to update for volume '%s': give a parent, a role or a "
+				    "legality", c->volume);
+	}
+	for (size_t k = 0; k < i; k++) {
+		if (!strcmp(changes[k].volume, c->volume)) {
+			return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+					    "volume '%s' is named twice; give each volume one change",
+					    c->volume);
+		}
+	}
+	return 0;
+}
+
+/* The volume of change c as it is (*ret_cur, in list) and as it will be (*next). */
+static int change_next(struct spm_volume_list *list, const char *domain, const char *image,
+		       const struct spm_volume_change *c, const struct spm_volume **ret_cur,
+		       struct pk_volume_meta *next, struct pk_error *err)
+{
+	const struct spm_volume *v = NULL;
+	int r = spm_volume_find_in_image(list, domain, image, c->volume, &v, err);
+
+	if (r < 0) {
+		return r;
+	}
+	if (c->u.expected_generation && v->meta.generation != c->u.expected_generation) {
+		return pk_error_set(err, PK_E_CONFLICT, EAGAIN,
+				    "volume '%s' is at generation %" PRIu64 ", not %" PRIu64
+				    "; someone changed it: read it again", c->volume,
+				    v->meta.generation, c->u.expected_generation);
+	}
+	if (v->meta.legality == PK_VOLUME_REMOVING) {
+		return pk_error_set(err, PK_E_ILLEGAL, EINVAL, "volume '%s' is being removed",
+				    c->volume);
+	}
+	*next = v->meta;
+	if (c->u.set_parent) {
+		const char *p = c->u.parent && *c->u.parent ? c->u.parent : PK_META_NO_PARENT;
+		if (strcmp(p, PK_META_NO_PARENT) != 0) {
+			const struct spm_volume *pv = NULL;
+			if (!strcmp(p, c->volume)) {
+				return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+						    "volume '%s' cannot be its own parent", c->volume);
+			}
+			r = spm_volume_find_in_image(list, domain, image, p, &pv, err);
+			if (r < 0) {
+				pk_error_prefix(err, "new parent of volume '%s'", c->volume);
+				return r;
+			}
+		}
+		snprintf(next->parent, sizeof(next->parent), "%s", p);
+	}
+	if (c->u.role) {
+		next->role = c->u.role;
+	}
+	if (c->u.legality) {
+		next->legality = c->u.legality;
+	}
+	*ret_cur = v;
+	return pk_meta_volume_check(c->volume, next, err);
+}
+
+static bool meta_changes(const struct pk_volume_meta *a, const struct pk_volume_meta *b)
+{
+	return strcmp(a->parent, b->parent) != 0 || a->role != b->role ||
+	       a->legality != b->legality;
+}
+
+int spm_volumes_update(struct spm *spm, const char *domain, const char *image,
+		       const struct spm_volume_change *changes, size_t n,
+		       struct spm_volume *ret, struct pk_error *err)
+{
+	struct spm_volume_list list = { 0 };
+	const struct spm_volume **cur = NULL;
+	struct pk_volume_meta *next = NULL;
+	struct pk_lockset set;
+	size_t written = 0;
+	int r = 0;
+
+	if (n == 0 || n > SPM_VOLUME_CHANGES_MAX) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "%zu changes: give 1 to %d", n, SPM_VOLUME_CHANGES_MAX);
+	}
+	for (size_t i = 0; i < n && r == 0; i++) {
+		r = change_check_input(changes, i, err);
+	}
+	if (r < 0) {
+		return r;
+	}
+	r = spm_volume_mutation_begin(spm, "update_volumes_meta", domain, image,
+				      PK_LOCK_EXCLUSIVE, NULL, &set, &list, NULL, err);
+	if (r < 0) {
+		return r;
+	}
+	cur = pk_xcalloc(n, sizeof(*cur));
+	next = pk_xcalloc(n, sizeof(*next));
+	/* Every change is checked before the first write. */
+	for (size_t i = 0; i < n && r == 0; i++) {
+		r = change_next(&list, domain, image, &changes[i], &cur[i], &next[i], err);
+	}
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (!meta_changes(&cur[i]->meta, &next[i])) {
+			next[i].generation = cur[i]->meta.generation;
+			continue;
+		}
+		r = spm_volume_write_meta(spm, domain, cur[i], &next[i], err);
+		if (r < 0) {
+			if (written) {
+				pk_error_prefix(err, "%zu of the %zu changes are written, volume '%s' "
+						"not (run the same call again to finish)", written, n,
+						changes[i].volume);
+			}
+			break;
+		}
+		written++;
+		if (i + 1 < n) {
+			pk_fault_point("update_volume_meta:partial");
+		}
+		next[i].generation = cur[i]->meta.generation + 1;
+		pk_log_info("volume metadata updated domain='%s' volume='%s' parent='%s' role=%s "
+			    "legality=%s generation=%" PRIu64 " (change %zu of %zu)", domain,
+			    changes[i].volume, next[i].parent, pk_volume_role_name(next[i].role),
+			    pk_volume_legality_name(next[i].legality), next[i].generation, i + 1, n);
+	}
+	if (r == 0 && ret) {
+		for (size_t i = 0; i < n; i++) {
+			ret[i] = *cur[i];
+			ret[i].meta = next[i];
+		}
+	}
+	free(cur);
+	free(next);
 	spm_volume_list_release(&list);
 	pk_lockset_release(&set);
 	return r;

@@ -102,15 +102,47 @@ static Pk__VolumeInfo *volume_wire(struct pk_arena *a, const char *domain, const
 
 /* ---- verbs --------------------------------------------------------------------------------- */
 
+/* One volume's change (the single form's fields, or one of changes). */
+static int update_one(struct spm_fixture *spm, const char *domain, const char *volume,
+		      bool set_parent, const char *parent, Pk__VolumeRole role,
+		      Pk__Legality legality, struct pk_error *err)
+{
+	struct pk_lvm_lv_list lvs = { 0 };
+	struct pk_volume_meta m;
+	struct pk_meta_tags add, del;
+	int r;
+
+	r = pk_lvm_lv_report(spm->fx->hsm.lvm, domain, volume, &lvs, err);
+	if (r == 0) {
+		r = pk_meta_volume_decode(volume, lvs.lvs[0].tags, &m, err);
+	}
+	if (r == 0) {
+		if (set_parent) {
+			snprintf(m.parent, sizeof(m.parent), "%s", *parent ? parent : PK_META_NO_PARENT);
+		}
+		if (role) {
+			m.role = role == PK__VOLUME_ROLE__ROLE_LEAF ? PK_VOLUME_LEAF : PK_VOLUME_INTERNAL;
+		}
+		if (legality) {
+			m.legality = (enum pk_volume_legality)legality;
+		}
+		r = pk_meta_volume_diff(volume, lvs.lvs[0].tags, &m, &add, &del, NULL, err);
+	}
+	if (r == 0) {
+		r = pk_lvm_lv_tags_change(spm->fx->hsm.lvm, domain, volume, pk_meta_tags_strv(&add),
+					  pk_meta_tags_strv(&del), err);
+	}
+	pk_lvm_lv_list_release(&lvs);
+	return r;
+}
+
+/* The single form, or every change of changes in order (one request: one step for readers). */
 static int update_volume_meta(struct spm_fixture *spm, const Pk__Request *req,
 			      Pk__Response *resp, struct pk_arena *a, struct pk_error *err)
 {
 	const Pk__UpdateVolumeMetaRequest *u = req->update_volume_meta;
 	Pk__UpdateVolumeMetaResponse *w = pk_arena_new(a, Pk__UpdateVolumeMetaResponse);
-	struct pk_lvm_lv_list lvs = { 0 };
-	struct pk_volume_meta m;
-	struct pk_meta_tags add, del;
-	int r;
+	int r = 0;
 
 	atomic_fetch_add(&spm->updates, 1);
 	if (atomic_load(&spm->fail_updates) > 0) {
@@ -118,29 +150,15 @@ static int update_volume_meta(struct spm_fixture *spm, const Pk__Request *req,
 		return pk_error_set(err, PK_E_UNAVAILABLE, ENOTCONN, "fake SPM: unavailable");
 	}
 	pk__update_volume_meta_response__init(w);
-	r = pk_lvm_lv_report(spm->fx->hsm.lvm, u->domain_id, u->volume_id, &lvs, err);
-	if (r == 0) {
-		r = pk_meta_volume_decode(u->volume_id, lvs.lvs[0].tags, &m, err);
+	if (!u->n_changes) {
+		r = update_one(spm, u->domain_id, u->volume_id, u->set_parent, u->parent_id, u->role,
+			       u->legality, err);
 	}
-	if (r == 0) {
-		if (u->set_parent) {
-			snprintf(m.parent, sizeof(m.parent), "%s",
-				 *u->parent_id ? u->parent_id : PK_META_NO_PARENT);
-		}
-		if (u->role) {
-			m.role = u->role == PK__VOLUME_ROLE__ROLE_LEAF ? PK_VOLUME_LEAF
-								       : PK_VOLUME_INTERNAL;
-		}
-		if (u->legality) {
-			m.legality = (enum pk_volume_legality)u->legality;
-		}
-		r = pk_meta_volume_diff(u->volume_id, lvs.lvs[0].tags, &m, &add, &del, NULL, err);
+	for (size_t i = 0; i < u->n_changes && r == 0; i++) {
+		const Pk__VolumeMetaChange *c = u->changes[i];
+		r = update_one(spm, u->domain_id, c->volume_id, c->set_parent, c->parent_id, c->role,
+			       c->legality, err);
 	}
-	if (r == 0) {
-		r = pk_lvm_lv_tags_change(spm->fx->hsm.lvm, u->domain_id, u->volume_id,
-					  pk_meta_tags_strv(&add), pk_meta_tags_strv(&del), err);
-	}
-	pk_lvm_lv_list_release(&lvs);
 	if (r == 0) {
 		resp->update_volume_meta = w;
 	}

@@ -11,7 +11,8 @@
  * chain by the common rule (common/volchain.h), the rest of the image are
  * orphans; CreateVolume makes a LEGAL COW leaf over parent_id with its
  * mapper file and its backing declared to the fake libvirt (as
- * fx_volume_full); DeleteVolume refuses (IN_USE) a volume another volume
+ * fx_volume_full); UpdateVolumeMeta with changes applies them in order in
+ * one request (readers see all or none); DeleteVolume refuses (IN_USE) a volume another volume
  * names as parent and otherwise removes the LV.
  *
  * Owned by the test: spm_fixture_start in a setup, spm_fixture_stop in its
