@@ -27,6 +27,7 @@ static void print_deleted(struct ctl *ctl, const struct ctl_snapshot_delete_resu
 		ctl_json_string(&ctl->out, "drive", drive);
 		ctl_json_string(&ctl->out, "how", res->how);
 		ctl_json_bool(&ctl->out, "deleted", true);
+		ctl_json_bool(&ctl->out, "already_deleted", res->already_deleted);
 		ctl_json_uint(&ctl->out, "elapsed_ms", ms);
 		if (job) {
 			ctl_json_job(&ctl->out, "job", job);
@@ -42,9 +43,15 @@ static void print_deleted(struct ctl *ctl, const struct ctl_snapshot_delete_resu
 		ctl_json_finish(&ctl->out);
 		return;
 	}
-	printf("volume %s: %s%s%s, deleted in %.2f s\n", volume, res->how, job ? " into " : "",
-	       job ? (job->kind == PK__JOB_KIND__PULL ? job->top_id : job->base_id) : "",
-	       (double)ms / 1000.0);
+	if (res->already_deleted) {
+		printf("volume %s: already deleted (by an earlier or a concurrent run); nothing to "
+		       "do\n", volume);
+	} else {
+		printf("volume %s: %s%s%s, deleted in %.2f s\n", volume, res->how,
+		       job ? " into " : "",
+		       job ? (job->kind == PK__JOB_KIND__PULL ? job->top_id : job->base_id) : "",
+		       (double)ms / 1000.0);
+	}
 	if (chain) {
 		printf("chain of %s:", drive);
 		for (size_t i = 0; i < chain->n_metadata_chain; i++) {

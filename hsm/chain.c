@@ -21,6 +21,7 @@ void hsm_chain_report_release(struct hsm_chain_report *rep)
 	}
 	pk_strv_free(rep->metadata);
 	pk_strv_free(rep->live);
+	pk_strv_free(rep->defined);
 	memset(rep, 0, sizeof(*rep));
 }
 
@@ -185,6 +186,22 @@ static bool chains_equal(char **a, size_t na, char **b, size_t nb)
 	return true;
 }
 
+/*
+ * A shut-off VM's definition agrees with the chain qemu-img reads when it
+ * names the same leaf and lists either no backing layers (libvirt then
+ * reads them from the headers) or exactly that chain.
+ */
+static bool definition_agrees(char **def, size_t ndef, char **live, size_t nlive)
+{
+	if (ndef == 0) {
+		return true;
+	}
+	if (nlive == 0 || strcmp(def[0], live[0]) != 0) {
+		return false;
+	}
+	return ndef == 1 || chains_equal(def, ndef, live, nlive);
+}
+
 /* The live chain from a VM's drive (rep->domain/image filled or checked). */
 static int live_from_vm(struct hsm *hsm, const char *vm, const char *drive,
 			struct hsm_chain_report *rep, struct pk_error *err)
@@ -227,6 +244,11 @@ static int live_from_vm(struct hsm *hsm, const char *vm, const char *drive,
 	snprintf(rep->domain, sizeof(rep->domain), "%s", d->id.domain_id);
 	snprintf(rep->image, sizeof(rep->image), "%s", d->id.image_id);
 	if (info.state != HSM_VIRT_STATE_RUNNING && info.state != HSM_VIRT_STATE_PAUSED) {
+		rep->defined = pk_xcalloc(d->nlive + 1, sizeof(char *));
+		for (size_t i = 0; i < d->nlive; i++) {
+			rep->defined[i] = pk_xstrdup(d->live_chain[i]);
+		}
+		rep->ndefined = d->nlive;
 		r = 1; /* not running: the caller asks qemu-img */
 		goto out;
 	}
@@ -307,7 +329,8 @@ int hsm_volume_chain(struct hsm *hsm, const char *domain, const char *image, con
 		}
 		rep.live_source = "qemu-img";
 	}
-	rep.consistent = chains_equal(rep.metadata, rep.nmetadata, rep.live, rep.nlive);
+	rep.consistent = chains_equal(rep.metadata, rep.nmetadata, rep.live, rep.nlive) &&
+			 definition_agrees(rep.defined, rep.ndefined, rep.live, rep.nlive);
 	hsm_chain_release(&chain);
 	*ret = rep;
 	return 0;

@@ -31,6 +31,10 @@ struct hsm_chain_report {
 	size_t nlive;
 	bool consistent;
 	const char *live_source; /* static: "libvirt" or "qemu-img" */
+	char **defined;  /* a shut-off VM's definition: its leaf and any <backingStore>
+			  * layers it lists (NULL without a VM); the next start opens
+			  * these, so they must agree too */
+	size_t ndefined;
 };
 
 void hsm_chain_report_release(struct hsm_chain_report *rep);

@@ -300,6 +300,37 @@ static int base_format(struct hsm_merge_job *job, enum hsm_disk_format *ret,
 	return r;
 }
 
+/*
+ * Into CLEANUP after an internal cold commit. The persistent definition may
+ * still list the chain before the merge in <backingStore> (libvirt writes
+ * the chain there at a live snapshot): the next start would look for the
+ * merged-away layer. So it is redefined on the same leaf without it, and
+ * libvirt reads the chain from the qcow2 headers. Idempotent; taken on
+ * every way into CLEANUP, so a crash before it is mended by the resume.
+ */
+static enum hsm_merge_step cold_commit_done(struct hsm_merge_job *job, struct pk_error *err)
+{
+	char leaf_path[HSM_PATH_MAX];
+	int r;
+
+	if (!job->active_leaf) {
+		r = path_of(job, job->chain[0], leaf_path, err);
+		if (r == 0) {
+			r = hsm_virt_ready(job->hsm, err);
+		}
+		if (r == 0) {
+			r = hsm_virt_disk_source_set(job->hsm->virt, job->vm, job->drive, leaf_path,
+						     HSM_DISK_FORMAT_QCOW2, job->chain[0], err);
+		}
+		if (r < 0) {
+			pk_error_prefix(err, "the definition of VM '%s' still lists the chain before "
+					"the merge", job->vm);
+			return hsm_merge_step_of(r, err);
+		}
+	}
+	return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
+}
+
 enum hsm_merge_step hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_error *err)
 {
 	enum hsm_disk_format base_fmt;
@@ -318,7 +349,7 @@ enum hsm_merge_step hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_e
 		return s;
 	}
 	if (after) {
-		return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
+		return cold_commit_done(job, err);
 	}
 	if (!before) {
 		pk_error_set(err, PK_E_ILLEGAL, EINVAL,
@@ -390,7 +421,7 @@ enum hsm_merge_step hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_e
 			     "one", job->image);
 		return HSM_MERGE_STEP_FAIL;
 	}
-	return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);
+	return cold_commit_done(job, err);
 }
 
 /* The leaf switch did not happen (failure in err): the old leaf LEGAL again,

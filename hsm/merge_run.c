@@ -465,6 +465,22 @@ static enum hsm_merge_step pivot_job_ended(struct hsm_merge_job *job, struct pk_
 	return hsm_merge_job_step_to(job, HSM_MERGE_COMMITTING, err);
 }
 
+/* "a,b,c" of the live chain's volume ids ("?" for a layer that is not one). */
+static void chain_text(const struct hsm_merge_live *live, char *buf, size_t size)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < live->n && off + 1 < size; i++) {
+		int w = snprintf(buf + off, size - off, "%s%s", i ? "," : "",
+				 live->ids[i][0] ? live->ids[i] : "?");
+		off += w > 0 ? (size_t)w : 0;
+	}
+	if (off >= size) {
+		snprintf(buf + size - 4, 4, "...");
+	}
+}
+
 /* The last BLOCK_JOB event ended the job (libvirt updated the XML before it). */
 static bool ev_job_ended(struct hsm_merge_job *job)
 {
@@ -486,10 +502,10 @@ static bool ev_job_ended(struct hsm_merge_job *job)
  * "no job" before the XML shows the new chain. So:
  *   job running   wait (the pivot is asked when ready='yes'; asked again
  *                 when qemu keeps the old leaf);
- *   job gone      the chain after the merge: CLEANUP. Otherwise the XML is
- *                 given time to settle (none after the job's end event,
- *                 PIVOT_SETTLE_MS without one); then the chain before:
- *                 COMMITTING again; anything else: FAILED, leaf LEGAL.
+ *   job gone      the chain after the merge: CLEANUP. The chain before:
+ *                 COMMITTING again, once the job's end event came or after
+ *                 PIVOT_SETTLE_MS (the XML may lag the job list). Anything
+ *                 else for PIVOT_SETTLE_MS: FAILED, leaf LEGAL.
  */
 static enum hsm_merge_step step_pivot(struct hsm_merge_job *job, struct pk_error *err)
 {
@@ -540,13 +556,16 @@ static enum hsm_merge_step step_pivot(struct hsm_merge_job *job, struct pk_error
 			if (!gone_since) {
 				gone_since = now;
 			}
-			if (ev_job_ended(job) || now - gone_since >= PIVOT_SETTLE_MS) {
-				if (before) {
-					return pivot_job_ended(job, err);
-				}
+			if (before && (ev_job_ended(job) || now - gone_since >= PIVOT_SETTLE_MS)) {
+				return pivot_job_ended(job, err);
+			}
+			if (!before && now - gone_since >= PIVOT_SETTLE_MS) {
+				char seen[512];
+				chain_text(&live, seen, sizeof(seen));
 				pk_error_set(err, PK_E_ILLEGAL, EINVAL,
 					     "the chain of drive '%s' changed into neither the chain "
-					     "before nor the one after the pivot", job->drive);
+					     "before nor the one after the pivot (it is %s)", job->drive,
+					     seen);
 				return HSM_MERGE_STEP_FAIL;
 			}
 		} else {

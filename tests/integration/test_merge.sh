@@ -18,7 +18,9 @@
 #   6. JobAbort of a running merge: FAILED (ABORTED), chain unchanged; the
 #   merge run again finishes;
 #   7. cold merge: the VM is stopped, an internal volume is merged with
-#   qemu-img commit, then the leaf (the VM's definition switched to the base);
+#   qemu-img commit (the VM then starts, its data intact: its definition no
+#   longer lists the merged layer), then the leaf (the VM's definition
+#   switched to the base);
 #   8. pk-verify: every write the guest acknowledged is on the final chain;
 #   the VM starts again on it.
 # Everything is removed in the EXIT trap.
@@ -204,6 +206,16 @@ out=$(pk2 snapshot delete --vm "$VM" --volume "$S4") || fail "cold delete $S4: $
 check_vm_chain "$S5,$BASE"
 deleted "$S4"
 ok "cold merge of $S4 (qemu-img commit) while the VM is down"
+# The live snapshots wrote the chain into the VM's definition (<backingStore>):
+# after the cold merge the VM must still start, on S5 <- BASE.
+out=$(verify_acks "$PK_HOST2_RUN/storage/$D/$IMG/$S5") || fail "pk-verify after the cold merge: $out"
+rm -f "$SERIAL" "$SERIAL".[0-9] "$SERIAL.all"
+virsh -c qemu:///system start "$VM" >/dev/null || fail "the VM does not start after the cold merge of $S4"
+wait_ready
+wait_acks 100 30
+check_chain "$S5,$BASE"
+virsh -c qemu:///system destroy "$VM" >/dev/null || fail "stop the VM"
+ok "after the cold merge of $S4 the VM starts on $S5 <- $BASE and writes; its data was intact ($out)"
 out=$(pk2 snapshot delete --vm "$VM" --volume "$S5") || fail "cold delete of the leaf $S5: $out"
 [ "$(echo "$out" | jq -r .job.kind)" = COLD_COMMIT ] || fail "kind: $out"
 check_vm_chain "$BASE"
