@@ -414,12 +414,8 @@ static enum hsm_merge_step step_commit(struct hsm_merge_job *job, struct pk_erro
 
 /* ---- PIVOTING ------------------------------------------------------------------------ */
 
-/*
- * The pivot did not happen and the block job still runs: old leaf LEGAL
- * again, then READY (ask again) or FAILED after PIVOT_ATTEMPTS_MAX.
- */
-static enum hsm_merge_step pivot_failed(struct hsm_merge_job *job, const char *why,
-					struct pk_error *err)
+/* The pivot did not happen: the old leaf LEGAL again, one pivot attempt counted. */
+static enum hsm_merge_step pivot_undo(struct hsm_merge_job *job, struct pk_error *err)
 {
 	enum hsm_merge_step s = hsm_merge_leaf_restore(job, err);
 
@@ -429,6 +425,21 @@ static enum hsm_merge_step pivot_failed(struct hsm_merge_job *job, const char *w
 	if (hsm_merge_job_record_set(job, HSM_MERGE_FIELD_PIVOT_ATTEMPTS, job->pivot_attempts + 1,
 				     err) < 0) {
 		return HSM_MERGE_STEP_RETRY;
+	}
+	return HSM_MERGE_STEP_MOVED;
+}
+
+/*
+ * The pivot did not happen and the block job still runs: undone, then
+ * READY (ask again) or FAILED after PIVOT_ATTEMPTS_MAX.
+ */
+static enum hsm_merge_step pivot_failed(struct hsm_merge_job *job, const char *why,
+					struct pk_error *err)
+{
+	enum hsm_merge_step s = pivot_undo(job, err);
+
+	if (s != HSM_MERGE_STEP_MOVED) {
+		return s;
 	}
 	if (job->pivot_attempts < PIVOT_ATTEMPTS_MAX) {
 		pk_log_warn("merge job job='%s': pivot of vm='%s' drive='%s' failed (%s); retrying",
@@ -445,19 +456,15 @@ static enum hsm_merge_step pivot_failed(struct hsm_merge_job *job, const char *w
 
 /*
  * The block job ended with the old chain in place: the pivot did not
- * happen. Old leaf LEGAL again and back to COMMITTING, which starts the
- * block job again (bounded by its own attempts) or fails cleanly.
+ * happen. Undone, and back to COMMITTING, which starts the block job
+ * again (bounded by its own attempts) or fails cleanly.
  */
 static enum hsm_merge_step pivot_job_ended(struct hsm_merge_job *job, struct pk_error *err)
 {
-	enum hsm_merge_step s = hsm_merge_leaf_restore(job, err);
+	enum hsm_merge_step s = pivot_undo(job, err);
 
 	if (s != HSM_MERGE_STEP_MOVED) {
 		return s;
-	}
-	if (hsm_merge_job_record_set(job, HSM_MERGE_FIELD_PIVOT_ATTEMPTS, job->pivot_attempts + 1,
-				     err) < 0) {
-		return HSM_MERGE_STEP_RETRY;
 	}
 	pk_log_warn("merge job job='%s': the block job of vm='%s' drive='%s' ended without a "
 		    "pivot (the chain is the one before the merge); committing again", job->id,

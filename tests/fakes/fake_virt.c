@@ -503,6 +503,18 @@ void fake_virt_set_manual_pivot(bool manual)
 	pthread_mutex_unlock(&fake_virtd.lock);
 }
 
+/* control_job of a disk whose pivot is pending (-EINVAL when none). Lock held. */
+static int pivot_job(const char *name, const char *disk, struct domain **ret_dom,
+		     struct disk **ret_disk)
+{
+	int r = control_job(name, disk, ret_dom, ret_disk);
+
+	if (r == 0 && (*ret_disk)->job.mirror != HSM_VMXML_MIRROR_PIVOTING) {
+		r = -EINVAL;
+	}
+	return r;
+}
+
 int fake_virt_pivot_finish(const char *name, const char *disk, bool success)
 {
 	struct domain *d = NULL;
@@ -510,10 +522,7 @@ int fake_virt_pivot_finish(const char *name, const char *disk, bool success)
 	int r;
 
 	pthread_mutex_lock(&fake_virtd.lock);
-	r = control_job(name, disk, &d, &k);
-	if (r == 0 && k->job.mirror != HSM_VMXML_MIRROR_PIVOTING) {
-		r = -EINVAL;
-	}
+	r = pivot_job(name, disk, &d, &k);
 	if (r == 0 && success) {
 		if (!k->job.applied) {
 			fake_virtd_apply_job(k);
@@ -533,10 +542,7 @@ int fake_virt_pivot_show(const char *name, const char *disk, enum fake_virt_pivo
 	int r;
 
 	pthread_mutex_lock(&fake_virtd.lock);
-	r = control_job(name, disk, &d, &k);
-	if (r == 0 && k->job.mirror != HSM_VMXML_MIRROR_PIVOTING) {
-		r = -EINVAL;
-	}
+	r = pivot_job(name, disk, &d, &k);
 	if (r == 0) {
 		switch (view) {
 		case FAKE_VIRT_PIVOT_SWITCHED:

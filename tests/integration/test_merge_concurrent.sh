@@ -62,6 +62,19 @@ delete_all() {
 	wait
 }
 
+# two_deletes OUTDIR V1 V2: `pkctl snapshot delete` of V1 and of V2 on the VM at
+# once; both must exit 0 (outputs in OUTDIR/1.json and OUTDIR/2.json).
+two_deletes() {
+	local dir=$1 p1 p2
+	mkdir -p "$dir"
+	pk2 snapshot delete --vm "$VM" --volume "$2" >"$dir/1.json" &
+	p1=$!
+	pk2 snapshot delete --vm "$VM" --volume "$3" >"$dir/2.json" &
+	p2=$!
+	wait $p1 || fail "delete of $2 (with one of $3 at once): $(cat "$dir/1.json")"
+	wait $p2 || fail "delete of $3 (with one of $2 at once): $(cat "$dir/2.json")"
+}
+
 # expect_done OUTDIR I KIND: delete I exited 0 with a DONE job of KIND.
 expect_done() {
 	local out rc
@@ -184,13 +197,7 @@ NA=$(echo "$out" | jq -r '.snapshot[] | select(.drive == "vda") | .new_leaf')
 NB=$(echo "$out" | jq -r '.snapshot[] | select(.drive == "vdb") | .new_leaf')
 wait_acks 300 60
 dir=$PK_LAB_DIR/$PK_LAB/two
-mkdir -p "$dir"
-pk2 snapshot delete --vm "$VM" --volume "$NA" >"$dir/a.json" &
-pa=$!
-pk2 snapshot delete --vm "$VM" --volume "$NB" >"$dir/b.json" &
-pb=$!
-wait $pa || fail "delete of vda's leaf: $(cat "$dir/a.json")"
-wait $pb || fail "delete of vdb's leaf: $(cat "$dir/b.json")"
+two_deletes "$dir" "$NA" "$NB"
 chains=$(pk2 vm list --vm "$VM" | jq -r '[.vms[0].drives[] | .target + ":" + (.live_chain | join(","))] | join(" ")')
 [ "$chains" = "vda:${L0S[T]},${BASES[T]} vdb:$L0_B,$BASE_B" ] || fail "two-disk chains: $chains"
 for drv in vda vdb; do
@@ -205,13 +212,7 @@ use 0
 S3=$(snapshot) && [ -n "$S3" ] || fail "snapshot 3"
 wait_acks 300 60
 dir=$PK_LAB_DIR/$PK_LAB/twice
-mkdir -p "$dir"
-pk2 snapshot delete --vm "$VM" --volume "$S3" >"$dir/1.json" &
-p1=$!
-pk2 snapshot delete --vm "$VM" --volume "$S3" >"$dir/2.json" &
-p2=$!
-wait $p1 || fail "first of two deletes of $S3: $(cat "$dir/1.json")"
-wait $p2 || fail "second of two deletes of $S3: $(cat "$dir/2.json")"
+two_deletes "$dir" "$S3" "$S3"
 for n in 1 2; do
 	[ "$(jq -r .volume_id "$dir/$n.json")" = "$S3" ] || fail "delete $n: $(cat "$dir/$n.json")"
 done
