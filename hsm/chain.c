@@ -8,6 +8,7 @@
 #include "common/buf.h"
 #include "common/proc.h"
 #include "common/strv.h"
+#include "common/uuid.h"
 #include "common/xalloc.h"
 #include "hsm/image.h"
 #include "hsm/vm.h"
@@ -188,8 +189,12 @@ static bool chains_equal(char **a, size_t na, char **b, size_t nb)
 
 /*
  * A shut-off VM's definition agrees with the chain qemu-img reads when it
- * names the same leaf and lists either no backing layers (libvirt then
- * reads them from the headers) or exactly that chain.
+ * names the same leaf and every backing layer it lists (libvirt writes the
+ * chain there at a live snapshot; with none listed it reads the headers) is
+ * a layer of that chain: a merged-away layer listed there is what the next
+ * start would look for. Only the layers it lists are judged, not their
+ * order or number, which libvirt keeps in its own ways across live jobs;
+ * a path that is not a volume cannot be judged and is skipped.
  */
 static bool definition_agrees(char **def, size_t ndef, char **live, size_t nlive)
 {
@@ -199,7 +204,16 @@ static bool definition_agrees(char **def, size_t ndef, char **live, size_t nlive
 	if (nlive == 0 || strcmp(def[0], live[0]) != 0) {
 		return false;
 	}
-	return ndef == 1 || chains_equal(def, ndef, live, nlive);
+	for (size_t i = 1; i < ndef; i++) {
+		bool found = !pk_uuid_valid(def[i]);
+		for (size_t k = 0; k < nlive && !found; k++) {
+			found = !strcmp(def[i], live[k]);
+		}
+		if (!found) {
+			return false;
+		}
+	}
+	return true;
 }
 
 /* The live chain from a VM's drive (rep->domain/image filled or checked). */
