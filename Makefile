@@ -4,6 +4,7 @@
 #   make deps            install every Debian package needed (scripts/deps.txt)
 #   make check           unit + integration tests (+ a short fuzz run)
 #   make SANITIZE=1 check  the same under ASan+UBSan
+#   make SANITIZE=thread check-unit  the unit tests under TSan
 #   make demo            the lab demo
 #   make bench           benchmarks (see docs/BENCHMARKS.md)
 #   make install         PREFIX=/usr/local DESTDIR=
@@ -24,6 +25,8 @@ CC ?= cc
 
 ifeq ($(SANITIZE),1)
 BUILD ?= build-san
+else ifeq ($(SANITIZE),thread)
+BUILD ?= build-tsan
 else
 BUILD ?= build
 endif
@@ -41,6 +44,11 @@ OPT := -O2 -g
 ifeq ($(SANITIZE),1)
 OPT := -O1 -g -fno-omit-frame-pointer
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+HARDEN := -fstack-protector-strong
+endif
+ifeq ($(SANITIZE),thread)
+OPT := -O1 -g -fno-omit-frame-pointer
+SAN := -fsanitize=thread
 HARDEN := -fstack-protector-strong
 endif
 
