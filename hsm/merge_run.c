@@ -210,6 +210,46 @@ static enum hsm_merge_step vm_stopped(struct hsm_merge_job *job, struct pk_error
 	return HSM_MERGE_STEP_FAIL;
 }
 
+/*
+ * One look at the drive for a step's loop: job info first (once libvirt
+ * forgets a job, the XML shows its result), then the live XML. *ret_seen
+ * is true when both were read off a running VM; otherwise the answer is
+ * the step to return: vm_stopped's decision for a VM that stopped, RETRY
+ * while libvirtd is away, FAIL when a running VM's job cannot be read.
+ */
+static enum hsm_merge_step drive_observe(struct hsm_merge_job *job,
+					 struct hsm_virt_job_info *info,
+					 struct hsm_merge_live *live, bool *ret_seen,
+					 struct pk_error *err)
+{
+	struct pk_error info_err = { PK_OK, "" };
+	enum hsm_merge_step s;
+	int ri;
+
+	*ret_seen = false;
+	ri = hsm_virt_ready(job->hsm, &info_err);
+	if (ri == 0) {
+		ri = hsm_virt_block_job_info(job->hsm->virt, job->vm, job->drive, info, &info_err);
+	}
+	if (ri < 0 && hsm_merge_error_transient(&info_err)) {
+		*err = info_err;
+		return HSM_MERGE_STEP_RETRY;
+	}
+	s = live_read(job, live, err);
+	if (s != HSM_MERGE_STEP_MOVED) {
+		return s;
+	}
+	if (!live->running) {
+		return vm_stopped(job, err);
+	}
+	if (ri < 0) {
+		*err = info_err; /* the VM runs but its block job cannot be read */
+		return HSM_MERGE_STEP_FAIL;
+	}
+	*ret_seen = true;
+	return HSM_MERGE_STEP_MOVED;
+}
+
 /* ---- PREPARING ------------------------------------------------------------------- */
 
 static enum hsm_merge_step step_prepare(struct hsm_merge_job *job, struct pk_error *err)
@@ -336,6 +376,7 @@ static enum hsm_merge_step step_commit(struct hsm_merge_job *job, struct pk_erro
 	for (;;) {
 		struct hsm_merge_live live;
 		struct hsm_virt_job_info info;
+		bool seen;
 
 		if (hsm_merge_stopping(job)) {
 			return HSM_MERGE_STEP_STOP;
@@ -343,27 +384,9 @@ static enum hsm_merge_step step_commit(struct hsm_merge_job *job, struct pk_erro
 		if (hsm_merge_abort_requested(job)) {
 			return hsm_merge_job_step_to(job, HSM_MERGE_ABORTING, err);
 		}
-		/* Job info first: once libvirt forgets a job, the XML shows its result. */
-		struct pk_error info_err = { PK_OK, "" };
-		int ri = hsm_virt_ready(job->hsm, &info_err);
-		if (ri == 0) {
-			ri = hsm_virt_block_job_info(job->hsm->virt, job->vm, job->drive, &info,
-						     &info_err);
-		}
-		if (ri < 0 && hsm_merge_error_transient(&info_err)) {
-			*err = info_err;
-			return HSM_MERGE_STEP_RETRY;
-		}
-		s = live_read(job, &live, err);
-		if (s != HSM_MERGE_STEP_MOVED) {
+		s = drive_observe(job, &info, &live, &seen, err);
+		if (!seen) {
 			return s;
-		}
-		if (!live.running) {
-			return vm_stopped(job, err);
-		}
-		if (ri < 0) {
-			*err = info_err; /* the VM runs but its block job cannot be read */
-			return HSM_MERGE_STEP_FAIL;
 		}
 		if (info.active) {
 			gone_since = 0;
@@ -529,29 +552,14 @@ static enum hsm_merge_step step_pivot(struct hsm_merge_job *job, struct pk_error
 		struct hsm_merge_live live;
 		struct hsm_virt_job_info info = { 0 };
 		uint64_t now;
-		bool after, before;
+		bool after, before, seen;
 
 		if (hsm_merge_stopping(job)) {
 			return HSM_MERGE_STEP_STOP;
 		}
-		/* Job info first: once libvirt forgets a job, the XML shows its result. */
-		struct pk_error info_err = { PK_OK, "" };
-		int ri = hsm_virt_block_job_info(job->hsm->virt, job->vm, job->drive, &info,
-						 &info_err);
-		if (ri < 0 && hsm_merge_error_transient(&info_err)) {
-			*err = info_err;
-			return HSM_MERGE_STEP_RETRY;
-		}
-		s = live_read(job, &live, err);
-		if (s != HSM_MERGE_STEP_MOVED) {
+		s = drive_observe(job, &info, &live, &seen, err);
+		if (!seen) {
 			return s;
-		}
-		if (!live.running) {
-			return vm_stopped(job, err);
-		}
-		if (ri < 0) {
-			*err = info_err; /* the VM runs but its block job cannot be read */
-			return HSM_MERGE_STEP_FAIL;
 		}
 		after = hsm_merge_job_chain_is_after(job, live.ids, live.n);
 		before = hsm_merge_job_chain_is_before(job, live.ids, live.n);
@@ -567,12 +575,12 @@ static enum hsm_merge_step step_pivot(struct hsm_merge_job *job, struct pk_error
 				return pivot_job_ended(job, err);
 			}
 			if (!before && now - gone_since >= PIVOT_SETTLE_MS) {
-				char seen[512];
-				chain_text(&live, seen, sizeof(seen));
+				char text[512];
+				chain_text(&live, text, sizeof(text));
 				pk_error_set(err, PK_E_ILLEGAL, EINVAL,
 					     "the chain of drive '%s' changed into neither the chain "
 					     "before nor the one after the pivot (it is %s)", job->drive,
-					     seen);
+					     text);
 				return HSM_MERGE_STEP_FAIL;
 			}
 		} else {
