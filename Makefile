@@ -182,6 +182,12 @@ $(BUILD)/tests/tools/%: $(BUILD)/tests/tools/%.o $(LIBTEST) $(ALL_LIBS)
 
 tools: $(TOOL_BINS)
 
+# Under TSan a report fails the binary (exit 66); only the uninstrumented
+# libraries of tests/tsan.supp are suppressed.
+ifeq ($(SANITIZE),thread)
+export TSAN_OPTIONS := suppressions=$(CURDIR)/tests/tsan.supp second_deadlock_stack=1 exitcode=66
+endif
+
 check-unit: $(UNIT_BINS)
 	@BUILD=$(BUILD) tests/run-unit $(UNIT_BINS)
 

@@ -307,6 +307,90 @@ static void rpc_server_drain(struct pk_rpc_server *srv)
 	}
 }
 
+/*
+ * libnng 1.5.2 (Debian 12) can hang for good in nng_close of a req socket
+ * whose tcp connection is being torn down (nng issue #1813, fixed in later
+ * releases; seen here about once in 30 runs of test_rpc_abuse, and in the
+ * rep socket of a server stopped with replies in flight under TSan's
+ * slower scheduling). Neither a client nor a server may hang its caller on
+ * the way out (a daemon's stop, a failover), so the close runs on its own
+ * thread and is waited for at most RPC_CLOSE_WAIT_MS; past that the socket
+ * is left to the process (its exit or a later nng_fini reclaims it).
+ */
+#define RPC_CLOSE_WAIT_MS 5000
+
+struct rpc_close {
+	nng_socket sock;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	bool abandoned; /* the waiter gave up: the thread frees this */
+};
+
+static void rpc_close_free(struct rpc_close *rc)
+{
+	pthread_cond_destroy(&rc->cond);
+	pthread_mutex_destroy(&rc->lock);
+	free(rc);
+}
+
+static void *rpc_close_main(void *arg)
+{
+	struct rpc_close *rc = arg;
+	bool abandoned;
+
+	nng_close(rc->sock);
+	pthread_mutex_lock(&rc->lock);
+	rc->done = true;
+	abandoned = rc->abandoned;
+	pthread_cond_signal(&rc->cond);
+	pthread_mutex_unlock(&rc->lock);
+	if (abandoned) {
+		rpc_close_free(rc);
+	}
+	return NULL;
+}
+
+static void rpc_socket_close_bounded(nng_socket sock, const char *what, const char *url)
+{
+	struct rpc_close *rc = pk_xcalloc(1, sizeof(*rc));
+	pthread_condattr_t ca;
+	struct timespec until;
+	pthread_t thr;
+	bool done;
+
+	rc->sock = sock;
+	pthread_mutex_init(&rc->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&rc->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&thr, NULL, rpc_close_main, rc) != 0) {
+		nng_close(sock); /* no thread to spare: close inline */
+		rpc_close_free(rc);
+		return;
+	}
+	pk_clock_deadline(CLOCK_MONOTONIC, RPC_CLOSE_WAIT_MS, &until);
+	pthread_mutex_lock(&rc->lock);
+	while (!rc->done) {
+		if (pthread_cond_timedwait(&rc->cond, &rc->lock, &until) != 0) {
+			break;
+		}
+	}
+	done = rc->done;
+	rc->abandoned = !done;
+	pthread_mutex_unlock(&rc->lock);
+	if (done) {
+		pthread_join(thr, NULL);
+		rpc_close_free(rc);
+		return;
+	}
+	pthread_detach(thr);
+	pk_log_warn("%s url='%s': nng_close did not return within %d ms "
+		    "(a libnng teardown hang); the socket is left to the process",
+		    what, url, RPC_CLOSE_WAIT_MS);
+}
+
 void pk_rpc_server_stop(struct pk_rpc_server *srv)
 {
 	if (!srv) {
@@ -330,7 +414,7 @@ void pk_rpc_server_stop(struct pk_rpc_server *srv)
 			nng_ctx_close(srv->workers[i].ctx);
 		}
 	}
-	nng_close(srv->sock);
+	rpc_socket_close_bounded(srv->sock, "rpc server", srv->url);
 	for (unsigned i = 0; i < srv->nworkers; i++) {
 		struct rpc_worker *w = &srv->workers[i];
 		if (w->started) {
@@ -382,94 +466,12 @@ int pk_rpc_client_new(const char *url, size_t max_msg, struct pk_rpc_client **re
 	return 0;
 }
 
-/*
- * libnng 1.5.2 (Debian 12) can hang for good in nng_close of a req socket
- * whose tcp connection is being torn down (nng issue #1813, fixed in later
- * releases; seen here about once in 30 runs of test_rpc_abuse). A client
- * must never hang its caller on the way out, so the close runs on its own
- * thread and is waited for at most RPC_CLOSE_WAIT_MS; past that the socket
- * is left to the process (its exit or a later nng_fini reclaims it).
- */
-#define RPC_CLOSE_WAIT_MS 5000
-
-struct rpc_close {
-	nng_socket sock;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool done;
-	bool abandoned; /* the waiter gave up: the thread frees this */
-};
-
-static void rpc_close_free(struct rpc_close *rc)
-{
-	pthread_cond_destroy(&rc->cond);
-	pthread_mutex_destroy(&rc->lock);
-	free(rc);
-}
-
-static void *rpc_close_main(void *arg)
-{
-	struct rpc_close *rc = arg;
-	bool abandoned;
-
-	nng_close(rc->sock);
-	pthread_mutex_lock(&rc->lock);
-	rc->done = true;
-	abandoned = rc->abandoned;
-	pthread_cond_signal(&rc->cond);
-	pthread_mutex_unlock(&rc->lock);
-	if (abandoned) {
-		rpc_close_free(rc);
-	}
-	return NULL;
-}
-
-static void rpc_socket_close_bounded(nng_socket sock, const char *url)
-{
-	struct rpc_close *rc = pk_xcalloc(1, sizeof(*rc));
-	pthread_condattr_t ca;
-	struct timespec until;
-	pthread_t thr;
-	bool done;
-
-	rc->sock = sock;
-	pthread_mutex_init(&rc->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&rc->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	if (pthread_create(&thr, NULL, rpc_close_main, rc) != 0) {
-		nng_close(sock); /* no thread to spare: close inline */
-		rpc_close_free(rc);
-		return;
-	}
-	pk_clock_deadline(CLOCK_MONOTONIC, RPC_CLOSE_WAIT_MS, &until);
-	pthread_mutex_lock(&rc->lock);
-	while (!rc->done) {
-		if (pthread_cond_timedwait(&rc->cond, &rc->lock, &until) != 0) {
-			break;
-		}
-	}
-	done = rc->done;
-	rc->abandoned = !done;
-	pthread_mutex_unlock(&rc->lock);
-	if (done) {
-		pthread_join(thr, NULL);
-		rpc_close_free(rc);
-		return;
-	}
-	pthread_detach(thr);
-	pk_log_warn("rpc client url='%s': nng_close did not return within %d ms "
-		    "(a libnng teardown hang); the socket is left to the process",
-		    url, RPC_CLOSE_WAIT_MS);
-}
-
 void pk_rpc_client_free(struct pk_rpc_client *c)
 {
 	if (!c) {
 		return;
 	}
-	rpc_socket_close_bounded(c->sock, c->url);
+	rpc_socket_close_bounded(c->sock, "rpc client", c->url);
 	pthread_mutex_destroy(&c->lock);
 	free(c->url);
 	free(c);

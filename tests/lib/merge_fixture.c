@@ -38,15 +38,21 @@ void mfx_mapper_file(struct mfx *t, const char *id, char *buf, size_t size)
 	snprintf(buf, size, "%s/%s/%s", t->fx->lvmap, t->fx->domain, id);
 }
 
-/* The merge subsystem again, with an events URL (the fixture starts it without). */
-static void merge_restart(struct mfx *t)
+/*
+ * The merge subsystem again, with an events URL (the fixture starts it
+ * without). start: resume its jobs now; without it hsm_start does, after it
+ * has set up libvirt, as hsmd's start does (job threads read hsm->virt).
+ */
+static void merge_reinit(struct mfx *t, bool start)
 {
 	struct hsm_merge_config mc = { .events_url = t->events };
 	struct pk_error err = { PK_OK, "" };
 
 	hsm_merge_release(&t->fx->hsm);
 	assert_int_equal(hsm_merge_init(&t->fx->hsm, &mc, &err), 0);
-	assert_int_equal(hsm_merge_start(&t->fx->hsm, &err), 0);
+	if (start) {
+		assert_int_equal(hsm_merge_start(&t->fx->hsm, &err), 0);
+	}
 }
 
 static void spm_attach(struct mfx *t)
@@ -74,7 +80,7 @@ int mfx_setup(void **state)
 	spm_fixture_start(t->fx, &t->spm);
 	spm_attach(t);
 	snprintf(t->events, sizeof(t->events), "ipc://%s/events.sock", t->fx->tmp);
-	merge_restart(t);
+	merge_reinit(t, true);
 
 	/* The chain, with real files. */
 	fx_image(t->fx, t->img, t->b, t->s1);
@@ -264,6 +270,6 @@ void mfx_restart(struct mfx *t)
 	hsm_release(&t->fx->hsm);
 	assert_int_equal(hsm_init(&t->fx->hsm, &t->settings, &err), 0);
 	spm_attach(t);
-	merge_restart(t);
+	merge_reinit(t, false);
 	assert_int_equal(hsm_start(&t->fx->hsm, &err), 0);
 }
