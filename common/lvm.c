@@ -93,6 +93,12 @@ static void lvm_log(int level, const char *file, int line, int dm_errno, const c
 	}
 }
 
+void pk_lvm_write_guard_set(struct pk_lvm *lvm, pk_lvm_write_guard_fn *fn, void *ctx)
+{
+	lvm->write_guard = fn;
+	lvm->write_guard_ctx = ctx;
+}
+
 bool pk_lvm_device_allowed(const struct pk_lvm *lvm, const char *path)
 {
 	return path && pk_lvm_tags_contain(lvm->devices, path);
@@ -178,6 +184,14 @@ static int lvm_run(struct pk_lvm *lvm, struct pk_lvm_cmd *c, const char *what, s
 	start = pk_clock_monotonic_ms();
 	for (;;) {
 		pk_lvm_capture_release(cap);
+		/* Every attempt of a write asks first: a retry may come seconds later. */
+		if (c->write_vg && lvm->write_guard) {
+			int g = lvm->write_guard(lvm->write_guard_ctx, c->write_vg, err);
+			if (g < 0) {
+				pk_error_prefix(err, "%s not run", what);
+				return g;
+			}
+		}
 		pthread_mutex_lock(&lvm_lock);
 		lvm_capture = cap;
 		rc = lvm2_run(lvm->handle, c->line.data);

@@ -168,6 +168,19 @@ int pk_lvm_new(const struct pk_lvm_config *config, struct pk_lvm **ret,
 /* NULL-safe. */
 void pk_lvm_free(struct pk_lvm *lvm);
 
+/*
+ * The write guard: called right before each attempt of a command that
+ * writes LVM metadata (vgcreate, vgremove, vgchange tags, lvcreate,
+ * lvremove, lvextend, lvchange tags; not reports or activation), so a
+ * command retried on LVM's file locks asks again before every try. A
+ * negative return (with err set) stops the command unrun with that error.
+ * It runs on the calling thread, outside the liblvm2cmd lock. spmd's guard
+ * checks the SPM lease. NULL fn: no guard. Set before other threads use
+ * lvm.
+ */
+typedef int pk_lvm_write_guard_fn(void *ctx, const char *vg, struct pk_error *err);
+void pk_lvm_write_guard_set(struct pk_lvm *lvm, pk_lvm_write_guard_fn *fn, void *ctx);
+
 /* True when path is one of the configured devices. */
 bool pk_lvm_device_allowed(const struct pk_lvm *lvm, const char *path);
 

@@ -35,12 +35,17 @@ struct pk_lvm {
 	char *conf_dir;
 	bool conf_dir_owned; /* a temporary directory made by pk_lvm_new */
 	unsigned lock_timeout_ms;
+	pk_lvm_write_guard_fn *write_guard; /* NULL: none (pk_lvm_write_guard_set) */
+	void *write_guard_ctx;
 };
 
 /* One LVM command line; arguments are validated before they get here. */
 struct pk_lvm_cmd {
 	struct pk_buf line;
 	int argc;
+	/* Non-NULL: the command writes metadata of this VG; the write guard
+	 * runs before each attempt. */
+	const char *write_vg;
 };
 
 void pk_lvm_capture_release(struct pk_lvm_capture *cap);

@@ -25,7 +25,7 @@ static int vg_lv_check(const char *vg, const char *lv, struct pk_error *err)
 int pk_lvm_vg_create(struct pk_lvm *lvm, const char *vg, const char *const *pvs,
 		     uint64_t extent_size, const char *const *tags, struct pk_error *err)
 {
-	struct pk_lvm_cmd c = { 0 };
+	struct pk_lvm_cmd c = { .write_vg = vg };
 	int r;
 
 	r = pk_lvm_vg_create_check((const char *const *)lvm->devices, vg, pvs, extent_size, tags,
@@ -74,7 +74,7 @@ int pk_lvm_vg_report(struct pk_lvm *lvm, const char *vg, struct pk_lvm_vg *ret,
 int pk_lvm_vg_remove(struct pk_lvm *lvm, const char *vg, bool force, struct pk_error *err)
 {
 	struct pk_lvm_lv_list lvs = { 0 };
-	struct pk_lvm_cmd c = { 0 };
+	struct pk_lvm_cmd c = { .write_vg = vg };
 	int r;
 
 	r = pk_lvm_lv_report(lvm, vg, NULL, &lvs, err);
@@ -98,7 +98,7 @@ int pk_lvm_vg_remove(struct pk_lvm *lvm, const char *vg, bool force, struct pk_e
 int pk_lvm_vg_tags_change(struct pk_lvm *lvm, const char *vg, const char *const *add,
 			  const char *const *del, struct pk_error *err)
 {
-	struct pk_lvm_cmd c = { 0 };
+	struct pk_lvm_cmd c = { .write_vg = vg };
 	int r;
 
 	if ((r = pk_lvm_vg_name_check(vg, err)) < 0 ||
@@ -115,7 +115,7 @@ int pk_lvm_vg_tags_change(struct pk_lvm *lvm, const char *vg, const char *const 
 int pk_lvm_lv_create(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_t size,
 		     const char *const *tags, struct pk_error *err)
 {
-	struct pk_lvm_cmd c = { 0 };
+	struct pk_lvm_cmd c = { .write_vg = vg };
 	int r;
 
 	if ((r = vg_lv_check(vg, lv, err)) < 0 ||
@@ -144,7 +144,7 @@ int pk_lvm_lv_create(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_
 
 int pk_lvm_lv_remove(struct pk_lvm *lvm, const char *vg, const char *lv, struct pk_error *err)
 {
-	struct pk_lvm_cmd c = { 0 };
+	struct pk_lvm_cmd c = { .write_vg = vg };
 	int r;
 
 	r = vg_lv_check(vg, lv, err);
@@ -161,7 +161,7 @@ int pk_lvm_lv_extend(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_
 		     struct pk_error *err)
 {
 	struct pk_lvm_capture cap = { 0 };
-	struct pk_lvm_cmd c = { 0 };
+	struct pk_lvm_cmd c = { .write_vg = vg };
 	int r;
 
 	if ((r = vg_lv_check(vg, lv, err)) < 0 ||
@@ -189,7 +189,7 @@ int pk_lvm_lv_extend(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_
 int pk_lvm_lv_tags_change(struct pk_lvm *lvm, const char *vg, const char *lv,
 			  const char *const *add, const char *const *del, struct pk_error *err)
 {
-	struct pk_lvm_cmd c = { 0 };
+	struct pk_lvm_cmd c = { .write_vg = vg };
 	int r;
 
 	if ((r = vg_lv_check(vg, lv, err)) < 0 ||

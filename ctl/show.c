@@ -101,9 +101,9 @@ const char *ctl_task_state_name(Pk__TaskState s)
 
 const char *ctl_spm_state_name(Pk__SpmState s)
 {
-	static const char *const n[] = { "?", "FREE", "CONTENDING", "SPM", "OTHER" };
+	static const char *const n[] = { "?", "FREE", "CONTENDING", "SPM", "OTHER", "RECOVERING" };
 
-	return (unsigned)s < 5 ? n[s] : "?";
+	return (unsigned)s < 6 ? n[s] : "?";
 }
 
 const char *ctl_job_state_name(Pk__JobState s)

@@ -160,6 +160,8 @@ int spm_domain_create(struct spm *spm, const char *domain, const char *const *pv
 	if (r < 0) {
 		return r;
 	}
+	/* No lease exists before the domain does: this thread may write its VG. */
+	spm_write_guard_exempt_begin(id);
 	r = spm_domain_info(spm, id, &existing, err);
 	if (r == 0 && !existing.initializing) {
 		r = pk_error_set(err, PK_E_ALREADY_EXISTS, EEXIST,
@@ -214,6 +216,7 @@ int spm_domain_create(struct spm *spm, const char *domain, const char *const *pv
 	pk_log_info("storage domain created domain='%s' pvs=%zu", id, npvs);
 	r = spm_domain_info(spm, id, ret, err);
 out:
+	spm_write_guard_exempt_end();
 	pk_lockset_release(&set);
 	return r;
 }

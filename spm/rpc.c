@@ -80,6 +80,10 @@ static Pk__SpmStatusResponse *status_to_wire(struct pk_arena *a, const struct sp
 	case SPM_ROLE_CONTENDING:
 		w->state = PK__SPM_STATE__SPM_CONTENDING;
 		break;
+	case SPM_ROLE_RECOVERING:
+		w->state = PK__SPM_STATE__SPM_RECOVERING;
+		w->spm_host_id = s->host_id;
+		break;
 	case SPM_ROLE_OTHER:
 		w->state = PK__SPM_STATE__SPM_OTHER;
 		break;

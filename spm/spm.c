@@ -1,6 +1,7 @@
 #include "spm/spm.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,36 @@
 #define SPM_LOCK_TIMEOUT_MS 10000
 #define SPM_JOIN_TIMEOUT_MS 120000
 
+/* Set on the thread of SpmStart while it recovers: its writes pass in RECOVERING. */
+static _Thread_local bool tl_recovering;
+/*
+ * The role generation a mutation on this thread began under (0: none): its
+ * writes pass only under that same generation, so a mutation that began
+ * before a loss and a regain of the lease never writes what it read then.
+ */
+static _Thread_local uint64_t tl_pinned_gen;
+/* The VG this thread creates (CreateDomain), written before any lease exists. */
+static _Thread_local char tl_exempt_vg[PK_UUID_BUFLEN];
+
+void spm_write_guard_exempt_begin(const char *vg)
+{
+	snprintf(tl_exempt_vg, sizeof(tl_exempt_vg), "%s", vg);
+}
+
+void spm_write_guard_exempt_end(void)
+{
+	tl_exempt_vg[0] = '\0';
+}
+
+/* The write guard of spm->lvm (common/lvm.h): the lease, right before each attempt. */
+static int spm_write_guard(void *ctx, const char *vg, struct pk_error *err)
+{
+	if (tl_exempt_vg[0] && strcmp(tl_exempt_vg, vg) == 0) {
+		return 0;
+	}
+	return spm_role_check(ctx, vg, err);
+}
+
 /* Indexed by enum spm_lock_ns: the order locks are taken in. */
 static const char *const spm_lock_ns_names[] = { "domain", "image", "volume" };
 
@@ -42,6 +73,9 @@ int spm_init(struct spm *spm, const struct pk_config *cfg, struct pk_error *err)
 	spm->info.activation = pk_config_str(cfg, "activation");
 	spm->lock_timeout_ms = SPM_LOCK_TIMEOUT_MS;
 	spm->role = SPM_ROLE_FREE;
+	atomic_init(&spm->lease, NULL);
+	atomic_init(&spm->role_gen, 1);
+	atomic_init(&spm->stopping, false);
 	pthread_mutex_init(&spm->role_lock, NULL);
 	pthread_mutex_init(&spm->async_lock, NULL);
 	pthread_cond_init(&spm->async_done, NULL);
@@ -73,18 +107,21 @@ int spm_init(struct spm *spm, const struct pk_config *cfg, struct pk_error *err)
 	spm->locks = pk_locks_new(spm_lock_ns_names,
 				  sizeof(spm_lock_ns_names) / sizeof(spm_lock_ns_names[0]));
 	spm_volume_cache_init(spm);
+	/* Every LVM write of this spmd, each retry included, asks for the lease first. */
+	pk_lvm_write_guard_set(spm->lvm, spm_write_guard, spm);
 	return 0;
 }
 
 void spm_release(struct spm *spm)
 {
-	if (spm->lease) {
+	struct spm_lease *lease = atomic_exchange(&spm->lease, NULL);
+
+	if (lease) {
 		struct pk_error err;
-		if (spm_lease_release(spm->lease, &err) < 0) {
+		if (spm_lease_release(lease, &err) < 0) {
 			pk_log_warn("releasing the SPM lease failed: %s", err.message);
 		}
-		spm_lease_free(spm->lease);
-		spm->lease = NULL;
+		spm_lease_free(lease);
 	}
 	spm_volume_cache_free(spm);
 	pk_locks_free(spm->locks);
@@ -138,14 +175,46 @@ int spm_domain_check(struct spm *spm, const char *domain, struct pk_error *err)
 
 /* ---- the SPM role --------------------------------------------------------- */
 
-/* Sets up spm->lease for domain. Called with role_lock held. */
-static int role_lease_setup(struct spm *spm, const char *domain, struct pk_error *err)
+/*
+ * Sets the role; every change bumps the generation. Called with role_lock
+ * held; the caller drops the volume cache when the lease came or went.
+ */
+static void role_set(struct spm *spm, enum spm_role_state state)
+{
+	if (spm->role != state) {
+		spm->role = state;
+		atomic_fetch_add(&spm->role_gen, 1);
+	}
+}
+
+uint64_t spm_role_gen(struct spm *spm)
+{
+	return atomic_load(&spm->role_gen);
+}
+
+/* Copies the domain served (may be "") under role_lock. */
+static void role_domain(struct spm *spm, char *buf, size_t size)
+{
+	pthread_mutex_lock(&spm->role_lock);
+	snprintf(buf, size, "%s", spm->domain);
+	pthread_mutex_unlock(&spm->role_lock);
+}
+
+/*
+ * The lease object for domain, set up on first use. The activation of the
+ * lease LVs and spm_lease_new() run outside role_lock; when two threads
+ * race, the first one published wins and the other's copy is freed.
+ */
+static int role_lease_get(struct spm *spm, const char *domain, struct spm_lease **ret,
+			  struct pk_error *err)
 {
 	struct spm_lease_config lc = { 0 };
 	char ids[PATH_MAX], leases[PATH_MAX];
+	struct spm_lease *made = NULL, *expected = NULL;
 	int r;
 
-	if (spm->lease) {
+	*ret = atomic_load(&spm->lease);
+	if (*ret) {
 		return 0;
 	}
 	r = spm_lv_activate(spm, domain, "ids", ids, sizeof(ids), err);
@@ -162,15 +231,33 @@ static int role_lease_setup(struct spm *spm, const char *domain, struct pk_error
 	lc.host_id = (uint64_t)spm->info.host_id;
 	lc.io_timeout = (unsigned)pk_config_int(spm->cfg, "sanlock_io_timeout");
 	lc.sanlock_run_dir = pk_config_str(spm->cfg, "sanlock_run_dir");
-	return spm_lease_new(&lc, &spm->lease, err);
+	r = spm_lease_new(&lc, &made, err);
+	if (r < 0) {
+		return r;
+	}
+	if (!atomic_compare_exchange_strong(&spm->lease, &expected, made)) {
+		spm_lease_free(made);
+		made = expected;
+	} else if (atomic_load(&spm->stopping)) {
+		/* A SIGTERM came before the lease was published: it is lost from the start. */
+		spm_lease_mark_lost(made);
+	}
+	*ret = made;
+	return 0;
 }
 
-static int role_holder_error(struct spm *spm, const char *domain, struct pk_error *err)
+/* NOT_SPM naming the holder if storage names one (asks sanlock: no lock held). */
+static int role_holder_error(struct spm *spm, struct spm_lease *lease, const char *domain,
+			     struct pk_error *err)
 {
 	struct spm_lease_status st;
 	struct pk_error e;
 
-	if (spm->lease && spm_lease_status(spm->lease, &st, &e) == 0 && st.owner.host_id &&
+	if (atomic_load(&spm->stopping)) {
+		return pk_error_set(err, PK_E_NOT_SPM, EPERM,
+				    "this spmd is stopping and no longer writes domain '%s'", domain);
+	}
+	if (lease && spm_lease_status(lease, &st, &e) == 0 && st.owner.host_id &&
 	    st.owner.host_id != (uint64_t)spm->info.host_id) {
 		return pk_error_set(err, PK_E_NOT_SPM, EPERM,
 				    "host %llu holds the SPM lease of domain '%s'; send mutating "
@@ -181,27 +268,51 @@ static int role_holder_error(struct spm *spm, const char *domain, struct pk_erro
 			    "run 'pkctl spm start' on one host", spm->info.host_id, domain);
 }
 
+/* The lease is gone: FREE, unless the role moved on meanwhile (gen changed). */
+static void role_lost(struct spm *spm, uint64_t gen)
+{
+	pthread_mutex_lock(&spm->role_lock);
+	if (atomic_load(&spm->role_gen) == gen &&
+	    (spm->role == SPM_ROLE_HELD || spm->role == SPM_ROLE_RECOVERING)) {
+		role_set(spm, SPM_ROLE_FREE);
+	}
+	pthread_mutex_unlock(&spm->role_lock);
+	spm_volume_cache_invalidate(spm);
+}
+
+/* Fills *ret; the sanlock status is read outside role_lock. */
 static void role_fill_status(struct spm *spm, const char *domain, struct spm_role_status *ret)
 {
 	struct spm_lease_status st;
+	struct spm_lease *lease;
 	struct pk_error e;
+	enum spm_role_state role;
+	uint64_t gen;
 
 	memset(ret, 0, sizeof(*ret));
+	pthread_mutex_lock(&spm->role_lock);
+	role = spm->role;
+	gen = atomic_load(&spm->role_gen);
+	ret->lease_version = spm->lease_version;
+	pthread_mutex_unlock(&spm->role_lock);
+	lease = atomic_load(&spm->lease);
+	if (atomic_load(&spm->stopping)) {
+		role = SPM_ROLE_FREE;
+	}
 	snprintf(ret->domain, sizeof(ret->domain), "%s", domain);
 	ret->host_id = spm->info.host_id;
-	ret->state = spm->role;
-	ret->lease_version = spm->lease_version;
-	if (spm->lease && spm_lease_status(spm->lease, &st, &e) == 0) {
+	ret->state = role;
+	if (lease && spm_lease_status(lease, &st, &e) == 0) {
+		bool ours = role == SPM_ROLE_HELD || role == SPM_ROLE_RECOVERING;
 		ret->spm_host_id = (int32_t)st.owner.host_id;
 		ret->lease_version = st.owner.generation;
-		if (spm->role == SPM_ROLE_HELD && !st.held) {
+		if (ours && !st.held) {
 			/* sanlock dropped it: never claim a lease we lost. */
-			spm->role = SPM_ROLE_FREE;
-			spm_volume_cache_invalidate(spm);
+			role_lost(spm, gen);
 			ret->state = SPM_ROLE_FREE;
+			ours = false;
 		}
-		if (ret->state != SPM_ROLE_HELD && st.owner.host_id &&
-		    st.owner.host_id != (uint64_t)spm->info.host_id) {
+		if (!ours && st.owner.host_id && st.owner.host_id != (uint64_t)spm->info.host_id) {
 			ret->state = SPM_ROLE_OTHER;
 		}
 		if (ret->state == SPM_ROLE_FREE && st.owner.host_id == (uint64_t)spm->info.host_id) {
@@ -219,13 +330,15 @@ static void role_recover(struct spm *spm, const char *domain)
 	size_t n;
 	int r;
 
+	tl_recovering = true;
 	r = spm_volumes_recover(spm, domain, &rec, &err);
+	tl_recovering = false;
 	if (r < 0) {
 		pk_log_error("recovery of domain '%s' incomplete (retried at next SpmStart): %s",
 			     domain, err.message);
-	} else if (rec.removed || rec.rolled_back) {
-		pk_log_info("recovery done domain='%s' removals_completed=%u creations_rolled_back=%u",
-			    domain, rec.removed, rec.rolled_back);
+	} else if (rec.removed || rec.rolled_back || rec.skipped) {
+		pk_log_info("recovery done domain='%s' removals_completed=%u creations_rolled_back=%u "
+			    "found_finished=%u", domain, rec.removed, rec.rolled_back, rec.skipped);
 	}
 	/* This host's interrupted tasks: say what became of them. */
 	n = spm_tasks_interrupted(spm->tasks, &tasks);
@@ -246,46 +359,75 @@ static void role_recover(struct spm *spm, const char *domain)
 	free(tasks);
 }
 
-int spm_role_start(struct spm *spm, const char *domain, struct spm_role_status *ret,
+/* The domain a role verb is about: the argument, else the one served (a copy: never aliased). */
+static void role_domain_arg(struct spm *spm, const char *domain, char *buf, size_t size)
+{
+	if (!domain || !*domain || domain == spm->domain) {
+		role_domain(spm, buf, size);
+	} else {
+		snprintf(buf, size, "%s", domain);
+	}
+}
+
+int spm_role_start(struct spm *spm, const char *domain_arg, struct spm_role_status *ret,
 		   struct pk_error *err)
 {
 	struct spm_lease_owner holder = { 0 };
+	struct spm_lease *lease = NULL;
+	char domain[PK_UUID_BUFLEN];
+	uint64_t gen;
 	int r;
 
-	if (!domain || !*domain) {
-		domain = spm->domain;
-	}
+	role_domain_arg(spm, domain_arg, domain, sizeof(domain));
 	r = spm_domain_check(spm, domain, err);
 	if (r < 0) {
 		return r;
 	}
-	pthread_mutex_lock(&spm->role_lock);
-	if (spm->role == SPM_ROLE_HELD && spm->lease && spm_lease_check(spm->lease, NULL) == 0) {
-		role_fill_status(spm, domain, ret);
-		pthread_mutex_unlock(&spm->role_lock);
-		return 0;
+	if (atomic_load(&spm->stopping)) {
+		return pk_error_set(err, PK_E_ABORTED, ECANCELED,
+				    "this spmd is stopping; it will not take the SPM lease");
 	}
-	if (spm->role == SPM_ROLE_CONTENDING) {
+	pthread_mutex_lock(&spm->role_lock);
+	if (spm->role == SPM_ROLE_HELD) {
+		gen = atomic_load(&spm->role_gen);
+		lease = atomic_load(&spm->lease);
+		pthread_mutex_unlock(&spm->role_lock);
+		if (lease && spm_lease_check(lease, NULL) == 0) {
+			role_fill_status(spm, domain, ret);
+			return 0;
+		}
+		role_lost(spm, gen);
+		pthread_mutex_lock(&spm->role_lock);
+	}
+	if (spm->role == SPM_ROLE_CONTENDING || spm->role == SPM_ROLE_RECOVERING ||
+	    spm->role == SPM_ROLE_HELD) {
 		pthread_mutex_unlock(&spm->role_lock);
 		return pk_error_set(err, PK_E_BUSY, EBUSY, "an SpmStart is already under way");
 	}
 	snprintf(spm->domain, sizeof(spm->domain), "%s", domain);
-	r = role_lease_setup(spm, domain, err);
-	if (r < 0) {
-		pthread_mutex_unlock(&spm->role_lock);
-		return r;
-	}
-	spm->role = SPM_ROLE_CONTENDING;
+	role_set(spm, SPM_ROLE_CONTENDING);
+	gen = atomic_load(&spm->role_gen);
 	pthread_mutex_unlock(&spm->role_lock);
 
-	/* Joining takes seconds (sanlock's delta lease): not under role_lock. */
-	r = spm_lease_join(spm->lease, SPM_JOIN_TIMEOUT_MS, err);
+	/* Lease setup, joining (seconds: sanlock's delta lease) and acquiring: not under role_lock. */
+	r = role_lease_get(spm, domain, &lease, err);
 	if (r == 0) {
-		r = spm_lease_acquire(spm->lease, &holder, err);
+		r = spm_lease_join(lease, SPM_JOIN_TIMEOUT_MS, err);
+	}
+	if (r == 0) {
+		r = spm_lease_acquire(lease, &holder, err);
 	}
 	pthread_mutex_lock(&spm->role_lock);
+	if (r == 0 && (atomic_load(&spm->stopping) || atomic_load(&spm->role_gen) != gen)) {
+		r = pk_error_set(err, PK_E_ABORTED, ECANCELED,
+				 "this spmd is stopping (or SpmStop came) while taking the SPM lease "
+				 "of domain '%s'", domain);
+		holder.host_id = 0;
+	}
 	if (r < 0) {
-		spm->role = holder.host_id ? SPM_ROLE_OTHER : SPM_ROLE_FREE;
+		if (atomic_load(&spm->role_gen) == gen) {
+			role_set(spm, holder.host_id ? SPM_ROLE_OTHER : SPM_ROLE_FREE);
+		}
 		pthread_mutex_unlock(&spm->role_lock);
 		if (holder.host_id) {
 			return pk_error_set(err, PK_E_NOT_SPM, EPERM,
@@ -295,26 +437,36 @@ int spm_role_start(struct spm *spm, const char *domain, struct spm_role_status *
 		}
 		return r;
 	}
-	spm->role = SPM_ROLE_HELD;
-	spm_volume_cache_invalidate(spm);
-	pk_log_info("this host is now the SPM domain='%s' host_id=%d", domain, spm->info.host_id);
+	/* Recovery first: no other mutation is accepted until it is done. */
+	role_set(spm, SPM_ROLE_RECOVERING);
+	gen = atomic_load(&spm->role_gen);
 	pthread_mutex_unlock(&spm->role_lock);
+	spm_volume_cache_invalidate(spm);
+	pk_log_info("this host took the SPM lease domain='%s' host_id=%d; recovering first",
+		    domain, spm->info.host_id);
 	/* Roll forward what a previous SPM left unfinished, before serving writes. */
 	role_recover(spm, domain);
 	pthread_mutex_lock(&spm->role_lock);
-	role_fill_status(spm, domain, ret);
+	if (spm->role == SPM_ROLE_RECOVERING && atomic_load(&spm->role_gen) == gen) {
+		role_set(spm, SPM_ROLE_HELD);
+		pk_log_info("this host is now the SPM domain='%s' host_id=%d", domain,
+			    spm->info.host_id);
+	}
 	pthread_mutex_unlock(&spm->role_lock);
+	role_fill_status(spm, domain, ret);
 	return 0;
 }
 
-int spm_role_stop(struct spm *spm, const char *domain, struct spm_role_status *ret,
+int spm_role_stop(struct spm *spm, const char *domain_arg, struct spm_role_status *ret,
 		  struct pk_error *err)
 {
+	struct spm_lease *lease;
+	struct pk_lockset set;
+	char domain[PK_UUID_BUFLEN];
+	enum spm_role_state was;
 	int r;
 
-	if (!domain || !*domain) {
-		domain = spm->domain;
-	}
+	role_domain_arg(spm, domain_arg, domain, sizeof(domain));
 	r = spm_domain_check(spm, domain, err);
 	if (r < 0) {
 		return r;
@@ -323,40 +475,40 @@ int spm_role_stop(struct spm *spm, const char *domain, struct spm_role_status *r
 	 * Take every domain lock exclusively: no mutation may be half way
 	 * through when the lease goes.
 	 */
-	{
-		struct pk_lockset set;
-		pk_lockset_init(&set, spm->locks, "spm_stop");
-		pk_lockset_add(&set, SPM_LOCK_DOMAIN, domain, PK_LOCK_EXCLUSIVE);
-		r = pk_lockset_acquire(&set, spm->lock_timeout_ms * 3, err);
-		if (r < 0) {
-			return r;
-		}
-		pthread_mutex_lock(&spm->role_lock);
-		if (spm->lease) {
-			r = spm_lease_release(spm->lease, err);
-		}
-		if (r == 0) {
-			if (spm->role == SPM_ROLE_HELD) {
-				pk_log_info("SPM role released domain='%s'", domain);
-			}
-			spm->role = SPM_ROLE_FREE;
-			spm_volume_cache_invalidate(spm);
-		}
-		role_fill_status(spm, domain, ret);
-		pthread_mutex_unlock(&spm->role_lock);
-		pk_lockset_release(&set);
+	pk_lockset_init(&set, spm->locks, "spm_stop");
+	pk_lockset_add(&set, SPM_LOCK_DOMAIN, domain, PK_LOCK_EXCLUSIVE);
+	r = pk_lockset_acquire(&set, spm->lock_timeout_ms * 3, err);
+	if (r < 0) {
+		return r;
 	}
+	/* Writes stop first (the role), then sanlock is told, outside role_lock. */
+	pthread_mutex_lock(&spm->role_lock);
+	was = spm->role;
+	if (was == SPM_ROLE_HELD || was == SPM_ROLE_RECOVERING) {
+		role_set(spm, SPM_ROLE_FREE);
+	}
+	pthread_mutex_unlock(&spm->role_lock);
+	spm_volume_cache_invalidate(spm);
+	lease = atomic_load(&spm->lease);
+	if (lease) {
+		r = spm_lease_release(lease, err);
+	}
+	if (r == 0 && (was == SPM_ROLE_HELD || was == SPM_ROLE_RECOVERING)) {
+		pk_log_info("SPM role released domain='%s'", domain);
+	}
+	role_fill_status(spm, domain, ret);
+	pk_lockset_release(&set);
 	return r;
 }
 
-int spm_role_status(struct spm *spm, const char *domain, struct spm_role_status *ret,
+int spm_role_status(struct spm *spm, const char *domain_arg, struct spm_role_status *ret,
 		    struct pk_error *err)
 {
+	struct spm_lease *lease;
+	char domain[PK_UUID_BUFLEN];
 	int r;
 
-	if (!domain || !*domain) {
-		domain = spm->domain;
-	}
+	role_domain_arg(spm, domain_arg, domain, sizeof(domain));
 	if (!domain[0]) {
 		memset(ret, 0, sizeof(*ret));
 		ret->state = SPM_ROLE_FREE;
@@ -367,47 +519,95 @@ int spm_role_status(struct spm *spm, const char *domain, struct spm_role_status 
 	if (r < 0) {
 		return r;
 	}
-	pthread_mutex_lock(&spm->role_lock);
-	if (!spm->lease) {
+	if (!atomic_load(&spm->lease)) {
 		/* Set up the lease view so the holder can be named; no join needed to read. */
 		struct pk_error e;
-		if (role_lease_setup(spm, domain, &e) < 0) {
+		if (role_lease_get(spm, domain, &lease, &e) < 0) {
 			pk_log_debug("SPM status without lease view domain='%s': %s", domain, e.message);
 		}
 	}
 	role_fill_status(spm, domain, ret);
+	return 0;
+}
+
+static int role_check(struct spm *spm, const char *domain, uint64_t *ret_gen,
+		      struct pk_error *err)
+{
+	struct spm_lease *lease;
+	enum spm_role_state role;
+	uint64_t gen;
+	bool same;
+	int r;
+
+	if (atomic_load(&spm->stopping)) {
+		return role_holder_error(spm, NULL, domain, err);
+	}
+	pthread_mutex_lock(&spm->role_lock);
+	role = spm->role;
+	gen = atomic_load(&spm->role_gen);
+	same = strcmp(spm->domain, domain) == 0;
 	pthread_mutex_unlock(&spm->role_lock);
+	lease = atomic_load(&spm->lease);
+	if (tl_pinned_gen && tl_pinned_gen != gen && !tl_recovering) {
+		return pk_error_set(err, PK_E_NOT_SPM, EPERM,
+				    "the SPM role of domain '%s' changed while this call ran (the "
+				    "lease was lost); it writes nothing more: run it again", domain);
+	}
+	if (same && role == SPM_ROLE_RECOVERING && !tl_recovering) {
+		return pk_error_set(err, PK_E_UNAVAILABLE, EAGAIN,
+				    "the SPM of domain '%s' is finishing interrupted tasks (recovery "
+				    "in progress); retry in a moment", domain);
+	}
+	if (!same || !lease || (role != SPM_ROLE_HELD && role != SPM_ROLE_RECOVERING)) {
+		return role_holder_error(spm, lease, domain, err);
+	}
+	/* One sanlock round trip, without role_lock: SIGTERM and status never wait for it. */
+	r = spm_lease_check(lease, err);
+	if (r < 0) {
+		pk_log_error("the SPM lease is lost domain='%s': %s; no more writes", domain,
+			     err ? err->message : "");
+		role_lost(spm, gen);
+		return role_holder_error(spm, lease, domain, err);
+	}
+	*ret_gen = gen;
 	return 0;
 }
 
 int spm_role_check(struct spm *spm, const char *domain, struct pk_error *err)
 {
+	uint64_t gen;
+
+	return role_check(spm, domain, &gen, err);
+}
+
+int spm_role_mutation_begin(struct spm *spm, const char *domain, struct pk_error *err)
+{
+	uint64_t gen = 0;
 	int r;
 
-	pthread_mutex_lock(&spm->role_lock);
-	if (spm->role != SPM_ROLE_HELD || !spm->lease || strcmp(spm->domain, domain) != 0) {
-		r = role_holder_error(spm, domain, err);
-	} else {
-		r = spm_lease_check(spm->lease, err);
-		if (r < 0) {
-			pk_log_error("the SPM lease is lost domain='%s': %s; no more writes", domain,
-				     err ? err->message : "");
-			spm->role = SPM_ROLE_FREE;
-			spm_volume_cache_invalidate(spm);
-			r = role_holder_error(spm, domain, err);
-		}
+	tl_pinned_gen = 0;
+	r = role_check(spm, domain, &gen, err);
+	if (r == 0) {
+		tl_pinned_gen = gen;
 	}
-	pthread_mutex_unlock(&spm->role_lock);
 	return r;
+}
+
+void spm_role_mutation_end(void)
+{
+	tl_pinned_gen = 0;
 }
 
 void spm_role_shutdown(struct spm *spm)
 {
-	pthread_mutex_lock(&spm->role_lock);
-	if (spm->lease) {
-		spm_lease_mark_lost(spm->lease);
+	struct spm_lease *lease;
+
+	/* Atomics only: a thread inside sanlock or LVM must not delay this. */
+	atomic_store(&spm->stopping, true);
+	lease = atomic_load(&spm->lease);
+	if (lease) {
+		spm_lease_mark_lost(lease);
 	}
-	spm->role = SPM_ROLE_FREE;
-	pthread_mutex_unlock(&spm->role_lock);
+	atomic_fetch_add(&spm->role_gen, 1);
 	spm_volume_cache_invalidate(spm);
 }

@@ -6,15 +6,28 @@
  * when that is unset — the first domain it is asked to create or to become
  * SPM of. The VG of a domain is named by the domain's UUID.
  *
- * Role (the SPM lease): state, lease and domain are guarded by role_lock.
- * A mutating verb calls spm_role_check() first (and the volume functions
- * call it again right before each LVM write), so a host that lost the lease
- * stops writing at once.
+ * Role (the SPM lease): state and domain are guarded by role_lock, which is
+ * only ever held for a few loads and stores, never across sanlock or LVM
+ * I/O (a SIGTERM, a status call or a write check must not wait behind a
+ * slow storage round trip). A mutating verb calls spm_role_check() first,
+ * and the write guard installed in spm->lvm calls it again right before
+ * each attempt of every LVM write (common/lvm.h), so a host that lost the
+ * lease stops writing at once, also between the retries of one command.
+ *
+ * Every role change bumps role_gen; what was read under an older
+ * generation (the volume cache) is never used again, so a host that lost
+ * and regained the lease never serves what it read before.
+ *
+ * Becoming the SPM goes CONTENDING -> RECOVERING -> HELD: while RECOVERING
+ * the thread of SpmStart finishes what earlier SPMs left half done, and
+ * every other mutation is refused with UNAVAILABLE ("recovery in progress,
+ * retry"); reads are served.
  */
 #ifndef SPM_SPM_H
 #define SPM_SPM_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -42,6 +55,7 @@ enum spm_role_state {
 	SPM_ROLE_CONTENDING = 2, /* SpmStart under way */
 	SPM_ROLE_HELD = 3,       /* this host is the SPM */
 	SPM_ROLE_OTHER = 4,      /* another host holds the lease */
+	SPM_ROLE_RECOVERING = 5, /* lease held; recovery runs, mutations refused */
 };
 
 struct spm {
@@ -61,9 +75,13 @@ struct spm {
 
 	pthread_mutex_t role_lock;
 	char domain[PK_UUID_BUFLEN]; /* "" until known */
-	struct spm_lease *lease;     /* NULL until the domain's lease is set up */
+	/* NULL until the domain's lease is set up; then fixed until spm_release
+	 * (atomic: spm_role_shutdown reads it without role_lock). */
+	struct spm_lease *_Atomic lease;
 	enum spm_role_state role;
 	uint64_t lease_version;
+	_Atomic uint64_t role_gen; /* bumped on every role change */
+	atomic_bool stopping;      /* spm_role_shutdown was called */
 };
 
 struct spm_role_status {
@@ -84,10 +102,34 @@ int spm_role_stop(struct spm *spm, const char *domain, struct spm_role_status *r
 		  struct pk_error *err);
 int spm_role_status(struct spm *spm, const char *domain, struct spm_role_status *ret,
 		    struct pk_error *err);
-/* 0 when this spmd holds the SPM lease of domain, else NOT_SPM naming the holder. */
+/*
+ * 0 when this spmd holds the SPM lease of domain and serves writes (asks
+ * sanlock, outside role_lock), else NOT_SPM naming the holder; UNAVAILABLE
+ * while another thread recovers (the recovery thread itself passes).
+ */
 int spm_role_check(struct spm *spm, const char *domain, struct pk_error *err);
-/* Called from main on SIGTERM: no mutation may start afterwards. */
+/*
+ * spm_role_check() at the start of a mutation, which then pins this
+ * thread's later checks (and the write guard's) to the role generation of
+ * this one: after a loss and a regain of the lease they fail with NOT_SPM.
+ * end (always, after begin) unpins.
+ */
+int spm_role_mutation_begin(struct spm *spm, const char *domain, struct pk_error *err);
+void spm_role_mutation_end(void);
+/*
+ * Called from main on SIGTERM: no write may start afterwards. Takes no lock
+ * (atomics only), so it never waits for a thread inside sanlock or LVM.
+ */
 void spm_role_shutdown(struct spm *spm);
+/* The current role generation (see above). */
+uint64_t spm_role_gen(struct spm *spm);
+
+/*
+ * CreateDomain writes its VG before any lease exists: between begin and
+ * end the write guard lets this thread's writes to vg through. Not nested.
+ */
+void spm_write_guard_exempt_begin(const char *vg);
+void spm_write_guard_exempt_end(void);
 
 /* Checks domain is a UUID and the domain this spmd serves (NOT_FOUND otherwise). */
 int spm_domain_check(struct spm *spm, const char *domain, struct pk_error *err);

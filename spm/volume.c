@@ -49,11 +49,15 @@ static void volume_read_prepared(struct spm_volume *v, char *const *tags)
  * VG (one LVM command, ~20 ms at 1000 LVs) before every mutation. The view
  * is filled on the first mutation after SpmStart, dropped whenever the role
  * changes or an LVM command fails (the state on storage is then unknown),
- * and never used by an spmd that is not the SPM.
+ * and never used by an spmd that is not the SPM. It carries the role
+ * generation (struct spm) of the read that filled it: a load that raced
+ * with a loss and a regain of the lease fills it under the old generation,
+ * so it is never used, nor are changes applied to it.
  */
 struct spm_volume_cache {
 	pthread_mutex_t lock;
 	bool valid;
+	uint64_t gen; /* role generation of the read that filled it */
 	char domain[PK_UUID_BUFLEN];
 	struct spm_volume_list list;
 	size_t cap;
@@ -100,7 +104,7 @@ static bool cache_get(struct spm *spm, const char *domain, struct spm_volume_lis
 	bool hit;
 
 	pthread_mutex_lock(&c->lock);
-	hit = c->valid && !strcmp(c->domain, domain);
+	hit = c->valid && c->gen == spm_role_gen(spm) && !strcmp(c->domain, domain);
 	if (hit) {
 		list_copy(ret, &c->list);
 		if (ret_free) {
@@ -112,11 +116,12 @@ static bool cache_get(struct spm *spm, const char *domain, struct spm_volume_lis
 }
 
 static void cache_put(struct spm *spm, const char *domain, const struct spm_volume_list *list,
-		      uint64_t vg_free)
+		      uint64_t vg_free, uint64_t gen)
 {
 	struct spm_volume_cache *c = spm->cache;
 
 	pthread_mutex_lock(&c->lock);
+	c->gen = gen;
 	spm_volume_list_release(&c->list);
 	list_copy(&c->list, list);
 	c->cap = list->n + 1;
@@ -132,7 +137,7 @@ void spm_volume_cache_update(struct spm *spm, const char *domain, const struct s
 	struct spm_volume_cache *c = spm->cache;
 
 	pthread_mutex_lock(&c->lock);
-	if (c->valid && !strcmp(c->domain, domain)) {
+	if (c->valid && c->gen == spm_role_gen(spm) && !strcmp(c->domain, domain)) {
 		const char *id = v ? v->id : removed_id;
 		size_t i;
 
@@ -160,16 +165,19 @@ int spm_volumes_for_mutation(struct spm *spm, const char *domain, struct spm_vol
 			     uint64_t *ret_free, struct pk_error *err)
 {
 	struct pk_lvm_vg vg = { 0 };
+	uint64_t gen;
 	int r;
 
 	if (cache_get(spm, domain, ret, ret_free)) {
 		return 0;
 	}
+	/* The generation before the read: a role change during it voids what it reads. */
+	gen = spm_role_gen(spm);
 	r = volumes_load_fresh(spm, domain, ret, err);
 	if (r == 0) {
 		r = pk_lvm_vg_report(spm->lvm, domain, &vg, err);
 		if (r == 0) {
-			cache_put(spm, domain, ret, vg.free);
+			cache_put(spm, domain, ret, vg.free, gen);
 			if (ret_free) {
 				*ret_free = vg.free;
 			}
@@ -226,6 +234,30 @@ static int volumes_load_fresh(struct spm *spm, const char *domain, struct spm_vo
 	pk_lvm_lv_list_release(&lvs);
 	*ret = list;
 	return 0;
+}
+
+int spm_volume_read(struct spm *spm, const char *domain, const char *id, struct spm_volume *ret,
+		    struct pk_error *err)
+{
+	struct pk_lvm_lv_list lvs = { 0 };
+	int r;
+
+	r = pk_lvm_lv_report(spm->lvm, domain, id, &lvs, err);
+	if (r == 0 && lvs.count != 1) {
+		r = pk_error_set(err, PK_E_NOT_FOUND, ENOENT, "volume '%s' does not exist in domain '%s'",
+				 id, domain);
+	}
+	if (r == 0) {
+		memset(ret, 0, sizeof(*ret));
+		r = pk_meta_volume_decode(lvs.lvs[0].name, lvs.lvs[0].tags, &ret->meta, err);
+	}
+	if (r == 0) {
+		snprintf(ret->id, sizeof(ret->id), "%s", id);
+		ret->lv_size = lvs.lvs[0].size;
+		volume_read_prepared(ret, lvs.lvs[0].tags);
+	}
+	pk_lvm_lv_list_release(&lvs);
+	return r;
 }
 
 int spm_volume_find_in_image(struct spm_volume_list *list, const char *domain, const char *image,

@@ -149,7 +149,9 @@ int spm_image_prepared(struct spm *spm, const char *domain, const char *image,
 
 /*
  * The SPM's in-memory view of its volumes (see spm/volume.c). init/free
- * from spm_init/spm_release; invalidate whenever the SPM role changes.
+ * from spm_init/spm_release; invalidate whenever the SPM role changes. The
+ * view is tagged with the role generation it was read under and is never
+ * used under another one.
  */
 void spm_volume_cache_init(struct spm *spm);
 void spm_volume_cache_free(struct spm *spm);
@@ -158,9 +160,15 @@ void spm_volume_cache_invalidate(struct spm *spm);
 struct spm_recovery {
 	unsigned removed;     /* REMOVING volumes whose removal was completed */
 	unsigned rolled_back; /* unfinished creations removed */
+	unsigned skipped;     /* found finished (or gone) when read again under its lock */
 };
 
-/* Finishes what crashed SPMs left half done (called when becoming SPM). */
+/*
+ * Finishes what crashed SPMs left half done (called when becoming SPM,
+ * while RECOVERING). Each candidate is read again under its image and
+ * volume locks before anything is done to it: a CreateVolume or
+ * DeleteVolume that finished meanwhile is left as it is.
+ */
 int spm_volumes_recover(struct spm *spm, const char *domain, struct spm_recovery *ret,
 			struct pk_error *err);
 

@@ -144,6 +144,11 @@ static int create_format_cow(struct spm *spm, const char *domain, const char *vo
 	char path[PK_LVM_PATH_MAX * 2], cap[32], opts[256];
 	int r, r2;
 
+	/* qemu-img writes the LV: with the lease. */
+	r = spm_role_check(spm, domain, err);
+	if (r < 0) {
+		return r;
+	}
 	r = spm_lv_activate(spm, domain, volume, path, sizeof(path), err);
 	if (r < 0) {
 		return r;
@@ -284,8 +289,12 @@ int spm_volume_create(struct spm *spm, const struct spm_volume_create *args,
 fail:
 	if (lv_made) {
 		struct pk_error rerr;
-		/* Undo our own half-made LV; recovery removes it if this fails too. */
-		if (pk_lvm_lv_remove(spm->lvm, a.domain, a.volume, &rerr) < 0) {
+		/*
+		 * Undo our own half-made LV, with the lease (the write guard
+		 * checks it too): after a loss the next SPM's recovery removes it.
+		 */
+		if (spm_role_check(spm, a.domain, &rerr) < 0 ||
+		    pk_lvm_lv_remove(spm->lvm, a.domain, a.volume, &rerr) < 0) {
 			pk_log_warn("cannot remove half-made volume domain='%s' volume='%s': %s",
 				    a.domain, a.volume, rerr.message);
 		}
@@ -293,6 +302,6 @@ fail:
 	}
 out:
 	spm_volume_list_release(&list);
-	pk_lockset_release(&set);
+	spm_volume_mutation_end(&set);
 	return r;
 }

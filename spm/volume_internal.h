@@ -38,6 +38,10 @@ static inline uint64_t round_up(uint64_t v, uint64_t to)
 int spm_volumes_for_mutation(struct spm *spm, const char *domain, struct spm_volume_list *ret,
 			     uint64_t *ret_free, struct pk_error *err);
 
+/* Reads one volume from storage (never the view); NOT_FOUND when it is gone. */
+int spm_volume_read(struct spm *spm, const char *domain, const char *id, struct spm_volume *ret,
+		    struct pk_error *err);
+
 /* Applies one of our own successful changes: add/replace v, or remove id. */
 void spm_volume_cache_update(struct spm *spm, const char *domain, const struct spm_volume *v,
 			     const char *removed_id, int64_t free_delta);
@@ -50,14 +54,18 @@ int spm_volume_find_in_image(struct spm_volume_list *list, const char *domain, c
 /* ---- the frame of a mutation (spm/volume_mutate.c) --------------------------- */
 
 /*
- * The common start of a mutation: valid ids, our domain, the SPM lease,
- * the locks, then the domain's volumes as they are now. On failure nothing
- * is held; on success the caller releases set and list.
+ * The common start of a mutation: valid ids, our domain, the SPM lease
+ * (and the role generation pinned, spm_role_mutation_begin), the locks,
+ * then the domain's volumes as they are now. On failure nothing is held;
+ * on success the caller releases list and ends with spm_volume_mutation_end.
  */
 int spm_volume_mutation_begin(struct spm *spm, const char *what, const char *domain,
 			      const char *image, enum pk_lock_mode image_mode, const char *volume,
 			      struct pk_lockset *set, struct spm_volume_list *list,
 			      uint64_t *ret_free, struct pk_error *err);
+
+/* The end of a mutation begun by spm_volume_mutation_begin: releases set, unpins the role. */
+void spm_volume_mutation_end(struct pk_lockset *set);
 
 /*
  * Tag change on one LV, under the lease; keeps the SPM's view in step.

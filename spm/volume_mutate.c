@@ -41,20 +41,31 @@ int spm_volume_mutation_begin(struct spm *spm, const char *what, const char *dom
 	if (r == 0) {
 		r = spm_domain_check(spm, domain, err);
 	}
-	if (r == 0) {
-		r = spm_role_check(spm, domain, err);
+	if (r < 0) {
+		return r;
 	}
+	r = spm_role_mutation_begin(spm, domain, err);
 	if (r == 0) {
 		r = lock_image(spm, set, what, domain, image, image_mode, volume, err);
+		if (r < 0) {
+			spm_role_mutation_end();
+			return r;
+		}
 	}
 	if (r < 0) {
 		return r;
 	}
 	r = spm_volumes_for_mutation(spm, domain, list, ret_free, err);
 	if (r < 0) {
-		pk_lockset_release(set);
+		spm_volume_mutation_end(set);
 	}
 	return r;
+}
+
+void spm_volume_mutation_end(struct pk_lockset *set)
+{
+	pk_lockset_release(set);
+	spm_role_mutation_end();
 }
 
 int spm_volume_write_meta(struct spm *spm, const char *domain, const struct spm_volume *cur,
@@ -100,6 +111,11 @@ static int zero_lv(struct spm *spm, const char *domain, const char *volume, uint
 	uint64_t done = 0;
 	int fd, r, r2;
 
+	/* Zeroing writes the domain: with the lease, checked again before each chunk. */
+	r = spm_role_check(spm, domain, err);
+	if (r < 0) {
+		return r;
+	}
 	r = spm_lv_activate(spm, domain, volume, path, sizeof(path), err);
 	if (r < 0) {
 		return r;
@@ -113,7 +129,14 @@ static int zero_lv(struct spm *spm, const char *domain, const char *volume, uint
 	memset(buf, 0, MIB);
 	while (done < size) {
 		size_t n = size - done < MIB ? (size_t)(size - done) : MIB;
-		ssize_t w = pwrite(fd, buf, n, (off_t)done);
+		ssize_t w;
+
+		if (done > 0 && (r = spm_role_check(spm, domain, err)) < 0) {
+			pk_error_prefix(err, "zeroing '%s' stopped at %" PRIu64 " of %" PRIu64 " bytes",
+					path, done, size);
+			goto out;
+		}
+		w = pwrite(fd, buf, n, (off_t)done);
 		if (w <= 0) {
 			int e = errno;
 			r = pk_error_set(err, PK_E_IO, e, "zeroing '%s' failed at %" PRIu64 ": %s",
@@ -216,7 +239,7 @@ int spm_volume_delete(struct spm *spm, const char *domain, const char *image,
 		r = volume_remove(spm, domain, v, post_zero, err);
 	}
 	spm_volume_list_release(&list);
-	pk_lockset_release(&set);
+	spm_volume_mutation_end(&set);
 	return r;
 }
 
@@ -283,7 +306,7 @@ int spm_volume_extend(struct spm *spm, const char *domain, const char *image,
 	}
 out:
 	spm_volume_list_release(&list);
-	pk_lockset_release(&set);
+	spm_volume_mutation_end(&set);
 	return r;
 }
 
@@ -374,7 +397,7 @@ int spm_volume_update(struct spm *spm, const char *domain, const char *image,
 	}
 out:
 	spm_volume_list_release(&list);
-	pk_lockset_release(&set);
+	spm_volume_mutation_end(&set);
 	return r;
 }
 
@@ -531,7 +554,7 @@ int spm_volumes_update(struct spm *spm, const char *domain, const char *image,
 	free(cur);
 	free(next);
 	spm_volume_list_release(&list);
-	pk_lockset_release(&set);
+	spm_volume_mutation_end(&set);
 	return r;
 }
 
@@ -590,7 +613,7 @@ int spm_image_delete(struct spm *spm, const char *domain, const char *image, boo
 	}
 out:
 	spm_volume_list_release(&list);
-	pk_lockset_release(&set);
+	spm_volume_mutation_end(&set);
 	return r;
 }
 
@@ -653,6 +676,64 @@ int spm_image_prepared(struct spm *spm, const char *domain, const char *image,
 		}
 	}
 	spm_volume_list_release(&list);
+	spm_volume_mutation_end(&set);
+	return r;
+}
+
+/* What recovery does to a volume as read: remove it (unfinished or REMOVING) or nothing. */
+static bool recovery_candidate(const struct spm_volume *v, bool *ret_unfinished)
+{
+	*ret_unfinished = v->meta.legality == PK_VOLUME_ILLEGAL && v->meta.generation == 0;
+	return v->meta.legality == PK_VOLUME_REMOVING || *ret_unfinished;
+}
+
+/*
+ * One candidate of the first read: locked, read again, then acted on. A
+ * CreateVolume may have finished it (LEGAL now) or a DeleteVolume removed
+ * it between the first read and the lock: then it is left alone.
+ */
+static int recover_one(struct spm *spm, const char *domain, const struct spm_volume *seen,
+		       struct spm_recovery *rec, struct pk_error *err)
+{
+	struct spm_volume now;
+	struct pk_lockset set;
+	struct pk_error rerr;
+	bool unfinished = false;
+	int r;
+
+	r = lock_image(spm, &set, "recovery", domain, seen->meta.image, PK_LOCK_EXCLUSIVE, seen->id,
+		       err);
+	if (r < 0) {
+		return r;
+	}
+	r = spm_volume_read(spm, domain, seen->id, &now, &rerr);
+	if (r < 0 && rerr.code == PK_E_NOT_FOUND) {
+		rec->skipped++;
+		pk_log_info("recovery: volume gone meanwhile domain='%s' volume='%s'", domain, seen->id);
+		r = 0;
+		goto out;
+	}
+	if (r < 0) {
+		pk_error_set(err, rerr.code, 0, "%s", rerr.message);
+		goto out;
+	}
+	if (!recovery_candidate(&now, &unfinished) || strcmp(now.meta.image, seen->meta.image)) {
+		rec->skipped++;
+		pk_log_info("recovery: volume finished meanwhile, left as it is domain='%s' "
+			    "volume='%s' legality=%s generation=%" PRIu64, domain, now.id,
+			    pk_volume_legality_name(now.meta.legality), now.meta.generation);
+		goto out;
+	}
+	r = volume_remove(spm, domain, &now, false, err);
+	if (r == 0 && unfinished) {
+		rec->rolled_back++;
+		pk_log_info("recovery: removed unfinished volume domain='%s' volume='%s'", domain,
+			    now.id);
+	} else if (r == 0) {
+		rec->removed++;
+		pk_log_info("recovery: completed removal domain='%s' volume='%s'", domain, now.id);
+	}
+out:
 	pk_lockset_release(&set);
 	return r;
 }
@@ -666,30 +747,10 @@ int spm_volumes_recover(struct spm *spm, const char *domain, struct spm_recovery
 
 	r = spm_volumes_load(spm, domain, &list, err);
 	for (size_t i = 0; r == 0 && i < list.n; i++) {
-		const struct spm_volume *v = &list.v[i];
-		struct pk_lockset set;
-		bool unfinished = v->meta.legality == PK_VOLUME_ILLEGAL && v->meta.generation == 0;
+		bool unfinished;
 
-		if (v->meta.legality != PK_VOLUME_REMOVING && !unfinished) {
-			continue;
-		}
-		r = lock_image(spm, &set, "recovery", domain, v->meta.image, PK_LOCK_EXCLUSIVE, v->id,
-			       err);
-		if (r < 0) {
-			break;
-		}
-		r = volume_remove(spm, domain, v, false, err);
-		pk_lockset_release(&set);
-		if (r == 0) {
-			if (unfinished) {
-				rec.rolled_back++;
-				pk_log_info("recovery: removed unfinished volume domain='%s' volume='%s'",
-					    domain, v->id);
-			} else {
-				rec.removed++;
-				pk_log_info("recovery: completed removal domain='%s' volume='%s'",
-					    domain, v->id);
-			}
+		if (recovery_candidate(&list.v[i], &unfinished)) {
+			r = recover_one(spm, domain, &list.v[i], &rec, err);
 		}
 	}
 	spm_volume_list_release(&list);

@@ -53,6 +53,10 @@ static struct {
 	int fail_op[FAKE_LVM_OP_COUNT];
 	int calls[FAKE_LVM_OP_COUNT];
 	unsigned uuids;
+	int busy_attempts; /* writes still to meet a held LVM lock */
+	int busy_retries;  /* attempts that met it */
+	void (*after_fn[FAKE_LVM_OP_COUNT])(void *ctx);
+	void *after_ctx[FAKE_LVM_OP_COUNT];
 } world;
 
 /* Serializes the verbs and the controls: the SPM (an nng worker) and the HSM
@@ -62,6 +66,8 @@ static pthread_mutex_t world_lock = PTHREAD_MUTEX_INITIALIZER;
 struct pk_lvm {
 	char **devices;
 	bool activation;
+	pk_lvm_write_guard_fn *write_guard;
+	void *write_guard_ctx;
 };
 
 /* ---- string lists ------------------------------------------------------ */
@@ -471,6 +477,60 @@ void pk_lvm_free(struct pk_lvm *lvm)
 	free(lvm);
 }
 
+void pk_lvm_write_guard_set(struct pk_lvm *lvm, pk_lvm_write_guard_fn *fn, void *ctx)
+{
+	lvm->write_guard = fn;
+	lvm->write_guard_ctx = ctx;
+}
+
+/*
+ * The write guard before a writing verb, as common/lvm.c runs it before
+ * each attempt: outside the world lock, and a refusal leaves the verb
+ * uncounted (LVM never ran). busy_attempts models LVM's file lock held by
+ * another process: each busy attempt asks the guard again.
+ */
+static int write_guard(struct pk_lvm *lvm, const char *vg, const char *what,
+		       struct pk_error *err)
+{
+	for (;;) {
+		bool busy;
+		if (lvm->write_guard) {
+			int g = lvm->write_guard(lvm->write_guard_ctx, vg, err);
+			if (g < 0) {
+				pk_error_prefix(err, "%s not run", what);
+				return g;
+			}
+		}
+		pthread_mutex_lock(&world_lock);
+		busy = world.busy_attempts > 0;
+		if (busy) {
+			world.busy_attempts--;
+			world.busy_retries++;
+		}
+		pthread_mutex_unlock(&world_lock);
+		if (!busy) {
+			return 0;
+		}
+	}
+}
+
+void fake_lvm_set_busy_attempts(int attempts)
+{
+	pthread_mutex_lock(&world_lock);
+	world.busy_attempts = attempts;
+	pthread_mutex_unlock(&world_lock);
+}
+
+int fake_lvm_busy_retries(void)
+{
+	int n;
+
+	pthread_mutex_lock(&world_lock);
+	n = world.busy_retries;
+	pthread_mutex_unlock(&world_lock);
+	return n;
+}
+
 bool pk_lvm_device_allowed(const struct pk_lvm *lvm, const char *path)
 {
 	return path && pk_lvm_tags_contain(lvm->devices, path);
@@ -766,70 +826,134 @@ static int lv_activation_unlocked(struct pk_lvm *lvm, const char *vg, const char
 
 /* ---- common/lvm.h: one verb at a time, as the real adapter runs LVM ---------- */
 
-/* Runs one verb under the world lock and returns what it returned. */
-#define RETURN_LOCKED(call)                        \
+/* The hook of fake_lvm_after_op, if one is set for op: taken (one shot). */
+static void after_op(enum fake_lvm_op op)
+{
+	void (*fn)(void *) = NULL;
+	void *ctx = NULL;
+
+	pthread_mutex_lock(&world_lock);
+	if (world.after_fn[op]) {
+		fn = world.after_fn[op];
+		ctx = world.after_ctx[op];
+		world.after_fn[op] = NULL;
+	}
+	pthread_mutex_unlock(&world_lock);
+	if (fn) {
+		fn(ctx);
+	}
+}
+
+void fake_lvm_after_op(enum fake_lvm_op op, void (*fn)(void *ctx), void *ctx)
+{
+	pthread_mutex_lock(&world_lock);
+	world.after_fn[op] = fn;
+	world.after_ctx[op] = ctx;
+	pthread_mutex_unlock(&world_lock);
+}
+
+/* Runs one verb under the world lock, then a successful one's hook; returns what it returned. */
+#define RETURN_LOCKED(op, call)                    \
 	do {                                       \
 		int r_;                            \
 		pthread_mutex_lock(&world_lock);   \
 		r_ = (call);                       \
 		pthread_mutex_unlock(&world_lock); \
+		if (r_ == 0) {                     \
+			after_op(op);              \
+		}                                  \
 		return r_;                         \
 	} while (0)
 
 int pk_lvm_vg_create(struct pk_lvm *lvm, const char *vg, const char *const *pvs,
 		     uint64_t extent_size, const char *const *tags, struct pk_error *err)
 {
-	RETURN_LOCKED(vg_create_unlocked(lvm, vg, pvs, extent_size, tags, err));
+	int g = write_guard(lvm, vg, "vgcreate", err);
+
+	if (g < 0) {
+		return g;
+	}
+	RETURN_LOCKED(FAKE_LVM_VG_CREATE, vg_create_unlocked(lvm, vg, pvs, extent_size, tags, err));
 }
 
 int pk_lvm_vg_report(struct pk_lvm *lvm, const char *vg, struct pk_lvm_vg *ret,
 		     struct pk_error *err)
 {
-	RETURN_LOCKED(vg_report_unlocked(lvm, vg, ret, err));
+	RETURN_LOCKED(FAKE_LVM_VG_REPORT, vg_report_unlocked(lvm, vg, ret, err));
 }
 
 int pk_lvm_vg_remove(struct pk_lvm *lvm, const char *vg, bool force, struct pk_error *err)
 {
-	RETURN_LOCKED(vg_remove_unlocked(lvm, vg, force, err));
+	int g = write_guard(lvm, vg, "vgremove", err);
+
+	if (g < 0) {
+		return g;
+	}
+	RETURN_LOCKED(FAKE_LVM_VG_REMOVE, vg_remove_unlocked(lvm, vg, force, err));
 }
 
 int pk_lvm_vg_tags_change(struct pk_lvm *lvm, const char *vg, const char *const *add,
 			  const char *const *del, struct pk_error *err)
 {
-	RETURN_LOCKED(vg_tags_change_unlocked(lvm, vg, add, del, err));
+	int g = write_guard(lvm, vg, "vgchange", err);
+
+	if (g < 0) {
+		return g;
+	}
+	RETURN_LOCKED(FAKE_LVM_VG_TAGS, vg_tags_change_unlocked(lvm, vg, add, del, err));
 }
 
 int pk_lvm_lv_create(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_t size,
 		     const char *const *tags, struct pk_error *err)
 {
-	RETURN_LOCKED(lv_create_unlocked(lvm, vg, lv, size, tags, err));
+	int g = write_guard(lvm, vg, "lvcreate", err);
+
+	if (g < 0) {
+		return g;
+	}
+	RETURN_LOCKED(FAKE_LVM_LV_CREATE, lv_create_unlocked(lvm, vg, lv, size, tags, err));
 }
 
 int pk_lvm_lv_remove(struct pk_lvm *lvm, const char *vg, const char *lv, struct pk_error *err)
 {
-	RETURN_LOCKED(lv_remove_unlocked(lvm, vg, lv, err));
+	int g = write_guard(lvm, vg, "lvremove", err);
+
+	if (g < 0) {
+		return g;
+	}
+	RETURN_LOCKED(FAKE_LVM_LV_REMOVE, lv_remove_unlocked(lvm, vg, lv, err));
 }
 
 int pk_lvm_lv_extend(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_t size,
 		     struct pk_error *err)
 {
-	RETURN_LOCKED(lv_extend_unlocked(lvm, vg, lv, size, err));
+	int g = write_guard(lvm, vg, "lvextend", err);
+
+	if (g < 0) {
+		return g;
+	}
+	RETURN_LOCKED(FAKE_LVM_LV_EXTEND, lv_extend_unlocked(lvm, vg, lv, size, err));
 }
 
 int pk_lvm_lv_tags_change(struct pk_lvm *lvm, const char *vg, const char *lv,
 			  const char *const *add, const char *const *del, struct pk_error *err)
 {
-	RETURN_LOCKED(lv_tags_change_unlocked(lvm, vg, lv, add, del, err));
+	int g = write_guard(lvm, vg, "lvchange", err);
+
+	if (g < 0) {
+		return g;
+	}
+	RETURN_LOCKED(FAKE_LVM_LV_TAGS, lv_tags_change_unlocked(lvm, vg, lv, add, del, err));
 }
 
 int pk_lvm_lv_report(struct pk_lvm *lvm, const char *vg, const char *lv,
 		     struct pk_lvm_lv_list *ret, struct pk_error *err)
 {
-	RETURN_LOCKED(lv_report_unlocked(lvm, vg, lv, ret, err));
+	RETURN_LOCKED(FAKE_LVM_LV_REPORT, lv_report_unlocked(lvm, vg, lv, ret, err));
 }
 
 int pk_lvm_lv_activation(struct pk_lvm *lvm, const char *vg, const char *lv,
 			 enum pk_lvm_activation op, struct pk_error *err)
 {
-	RETURN_LOCKED(lv_activation_unlocked(lvm, vg, lv, op, err));
+	RETURN_LOCKED(FAKE_LVM_LV_ACTIVATION, lv_activation_unlocked(lvm, vg, lv, op, err));
 }

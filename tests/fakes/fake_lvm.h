@@ -29,6 +29,10 @@
  * BUSY, anything else -> INTERNAL) and no effect; fake_lvm_fail_op() does
  * the same for the next call of one verb. One shot each.
  *
+ * The write guard (pk_lvm_write_guard_set) runs before every writing verb,
+ * outside the fake's lock; a verb it refuses is not counted and changes
+ * nothing.
+ *
  * State is process-global; tests MUST call fake_lvm_reset() first (with no
  * struct pk_lvm alive). Thread-safe: one verb or control runs at a time.
  */
@@ -68,6 +72,21 @@ void fake_lvm_set_pv_size(const char *path, uint64_t size);
 int fake_lvm_calls(enum fake_lvm_op op);
 
 bool fake_lvm_lv_active(const char *vg, const char *lv);
+
+/*
+ * The next write verbs meet LVM's file lock held by another process for
+ * `attempts` attempts in all; each attempt asks the write guard again, as
+ * common/lvm.c does. fake_lvm_busy_retries() counts the busy attempts.
+ */
+void fake_lvm_set_busy_attempts(int attempts);
+int fake_lvm_busy_retries(void);
+
+/*
+ * After the next successful call of op, fn(ctx) runs once on the calling
+ * thread, outside the fake's lock (a test's way to act between two verbs,
+ * e.g. lose the lease right after a write).
+ */
+void fake_lvm_after_op(enum fake_lvm_op op, void (*fn)(void *ctx), void *ctx);
 
 /* An open LV cannot be removed or deactivated (PK_E_IN_USE). */
 void fake_lvm_set_open(const char *vg, const char *lv, bool open);

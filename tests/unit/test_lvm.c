@@ -17,7 +17,13 @@
 #include <lvm2cmd.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/lvm.h"
 #include "common/lvm_text.h"
@@ -555,6 +561,90 @@ static void test_lvm__one_handle_per_process_and_missing_vg(void **state)
 	pk_lvm_free(lvm);
 }
 
+/* ---- the write guard ----------------------------------------------------------- */
+
+struct guard_log {
+	int calls;
+	int refuse_from; /* the call (1-based) from which the guard refuses */
+	char vg[PK_LVM_NAME_MAX];
+};
+
+static int counting_guard(void *ctx, const char *vg, struct pk_error *err)
+{
+	struct guard_log *g = ctx;
+
+	g->calls++;
+	snprintf(g->vg, sizeof(g->vg), "%s", vg);
+	if (g->refuse_from && g->calls >= g->refuse_from) {
+		return pk_error_set(err, PK_E_NOT_SPM, EPERM, "lease lost (test guard)");
+	}
+	return 0;
+}
+
+/*
+ * Real liblvm2cmd: the guard runs before each attempt of a write and never
+ * for a read; a write that meets LVM's VG lock held by another process is
+ * retried, and the guard refusing the retry stops it at once (not after the
+ * lock timeout).
+ */
+static void test_lvm__write_guard_runs_before_each_attempt(void **state)
+{
+	const char *devices[] = { "/dev/pk-test-no-such-device", NULL };
+	struct pk_lvm_config cfg = { .devices = devices, .lock_timeout_ms = 5000 };
+	struct guard_log g = { 0 };
+	struct pk_lvm_lv_list list;
+	struct pk_lvm *lvm;
+	struct pk_error err;
+	uint64_t start;
+	pid_t child;
+	int fd;
+
+	(void)state;
+	assert_int_equal(pk_lvm_new(&cfg, &lvm, &err), 0);
+	pk_lvm_write_guard_set(lvm, counting_guard, &g);
+	assert_true(pk_lvm_lv_report(lvm, "pk-test-guard-vg", NULL, &list, &err) < 0);
+	assert_int_equal(g.calls, 0);
+	/* Refused at once: LVM never runs. */
+	g.refuse_from = 1;
+	assert_true(pk_lvm_lv_remove(lvm, "pk-test-guard-vg", "lv0", &err) < 0);
+	assert_int_equal(err.code, PK_E_NOT_SPM);
+	assert_non_null(strstr(err.message, "lvremove of 'pk-test-guard-vg/lv0' not run"));
+	assert_int_equal(g.calls, 1);
+	assert_string_equal(g.vg, "pk-test-guard-vg");
+	/* The VG lock is held by "another process": the second attempt is refused. */
+	if (mkdir("/run/lock/lvm", 0700) < 0 && errno != EEXIST) {
+		skip();
+	}
+	fd = open("/run/lock/lvm/V_pk-test-guard-vg", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		skip();
+	}
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		/* flock locks belong to the open file: the child's own open contends. */
+		int cfd = open("/run/lock/lvm/V_pk-test-guard-vg", O_RDWR | O_CLOEXEC);
+		if (cfd < 0 || flock(cfd, LOCK_EX) < 0) {
+			_exit(1);
+		}
+		pause();
+		_exit(0);
+	}
+	usleep(300000);
+	g.calls = 0;
+	g.refuse_from = 2;
+	start = (uint64_t)time(NULL);
+	assert_true(pk_lvm_lv_remove(lvm, "pk-test-guard-vg", "lv0", &err) < 0);
+	assert_int_equal(err.code, PK_E_NOT_SPM);
+	assert_int_equal(g.calls, 2);
+	assert_true((uint64_t)time(NULL) - start < 2);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	close(fd);
+	unlink("/run/lock/lvm/V_pk-test-guard-vg");
+	pk_lvm_free(lvm);
+}
+
 struct worker {
 	struct pk_lvm *lvm;
 	int index;
@@ -623,6 +713,7 @@ int main(void)
 		cmocka_unit_test(test_lvm__settings_filter_exactly_the_devices),
 		cmocka_unit_test(test_lvm__bad_configs_are_refused),
 		cmocka_unit_test(test_lvm__one_handle_per_process_and_missing_vg),
+		cmocka_unit_test(test_lvm__write_guard_runs_before_each_attempt),
 		cmocka_unit_test(test_lvm__threads_get_their_own_answers),
 	};
 
