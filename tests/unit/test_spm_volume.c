@@ -163,12 +163,28 @@ static void test_spm_volume__bad_input_changes_nothing(void **state)
 	assert_int_equal(fake_lvm_calls(FAKE_LVM_LV_CREATE), creates);
 }
 
+/* An unfinished COW volume (ILLEGAL, generation 0), as a crash after lvcreate leaves it. */
+static void plant_unfinished(struct fixture *f, const char *volume)
+{
+	struct pk_volume_meta meta = { 0 };
+	struct pk_meta_tags tags;
+	struct pk_error err;
+
+	snprintf(meta.image, sizeof(meta.image), "%s", IMAGE);
+	snprintf(meta.parent, sizeof(meta.parent), "%s", PK_META_NO_PARENT);
+	meta.format = PK_VOLUME_COW;
+	meta.role = PK_VOLUME_LEAF;
+	meta.legality = PK_VOLUME_ILLEGAL;
+	meta.capacity = 64 << 20;
+	assert_int_equal(pk_meta_volume_encode(&meta, &tags, &err), 0);
+	assert_int_equal(pk_lvm_lv_create(f->spm.lvm, DOMAIN, volume, 8 << 20,
+					  pk_meta_tags_strv(&tags), &err), 0);
+}
+
 static void test_spm_volume__unfinished_create_rolls_back(void **state)
 {
 	struct fixture *f = *state;
 	struct spm_volume_list list;
-	struct pk_volume_meta meta = { 0 };
-	struct pk_meta_tags tags;
 	struct spm_recovery rec;
 	struct pk_error err;
 
@@ -181,15 +197,7 @@ static void test_spm_volume__unfinished_create_rolls_back(void **state)
 	assert_int_equal(list.n, 0);
 	spm_volume_list_release(&list);
 	/* What a crash between lvcreate and the qcow2 header leaves: ILLEGAL at gen 0. */
-	snprintf(meta.image, sizeof(meta.image), "%s", IMAGE);
-	snprintf(meta.parent, sizeof(meta.parent), "%s", PK_META_NO_PARENT);
-	meta.format = PK_VOLUME_COW;
-	meta.role = PK_VOLUME_LEAF;
-	meta.legality = PK_VOLUME_ILLEGAL;
-	meta.capacity = 64 << 20;
-	assert_int_equal(pk_meta_volume_encode(&meta, &tags, &err), 0);
-	assert_int_equal(pk_lvm_lv_create(f->spm.lvm, DOMAIN, CHILD, 8 << 20,
-					  pk_meta_tags_strv(&tags), &err), 0);
+	plant_unfinished(f, CHILD);
 	assert_int_equal(spm_volumes_recover(&f->spm, DOMAIN, &rec, &err), 0);
 	assert_int_equal(rec.rolled_back, 1);
 	assert_int_equal(spm_volumes_load(&f->spm, DOMAIN, &list, &err), 0);
@@ -267,24 +275,6 @@ static void lose_lease(void *ctx)
 {
 	(void)ctx;
 	fake_sanlock_lose_lockspace(DOMAIN);
-}
-
-/* An unfinished COW volume (ILLEGAL, generation 0), as a crash after lvcreate leaves it. */
-static void plant_unfinished(struct fixture *f, const char *volume)
-{
-	struct pk_volume_meta meta = { 0 };
-	struct pk_meta_tags tags;
-	struct pk_error err;
-
-	snprintf(meta.image, sizeof(meta.image), "%s", IMAGE);
-	snprintf(meta.parent, sizeof(meta.parent), "%s", PK_META_NO_PARENT);
-	meta.format = PK_VOLUME_COW;
-	meta.role = PK_VOLUME_LEAF;
-	meta.legality = PK_VOLUME_ILLEGAL;
-	meta.capacity = 64 << 20;
-	assert_int_equal(pk_meta_volume_encode(&meta, &tags, &err), 0);
-	assert_int_equal(pk_lvm_lv_create(f->spm.lvm, DOMAIN, volume, 8 << 20,
-					  pk_meta_tags_strv(&tags), &err), 0);
 }
 
 static void test_spm_volume__lvm_writes_ask_for_the_lease(void **state)
