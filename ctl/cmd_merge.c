@@ -153,6 +153,13 @@ static void watch_show(void *ctx, const Pk__JobInfo *j)
 			snprintf(eta, sizeof(eta), "0:00");
 		}
 	}
+	if ((w->bar || w->lines) && j->note && *j->note && strcmp(j->note, w->last_note) != 0) {
+		/* Why a job is slow, once each time it changes, on a line of its own. */
+		printf("%sjob %s: %s\n", w->drawn ? "\n" : "", j->job_id, j->note);
+		fflush(stdout);
+		w->drawn = false;
+	}
+	snprintf(w->last_note, sizeof(w->last_note), "%s", j->note ? j->note : "");
 	if (w->bar && (changed || final || now - w->last_draw >= 100)) {
 		int fill = (int)(pct / 100.0 * BAR_WIDTH + 0.5);
 		char bar[BAR_WIDTH + 1];
@@ -329,9 +336,10 @@ static void show_one_job(struct ctl *ctl, const Pk__JobInfo *j)
 		return;
 	}
 	ctl_print_job(j);
-	printf("    kind %s, state %s, %" PRIu64 " of %" PRIu64 " bytes, bandwidth %s\n",
+	printf("    kind %s, state %s, %" PRIu64 " of %" PRIu64 " bytes, bandwidth %s%s\n",
 	       ctl_job_kind_name(j->kind), ctl_job_state_name(j->state), j->cur, j->end,
-	       j->bandwidth ? ctl_format_size(j->bandwidth, bw, sizeof(bw)) : "unlimited");
+	       j->bandwidth ? ctl_format_size(j->bandwidth, bw, sizeof(bw)) : "unlimited",
+	       j->cap_lifted ? " (lifted for the last pass)" : "");
 }
 
 static void show_job_get(struct ctl *ctl, const Pk__Response *resp)

@@ -5,6 +5,8 @@
  *
  * Display: a progress bar (state, percent, MiB/s, ETA) redrawn on stdout
  * when it is a terminal; plain lines (each state, every 10 %) otherwise;
+ * either way a line with the job's note each time it changes ("not
+ * converging: the guest writes 3.6 MiB/s, the limit is 2.0 MiB/s");
  * nothing with --json. Events come from hsmd's pub socket (JobEvents) when
  * it has one, JobGet is the fallback (every 500 ms).
  */
@@ -46,6 +48,7 @@ struct ctl_watch {
 	uint64_t last_draw;
 	int last_state;
 	int last_decile;
+	char last_note[192]; /* the job's note shown last ("not converging: ...") */
 };
 
 /* The display only (w->report for a flow); end: the bar's line is closed. */

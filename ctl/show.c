@@ -114,6 +114,13 @@ const char *ctl_job_state_name(Pk__JobState s)
 	return (unsigned)s < 10 ? n[s] : "?";
 }
 
+const char *ctl_job_convergence_name(Pk__JobConvergence c)
+{
+	static const char *const n[] = { "UNKNOWN", "CONVERGING", "NOT_CONVERGING" };
+
+	return (unsigned)c < 3 ? n[c] : "?";
+}
+
 const char *ctl_job_kind_name(Pk__JobKind k)
 {
 	static const char *const n[] = { "?", "COMMIT", "ACTIVE_COMMIT", "PULL", "COLD_COMMIT" };
@@ -218,6 +225,10 @@ void ctl_json_job(struct ctl_json *j, const char *key, const Pk__JobInfo *job)
 	ctl_json_uint(j, "bandwidth", job->bandwidth);
 	ctl_json_uint(j, "started_ms", job->started_ms);
 	ctl_json_uint(j, "updated_ms", job->updated_ms);
+	ctl_json_string(j, "convergence", ctl_job_convergence_name(job->convergence));
+	ctl_json_uint(j, "guest_write_rate", job->guest_write_rate);
+	ctl_json_bool(j, "cap_lifted", job->cap_lifted);
+	ctl_json_string(j, "note", job->note ? job->note : "");
 	if (job->error && job->error->code) {
 		ctl_json_object_begin(j, "error");
 		ctl_json_string(j, "code", ctl_errc_name(job->error->code));
@@ -231,8 +242,11 @@ void ctl_print_job(const Pk__JobInfo *job)
 {
 	double pct = job->end ? 100.0 * (double)job->cur / (double)job->end : 0;
 
-	printf("%s  %-13s %-10s %5.1f%%  vm %s drive %s, top %s -> base %s%s%s\n", job->job_id,
+	bool note = job->note && *job->note;
+
+	printf("%s  %-13s %-10s %5.1f%%  vm %s drive %s, top %s -> base %s%s%s%s%s\n", job->job_id,
 	       ctl_job_kind_name(job->kind), ctl_job_state_name(job->state), pct, job->vm,
-	       job->drive, job->top_id, job->base_id, job->error && job->error->code ? "\n    " : "",
+	       job->drive, job->top_id, job->base_id, note ? "\n    " : "", note ? job->note : "",
+	       job->error && job->error->code ? "\n    " : "",
 	       job->error && job->error->code ? job->error->message : "");
 }

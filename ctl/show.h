@@ -26,6 +26,7 @@ const char *ctl_task_state_name(Pk__TaskState s);
 const char *ctl_spm_state_name(Pk__SpmState s);
 const char *ctl_job_state_name(Pk__JobState s);
 const char *ctl_job_kind_name(Pk__JobKind k);
+const char *ctl_job_convergence_name(Pk__JobConvergence c); /* "NOT_CONVERGING" */
 
 void ctl_json_volume(struct ctl_json *j, const char *key, const Pk__VolumeInfo *v);
 void ctl_print_volume(const Pk__VolumeInfo *v);

@@ -42,6 +42,8 @@ void hsm_settings_from_config(const struct pk_config *cfg, struct hsm_settings *
 	ret->events = pk_config_str(cfg, "events");
 	ret->domain_type = pk_config_str(cfg, "domain_type");
 	ret->virt.uri = pk_config_str(cfg, "libvirt_uri");
+	ret->merge_keep_cap = !pk_config_bool(cfg, "merge_uncap_last_pass");
+	ret->merge_uncap_seconds = (int)pk_config_int(cfg, "merge_uncap_seconds");
 	ret->virt.connect_timeout_ms = 15000;
 }
 
@@ -207,7 +209,12 @@ int hsm_init(struct hsm *hsm, const struct hsm_settings *settings, struct pk_err
 		r = pk_spm_client_new(settings->spm, &hsm->spm, err);
 	}
 	if (r == 0) {
-		struct hsm_merge_config mc = { .events_url = settings->events };
+		struct hsm_merge_config mc = {
+			.events_url = settings->events,
+			.keep_cap = settings->merge_keep_cap,
+			.uncap_seconds = settings->merge_uncap_seconds > 0
+						 ? (unsigned)settings->merge_uncap_seconds : 0,
+		};
 		r = hsm_merge_init(hsm, &mc, err);
 	}
 	if (r < 0) {

@@ -68,6 +68,10 @@ struct hsm_settings {
 	const char *qemu_user;
 	const char *qemu_group;
 	struct hsm_virt_config virt;
+	/* merge_uncap_last_pass = false keeps a non-converging job's limit;
+	 * merge_uncap_seconds (0: 5), see hsm_merge_config. */
+	bool merge_keep_cap;
+	int merge_uncap_seconds;
 	int lock_timeout_ms;     /* 0: 30000 */
 	int spm_timeout_ms;      /* 0: 10000 */
 };

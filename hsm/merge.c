@@ -25,6 +25,7 @@
 #define MERGE_JOBS_MAX 64
 #define MERGE_HEADROOM_DEFAULT ((uint64_t)64 << 20)
 #define MERGE_KEEP_FINISHED_DEFAULT 64
+#define MERGE_UNCAP_SECONDS_DEFAULT 5
 
 struct hsm_merge *hsm_merge_of(struct hsm *hsm)
 {
@@ -149,6 +150,10 @@ int hsm_merge_init(struct hsm *hsm, const struct hsm_merge_config *cfg, struct p
 	m->headroom = cfg && cfg->headroom ? cfg->headroom : MERGE_HEADROOM_DEFAULT;
 	m->keep_finished = cfg && cfg->keep_finished ? cfg->keep_finished
 						     : MERGE_KEEP_FINISHED_DEFAULT;
+	m->keep_cap = cfg && cfg->keep_cap;
+	m->uncap_seconds = cfg && cfg->uncap_seconds ? cfg->uncap_seconds
+						     : MERGE_UNCAP_SECONDS_DEFAULT;
+	m->converge_window_ms = cfg ? cfg->converge_window_ms : 0;
 	hsm->merge = m;
 	if (!hsm->settings.state_dir || hsm->settings.state_dir[0] != '/') {
 		r = pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
@@ -455,8 +460,9 @@ static void undo_bandwidth(struct hsm *hsm, const struct hsm_merge_job_info *inf
 {
 	struct pk_error err = { PK_OK, "" };
 
-	if (hsm_virt_block_job_set_bandwidth(hsm->virt, info->vm, info->drive, info->bandwidth,
-					     &err) < 0 && err.code != PK_E_NOT_FOUND) {
+	if (hsm_virt_block_job_set_bandwidth(hsm->virt, info->vm, info->drive,
+					     info->cap_lifted ? 0 : info->bandwidth, &err) < 0 &&
+	    err.code != PK_E_NOT_FOUND) {
 		pk_log_warn("merge job job='%s': the block job keeps the bandwidth that was not "
 			    "recorded: %s", info->id, err.message);
 	}
@@ -504,10 +510,14 @@ int hsm_merge_job_set_bandwidth(struct hsm *hsm, const char *id, uint64_t bandwi
 	job = find_job(m, id);
 	if (job) {
 		uint64_t old = job->bandwidth;
+		bool old_lifted = job->cap_lifted;
+		/* A limit asked for wins over one lifted for the last pass. */
 		job->bandwidth = bandwidth;
+		job->cap_lifted = false;
 		r = hsm_merge_job_write_locked(m, job, err);
 		if (r < 0) {
 			job->bandwidth = old;
+			job->cap_lifted = old_lifted;
 			pk_error_prefix(err, "the bandwidth of merge job '%s' is not recorded", id);
 		} else {
 			job->wakeups++;

@@ -65,6 +65,7 @@
 #include "common/error.h"
 #include "common/uuid.h"
 #include "hsm/hsm.h"
+#include "hsm/merge_converge.h"
 
 /* Values equal the wire enum JobKind. */
 enum hsm_merge_kind {
@@ -96,6 +97,8 @@ enum hsm_merge_direction {
 #define HSM_MERGE_BANDWIDTH_MIN (64u * 1024)
 #define HSM_MERGE_BANDWIDTH_MAX (1ull << 40)
 
+#define HSM_MERGE_NOTE_MAX 160
+
 /* A Merge request. Strings are borrowed for the call; domain, image and
  * top may be NULL or "" (the drive's domain and image; the leaf). */
 struct hsm_merge_request {
@@ -125,6 +128,11 @@ struct hsm_merge_job_info {
 	struct pk_error error;      /* with FAILED */
 	uint64_t started_ms;        /* CLOCK_REALTIME */
 	uint64_t updated_ms;
+	/* A capped active commit (hsm/merge_converge.h): */
+	enum hsm_merge_convergence convergence;
+	uint64_t guest_rate;        /* bytes/s the guest writes (0: not measured) */
+	bool cap_lifted;            /* the limit was lifted for the last pass */
+	char note[HSM_MERGE_NOTE_MAX]; /* for a person; "" when nothing to say */
 };
 
 /* Settings of the merge subsystem (strings borrowed for the call). */
@@ -135,6 +143,17 @@ struct hsm_merge_config {
 	uint64_t headroom;
 	/* Finished jobs kept for JobGet/JobList. 0: 64. */
 	unsigned keep_finished;
+	/*
+	 * A capped active commit that does not converge (the guest writes
+	 * faster than the limit) gets its limit lifted once its backlog would
+	 * take at most uncap_seconds at the limit (0: 5), unless keep_cap
+	 * (setting merge_uncap_last_pass = false): then it keeps the limit and
+	 * says why it does not finish. converge_window_ms: how long the backlog
+	 * is watched before a verdict (0: HSM_MERGE_CONVERGE_WINDOW_MS).
+	 */
+	bool keep_cap;
+	unsigned uncap_seconds;
+	unsigned converge_window_ms;
 };
 
 /*

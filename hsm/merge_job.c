@@ -11,10 +11,12 @@
  *   chain=<leaf>,...,<base of the drive>   active_leaf=0|1
  *   bandwidth= cur= end= started_ms= updated_ms= extend_size=
  *   attempts= pivot_attempts= leaf_illegal=0|1 abort=0|1
+ *   cap_lifted=0|1 guest_rate=<bytes/s>
  *   error_code=NAME      error=<message on one line>
  *
  * Unknown keys are ignored (a newer hsmd's); every key above but
- * failed_in, error_code and error is required.
+ * failed_in, cap_lifted, guest_rate (added later: an older record lacks
+ * them), error_code and error is required.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -200,6 +202,14 @@ void hsm_merge_job_info_of(const struct hsm_merge_job *job, struct hsm_merge_job
 	ret->error = job->error;
 	ret->started_ms = job->started_ms;
 	ret->updated_ms = job->updated_ms;
+	/* Once lifted, the verdict that lifted it stays the job's story. */
+	ret->convergence = job->cap_lifted ? HSM_MERGE_CONVERGENCE_NOT_CONVERGING
+					   : job->convergence;
+	ret->guest_rate = ret->convergence == HSM_MERGE_CONVERGENCE_NOT_CONVERGING
+				  ? job->guest_rate : 0;
+	ret->cap_lifted = job->cap_lifted;
+	hsm_merge_converge_note(ret->convergence, ret->guest_rate, job->bandwidth, job->cap_lifted,
+				ret->note, sizeof(ret->note));
 }
 
 /* ---- encode ------------------------------------------------------------------- */
@@ -224,6 +234,8 @@ char *hsm_merge_record_encode(const struct hsm_merge_job *job)
 		      job->active_leaf, job->bandwidth, job->cur, job->end, job->started_ms,
 		      job->updated_ms, job->extend_size, job->attempts, job->pivot_attempts,
 		      job->leaf_illegal, job->abort_requested);
+	pk_buf_printf(&b, "cap_lifted=%d\nguest_rate=%" PRIu64 "\n", job->cap_lifted,
+		      job->guest_rate);
 	if (job->error.code != PK_OK) {
 		snprintf(msg, sizeof(msg), "%s", job->error.message);
 		for (char *p = msg; *p; p++) {
@@ -242,14 +254,14 @@ enum field {
 	F_VERSION, F_ID, F_VM, F_DRIVE, F_KIND, F_STATE, F_DOMAIN, F_IMAGE, F_BASE, F_TOP,
 	F_CHAIN, F_ACTIVE_LEAF, F_BANDWIDTH, F_CUR, F_END, F_STARTED, F_UPDATED, F_EXTEND,
 	F_ATTEMPTS, F_PIVOT_ATTEMPTS, F_LEAF_ILLEGAL, F_ABORT, F_REQUIRED,
-	F_FAILED_IN = F_REQUIRED, F_ERROR_CODE, F_ERROR, F_COUNT,
+	F_FAILED_IN = F_REQUIRED, F_CAP_LIFTED, F_GUEST_RATE, F_ERROR_CODE, F_ERROR, F_COUNT,
 };
 
 static const char *const field_names[F_COUNT] = {
 	"version", "id", "vm", "drive", "kind", "state", "domain", "image", "base", "top",
 	"chain", "active_leaf", "bandwidth", "cur", "end", "started_ms", "updated_ms",
 	"extend_size", "attempts", "pivot_attempts", "leaf_illegal", "abort", "failed_in",
-	"error_code", "error",
+	"cap_lifted", "guest_rate", "error_code", "error",
 };
 
 /* A record's number has one spelling (no leading zero), as the encoder
@@ -352,6 +364,11 @@ static int decode_field(enum field f, const char *v, struct hsm_merge_job *job)
 		r = parse_bool(v, &b);
 		job->abort_requested = b;
 		return r;
+	case F_CAP_LIFTED:
+		r = parse_bool(v, &b);
+		job->cap_lifted = b;
+		return r;
+	case F_GUEST_RATE: return parse_u64(v, &job->guest_rate);
 	case F_ERROR_CODE: {
 		enum pk_errc code;
 		if (pk_errc_from_name(v, &code) < 0 || code == PK_OK) {

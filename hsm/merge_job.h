@@ -54,6 +54,9 @@ struct hsm_merge_job {
 	unsigned pivot_attempts;
 	bool leaf_illegal;                /* old leaf marked ILLEGAL for the pivot */
 	bool abort_requested;
+	bool cap_lifted;                  /* bandwidth lifted for the last pass: block
+					   * jobs run unlimited from then on */
+	uint64_t guest_rate;              /* bytes/s the guest wrote when judged */
 	struct pk_error error;
 
 	/* ---- runtime ---- */
@@ -67,6 +70,10 @@ struct hsm_merge_job {
 	unsigned wakeups;                 /* bumped by every event */
 	uint64_t published_ms;            /* last progress event */
 	uint64_t published_cur;
+	enum hsm_merge_convergence convergence;
+	struct hsm_merge_converge conv;   /* the job thread's samples */
+	uint64_t conv_bandwidth;          /* the limit the samples were taken under */
+	unsigned conv_attempts;           /* ... and the block job */
 };
 
 struct hsm_merge {
@@ -82,6 +89,9 @@ struct hsm_merge {
 	uint64_t seq;
 	uint64_t headroom;
 	unsigned keep_finished;
+	bool keep_cap;                    /* hsm_merge_config */
+	unsigned uncap_seconds;
+	unsigned converge_window_ms;
 };
 
 /* ---- derived from the chain (pure) ------------------------------------------ */
@@ -235,6 +245,7 @@ enum hsm_merge_field {
 	HSM_MERGE_FIELD_PIVOT_ATTEMPTS,
 	HSM_MERGE_FIELD_LEAF_ILLEGAL,
 	HSM_MERGE_FIELD_EXTEND_SIZE,
+	HSM_MERGE_FIELD_CAP_LIFTED,
 };
 
 /*
@@ -248,6 +259,28 @@ int hsm_merge_job_record_set(struct hsm_merge_job *job, enum hsm_merge_field fie
 
 /* Updates progress (under the lock) and publishes it when it moved enough. */
 void hsm_merge_job_progress(struct hsm_merge_job *job, uint64_t cur, uint64_t end);
+
+/*
+ * Sets what is known of the job's convergence (under the lock) and
+ * publishes an event when the state or the cap changed; a guest_rate of 0
+ * keeps the last one measured.
+ */
+void hsm_merge_job_convergence(struct hsm_merge_job *job, enum hsm_merge_convergence state,
+			       uint64_t guest_rate);
+
+/* The bandwidth a block job of the job runs at (read under the lock): 0
+ * once the cap is lifted. */
+uint64_t hsm_merge_job_bandwidth(struct hsm_merge_job *job);
+
+/*
+ * COMMITTING of an active commit (hsm/merge_progress.c): samples the running
+ * block job (info, and the drive's write counter), judges whether it
+ * converges under its limit, publishes that, and lifts the limit for the
+ * last pass when due (recorded first). A failure to lift is logged and
+ * tried again at the next sample.
+ */
+void hsm_merge_job_watch_converge(struct hsm_merge_job *job,
+				  const struct hsm_virt_job_info *info);
 
 /*
  * Waits up to ms for an event on the job (or a stop or abort request).

@@ -311,11 +311,12 @@ static enum hsm_merge_step start_block_job(struct hsm_merge_job *job,
 	pthread_mutex_unlock(&m->lock);
 	if (job->kind == HSM_MERGE_PULL) {
 		r = hsm_virt_block_pull(job->hsm->virt, job->vm, job->drive, *base ? base : NULL,
-					job->bandwidth, err);
+					hsm_merge_job_bandwidth(job), err);
 	} else {
+		/* Unlimited once the limit was lifted for the last pass. */
 		r = hsm_virt_block_commit(job->hsm->virt, job->vm, job->drive, base,
 					  is_active_commit(job) ? NULL : top, is_active_commit(job),
-					  job->bandwidth, err);
+					  hsm_merge_job_bandwidth(job), err);
 	}
 	if (r < 0) {
 		return hsm_merge_step_of(r, err);
@@ -403,6 +404,8 @@ static enum hsm_merge_step step_commit(struct hsm_merge_job *job, struct pk_erro
 			    (ev_ready(job) || live.mirror == HSM_VMXML_MIRROR_READY)) {
 				return hsm_merge_job_step_to(job, HSM_MERGE_READY, err);
 			}
+			/* Under a limit a mirror may never get in sync: watch it. */
+			hsm_merge_job_watch_converge(job, &info);
 		} else if (hsm_merge_job_chain_is_after(job, live.ids, live.n)) {
 			hsm_merge_job_progress(job, job->end ? job->end : 1, job->end ? job->end : 1);
 			return hsm_merge_job_step_to(job, HSM_MERGE_CLEANUP, err);

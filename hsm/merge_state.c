@@ -71,6 +71,7 @@ static uint64_t field_get(const struct hsm_merge_job *job, enum hsm_merge_field 
 	case HSM_MERGE_FIELD_PIVOT_ATTEMPTS: return job->pivot_attempts;
 	case HSM_MERGE_FIELD_LEAF_ILLEGAL: return job->leaf_illegal;
 	case HSM_MERGE_FIELD_EXTEND_SIZE: return job->extend_size;
+	case HSM_MERGE_FIELD_CAP_LIFTED: return job->cap_lifted;
 	}
 	return 0;
 }
@@ -82,6 +83,7 @@ static void field_set(struct hsm_merge_job *job, enum hsm_merge_field f, uint64_
 	case HSM_MERGE_FIELD_PIVOT_ATTEMPTS: job->pivot_attempts = (unsigned)v; break;
 	case HSM_MERGE_FIELD_LEAF_ILLEGAL: job->leaf_illegal = v != 0; break;
 	case HSM_MERGE_FIELD_EXTEND_SIZE: job->extend_size = v; break;
+	case HSM_MERGE_FIELD_CAP_LIFTED: job->cap_lifted = v != 0; break;
 	}
 }
 
@@ -208,6 +210,39 @@ void hsm_merge_job_progress(struct hsm_merge_job *job, uint64_t cur, uint64_t en
 	if (send) {
 		hsm_merge_publish(m, &info, job->hsm->info.host_id);
 	}
+}
+
+void hsm_merge_job_convergence(struct hsm_merge_job *job, enum hsm_merge_convergence state,
+			       uint64_t guest_rate)
+{
+	struct hsm_merge *m = hsm_merge_of(job->hsm);
+	struct hsm_merge_job_info info;
+	bool send;
+
+	pthread_mutex_lock(&m->lock);
+	send = job->convergence != state;
+	job->convergence = state;
+	if (guest_rate) {
+		job->guest_rate = guest_rate;
+	}
+	if (send) {
+		hsm_merge_job_info_of(job, &info);
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (send) {
+		hsm_merge_publish(m, &info, job->hsm->info.host_id);
+	}
+}
+
+uint64_t hsm_merge_job_bandwidth(struct hsm_merge_job *job)
+{
+	struct hsm_merge *m = hsm_merge_of(job->hsm);
+	uint64_t bw;
+
+	pthread_mutex_lock(&m->lock);
+	bw = job->cap_lifted ? 0 : job->bandwidth;
+	pthread_mutex_unlock(&m->lock);
+	return bw;
 }
 
 /* ---- waiting ----------------------------------------------------------------------- */

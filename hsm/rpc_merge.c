@@ -34,6 +34,9 @@ PK_WIRE_SAME(HSM_MERGE_CLEANUP, PK__JOB_STATE__CLEANUP);
 PK_WIRE_SAME(HSM_MERGE_DONE, PK__JOB_STATE__DONE);
 PK_WIRE_SAME(HSM_MERGE_FAILED, PK__JOB_STATE__FAILED);
 PK_WIRE_SAME(HSM_MERGE_ABORTING, PK__JOB_STATE__ABORTING);
+PK_WIRE_SAME(HSM_MERGE_CONVERGENCE_UNKNOWN, PK__JOB_CONVERGENCE__CONVERGENCE_UNKNOWN);
+PK_WIRE_SAME(HSM_MERGE_CONVERGENCE_CONVERGING, PK__JOB_CONVERGENCE__CONVERGING);
+PK_WIRE_SAME(HSM_MERGE_CONVERGENCE_NOT_CONVERGING, PK__JOB_CONVERGENCE__NOT_CONVERGING);
 
 static Pk__JobInfo *job_to_wire(struct pk_arena *a, const struct hsm_merge_job_info *j)
 {
@@ -54,6 +57,10 @@ static Pk__JobInfo *job_to_wire(struct pk_arena *a, const struct hsm_merge_job_i
 	w->bandwidth = j->bandwidth;
 	w->started_ms = j->started_ms;
 	w->updated_ms = j->updated_ms;
+	w->convergence = (Pk__JobConvergence)j->convergence; /* same numbering */
+	w->guest_write_rate = j->guest_rate;
+	w->cap_lifted = j->cap_lifted;
+	w->note = pk_arena_strdup(a, j->note);
 	if (j->error.code != PK_OK) {
 		w->error = pk_arena_new(a, Pk__Error);
 		pk__error__init(w->error);

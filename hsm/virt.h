@@ -279,6 +279,14 @@ int hsm_virt_block_job_set_bandwidth(struct hsm_virt *virt, const char *name,
 				     const char *disk, uint64_t bandwidth,
 				     struct pk_error *err);
 
+/*
+ * The bytes written to disk by the guest since qemu started
+ * (virDomainBlockStats wr_bytes): how fast the guest writes, for a merge
+ * that does not converge.
+ */
+int hsm_virt_block_written(struct hsm_virt *virt, const char *name, const char *disk,
+			   uint64_t *ret_bytes, struct pk_error *err);
+
 /* ---- names ------------------------------------------------------------------ */
 
 const char *hsm_virt_job_type_name(enum hsm_virt_job_type type);       /* "active-commit" */

@@ -260,3 +260,34 @@ int hsm_virt_block_job_set_bandwidth(struct hsm_virt *v, const char *name,
 	hsm_virt_dom_put(c, d);
 	return r;
 }
+
+int hsm_virt_block_written(struct hsm_virt *v, const char *name, const char *disk,
+			   uint64_t *ret_bytes, struct pk_error *err)
+{
+	virDomainBlockStatsStruct st;
+	virConnectPtr c;
+	virDomainPtr d;
+	int r;
+
+	r = hsm_virt_check_arg("disk", disk, err);
+	if (r < 0) {
+		return r;
+	}
+	r = hsm_virt_dom_get(v, name, &c, &d, err);
+	if (r < 0) {
+		return r;
+	}
+	memset(&st, 0, sizeof(st));
+	if (virDomainBlockStats(d, disk, &st, sizeof(st)) < 0) {
+		r = hsm_virt_fail(v, c, err, "cannot read the block stats of VM '%s' disk '%s'", name,
+				  disk);
+	} else if (st.wr_bytes < 0) {
+		r = pk_error_set(err, PK_E_UNSUPPORTED, ENOTSUP,
+				 "qemu does not count the bytes written to VM '%s' disk '%s'", name,
+				 disk);
+	} else {
+		*ret_bytes = (uint64_t)st.wr_bytes;
+	}
+	hsm_virt_dom_put(c, d);
+	return r;
+}

@@ -73,6 +73,7 @@ enum fake_virt_op {
 	FAKE_VIRT_JOB_ABORT,
 	FAKE_VIRT_JOB_SET_BANDWIDTH,
 	FAKE_VIRT_DISK_SOURCE_SET,
+	FAKE_VIRT_BLOCK_STATS,
 	FAKE_VIRT_OP_COUNT,
 };
 
@@ -160,6 +161,19 @@ enum fake_virt_pivot_view {
 	FAKE_VIRT_PIVOT_FOREIGN,
 };
 int fake_virt_pivot_show(const char *name, const char *disk, enum fake_virt_pivot_view view);
+
+/*
+ * The guest writes rate bytes/s to the disk from now on (0: stops), in a
+ * region of region bytes that it rewrites (0: unbounded), as the lab's
+ * writer does. Time is the real monotonic clock, advanced whenever the
+ * disk is looked at (job info, block stats, bandwidth). The write counter
+ * (hsm_virt_block_written) grows by it; an active commit's mirror, while
+ * syncing, gets the writes as dirt (at most region) and copies at most its
+ * bandwidth (0: all of it at once): cur and end move as qemu's offset and
+ * offset + dirt do, and a mirror with no dirt left becomes ready (ready='yes',
+ * READY event). So a limit below rate never converges.
+ */
+int fake_virt_guest_writes(const char *name, const char *disk, uint64_t rate, uint64_t region);
 
 /* ---- connection and events ------------------------------------------------------ */
 

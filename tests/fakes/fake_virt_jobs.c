@@ -10,6 +10,7 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
+#include "common/clock.h"
 #include "common/xalloc.h"
 #include "tests/fakes/fake_virt_state.h"
 
@@ -306,6 +307,7 @@ int hsm_virt_block_job_info(struct hsm_virt *v, const char *name, const char *di
 		r = get_running_disk(name, disk, &d, &k, err);
 	}
 	if (r == 0) {
+		fake_virtd_guest_advance(d, k);
 		memset(ret, 0, sizeof(*ret));
 		ret->active = k->job.on && !k->job.hidden;
 		if (k->job.on) {
@@ -376,9 +378,86 @@ int hsm_virt_block_job_set_bandwidth(struct hsm_virt *v, const char *name,
 				 disk);
 	}
 	if (r == 0) {
+		fake_virtd_guest_advance(d, k); /* the time so far at the old limit */
 		k->job.bandwidth = bandwidth;
 		fake_virtd_record(FAKE_VIRT_JOB_SET_BANDWIDTH, name, disk, NULL, NULL, false,
 				  bandwidth);
+	}
+	pthread_mutex_unlock(&fake_virtd.lock);
+	return r;
+}
+
+/* ---- the guest's writes ------------------------------------------------------------------ */
+
+void fake_virtd_guest_advance(const struct domain *d, struct disk *k)
+{
+	uint64_t now = pk_clock_monotonic_ms(), ms = now - k->guest_ms;
+	uint64_t w, dirt, copy;
+	struct job *j = &k->job;
+
+	if (!k->guest_rate || !ms || d->state == HSM_VIRT_STATE_SHUTOFF) {
+		k->guest_ms = now;
+		return;
+	}
+	k->guest_ms = now;
+	w = k->guest_rate * ms / 1000;
+	k->written += w;
+	if (!j->on || j->type != HSM_VIRT_JOB_ACTIVE_COMMIT || j->mirror != HSM_VMXML_MIRROR_SYNCING) {
+		return;
+	}
+	/* qemu: end = offset + dirt; the guest dirties, the mirror copies. */
+	dirt = (j->end > j->cur ? j->end - j->cur : 0) + w;
+	if (k->guest_region && dirt > k->guest_region) {
+		dirt = k->guest_region;
+	}
+	copy = j->bandwidth ? j->bandwidth * ms / 1000 : dirt;
+	if (copy > dirt) {
+		copy = dirt;
+	}
+	j->cur += copy;
+	j->end = j->cur + dirt - copy;
+	if (j->end == j->cur) {
+		j->mirror = HSM_VMXML_MIRROR_READY;
+		fake_virtd_queue_event(EV_JOB, d->name, k->target, (int)j->type,
+				       HSM_VIRT_JOB_READY);
+	}
+}
+
+int fake_virt_guest_writes(const char *name, const char *disk, uint64_t rate, uint64_t region)
+{
+	struct domain *d;
+	struct disk *k = NULL;
+
+	pthread_mutex_lock(&fake_virtd.lock);
+	d = fake_virtd_find_dom(name);
+	if (d) {
+		k = fake_virtd_find_disk(d, disk);
+	}
+	if (k) {
+		fake_virtd_guest_advance(d, k);
+		k->guest_rate = rate;
+		k->guest_region = region;
+	}
+	pthread_mutex_unlock(&fake_virtd.lock);
+	return k ? 0 : -ENOENT;
+}
+
+int hsm_virt_block_written(struct hsm_virt *v, const char *name, const char *disk,
+			   uint64_t *ret_bytes, struct pk_error *err)
+{
+	struct domain *d = NULL;
+	struct disk *k = NULL;
+	int r;
+
+	(void)v;
+	pthread_mutex_lock(&fake_virtd.lock);
+	r = fake_virtd_begin(FAKE_VIRT_BLOCK_STATS, err);
+	if (r == 0) {
+		r = get_running_disk(name, disk, &d, &k, err);
+	}
+	if (r == 0) {
+		fake_virtd_guest_advance(d, k);
+		*ret_bytes = k->written;
 	}
 	pthread_mutex_unlock(&fake_virtd.lock);
 	return r;

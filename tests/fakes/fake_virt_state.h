@@ -44,6 +44,10 @@ struct disk {
 	struct layer *layers; /* leaf first */
 	size_t n;
 	struct job job;
+	uint64_t written;     /* bytes the guest wrote (block stats) */
+	uint64_t guest_rate;  /* fake_virt_guest_writes */
+	uint64_t guest_region;
+	uint64_t guest_ms;    /* when the guest's writes were last counted */
 };
 
 struct domain {
@@ -128,6 +132,8 @@ void fake_virtd_set_shutoff(struct domain *d);
 int fake_virtd_pos_of_index(const struct disk *k, int index);
 /* Applies a finished job's effect on the chain. */
 void fake_virtd_apply_job(struct disk *k);
+/* Counts the guest's writes up to now (fake_virt_guest_writes). */
+void fake_virtd_guest_advance(const struct domain *d, struct disk *k);
 /* Ends the disk's job and queues its BLOCK_JOB event with status. */
 void fake_virtd_end_job(const struct domain *d, struct disk *k,
 			enum hsm_virt_job_status status);

@@ -45,11 +45,11 @@ void mfx_mapper_file(struct mfx *t, const char *id, char *buf, size_t size)
  */
 static void merge_reinit(struct mfx *t, bool start)
 {
-	struct hsm_merge_config mc = { .events_url = t->events };
 	struct pk_error err = { PK_OK, "" };
 
+	t->merge.events_url = t->events;
 	hsm_merge_release(&t->fx->hsm);
-	assert_int_equal(hsm_merge_init(&t->fx->hsm, &mc, &err), 0);
+	assert_int_equal(hsm_merge_init(&t->fx->hsm, &t->merge, &err), 0);
 	if (start) {
 		assert_int_equal(hsm_merge_start(&t->fx->hsm, &err), 0);
 	}
@@ -272,4 +272,9 @@ void mfx_restart(struct mfx *t)
 	spm_attach(t);
 	merge_reinit(t, false);
 	assert_int_equal(hsm_start(&t->fx->hsm, &err), 0);
+}
+
+void mfx_merge_restart(struct mfx *t)
+{
+	merge_reinit(t, true);
 }

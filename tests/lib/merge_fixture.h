@@ -34,6 +34,8 @@ struct mfx {
 	char b[PK_UUID_BUFLEN], s1[PK_UUID_BUFLEN], s2[PK_UUID_BUFLEN];
 	char events[256]; /* hsmd's event URL */
 	struct hsm_settings settings;
+	struct hsm_merge_config merge; /* the merge subsystem's settings (events_url set
+					* by the fixture); changed by mfx_merge_restart */
 };
 
 int mfx_setup(void **state);
@@ -73,5 +75,7 @@ void mfx_assert_defined_leaf(struct mfx *t, const char *want);
 
 /* hsmd "restarts": the subsystem stops and a new one reads the records. */
 void mfx_restart(struct mfx *t);
+/* Only the merge subsystem restarts, with t->merge (new settings). */
+void mfx_merge_restart(struct mfx *t);
 
 #endif

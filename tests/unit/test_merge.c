@@ -857,6 +857,152 @@ static void test_merge__unwritable_record_refuses_abort_and_bandwidth(void **sta
 	assert_int_equal(mfx_meta(t, t->s1).legality, PK_VOLUME_ILLEGAL);
 }
 
+/* ---- a capped active commit under a faster writer (hsm/merge_progress.c) ----------------- */
+
+#define CONV_CAP (2u << 20)            /* --bandwidth 2M */
+#define CONV_GUEST 3774873u            /* a guest writing 3.6 MiB/s */
+#define CONV_REGION (32u << 20)        /* ... over 32 MiB it rewrites */
+
+/* An active commit limited to 2 MiB/s of S2 into S1, under the guest. */
+static struct hsm_merge_job_info conv_start(struct mfx *t, bool keep_cap)
+{
+	struct hsm_merge_request req = { .vm = "vm1", .drive = "vda", .base = t->s1,
+					 .bandwidth = CONV_CAP };
+	struct hsm_merge_job_info j;
+	struct pk_error err = { PK_OK, "" };
+
+	t->merge.keep_cap = keep_cap;
+	t->merge.converge_window_ms = 1000;
+	mfx_merge_restart(t);
+	assert_int_equal(fake_virt_guest_writes("vm1", "vda", CONV_GUEST, CONV_REGION), 0);
+	assert_int_equal(hsm_merge_begin(&t->fx->hsm, &req, &j, &err), 0);
+	assert_int_equal(j.kind, HSM_MERGE_ACTIVE_COMMIT);
+	return j;
+}
+
+/* Waits (10 s) until the job says it does not converge. */
+static struct hsm_merge_job_info conv_wait_verdict(struct mfx *t, const char *id)
+{
+	struct hsm_merge_job_info i = { 0 };
+	struct pk_error err = { PK_OK, "" };
+
+	for (uint64_t end = mfx_now_ms() + 10000; mfx_now_ms() < end; mfx_sleep_ms(20)) {
+		assert_int_equal(hsm_merge_job_get(&t->fx->hsm, id, &i, &err), 0);
+		if (i.convergence == HSM_MERGE_CONVERGENCE_NOT_CONVERGING) {
+			return i;
+		}
+		assert_false(hsm_merge_state_final(i.state));
+	}
+	fail_msg("job %s never said it does not converge (state %s)", id,
+		 hsm_merge_state_name(i.state));
+	return i;
+}
+
+/* The guest's rate measured within 10 %. */
+static void conv_assert_rate(const struct hsm_merge_job_info *i)
+{
+	assert_true(i->guest_rate > CONV_GUEST - CONV_GUEST / 10);
+	assert_true(i->guest_rate < CONV_GUEST + CONV_GUEST / 10);
+}
+
+/* By default: not converging, the limit lifted for the last pass (recorded),
+ * the job finishes and says why it was slow, in JobGet and its event. */
+static void test_merge__capped_commit_lifts_the_cap_for_the_last_pass(void **state)
+{
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j = conv_start(t, false), i;
+	struct fake_virt_call call;
+	void *buf = NULL;
+	size_t len = 0;
+	char *text;
+
+	mfx_wait_calls(FAKE_VIRT_COMMIT, 1);
+	assert_true(fake_virt_last_call(FAKE_VIRT_COMMIT, &call));
+	assert_int_equal(call.bandwidth, CONV_CAP);
+	i = mfx_wait_state(t, j.id, HSM_MERGE_DONE);
+	assert_int_equal(i.convergence, HSM_MERGE_CONVERGENCE_NOT_CONVERGING);
+	assert_true(i.cap_lifted);
+	assert_int_equal(i.bandwidth, CONV_CAP); /* what was asked stays shown */
+	conv_assert_rate(&i);
+	assert_non_null(strstr(i.note, "not converging: the guest writes 3."));
+	assert_non_null(strstr(i.note, "MiB/s, the limit of 2.0 MiB/s was lifted for the last "
+				       "pass"));
+	/* The block job was told: unlimited. */
+	assert_true(fake_virt_last_call(FAKE_VIRT_JOB_SET_BANDWIDTH, &call));
+	assert_int_equal(call.bandwidth, 0);
+	mfx_assert_chain(t, t->s1, t->b, NULL);
+	text = record_text(t, j.id);
+	assert_non_null(strstr(text, "cap_lifted=1\n"));
+	free(text);
+	/* The event carries it as JobGet does. */
+	assert_int_equal(hsm_merge_event_encode(&i, 1, 2, &buf, &len), 0);
+	Pk__Event *ev = pk__event__unpack(NULL, len, buf);
+	assert_non_null(ev);
+	assert_int_equal(ev->job->convergence, PK__JOB_CONVERGENCE__NOT_CONVERGING);
+	assert_true(ev->job->cap_lifted);
+	assert_int_equal(ev->job->guest_write_rate, i.guest_rate);
+	assert_string_equal(ev->job->note, i.note);
+	pk__event__free_unpacked(ev, NULL);
+	free(buf);
+}
+
+/* merge_uncap_last_pass = false: it keeps the limit and keeps saying why it
+ * does not finish; a limit raised by hand lets it finish. */
+static void test_merge__capped_commit_keeps_the_cap_when_told(void **state)
+{
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j = conv_start(t, true), i;
+	struct pk_error err = { PK_OK, "" };
+
+	i = conv_wait_verdict(t, j.id);
+	mfx_sleep_ms(1500); /* three more samples: still so, and nothing lifted */
+	assert_int_equal(hsm_merge_job_get(&t->fx->hsm, j.id, &i, &err), 0);
+	assert_int_equal(i.state, HSM_MERGE_COMMITTING);
+	assert_int_equal(i.convergence, HSM_MERGE_CONVERGENCE_NOT_CONVERGING);
+	assert_false(i.cap_lifted);
+	conv_assert_rate(&i);
+	assert_non_null(strstr(i.note, "not converging: the guest writes 3."));
+	assert_non_null(strstr(i.note, "MiB/s, the limit is 2.0 MiB/s"));
+	assert_int_equal(fake_virt_calls(FAKE_VIRT_JOB_SET_BANDWIDTH), 0);
+	assert_true(i.cur + 1 < i.end);
+	/* Raised by hand to 8 MiB/s: a new verdict, and READY. */
+	assert_int_equal(hsm_merge_job_set_bandwidth(&t->fx->hsm, j.id, 8u << 20, &i, &err), 0);
+	assert_int_equal(i.convergence, HSM_MERGE_CONVERGENCE_NOT_CONVERGING); /* not judged yet */
+	i = mfx_wait_state(t, j.id, HSM_MERGE_DONE);
+	assert_false(i.cap_lifted);
+	assert_int_equal(fake_virt_calls(FAKE_VIRT_JOB_SET_BANDWIDTH), 1);
+}
+
+/* The lift is recorded before the block job is told: when telling it fails
+ * it is told again; a block job started again after the lift (the pivot
+ * did not happen) runs unlimited. */
+static void test_merge__lifted_cap_survives_a_failed_call_and_a_new_block_job(void **state)
+{
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j;
+	struct fake_virt_call call;
+
+	fake_virt_set_manual_pivot(true);
+	fake_virt_fail_next(FAKE_VIRT_JOB_SET_BANDWIDTH, PK_E_UNAVAILABLE, "cannot reach qemu");
+	j = conv_start(t, false);
+	mfx_wait_calls(FAKE_VIRT_JOB_SET_BANDWIDTH, 2);
+	assert_true(fake_virt_last_call(FAKE_VIRT_JOB_SET_BANDWIDTH, &call));
+	assert_int_equal(call.bandwidth, 0);
+	/* Unlimited, the mirror gets in sync: the pivot is asked, then dropped. */
+	mfx_wait_state(t, j.id, HSM_MERGE_PIVOTING);
+	mfx_wait_calls(FAKE_VIRT_JOB_ABORT, 1);
+	assert_int_equal(fake_virt_pivot_show("vm1", "vda", FAKE_VIRT_PIVOT_DROPPED), 0);
+	mfx_wait_calls(FAKE_VIRT_COMMIT, 2);
+	assert_true(fake_virt_last_call(FAKE_VIRT_COMMIT, &call));
+	assert_int_equal(call.bandwidth, 0);
+	mfx_wait_calls(FAKE_VIRT_JOB_ABORT, 2);
+	assert_int_equal(fake_virt_pivot_finish("vm1", "vda", true), 0);
+	struct hsm_merge_job_info i = mfx_wait_state(t, j.id, HSM_MERGE_DONE);
+	fake_virt_set_manual_pivot(false);
+	assert_true(i.cap_lifted);
+	assert_non_null(strstr(i.note, "was lifted for the last pass"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -905,6 +1051,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_merge__bad_input, mfx_setup, mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_merge__one_job_per_drive, mfx_setup, mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_merge__events_published, mfx_setup, mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__capped_commit_lifts_the_cap_for_the_last_pass,
+						mfx_setup, mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__capped_commit_keeps_the_cap_when_told,
+						mfx_setup, mfx_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_merge__lifted_cap_survives_a_failed_call_and_a_new_block_job, mfx_setup,
+			mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_merge__cold_commit_with_qemu_img, mfx_setup,
 						mfx_teardown),
 		cmocka_unit_test_setup_teardown(
