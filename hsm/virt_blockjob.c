@@ -93,6 +93,15 @@ static void fix_job_error(virDomainPtr d, const char *disk, bool starting,
 	virResetLastError();
 }
 
+/* The domain of VM name for a call on its disk (checked first). */
+static int disk_dom_get(struct hsm_virt *v, const char *name, const char *disk,
+			virConnectPtr *ret_conn, virDomainPtr *ret_dom, struct pk_error *err)
+{
+	int r = hsm_virt_check_arg("disk", disk, err);
+
+	return r < 0 ? r : hsm_virt_dom_get(v, name, ret_conn, ret_dom, err);
+}
+
 int hsm_virt_block_commit(struct hsm_virt *v, const char *name, const char *disk,
 			  const char *base, const char *top, bool active,
 			  uint64_t bandwidth, struct pk_error *err)
@@ -176,11 +185,7 @@ int hsm_virt_block_job_info(struct hsm_virt *v, const char *name, const char *di
 	virDomainPtr d;
 	int r;
 
-	r = hsm_virt_check_arg("disk", disk, err);
-	if (r < 0) {
-		return r;
-	}
-	r = hsm_virt_dom_get(v, name, &c, &d, err);
+	r = disk_dom_get(v, name, disk, &c, &d, err);
 	if (r < 0) {
 		return r;
 	}
@@ -207,19 +212,13 @@ int hsm_virt_block_job_info(struct hsm_virt *v, const char *name, const char *di
 int hsm_virt_block_job_abort(struct hsm_virt *v, const char *name, const char *disk,
 			     bool pivot, struct pk_error *err)
 {
-	unsigned flags = VIR_DOMAIN_BLOCK_JOB_ABORT_ASYNC;
+	unsigned flags = VIR_DOMAIN_BLOCK_JOB_ABORT_ASYNC |
+			 (pivot ? VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT : 0);
 	virConnectPtr c;
 	virDomainPtr d;
 	int r;
 
-	r = hsm_virt_check_arg("disk", disk, err);
-	if (r < 0) {
-		return r;
-	}
-	if (pivot) {
-		flags |= VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT;
-	}
-	r = hsm_virt_dom_get(v, name, &c, &d, err);
+	r = disk_dom_get(v, name, disk, &c, &d, err);
 	if (r < 0) {
 		return r;
 	}
@@ -269,11 +268,7 @@ int hsm_virt_block_written(struct hsm_virt *v, const char *name, const char *dis
 	virDomainPtr d;
 	int r;
 
-	r = hsm_virt_check_arg("disk", disk, err);
-	if (r < 0) {
-		return r;
-	}
-	r = hsm_virt_dom_get(v, name, &c, &d, err);
+	r = disk_dom_get(v, name, disk, &c, &d, err);
 	if (r < 0) {
 		return r;
 	}
