@@ -167,11 +167,16 @@ static void show_spm_status(struct ctl *ctl, const Pk__Response *resp)
 		ctl_json_int(&ctl->out, "host_id", s->host_id);
 		ctl_json_int(&ctl->out, "spm_host_id", s->spm_host_id);
 		ctl_json_uint(&ctl->out, "lease_version", s->lease_version);
+		ctl_json_bool(&ctl->out, "recovery_pending", s->recovery_pending);
 		return;
 	}
 	printf("domain %s: host %d is %s", s->domain_id, s->host_id, ctl_spm_state_name(s->state));
 	if (s->spm_host_id) {
 		printf("; SPM is host %d", s->spm_host_id);
+	}
+	if (s->recovery_pending) {
+		printf("; recovery of interrupted work failed (see spmd's log): run `pkctl spm "
+		       "start` again to retry it");
 	}
 	printf("\n");
 }

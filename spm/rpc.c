@@ -72,6 +72,7 @@ static Pk__SpmStatusResponse *status_to_wire(struct pk_arena *a, const struct sp
 	w->host_id = s->host_id;
 	w->spm_host_id = s->spm_host_id;
 	w->lease_version = s->lease_version;
+	w->recovery_pending = s->recovery_pending;
 	switch (s->state) {
 	case SPM_ROLE_HELD:
 		w->state = PK__SPM_STATE__SPM_HELD;

@@ -294,6 +294,7 @@ static void role_fill_status(struct spm *spm, const char *domain, struct spm_rol
 	role = spm->role;
 	gen = atomic_load(&spm->role_gen);
 	ret->lease_version = spm->lease_version;
+	ret->recovery_pending = spm->recovery_pending && role == SPM_ROLE_HELD;
 	pthread_mutex_unlock(&spm->role_lock);
 	lease = atomic_load(&spm->lease);
 	if (atomic_load(&spm->stopping)) {
@@ -322,7 +323,8 @@ static void role_fill_status(struct spm *spm, const char *domain, struct spm_rol
 	}
 }
 
-static void role_recover(struct spm *spm, const char *domain)
+/* Finishes what a previous SPM left; < 0 when some of it is left still. */
+static int role_recover(struct spm *spm, const char *domain)
 {
 	struct spm_task_info *tasks = NULL;
 	struct spm_recovery rec = { 0 };
@@ -334,7 +336,7 @@ static void role_recover(struct spm *spm, const char *domain)
 	r = spm_volumes_recover(spm, domain, &rec, &err);
 	tl_recovering = false;
 	if (r < 0) {
-		pk_log_error("recovery of domain '%s' incomplete (retried at next SpmStart): %s",
+		pk_log_error("recovery of domain '%s' incomplete (SpmStart retries it): %s",
 			     domain, err.message);
 	} else if (rec.removed || rec.rolled_back || rec.skipped) {
 		pk_log_info("recovery done domain='%s' removals_completed=%u creations_rolled_back=%u "
@@ -357,6 +359,38 @@ static void role_recover(struct spm *spm, const char *domain)
 		}
 	}
 	free(tasks);
+	return r;
+}
+
+/*
+ * SpmStart on a lease held whose recovery failed: recovery again, while
+ * the role stays HELD (its generation unchanged, so the mutations under way
+ * go on; recovery locks each volume it touches, as they do).
+ */
+static void role_recover_retry(struct spm *spm, const char *domain, uint64_t gen)
+{
+	bool claimed = false;
+	int r;
+
+	pthread_mutex_lock(&spm->role_lock);
+	if (spm->recovery_pending && !spm->recovery_running) {
+		spm->recovery_running = claimed = true;
+	}
+	pthread_mutex_unlock(&spm->role_lock);
+	if (!claimed) {
+		return;
+	}
+	pk_log_info("retrying the recovery of domain '%s'", domain);
+	r = role_recover(spm, domain);
+	pthread_mutex_lock(&spm->role_lock);
+	spm->recovery_running = false;
+	if (atomic_load(&spm->role_gen) == gen) {
+		spm->recovery_pending = r < 0;
+	}
+	pthread_mutex_unlock(&spm->role_lock);
+	if (r == 0) {
+		pk_log_info("recovery of domain '%s' done", domain);
+	}
 }
 
 /* The domain a role verb is about: the argument, else the one served (a copy: never aliased). */
@@ -393,6 +427,7 @@ int spm_role_start(struct spm *spm, const char *domain_arg, struct spm_role_stat
 		lease = atomic_load(&spm->lease);
 		pthread_mutex_unlock(&spm->role_lock);
 		if (lease && spm_lease_check(lease, NULL) == 0) {
+			role_recover_retry(spm, domain, gen);
 			role_fill_status(spm, domain, ret);
 			return 0;
 		}
@@ -445,9 +480,11 @@ int spm_role_start(struct spm *spm, const char *domain_arg, struct spm_role_stat
 	pk_log_info("this host took the SPM lease domain='%s' host_id=%d; recovering first",
 		    domain, spm->info.host_id);
 	/* Roll forward what a previous SPM left unfinished, before serving writes. */
-	role_recover(spm, domain);
+	r = role_recover(spm, domain);
 	pthread_mutex_lock(&spm->role_lock);
 	if (spm->role == SPM_ROLE_RECOVERING && atomic_load(&spm->role_gen) == gen) {
+		/* Serve anyway: what failed is left as it was, for a retry. */
+		spm->recovery_pending = r < 0;
 		role_set(spm, SPM_ROLE_HELD);
 		pk_log_info("this host is now the SPM domain='%s' host_id=%d", domain,
 			    spm->info.host_id);

@@ -82,6 +82,9 @@ struct spm {
 	uint64_t lease_version;
 	_Atomic uint64_t role_gen; /* bumped on every role change */
 	atomic_bool stopping;      /* spm_role_shutdown was called */
+	/* The last recovery of the lease held failed: SpmStart runs it again. */
+	bool recovery_pending;
+	bool recovery_running;     /* a retry is under way (one at a time) */
 };
 
 struct spm_role_status {
@@ -90,6 +93,7 @@ struct spm_role_status {
 	int32_t host_id;
 	int32_t spm_host_id; /* 0 when unknown */
 	uint64_t lease_version;
+	bool recovery_pending; /* held, but interrupted work is not all finished */
 };
 
 int spm_init(struct spm *spm, const struct pk_config *cfg, struct pk_error *err);

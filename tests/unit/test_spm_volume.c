@@ -433,6 +433,39 @@ static void test_spm_volume__mutations_wait_for_recovery(void **state)
 			 0);
 }
 
+/* A recovery that fails leaves the SPM serving, says so, and SpmStart retries it. */
+static void test_spm_volume__failed_recovery_is_retried(void **state)
+{
+	struct fixture *f = *state;
+	struct spm_volume_list list;
+	struct spm_role_status st;
+	struct pk_error err;
+
+	make_domain_and_spm(f);
+	assert_int_equal(create_raw(f, IMAGE, BASE, 64 << 20, &err), 0);
+	fake_lvm_fail_op(FAKE_LVM_LV_REMOVE, -EIO);
+	assert_true(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, false, false, &err) < 0);
+	assert_int_equal(spm_role_stop(&f->spm, DOMAIN, &st, &err), 0);
+	/* The next SPM's recovery meets the same failure. */
+	fake_lvm_fail_op(FAKE_LVM_LV_REMOVE, -EIO);
+	assert_int_equal(spm_role_start(&f->spm, DOMAIN, &st, &err), 0);
+	assert_int_equal(st.state, SPM_ROLE_HELD);
+	assert_true(st.recovery_pending);
+	assert_int_equal(spm_role_status(&f->spm, DOMAIN, &st, &err), 0);
+	assert_true(st.recovery_pending);
+	/* It serves meanwhile. */
+	assert_int_equal(create_raw(f, "eeeeeeee-2222-4333-8444-555555555555", CHILD, 64 << 20, &err),
+			 0);
+	/* SpmStart again: recovery runs again and finishes the delete. */
+	assert_int_equal(spm_role_start(&f->spm, DOMAIN, &st, &err), 0);
+	assert_int_equal(st.state, SPM_ROLE_HELD);
+	assert_false(st.recovery_pending);
+	assert_int_equal(spm_volumes_load(&f->spm, DOMAIN, &list, &err), 0);
+	assert_int_equal(list.n, 1);
+	assert_string_equal(list.v[0].id, CHILD);
+	spm_volume_list_release(&list);
+}
+
 struct finish_ctx {
 	struct fixture *f;
 };
@@ -588,6 +621,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_spm_volume__shutdown_takes_no_role_lock, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_spm_volume__mutations_wait_for_recovery, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_spm_volume__failed_recovery_is_retried, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_spm_volume__recovery_reads_again_under_the_lock,
 						setup, teardown),
