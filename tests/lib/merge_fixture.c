@@ -276,5 +276,7 @@ void mfx_restart(struct mfx *t)
 
 void mfx_merge_restart(struct mfx *t)
 {
-	merge_reinit(t, true);
+	/* All of hsmd: its event thread reads the merge subsystem, which is never
+	 * replaced under a running hsmd. */
+	mfx_restart(t);
 }

@@ -75,7 +75,7 @@ void mfx_assert_defined_leaf(struct mfx *t, const char *want);
 
 /* hsmd "restarts": the subsystem stops and a new one reads the records. */
 void mfx_restart(struct mfx *t);
-/* Only the merge subsystem restarts, with t->merge (new settings). */
+/* hsmd restarts with t->merge (new merge settings). */
 void mfx_merge_restart(struct mfx *t);
 
 #endif
