@@ -38,30 +38,6 @@ source "$(dirname "$0")/merge_lib.sh"
 legality() { spm_any volume info --image "$IMG" --volume "$1" | jq -r .volume.legality; }
 deleted() { merge_deleted "$1"; }
 
-HSMD_PID=""
-# start_hsmd [VAR=VALUE...]: (re)starts host 2's hsmd and waits until it answers.
-start_hsmd() {
-	local dir=$PK_LAB_DIR/$PK_LAB/host2
-	env "$@" setsid "$BUILD/hsmd" -c "$dir/hsmd.conf" </dev/null >>"$dir/hsmd.log" 2>&1 &
-	HSMD_PID=$!
-	echo "$HSMD_PID" >"$dir/hsmd.pid"
-	disown
-	for _ in $(seq 100); do
-		"$PKCTL" --hsm "$PK_HOST2_HSM" --timeout 500 ping >/dev/null 2>&1 && return 0
-		kill -0 "$HSMD_PID" 2>/dev/null || fail "hsmd exited at start: $(tail -n 5 "$dir/hsmd.log")"
-		sleep 0.1
-	done
-	fail "hsmd of host 2 does not answer"
-}
-stop_hsmd() { # stop_hsmd [SIGNAL]
-	local pid
-	pid=$(cat "$PK_LAB_DIR/$PK_LAB/host2/hsmd.pid")
-	kill "-${1:-TERM}" "$pid" 2>/dev/null
-	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-	fail "hsmd $pid did not stop"
-}
-hsmd_alive() { kill -0 "$(cat "$PK_LAB_DIR/$PK_LAB/host2/hsmd.pid")" 2>/dev/null; }
-
 # crash POINT VOLUME WANT_CHAIN: deletes VOLUME with hsmd dying at POINT, then
 # restarts hsmd and runs the engine flow again.
 crash() {
