@@ -103,6 +103,32 @@ merge_deleted() {
 	[ ! -e "$PK_HOST2_RUN/storage/$D/$IMG/$1" ] || fail "volume $1 is still linked on host 2"
 }
 
+# merge_lab_up NAME LEAF_SIZE GUEST_ARGS: a 2-host lab with the SPM on host 1 and
+# the test's VM on host 2, whose guest (its kernel arguments GUEST_ARGS, e.g.
+# "pk.blocks=2048") writes on the image IMG = L0 (COW, an LV of LEAF_SIZE; ""
+# for the default size) <- BASE (RAW, 64 MiB). Sets D, SERIAL, IMG, BASE and L0.
+merge_lab_up() {
+	local out
+	lab_up "$1" 2
+	D=$PK_DOMAIN
+	SERIAL=$PK_LAB_DIR/$PK_LAB/host2/$VM.serial
+	spm 1 spm start >/dev/null || fail "spm start on host 1"
+	IMG=$(uuid) BASE=$(uuid) L0=$(uuid)
+	spm_any volume create --image "$IMG" --volume "$BASE" --format raw --capacity 64M >/dev/null ||
+		fail "create base"
+	spm_any volume create --image "$IMG" --volume "$L0" --parent "$BASE" --format cow ${2:+--size "$2"} \
+		>/dev/null || fail "create leaf"
+	out=$(hsm 2 image prepare --image "$IMG") || fail "prepare: $out"
+	lab/guest-build "$GUEST" >/dev/null || fail "guest-build"
+	out=$(pk2 vm create --name "$VM" --memory 256 --type qemu --disk "image=$IMG,volume=$L0" \
+		--kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
+		--cmdline "$GUEST_KARGS pk.disks=vda $3" --serial-log "$SERIAL") ||
+		fail "vm create: $out"
+	wait_ready
+	wait_acks 300 30
+	ok "VM $VM writes on host 2 ($(acks) acks); SPM on host 1; chain $L0 <- $BASE"
+}
+
 HSMD_PID=""
 # start_hsmd [VAR=VALUE...]: (re)starts host 2's hsmd (with that environment) and
 # waits until it answers; stop_hsmd [SIGNAL] stops it.

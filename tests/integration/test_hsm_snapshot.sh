@@ -110,7 +110,7 @@ lab/guest-build "$GUEST" >/dev/null || fail "guest-build"
 out=$(pk2 vm create --name "$VM" --memory 256 --type qemu \
 	--disk "image=$IMG_A,volume=$LEAF_A" --disk "image=$IMG_B,volume=$LEAF_B" \
 	--kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
-	--cmdline "console=ttyS0 quiet pk.disks=vda,vdb pk.blocks=2048" \
+	--cmdline "$GUEST_KARGS pk.disks=vda,vdb pk.blocks=2048" \
 	--serial-log "$SERIAL") || fail "vm create: $out"
 [ "$(echo "$out" | jq -r .vm.state)" = running ] || fail "vm create: $out"
 [ "$(echo "$out" | jq -r .vm.type)" = qemu ] || fail "vm type: $out"

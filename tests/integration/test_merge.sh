@@ -57,25 +57,8 @@ boot_writes() {
 
 # ---- the lab: SPM on host 1, the VM on host 2 ------------------------------------------
 
-lab_up "itest-merge-$$" 2
-D=$PK_DOMAIN
-SERIAL=$PK_LAB_DIR/$PK_LAB/host2/$VM.serial
-spm 1 spm start >/dev/null || fail "spm start on host 1"
-IMG=$(uuid) BASE=$(uuid) L0=$(uuid)
-spm_any volume create --image "$IMG" --volume "$BASE" --format raw --capacity 64M >/dev/null ||
-	fail "create base"
 # L0's LV starts small (16 MiB): merging into it needs the SPM to extend it.
-spm_any volume create --image "$IMG" --volume "$L0" --parent "$BASE" --format cow --size 16M \
-	>/dev/null || fail "create leaf"
-out=$(hsm 2 image prepare --image "$IMG") || fail "prepare: $out"
-lab/guest-build "$GUEST" >/dev/null || fail "guest-build"
-out=$(pk2 vm create --name "$VM" --memory 256 --type qemu --disk "image=$IMG,volume=$L0" \
-	--kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
-	--cmdline "console=ttyS0 quiet pk.disks=vda pk.blocks=2048" --serial-log "$SERIAL") ||
-	fail "vm create: $out"
-wait_ready
-wait_acks 500 30
-ok "VM $VM writes on host 2 ($(acks) acks); SPM on host 1; chain $L0 <- $BASE"
+merge_lab_up "itest-merge-$$" 16M pk.blocks=2048
 
 # ---- 1. internal commit ---------------------------------------------------------------------
 

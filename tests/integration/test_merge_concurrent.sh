@@ -103,7 +103,7 @@ for i in $(seq 0 $((NVM - 1))); do
 	out=$(pk2 vm create --name "$VM" --memory 192 --type qemu \
 		--disk "image=$IMG,volume=${L0S[i]}" \
 		--kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
-		--cmdline "console=ttyS0 quiet pk.disks=vda pk.blocks=2048 pk.stats_s=0" \
+		--cmdline "$GUEST_KARGS pk.disks=vda pk.blocks=2048 pk.stats_s=0" \
 		--serial-log "$SERIAL") || fail "vm create $i: $out"
 done
 # The two-disk VM (index NVM).
@@ -123,7 +123,7 @@ hsm 2 image prepare --image "$IMG" >/dev/null && hsm 2 image prepare --image "$I
 out=$(pk2 vm create --name "$VM" --memory 192 --type qemu \
 	--disk "image=$IMG,volume=${L0S[T]}" --disk "image=$IMG_B,volume=$L0_B" \
 	--kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
-	--cmdline "console=ttyS0 quiet pk.disks=vda,vdb pk.blocks=2048 pk.stats_s=0" \
+	--cmdline "$GUEST_KARGS pk.disks=vda,vdb pk.blocks=2048 pk.stats_s=0" \
 	--serial-log "$SERIAL") || fail "vm create two-disk: $out"
 for i in $(seq 0 "$T"); do
 	use "$i"

@@ -53,24 +53,7 @@ wait_not_converging() {
 
 # ---- the lab: SPM on host 1, the VM on host 2 ------------------------------------------
 
-lab_up "itest-conv-$$" 2
-D=$PK_DOMAIN
-SERIAL=$PK_LAB_DIR/$PK_LAB/host2/$VM.serial
-spm 1 spm start >/dev/null || fail "spm start on host 1"
-IMG=$(uuid) BASE=$(uuid) L0=$(uuid)
-spm_any volume create --image "$IMG" --volume "$BASE" --format raw --capacity 64M >/dev/null ||
-	fail "create base"
-spm_any volume create --image "$IMG" --volume "$L0" --parent "$BASE" --format cow --size 64M \
-	>/dev/null || fail "create leaf"
-out=$(hsm 2 image prepare --image "$IMG") || fail "prepare: $out"
-lab/guest-build "$GUEST" >/dev/null || fail "guest-build"
-out=$(pk2 vm create --name "$VM" --memory 256 --type qemu --disk "image=$IMG,volume=$L0" \
-	--kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
-	--cmdline "console=ttyS0 quiet pk.disks=vda pk.blocks=512" --serial-log "$SERIAL") ||
-	fail "vm create: $out"
-wait_ready
-wait_acks 500 30
-ok "VM $VM writes on host 2 ($(acks) acks); SPM on host 1; chain $L0 <- $BASE"
+merge_lab_up "itest-conv-$$" 64M pk.blocks=512
 
 # ---- 1. default: the cap is lifted for the last pass -------------------------------------------
 

@@ -60,25 +60,8 @@ crash() {
 
 # ---- the lab ------------------------------------------------------------------------
 
-lab_up "itest-mcrash-$$" 2
-D=$PK_DOMAIN
-SERIAL=$PK_LAB_DIR/$PK_LAB/host2/$VM.serial
+merge_lab_up "itest-mcrash-$$" "" "pk.blocks=2048 pk.interval_ms=1"
 BOOT1=$PK_LAB_DIR/$PK_LAB/host2/$VM.boot1.log
-spm 1 spm start >/dev/null || fail "spm start on host 1"
-IMG=$(uuid) BASE=$(uuid) L0=$(uuid)
-spm_any volume create --image "$IMG" --volume "$BASE" --format raw --capacity 64M >/dev/null ||
-	fail "create base"
-spm_any volume create --image "$IMG" --volume "$L0" --parent "$BASE" --format cow >/dev/null ||
-	fail "create leaf"
-hsm 2 image prepare --image "$IMG" >/dev/null || fail "prepare"
-lab/guest-build "$GUEST" >/dev/null || fail "guest-build"
-out=$(pk2 vm create --name "$VM" --memory 256 --type qemu --disk "image=$IMG,volume=$L0" \
-	--kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
-	--cmdline "console=ttyS0 quiet pk.disks=vda pk.blocks=2048 pk.interval_ms=1" --serial-log "$SERIAL") ||
-	fail "vm create: $out"
-wait_ready
-wait_acks 300 30
-ok "VM $VM writes on host 2; SPM on host 1"
 
 # ---- 1. kill -9 of hsmd in each state --------------------------------------------------------
 
