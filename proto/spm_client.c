@@ -127,6 +127,30 @@ static char **request_id_field(Pk__Request *req)
 	}
 }
 
+/*
+ * An spmd marked down gets a Ping first, answered by its dispatcher
+ * without touching storage: a dead one costs PROBE_MS instead of the
+ * call's whole timeout, a live one (busy, or back) gets the call.
+ */
+#define PROBE_MS 500
+
+static int probe(struct pk_rpc_client *c, int timeout_ms, struct pk_error *err)
+{
+	Pk__Request req = PK__REQUEST__INIT;
+	Pk__PingRequest ping = PK__PING_REQUEST__INIT;
+	Pk__Response *resp = NULL;
+	int r;
+
+	req.call_case = PK__REQUEST__CALL_PING;
+	req.ping = &ping;
+	r = pk_codec_call(c, &req, timeout_ms > 0 && timeout_ms < PROBE_MS ? timeout_ms : PROBE_MS,
+			  &resp, NULL, err);
+	if (resp) {
+		pk__response__free_unpacked(resp, NULL);
+	}
+	return r;
+}
+
 static bool moves_on(enum pk_errc code)
 {
 	/* Not the SPM, not reachable, or no answer in time: ask the next one. */
@@ -156,7 +180,15 @@ int pk_spm_client_call(struct pk_spm_client *sc, Pk__Request *req, int timeout_m
 		size_t used = strlen(tried);
 
 		req->id = 0; /* a fresh envelope id per attempt; the request id stays */
-		r = pk_codec_call(sc->clients[i], req, timeout_ms, ret_resp, NULL, &e);
+		if (atomic_load(&sc->down[i])) {
+			r = probe(sc->clients[i], timeout_ms, &e);
+			req->id = 0;
+		} else {
+			r = 0;
+		}
+		if (r == 0) {
+			r = pk_codec_call(sc->clients[i], req, timeout_ms, ret_resp, NULL, &e);
+		}
 		atomic_store(&sc->down[i], r < 0 && (e.code == PK_E_UNAVAILABLE ||
 						     e.code == PK_E_TIMEOUT));
 		if (r == 0 || !moves_on(e.code)) {
