@@ -29,6 +29,15 @@ bool hsm_spm_error_waits(const struct pk_error *err)
 	}
 }
 
+void hsm_spm_wait_reset(struct hsm_spm_wait *w)
+{
+	w->since_ms = 0;
+	w->since_mono_ms = 0;
+	w->attempts = 0;
+	w->backoff_ms = HSM_SPM_WAIT_BACKOFF_MIN_MS;
+	w->last = (struct pk_error){ PK_OK, "" };
+}
+
 bool hsm_spm_wait_waiting(const struct hsm_spm_wait *w)
 {
 	return w->since_ms != 0;
@@ -52,10 +61,7 @@ enum hsm_spm_wait_next hsm_spm_wait_next(struct hsm_spm_wait *w, int r, struct p
 	char since[64];
 
 	if (r == 0 || !hsm_spm_error_waits(err)) {
-		w->since_ms = 0;
-		w->since_mono_ms = 0;
-		w->attempts = 0;
-		w->backoff_ms = HSM_SPM_WAIT_BACKOFF_MIN_MS;
+		hsm_spm_wait_reset(w);
 		return HSM_SPM_WAIT_DONE;
 	}
 	if (!w->since_ms) {

@@ -71,6 +71,9 @@ enum hsm_spm_wait_next {
 enum hsm_spm_wait_next hsm_spm_wait_next(struct hsm_spm_wait *w, int r, struct pk_error *err,
 					 unsigned *ret_sleep_ms);
 
+/* Not waiting any more (as after DONE); the limit stays. */
+void hsm_spm_wait_reset(struct hsm_spm_wait *w);
+
 /* True between an AGAIN and the next DONE. */
 bool hsm_spm_wait_waiting(const struct hsm_spm_wait *w);
 
