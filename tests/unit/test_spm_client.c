@@ -161,11 +161,11 @@ static int extend(struct pk_spm_client *sc, struct pk_error *err)
 
 /*
  * The scenario of a kill -9 of the SPM's spmd: the client had talked to
- * it (its connection was up), so a call to it times out instead of being
- * refused. The call moves on, finds the new SPM, and the calls after it go
- * there first, without waiting for the dead one again.
+ * it (its connection was up), so a call to it times out or finds the
+ * connection lost. The call moves on, finds the new SPM, and the calls
+ * after it go there first, without waiting for the dead one again.
  */
-static void test_spm_client__a_dead_spm_times_out_and_the_next_one_answers(void **state)
+static void test_spm_client__a_dead_spm_is_left_for_the_next_one(void **state)
 {
 	struct pk_spm_client *sc = client_of_all();
 	struct pk_error err = { PK_OK, "" };
@@ -279,7 +279,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
-			test_spm_client__a_dead_spm_times_out_and_the_next_one_answers, setup,
+			test_spm_client__a_dead_spm_is_left_for_the_next_one, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(test_spm_client__no_spm_answers_not_spm, setup,
 						teardown),
