@@ -34,6 +34,7 @@ static const struct pk_config_key daemon_settings[] = {
 	{ "domain_type", PK_CONFIG_STR, "auto", 0, 0, "hsmd: VM domain type: auto, kvm or qemu (TCG)" },
 	{ "merge_uncap_last_pass", PK_CONFIG_BOOL, "true", 0, 0, "hsmd: lift the bandwidth limit of an active commit that does not converge once it is merge_uncap_seconds from done" },
 	{ "merge_uncap_seconds", PK_CONFIG_INT, "5", 1, 3600, "hsmd: the backlog (seconds at the limit) under which the limit is lifted for the last pass" },
+	{ "spm_wait_limit", PK_CONFIG_INT, "1800", 1, 604800, "hsmd: seconds a merge (or a thin extension) waits for an SPM to answer before it fails" },
 	{ "fault", PK_CONFIG_STR, NULL, 0, 0, "testing only: a fault point name at which the daemon kills itself" },
 };
 

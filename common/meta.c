@@ -271,12 +271,13 @@ static int tags_scan(const char *what, const char *name, char *const *tags,
 
 /* ---- volumes ------------------------------------------------------------- */
 
-enum vkey { V_IMG, V_PARENT, V_FMT, V_ROLE, V_LEGAL, V_CAP, V_GEN, V_CTIME, V_DESC, V_COUNT };
+enum vkey { V_IMG, V_PARENT, V_FMT, V_ROLE, V_LEGAL, V_CAP, V_GEN, V_CTIME, V_DESC, V_REQ, V_COUNT };
 
 static const char *const vkeys[V_COUNT] = {
 	[V_IMG] = "PK_IMG",   [V_PARENT] = "PK_PARENT", [V_FMT] = "PK_FMT",
 	[V_ROLE] = "PK_ROLE", [V_LEGAL] = "PK_LEGAL",   [V_CAP] = "PK_CAP",
 	[V_GEN] = "PK_GEN",   [V_CTIME] = "PK_CTIME",   [V_DESC] = "PK_DESC",
+	[V_REQ] = "PK_REQ",
 };
 
 #define V_REQUIRED V_CTIME /* keys before it are required */
@@ -329,6 +330,11 @@ int pk_meta_volume_check(const char *lv, const struct pk_volume_meta *m, struct 
 				    "of 512",
 				    who, m->capacity);
 	}
+	if (m->request[0] && !pk_uuid_valid(m->request)) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "volume %s: request id '%.40s' is not a lowercase UUID", who,
+				    m->request);
+	}
 	if (strnlen(m->description, sizeof(m->description)) == sizeof(m->description)) {
 		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
 				    "volume %s: description is not terminated", who);
@@ -361,6 +367,9 @@ static int volume_tags(const struct pk_volume_meta *m, uint64_t gen, struct pk_m
 		if (r < 0 || (r = tags_add(t, err, "PK_DESC=%s", escaped)) < 0) {
 			return r;
 		}
+	}
+	if (m->request[0] && (r = tags_add(t, err, "PK_REQ=%s", m->request)) < 0) {
+		return r;
 	}
 	return 0;
 }
@@ -417,6 +426,12 @@ static int volume_values(const char *lv, const char *const *v, struct pk_volume_
 	if (v[V_DESC] && (!v[V_DESC][0] || pk_meta_desc_unescape(v[V_DESC], m->description,
 								 sizeof(m->description)) < 0)) {
 		return bad_tag(lv, V_DESC, v[V_DESC], "is not an escaped description", err);
+	}
+	if (v[V_REQ]) {
+		if (!pk_uuid_valid(v[V_REQ])) {
+			return bad_tag(lv, V_REQ, v[V_REQ], "is not a lowercase UUID", err);
+		}
+		memcpy(m->request, v[V_REQ], PK_UUID_BUFLEN);
 	}
 	return 0;
 }

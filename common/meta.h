@@ -19,6 +19,9 @@
  *   PK_GEN=<n>               generation, +1 at every update      required
  *   PK_CTIME=<seconds>       creation time (Unix)                optional
  *   PK_DESC=<text>           description, escaped (below)        optional
+ *   PK_REQ=<uuid>            the client request id of the last   optional
+ *                            metadata write, so the SPM (or the next
+ *                            one) recognises a repeat of it (docs/SPM.md)
  *
  * A storage domain is a VG with the tags PK_ROLE=DOMAIN, PK_DOMAIN=<uuid>,
  * PK_VERSION=<n> (this code writes PK_META_DOMAIN_VERSION and reads
@@ -88,6 +91,7 @@ struct pk_volume_meta {
 	 * form must fit PK_META_DESC_MAX (pk_meta_volume_check).
 	 */
 	char description[PK_META_DESC_MAX + 1];
+	char request[PK_UUID_BUFLEN]; /* "" for none */
 };
 
 struct pk_domain_meta {

@@ -7,9 +7,11 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -433,12 +435,37 @@ void pk_rpc_server_stop(struct pk_rpc_server *srv)
 
 /* ---- client ------------------------------------------------------------- */
 
+/*
+ * A peer that died (kill -9) leaves the client dialed but without a
+ * connection: nng keeps redialing in the background (every 20 ms growing
+ * to 1 s) and a request would wait in the socket for its whole timeout.
+ * That is a refused connection, not a slow peer, so a call finds out from
+ * the count of connected pipes: none within RECONNECT_GRACE_MS (longer
+ * than nng's largest redial interval, so a restarted peer is found again)
+ * answers UNAVAILABLE. A request already sent when the connection drops
+ * still waits for its timeout (nng keeps it for the next connection).
+ */
+#define RECONNECT_GRACE_MS 1200
+
 struct pk_rpc_client {
 	nng_socket sock;
 	char *url;
 	pthread_mutex_t lock; /* guards dialed */
 	int dialed;
+	atomic_int pipes; /* connections up (nng's pipe callbacks) */
 };
+
+static void rpc_client_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	struct pk_rpc_client *c = arg;
+
+	(void)pipe;
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		atomic_fetch_add(&c->pipes, 1);
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		atomic_fetch_sub(&c->pipes, 1);
+	}
+}
 
 int pk_rpc_client_new(const char *url, size_t max_msg, struct pk_rpc_client **ret,
 		      struct pk_error *err)
@@ -460,6 +487,9 @@ int pk_rpc_client_new(const char *url, size_t max_msg, struct pk_rpc_client **re
 	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, max_msg);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 20);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
+	atomic_init(&c->pipes, 0);
+	nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, rpc_client_pipe_event, c);
+	nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, rpc_client_pipe_event, c);
 	c->url = pk_xstrdup(url);
 	pthread_mutex_init(&c->lock, NULL);
 	*ret = c;
@@ -501,6 +531,22 @@ static int rpc_client_dial(struct pk_rpc_client *c, struct pk_error *err)
 	return 0;
 }
 
+/* Waits up to the grace (or timeout_ms if shorter) for a connection; UNAVAILABLE without. */
+static int rpc_client_connected(struct pk_rpc_client *c, int timeout_ms, struct pk_error *err)
+{
+	unsigned grace = timeout_ms > 0 && timeout_ms < RECONNECT_GRACE_MS ? (unsigned)timeout_ms
+									   : RECONNECT_GRACE_MS;
+	uint64_t until = pk_clock_monotonic_ms() + grace;
+
+	while (atomic_load(&c->pipes) <= 0) {
+		if (pk_clock_monotonic_ms() >= until) {
+			return pk_rpc_nng_error(err, NNG_ECONNREFUSED, "connection lost", c->url);
+		}
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+	}
+	return 0;
+}
+
 int pk_rpc_client_call(struct pk_rpc_client *c, const void *req, size_t req_len,
 		       int timeout_ms, void **ret_reply, size_t *ret_reply_len,
 		       struct pk_error *err)
@@ -511,6 +557,9 @@ int pk_rpc_client_call(struct pk_rpc_client *c, const void *req, size_t req_len,
 	int rv, r;
 
 	r = rpc_client_dial(c, err);
+	if (r == 0) {
+		r = rpc_client_connected(c, timeout_ms, err);
+	}
 	if (r < 0) {
 		return r;
 	}

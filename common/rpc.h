@@ -60,7 +60,10 @@ struct pk_rpc_client;
 
 /*
  * Creates a client for url. Nothing is connected yet: the first call dials,
- * and a call to an address where nobody listens fails with UNAVAILABLE.
+ * and a call to an address where nobody listens fails with UNAVAILABLE, as
+ * does a call once the peer went away (its connection lost and not back
+ * within about a second: nng redials in the background), instead of
+ * waiting for its timeout.
  * Thread-safe: concurrent calls each use their own nng context.
  */
 int pk_rpc_client_new(const char *url, size_t max_msg, struct pk_rpc_client **ret,

@@ -229,6 +229,7 @@ void ctl_json_job(struct ctl_json *j, const char *key, const Pk__JobInfo *job)
 	ctl_json_uint(j, "guest_write_rate", job->guest_write_rate);
 	ctl_json_bool(j, "cap_lifted", job->cap_lifted);
 	ctl_json_string(j, "note", job->note ? job->note : "");
+	ctl_json_string(j, "waiting", job->waiting ? job->waiting : "");
 	if (job->error && job->error->code) {
 		ctl_json_object_begin(j, "error");
 		ctl_json_string(j, "code", ctl_errc_name(job->error->code));
@@ -243,10 +244,12 @@ void ctl_print_job(const Pk__JobInfo *job)
 	double pct = job->end ? 100.0 * (double)job->cur / (double)job->end : 0;
 
 	bool note = job->note && *job->note;
+	bool waiting = job->waiting && *job->waiting;
 
-	printf("%s  %-13s %-10s %5.1f%%  vm %s drive %s, top %s -> base %s%s%s%s%s\n", job->job_id,
-	       ctl_job_kind_name(job->kind), ctl_job_state_name(job->state), pct, job->vm,
-	       job->drive, job->top_id, job->base_id, note ? "\n    " : "", note ? job->note : "",
+	printf("%s  %-13s %-10s %5.1f%%  vm %s drive %s, top %s -> base %s%s%s%s%s%s%s\n",
+	       job->job_id, ctl_job_kind_name(job->kind), ctl_job_state_name(job->state), pct,
+	       job->vm, job->drive, job->top_id, job->base_id, note ? "\n    " : "",
+	       note ? job->note : "", waiting ? "\n    " : "", waiting ? job->waiting : "",
 	       job->error && job->error->code ? "\n    " : "",
 	       job->error && job->error->code ? job->error->message : "");
 }

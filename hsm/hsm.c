@@ -44,6 +44,7 @@ void hsm_settings_from_config(const struct pk_config *cfg, struct hsm_settings *
 	ret->virt.uri = pk_config_str(cfg, "libvirt_uri");
 	ret->merge_keep_cap = !pk_config_bool(cfg, "merge_uncap_last_pass");
 	ret->merge_uncap_seconds = (int)pk_config_int(cfg, "merge_uncap_seconds");
+	ret->spm_wait_limit_s = (int)pk_config_int(cfg, "spm_wait_limit");
 	ret->virt.connect_timeout_ms = 15000;
 }
 

@@ -74,6 +74,7 @@ struct hsm_settings {
 	int merge_uncap_seconds;
 	int lock_timeout_ms;     /* 0: 30000 */
 	int spm_timeout_ms;      /* 0: 10000 */
+	int spm_wait_limit_s;    /* how long a caller waits for the SPM (hsm/spm_wait.h); 0: 1800 */
 };
 
 /* Namespaces of hsm->locks (common/locks.h), in the order they are taken. */

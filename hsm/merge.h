@@ -98,6 +98,7 @@ enum hsm_merge_direction {
 #define HSM_MERGE_BANDWIDTH_MAX (1ull << 40)
 
 #define HSM_MERGE_NOTE_MAX 160
+#define HSM_MERGE_WAITING_MAX 512 /* = HSM_SPM_WAIT_REASON_MAX (hsm/spm_wait.h) */
 
 /* A Merge request. Strings are borrowed for the call; domain, image and
  * top may be NULL or "" (the drive's domain and image; the leaf). */
@@ -133,6 +134,7 @@ struct hsm_merge_job_info {
 	uint64_t guest_rate;        /* bytes/s the guest writes (0: not measured) */
 	bool cap_lifted;            /* the limit was lifted for the last pass */
 	char note[HSM_MERGE_NOTE_MAX]; /* for a person; "" when nothing to say */
+	char waiting[HSM_MERGE_WAITING_MAX]; /* "waiting for the SPM since ...", or "" */
 };
 
 /* Settings of the merge subsystem (strings borrowed for the call). */

@@ -210,7 +210,10 @@ void hsm_merge_job_info_of(const struct hsm_merge_job *job, struct hsm_merge_job
 	ret->cap_lifted = job->cap_lifted;
 	hsm_merge_converge_note(ret->convergence, ret->guest_rate, job->bandwidth, job->cap_lifted,
 				ret->note, sizeof(ret->note));
+	hsm_spm_wait_reason(&job->spm_wait, ret->waiting, sizeof(ret->waiting));
 }
+
+_Static_assert(HSM_MERGE_WAITING_MAX == HSM_SPM_WAIT_REASON_MAX, "the wait's reason fits");
 
 /* ---- encode ------------------------------------------------------------------- */
 

@@ -24,6 +24,7 @@
 #include "common/meta.h"
 #include "hsm/hsm.h"
 #include "hsm/merge.h"
+#include "hsm/spm_wait.h"
 
 #define HSM_MERGE_CHAIN_MAX 128
 #define HSM_MERGE_RECORD_VERSION 1
@@ -74,6 +75,8 @@ struct hsm_merge_job {
 	struct hsm_merge_converge conv;   /* the job thread's samples */
 	uint64_t conv_bandwidth;          /* the limit the samples were taken under */
 	unsigned conv_attempts;           /* ... and the block job */
+	struct hsm_spm_wait spm_wait;     /* no SPM answers a step (hsm_merge_spm_result) */
+	unsigned spm_backoff_ms;          /* the loop's sleep while waiting for the SPM; 0: not */
 };
 
 struct hsm_merge {
@@ -238,6 +241,20 @@ enum hsm_merge_step hsm_merge_job_step_to(struct hsm_merge_job *job, enum hsm_me
  */
 int hsm_merge_job_fail(struct hsm_merge_job *job, const struct pk_error *err,
 		       struct pk_error *ret_err);
+
+/*
+ * The step result of an SPM call (r, err) of a step that cannot go on
+ * without the SPM (EXTENDING, CLEANUP): MOVED when it answered 0; RETRY
+ * when no SPM answers (hsm/spm_wait.h): the job stays in its state, its
+ * info says "waiting for the SPM since ..." (an event tells it), and the
+ * loop runs the state again after the wait's backoff (the step holds no
+ * lock meanwhile); FAIL when that lasted settings.spm_wait_limit_s, or for
+ * a refusal. Job thread only.
+ */
+enum hsm_merge_step hsm_merge_spm_result(struct hsm_merge_job *job, int r, struct pk_error *err);
+
+/* While the job waits for the SPM: the loop's sleep before the next try; else 0. */
+unsigned hsm_merge_spm_backoff(struct hsm_merge_job *job);
 
 /* The record fields a step changes before it acts on them. */
 enum hsm_merge_field {

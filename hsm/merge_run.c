@@ -835,6 +835,13 @@ void hsm_merge_job_run(struct hsm_merge_job *job)
 		if (r == HSM_MERGE_STEP_STOP) {
 			return;
 		}
+		if (r == HSM_MERGE_STEP_RETRY && hsm_merge_spm_backoff(job)) {
+			/* No SPM answers: the wait has its own backoff and limit. */
+			if (hsm_merge_sleep(job, hsm_merge_spm_backoff(job))) {
+				return;
+			}
+			continue;
+		}
 		if (r == HSM_MERGE_STEP_RETRY) {
 			uint64_t now = pk_clock_monotonic_ms();
 			if (!transient_since) {

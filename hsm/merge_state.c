@@ -126,6 +126,9 @@ int hsm_merge_job_transition(struct hsm_merge_job *job, enum hsm_merge_state sta
 				hsm_merge_state_name(from), hsm_merge_state_name(state));
 		return r;
 	}
+	/* A new state waits for nothing yet (a wait for the SPM was the old state's). */
+	hsm_spm_wait_reset(&job->spm_wait);
+	job->spm_backoff_ms = 0;
 	hsm_merge_job_info_of(job, &info);
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
@@ -246,6 +249,59 @@ uint64_t hsm_merge_job_bandwidth(struct hsm_merge_job *job)
 }
 
 /* ---- waiting ----------------------------------------------------------------------- */
+
+enum hsm_merge_step hsm_merge_spm_result(struct hsm_merge_job *job, int r, struct pk_error *err)
+{
+	struct hsm_merge *m = hsm_merge_of(job->hsm);
+	struct hsm_merge_job_info info;
+	enum hsm_spm_wait_next next;
+	unsigned ms = 0;
+	bool was;
+
+	pthread_mutex_lock(&m->lock);
+	was = hsm_spm_wait_waiting(&job->spm_wait);
+	if (!was) {
+		hsm_spm_wait_init(&job->spm_wait, job->hsm);
+	}
+	next = hsm_spm_wait_next(&job->spm_wait, r, err, &ms);
+	job->spm_backoff_ms = next == HSM_SPM_WAIT_AGAIN ? ms : 0;
+	if (next == HSM_SPM_WAIT_EXPIRED) {
+		/* The job fails with err, which says how long it waited: nothing waits now. */
+		hsm_spm_wait_reset(&job->spm_wait);
+	}
+	hsm_merge_job_info_of(job, &info);
+	pthread_mutex_unlock(&m->lock);
+	/* Whoever follows the job sees it begin and end waiting, not every attempt. */
+	if (next == HSM_SPM_WAIT_AGAIN && !was) {
+		pk_log_warn("merge job job='%s' state=%s: %s; retrying until the SPM answers", job->id,
+			    hsm_merge_state_name(info.state), info.waiting);
+		hsm_merge_publish(m, &info, job->hsm->info.host_id);
+	} else if (next != HSM_SPM_WAIT_AGAIN && was) {
+		pk_log_info("merge job job='%s' state=%s: %s", job->id,
+			    hsm_merge_state_name(info.state),
+			    next == HSM_SPM_WAIT_DONE ? "the SPM answers again" : err->message);
+		hsm_merge_publish(m, &info, job->hsm->info.host_id);
+	}
+	switch (next) {
+	case HSM_SPM_WAIT_AGAIN:
+		return HSM_MERGE_STEP_RETRY;
+	case HSM_SPM_WAIT_EXPIRED:
+		return HSM_MERGE_STEP_FAIL;
+	default:
+		return hsm_merge_step_of(r, err);
+	}
+}
+
+unsigned hsm_merge_spm_backoff(struct hsm_merge_job *job)
+{
+	struct hsm_merge *m = hsm_merge_of(job->hsm);
+	unsigned ms;
+
+	pthread_mutex_lock(&m->lock);
+	ms = job->spm_backoff_ms;
+	pthread_mutex_unlock(&m->lock);
+	return ms;
+}
 
 bool hsm_merge_stopping(struct hsm_merge_job *job)
 {

@@ -29,7 +29,6 @@
 
 #define QEMU_IMG_TIMEOUT_MS 120000
 #define MIB ((uint64_t)1024 * 1024)
-#define CLEANUP_TRIES 8
 #define DEACTIVATE_TRIES 20
 
 bool hsm_merge_error_transient(const struct pk_error *err)
@@ -322,9 +321,9 @@ enum hsm_merge_step hsm_merge_step_extend(struct hsm_merge_job *job, struct pk_e
 		goto out;
 	}
 	r = hsm_spm_volume_extend(job->hsm, job->domain, job->image, target, need, &lv_size, err);
+	s = hsm_merge_spm_result(job, r, err);
 	if (r < 0) {
 		pk_error_prefix(err, "cannot extend volume '%s' to %" PRIu64 " MiB", target, need / MIB);
-		s = hsm_merge_step_of(r, err);
 		goto out;
 	}
 	r = hsm_volume_refresh(job->hsm, job->domain, job->image, target, NULL, err);
@@ -342,30 +341,25 @@ out:
 
 /* ---- CLEANUP --------------------------------------------------------------------------- */
 
-/* Runs one idempotent SPM call of changes, retrying transient failures a
- * bounded number of times: MOVED, STOP, or FAIL (also when the retries ran out). */
-static enum hsm_merge_step spm_update_retry(struct hsm_merge_job *job,
-					    const struct pk_spm_meta_change *changes, size_t n,
-					    struct pk_error *err)
+/*
+ * Runs the idempotent SPM call of changes: MOVED; RETRY while no SPM
+ * answers (hsm_merge_spm_result: CLEANUP then runs again from its start,
+ * its locks released meanwhile); FAIL for a refusal or a wait too long.
+ */
+static enum hsm_merge_step spm_update(struct hsm_merge_job *job,
+				      const struct pk_spm_meta_change *changes, size_t n,
+				      struct pk_error *err)
 {
-	int r = 0;
+	enum hsm_merge_step s;
+	int r;
 
-	for (unsigned i = 0; i < CLEANUP_TRIES; i++) {
-		pk_error_clear(err);
-		r = hsm_spm_volumes_meta_update(job->hsm, job->domain, job->image, changes, n, err);
-		if (r == 0 || !hsm_merge_error_transient(err)) {
-			break;
-		}
-		if (hsm_merge_sleep(job, 250u << (i < 4 ? i : 4))) {
-			return HSM_MERGE_STEP_STOP;
-		}
-	}
+	r = hsm_spm_volumes_meta_update(job->hsm, job->domain, job->image, changes, n, err);
+	s = hsm_merge_spm_result(job, r, err);
 	if (r < 0) {
 		pk_error_prefix(err, "cannot update the metadata of image '%s' (%zu volume(s))",
 				job->image, n);
-		return HSM_MERGE_STEP_FAIL;
 	}
-	return HSM_MERGE_STEP_MOVED;
+	return s;
 }
 
 /* Our drive metadata names the new leaf (after a commit of the leaf). */
@@ -499,7 +493,7 @@ enum hsm_merge_step hsm_merge_step_cleanup(struct hsm_merge_job *job, struct pk_
 				.u = { .role = PK_VOLUME_LEAF },
 			};
 		}
-		s = spm_update_retry(job, changes, n, err);
+		s = spm_update(job, changes, n, err);
 	}
 	if (s == HSM_MERGE_STEP_MOVED) {
 		pk_fault_point("merge:cleanup:orphaned");

@@ -61,6 +61,7 @@ static Pk__JobInfo *job_to_wire(struct pk_arena *a, const struct hsm_merge_job_i
 	w->guest_write_rate = j->guest_rate;
 	w->cap_lifted = j->cap_lifted;
 	w->note = pk_arena_strdup(a, j->note);
+	w->waiting = pk_arena_strdup(a, j->waiting);
 	if (j->error.code != PK_OK) {
 		w->error = pk_arena_new(a, Pk__Error);
 		pk__error__init(w->error);

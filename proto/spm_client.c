@@ -8,11 +8,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/uuid.h"
 #include "common/xalloc.h"
 #include "proto/wire.h"
 
+/*
+ * Which spmd to ask first: the one that answered last (preferred), unless
+ * it stopped answering; spmds that timed out or refused the connection
+ * (down) are asked only after every other one, so a dead SPM costs one
+ * timeout, not one per call. Any answer clears the mark.
+ */
 struct pk_spm_client {
 	struct pk_rpc_client **clients;
+	_Atomic bool *down;
 	size_t n;
 	_Atomic size_t preferred;
 };
@@ -37,6 +45,8 @@ int pk_spm_client_new(const char *urls, struct pk_spm_client **ret, struct pk_er
 			continue;
 		}
 		sc->clients = pk_xgrow(sc->clients, NULL, sc->n + 1, sizeof(*sc->clients));
+		sc->down = pk_xgrow(sc->down, NULL, sc->n + 1, sizeof(*sc->down));
+		atomic_init(&sc->down[sc->n], false);
 		r = pk_rpc_client_new(u, PK_MAX_MESSAGE_DEFAULT * 4, &sc->clients[sc->n], err);
 		if (r < 0) {
 			break;
@@ -64,6 +74,7 @@ void pk_spm_client_free(struct pk_spm_client *sc)
 		pk_rpc_client_free(sc->clients[i]);
 	}
 	free(sc->clients);
+	free(sc->down);
 	free(sc);
 }
 
@@ -77,33 +88,116 @@ struct pk_rpc_client *pk_spm_client_at(struct pk_spm_client *sc, size_t i)
 	return i < sc->n ? sc->clients[i] : NULL;
 }
 
+bool pk_spm_client_is_down(const struct pk_spm_client *sc, size_t i)
+{
+	return i < sc->n && atomic_load(&sc->down[i]);
+}
+
+/* The order of this call's attempts: preferred first, then the others, down ones last. */
+static void call_order(struct pk_spm_client *sc, size_t *order)
+{
+	size_t first = atomic_load(&sc->preferred) % sc->n;
+	size_t k = 0;
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t j = 0; j < sc->n; j++) {
+			size_t i = (first + j) % sc->n;
+			if (atomic_load(&sc->down[i]) == (pass == 1)) {
+				order[k++] = i;
+			}
+		}
+	}
+}
+
+/*
+ * The request id field of a mutating verb (NULL for the others): filled
+ * once per call, so every attempt of it carries the same one.
+ */
+static char **request_id_field(Pk__Request *req)
+{
+	switch (req->call_case) {
+	case PK__REQUEST__CALL_DELETE_VOLUME:
+		return &req->delete_volume->request_id;
+	case PK__REQUEST__CALL_EXTEND_VOLUME:
+		return &req->extend_volume->request_id;
+	case PK__REQUEST__CALL_UPDATE_VOLUME_META:
+		return &req->update_volume_meta->request_id;
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * An spmd marked down gets a Ping first, answered by its dispatcher
+ * without touching storage: a dead one costs PROBE_MS instead of the
+ * call's whole timeout, a live one (busy, or back) gets the call.
+ */
+#define PROBE_MS 500
+
+static int probe(struct pk_rpc_client *c, int timeout_ms, struct pk_error *err)
+{
+	Pk__Request req = PK__REQUEST__INIT;
+	Pk__PingRequest ping = PK__PING_REQUEST__INIT;
+	Pk__Response *resp = NULL;
+	int r;
+
+	req.call_case = PK__REQUEST__CALL_PING;
+	req.ping = &ping;
+	r = pk_codec_call(c, &req, timeout_ms > 0 && timeout_ms < PROBE_MS ? timeout_ms : PROBE_MS,
+			  &resp, NULL, err);
+	if (resp) {
+		pk__response__free_unpacked(resp, NULL);
+	}
+	return r;
+}
+
+static bool moves_on(enum pk_errc code)
+{
+	/* Not the SPM, not reachable, or no answer in time: ask the next one. */
+	return code == PK_E_NOT_SPM || code == PK_E_UNAVAILABLE || code == PK_E_TIMEOUT;
+}
+
 int pk_spm_client_call(struct pk_spm_client *sc, Pk__Request *req, int timeout_ms,
 		       Pk__Response **ret_resp, struct pk_error *err)
 {
-	size_t first = atomic_load(&sc->preferred);
 	struct pk_error last = { PK_OK, "" };
 	char tried[PK_ERROR_MSG_MAX / 2] = "";
+	char request_id[PK_UUID_BUFLEN];
+	char **rid = request_id_field(req);
+	size_t *order = pk_xcalloc(sc->n, sizeof(*order));
+	char *rid_given = rid ? *rid : NULL;
 	bool saw_not_spm = false;
 	int r = -EIO;
 
+	if (rid && (!rid_given || !*rid_given)) {
+		pk_uuid_generate(request_id);
+		*rid = request_id;
+	}
+	call_order(sc, order);
 	for (size_t k = 0; k < sc->n; k++) {
-		size_t i = (first + k) % sc->n;
+		size_t i = order[k];
 		struct pk_error e;
 		size_t used = strlen(tried);
 
-		req->id = 0; /* a fresh id per attempt */
-		r = pk_codec_call(sc->clients[i], req, timeout_ms, ret_resp, NULL, &e);
-		if (r == 0) {
-			atomic_store(&sc->preferred, i);
-			return 0;
+		req->id = 0; /* a fresh envelope id per attempt; the request id stays */
+		if (atomic_load(&sc->down[i])) {
+			r = probe(sc->clients[i], timeout_ms, &e);
+			req->id = 0;
+		} else {
+			r = 0;
 		}
-		if (e.code != PK_E_NOT_SPM && e.code != PK_E_UNAVAILABLE) {
-			/* The SPM (or an spmd that can answer) said no: that is the answer. */
+		if (r == 0) {
+			r = pk_codec_call(sc->clients[i], req, timeout_ms, ret_resp, NULL, &e);
+		}
+		atomic_store(&sc->down[i], r < 0 && (e.code == PK_E_UNAVAILABLE ||
+						     e.code == PK_E_TIMEOUT));
+		if (r == 0 || !moves_on(e.code)) {
+			/* The SPM (or an spmd that can answer) answered: that is the answer. */
 			atomic_store(&sc->preferred, i);
-			if (err) {
+			if (r < 0 && err) {
 				*err = e;
 			}
-			return r;
+			goto out;
 		}
 		if (e.code == PK_E_NOT_SPM) {
 			saw_not_spm = true;
@@ -119,15 +213,20 @@ int pk_spm_client_call(struct pk_spm_client *sc, Pk__Request *req, int timeout_m
 		if (err) {
 			*err = last;
 		}
-		return r;
+	} else if (saw_not_spm) {
+		r = pk_error_set(err, PK_E_NOT_SPM, EPERM,
+				 "no reachable spmd holds the SPM lease (asked %s): %s; start one "
+				 "with 'pkctl spm start'", tried, last.message);
+	} else {
+		r = pk_error_set(err, last.code ? last.code : PK_E_UNAVAILABLE, ECONNREFUSED,
+				 "no spmd answered (asked %s): %s", tried, last.message);
 	}
-	if (saw_not_spm) {
-		return pk_error_set(err, PK_E_NOT_SPM, EPERM,
-				    "no reachable spmd holds the SPM lease (asked %s): %s; start one "
-				    "with 'pkctl spm start'", tried, last.message);
+out:
+	if (rid) {
+		*rid = rid_given; /* the caller's request keeps no pointer into this frame */
 	}
-	return pk_error_set(err, last.code ? last.code : PK_E_UNAVAILABLE, ECONNREFUSED,
-			    "no spmd answered (asked %s): %s", tried, last.message);
+	free(order);
+	return r;
 }
 
 /* ---- typed calls ------------------------------------------------------------ */

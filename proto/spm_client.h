@@ -3,10 +3,20 @@
  * addresses are known (a comma-separated list). Used by hsmd (extend and
  * metadata updates during a merge) and pkctl (the engine flows).
  *
- * A call goes to the spmd that answered last; if that one answers NOT_SPM
- * or cannot be reached, the others are tried in list order. Calls that only
- * read (VolumeInfo, ImageChain, DomainInfo, TaskGet...) are answered by any
- * spmd, since every host can read the domain's metadata.
+ * Failover (docs/SPM.md "Finding the SPM"): a call goes to the spmd that
+ * answered last; if that one answers NOT_SPM, refuses the connection or
+ * does not answer in time, the others are tried in list order, and the one
+ * that answers is asked first from then on. An spmd that timed out or
+ * refused is marked down and asked only after every other one until it
+ * answers again, so a dead SPM costs one timeout, not one per call. Calls
+ * that only read (VolumeInfo, ImageChain, DomainInfo, TaskGet...) are
+ * answered by any spmd, since every host can read the domain's metadata.
+ *
+ * Retries are safe: a call of a mutating verb (DeleteVolume, ExtendVolume,
+ * UpdateVolumeMeta) carries one request id (a UUID, generated here unless
+ * the request names one) on every attempt, and the SPM answers a repeat of
+ * a request it (or the SPM before it) carried out instead of applying it
+ * again (docs/SPM.md "Idempotent mutations").
  *
  * This header is plain C: the typed calls below pack and unpack the wire
  * messages here in proto/, so their callers never see the generated
@@ -39,6 +49,9 @@ void pk_spm_client_free(struct pk_spm_client *sc);
 /* The number of addresses and the i-th client (for calls to one spmd). */
 size_t pk_spm_client_count(const struct pk_spm_client *sc);
 struct pk_rpc_client *pk_spm_client_at(struct pk_spm_client *sc, size_t i);
+
+/* True while the i-th spmd is marked down (it timed out or refused last). */
+bool pk_spm_client_is_down(const struct pk_spm_client *sc, size_t i);
 
 /* ---- typed calls ------------------------------------------------------------ */
 

@@ -258,6 +258,7 @@ static int verb_delete_volume(void *ctx, const Pk__Request *req, Pk__Response *r
 		.volume = d->volume_id,
 		.force = d->force,
 		.post_zero = d->post_zero,
+		.request = d->request_id,
 	};
 	int r;
 
@@ -362,6 +363,14 @@ static int change_from_wire(const Pk__VolumeMetaChange *c, struct spm_volume_cha
 	return 0;
 }
 
+/* The request id of the call, for every change of it. */
+static void changes_request(struct spm_volume_change *changes, size_t n, const char *request)
+{
+	for (size_t i = 0; i < n; i++) {
+		changes[i].u.request = request;
+	}
+}
+
 /* UpdateVolumeMeta with changes: several volumes of the image in one step. */
 static int update_volumes_meta(void *ctx, const Pk__UpdateVolumeMetaRequest *u,
 			       Pk__UpdateVolumeMetaResponse *w, struct pk_arena *a,
@@ -385,6 +394,7 @@ static int update_volumes_meta(void *ctx, const Pk__UpdateVolumeMetaRequest *u,
 	for (size_t i = 0; i < u->n_changes && r == 0; i++) {
 		r = change_from_wire(u->changes[i], &changes[i], err);
 	}
+	changes_request(changes, u->n_changes, str_or_empty(u->request_id));
 	if (r == 0) {
 		r = spm_volumes_update(ctx, str_or_empty(u->domain_id), str_or_empty(u->image_id),
 				       changes, u->n_changes, vols, err);
@@ -433,6 +443,7 @@ static int verb_update_volume_meta(void *ctx, const Pk__Request *req, Pk__Respon
 	}
 	up.legality = (enum pk_volume_legality)u->legality;
 	up.expected_generation = u->expected_generation;
+	up.request = str_or_empty(u->request_id);
 	r = spm_volume_update(ctx, str_or_empty(u->domain_id), str_or_empty(u->image_id),
 			      str_or_empty(u->volume_id), &up, &vol, err);
 	if (r == 0) {

@@ -67,6 +67,7 @@ struct spm {
 	struct spm_tasks *tasks;
 	int lock_timeout_ms;
 	struct spm_volume_cache *cache; /* spm/volume.c */
+	struct spm_requests *requests;  /* spm/requests.h; NULL: none remembered */
 
 	/* Asynchronous tasks still running (spm/tasks.c); main waits for them. */
 	pthread_mutex_t async_lock;

@@ -351,6 +351,7 @@ struct job {
 	char image[PK_UUID_BUFLEN];
 	char volume[PK_UUID_BUFLEN];
 	char parent[PK_UUID_BUFLEN];
+	char request[PK_UUID_BUFLEN];
 	char description[256];
 	enum pk_volume_format format;
 	uint64_t capacity, size;
@@ -376,6 +377,7 @@ static struct job *job_new(struct spm *spm, const struct spm_task_request *req)
 	copy_id(j->image, req->image);
 	copy_id(j->volume, req->volume);
 	copy_id(j->parent, req->parent);
+	copy_id(j->request, req->request);
 	snprintf(j->description, sizeof(j->description), "%s",
 		 req->description ? req->description : "");
 	j->format = req->format;
@@ -403,7 +405,7 @@ static int job_run(struct job *j, struct spm_volume *vol, struct pk_error *err)
 		return spm_volume_create(j->spm, &c, vol, err);
 	case SPM_TASK_DELETE_VOLUME:
 		return spm_volume_delete(j->spm, j->domain, j->image, j->volume, j->force,
-					 j->post_zero, err);
+					 j->post_zero, j->request, err);
 	case SPM_TASK_EXTEND_VOLUME:
 		return spm_volume_extend(j->spm, j->domain, j->image, j->volume, j->size, vol, err);
 	case SPM_TASK_DELETE_IMAGE:

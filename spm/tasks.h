@@ -114,6 +114,7 @@ struct spm_task_request {
 	uint64_t capacity;                   /* CREATE_VOLUME */
 	uint64_t size;                       /* CREATE_VOLUME initial size, EXTEND_VOLUME new size */
 	bool force, post_zero;               /* DELETE_VOLUME (force also DELETE_IMAGE) */
+	const char *request;                 /* DELETE_VOLUME: the client's request id, or "" */
 };
 
 /*

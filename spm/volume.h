@@ -78,8 +78,14 @@ struct spm_volume_create {
 int spm_volume_create(struct spm *spm, const struct spm_volume_create *args,
 		      struct spm_volume *ret, struct pk_error *err);
 
+/*
+ * request (NULL or "": none) is the client's request id: the REMOVING mark
+ * carries it (PK_REQ), and a repeat of a deletion this spmd finished is
+ * answered 0 instead of NOT_FOUND (spm/requests.h).
+ */
 int spm_volume_delete(struct spm *spm, const char *domain, const char *image,
-		      const char *volume, bool force, bool post_zero, struct pk_error *err);
+		      const char *volume, bool force, bool post_zero, const char *request,
+		      struct pk_error *err);
 
 /* Grows the LV to at least size bytes; never shrinks (a smaller size is a no-op). */
 int spm_volume_extend(struct spm *spm, const char *domain, const char *image,
@@ -95,6 +101,12 @@ struct spm_volume_update {
 	enum pk_volume_role role;      /* 0: unchanged */
 	enum pk_volume_legality legality; /* 0: unchanged; REMOVING is refused */
 	uint64_t expected_generation;  /* 0: any */
+	/*
+	 * The client's request id (NULL or "": none), written with the change
+	 * (PK_REQ). A volume that carries it already was written by this
+	 * request: a repeat answers it as it is, with no generation check.
+	 */
+	const char *request;
 };
 
 int spm_volume_update(struct spm *spm, const char *domain, const char *image,

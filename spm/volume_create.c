@@ -270,7 +270,7 @@ int spm_volume_create(struct spm *spm, const struct spm_volume_create *args,
 	done = meta;
 	if (a.format == PK_VOLUME_COW) {
 		done.legality = PK_VOLUME_LEGAL;
-		r = spm_volume_write_meta(spm, a.domain, &made, &done, err);
+		r = spm_volume_write_meta(spm, a.domain, &made, &done, NULL, err);
 		if (r < 0) {
 			goto fail;
 		}

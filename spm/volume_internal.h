@@ -69,9 +69,11 @@ void spm_volume_mutation_end(struct pk_lockset *set);
 
 /*
  * Tag change on one LV, under the lease; keeps the SPM's view in step.
- * cur is the volume as on storage (its meta decoded from storage).
+ * cur is the volume as on storage (its meta decoded from storage). The
+ * volume's PK_REQ becomes request (NULL or "": none), whatever next says.
  */
 int spm_volume_write_meta(struct spm *spm, const char *domain, const struct spm_volume *cur,
-			  const struct pk_volume_meta *next, struct pk_error *err);
+			  const struct pk_volume_meta *next, const char *request,
+			  struct pk_error *err);
 
 #endif

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/lvm.h"
 #include "common/xalloc.h"
+#include "spm/requests.h"
 #include "spm/volume_internal.h"
 
 static int lock_image(struct spm *spm, struct pk_lockset *set, const char *what,
@@ -69,11 +70,17 @@ void spm_volume_mutation_end(struct pk_lockset *set)
 }
 
 int spm_volume_write_meta(struct spm *spm, const char *domain, const struct spm_volume *cur,
-			  const struct pk_volume_meta *next, struct pk_error *err)
+			  const struct pk_volume_meta *next_in, const char *request,
+			  struct pk_error *err)
 {
 	struct pk_meta_tags stored, add, del;
+	struct pk_volume_meta next_req = *next_in;
+	const struct pk_volume_meta *next = &next_req;
 	struct spm_volume updated;
 	int r;
+
+	/* The request that writes is the one a repeat is recognised by (PK_REQ). */
+	snprintf(next_req.request, sizeof(next_req.request), "%s", request ? request : "");
 
 	/* cur was decoded from storage; its canonical encoding is what is stored. */
 	r = pk_meta_volume_encode(&cur->meta, &stored, err);
@@ -160,14 +167,14 @@ out:
 
 /* Marks volume REMOVING, then removes the LV. Expects the locks held. */
 static int volume_remove(struct spm *spm, const char *domain, const struct spm_volume *v,
-			 bool post_zero, struct pk_error *err)
+			 bool post_zero, const char *request, struct pk_error *err)
 {
 	struct pk_volume_meta next = v->meta;
 	int r;
 
 	if (v->meta.legality != PK_VOLUME_REMOVING) {
 		next.legality = PK_VOLUME_REMOVING;
-		r = spm_volume_write_meta(spm, domain, v, &next, err);
+		r = spm_volume_write_meta(spm, domain, v, &next, request, err);
 		if (r < 0) {
 			return r;
 		}
@@ -189,6 +196,7 @@ static int volume_remove(struct spm *spm, const char *domain, const struct spm_v
 		return r;
 	}
 	spm_volume_cache_update(spm, domain, NULL, v->id, (int64_t)v->lv_size);
+	spm_requests_deleted(spm->requests, request, v->id);
 	pk_fault_point("delete_volume:removed");
 	pk_log_info("volume deleted domain='%s' image='%s' volume='%s'", domain, v->meta.image,
 		    v->id);
@@ -216,28 +224,51 @@ static int delete_check_in_use(const struct spm_volume_list *list, const struct 
 	return 0;
 }
 
+/* request is ours and names a real request id. */
+static bool request_given(const char *request)
+{
+	return request && *request;
+}
+
+static int request_check(const char *request, struct pk_error *err)
+{
+	return request_given(request) ? pk_uuid_check("request_id", request, err) : 0;
+}
+
 int spm_volume_delete(struct spm *spm, const char *domain, const char *image,
-		      const char *volume, bool force, bool post_zero, struct pk_error *err)
+		      const char *volume, bool force, bool post_zero, const char *request,
+		      struct pk_error *err)
 {
 	struct spm_volume_list list = { 0 };
 	const struct spm_volume *v = NULL;
 	struct pk_lockset set;
-	int r;
+	int r = request_check(request, err);
 
+	if (r < 0) {
+		return r;
+	}
 	r = spm_volume_mutation_begin(spm, "delete_volume", domain, image, PK_LOCK_EXCLUSIVE,
 				      volume, &set, &list, NULL, err);
 	if (r < 0) {
 		return r;
 	}
-	if (r == 0) {
-		r = spm_volume_find_in_image(&list, domain, image, volume, &v, err);
+	r = spm_volume_find_in_image(&list, domain, image, volume, &v, err);
+	if (r < 0 && err->code == PK_E_NOT_FOUND &&
+	    spm_requests_did_delete(spm->requests, request, volume)) {
+		/* A repeat of a deletion done here: its answer was lost on the way. */
+		pk_log_info("delete_volume repeated request='%s' volume='%s': already deleted",
+			    request, volume);
+		pk_error_clear(err);
+		r = 0;
+		goto out;
 	}
 	if (r == 0) {
 		r = delete_check_in_use(&list, v, force, err);
 	}
 	if (r == 0) {
-		r = volume_remove(spm, domain, v, post_zero, err);
+		r = volume_remove(spm, domain, v, post_zero, request, err);
 	}
+out:
 	spm_volume_list_release(&list);
 	spm_volume_mutation_end(&set);
 	return r;
@@ -334,6 +365,10 @@ int spm_volume_update(struct spm *spm, const char *domain, const char *image,
 		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
 				    "nothing to update: give a parent, a role or a legality");
 	}
+	r = request_check(u->request, err);
+	if (r < 0) {
+		return r;
+	}
 	r = spm_volume_mutation_begin(spm, "update_volume_meta", domain, image, PK_LOCK_EXCLUSIVE,
 				      NULL, &set, &list, NULL, err);
 	if (r < 0) {
@@ -343,6 +378,15 @@ int spm_volume_update(struct spm *spm, const char *domain, const char *image,
 		r = spm_volume_find_in_image(&list, domain, image, volume, &v, err);
 	}
 	if (r < 0) {
+		goto out;
+	}
+	if (request_given(u->request) && !strcmp(v->meta.request, u->request)) {
+		/* A repeat of the request that wrote it last: answered, not applied again. */
+		pk_log_info("update_volume_meta repeated request='%s' volume='%s' generation=%" PRIu64
+			    ": already done", u->request, volume, v->meta.generation);
+		if (ret) {
+			*ret = *v;
+		}
 		goto out;
 	}
 	if (u->expected_generation && v->meta.generation != u->expected_generation) {
@@ -382,7 +426,7 @@ int spm_volume_update(struct spm *spm, const char *domain, const char *image,
 	}
 	r = pk_meta_volume_check(volume, &next, err);
 	if (r == 0) {
-		r = spm_volume_write_meta(spm, domain, v, &next, err);
+		r = spm_volume_write_meta(spm, domain, v, &next, u->request, err);
 	}
 	if (r == 0) {
 		pk_log_info("volume metadata updated domain='%s' volume='%s' parent='%s' role=%s "
@@ -393,6 +437,8 @@ int spm_volume_update(struct spm *spm, const char *domain, const char *image,
 			*ret = *v;
 			ret->meta = next;
 			ret->meta.generation = v->meta.generation + 1;
+			snprintf(ret->meta.request, sizeof(ret->meta.request), "%s",
+				 request_given(u->request) ? u->request : "");
 		}
 	}
 out:
@@ -410,6 +456,9 @@ static int change_check_input(const struct spm_volume_change *changes, size_t i,
 	const struct spm_volume_change *c = &changes[i];
 	int r = pk_uuid_check("volume_id", c->volume, err);
 
+	if (r == 0) {
+		r = request_check(c->u.request, err);
+	}
 	if (r == 0 && c->u.set_parent && c->u.parent && *c->u.parent) {
 		r = pk_uuid_check("parent_id", c->u.parent, err);
 	}
@@ -446,6 +495,12 @@ static int change_next(struct spm_volume_list *list, const char *domain, const c
 	if (r < 0) {
 		return r;
 	}
+	*ret_cur = v;
+	if (request_given(c->u.request) && !strcmp(v->meta.request, c->u.request)) {
+		/* This request wrote it already (a repeat): nothing left to do to it. */
+		*next = v->meta;
+		return 0;
+	}
 	if (c->u.expected_generation && v->meta.generation != c->u.expected_generation) {
 		return pk_error_set(err, PK_E_CONFLICT, EAGAIN,
 				    "volume '%s' is at generation %" PRIu64 ", not %" PRIu64
@@ -479,7 +534,6 @@ static int change_next(struct spm_volume_list *list, const char *domain, const c
 	if (c->u.legality) {
 		next->legality = c->u.legality;
 	}
-	*ret_cur = v;
 	return pk_meta_volume_check(c->volume, next, err);
 }
 
@@ -526,7 +580,7 @@ int spm_volumes_update(struct spm *spm, const char *domain, const char *image,
 			next[i].generation = cur[i]->meta.generation;
 			continue;
 		}
-		r = spm_volume_write_meta(spm, domain, cur[i], &next[i], err);
+		r = spm_volume_write_meta(spm, domain, cur[i], &next[i], changes[i].u.request, err);
 		if (r < 0) {
 			if (written) {
 				pk_error_prefix(err, "%zu of the %zu changes are written, volume '%s' "
@@ -540,6 +594,8 @@ int spm_volumes_update(struct spm *spm, const char *domain, const char *image,
 			pk_fault_point("update_volume_meta:partial");
 		}
 		next[i].generation = cur[i]->meta.generation + 1;
+		snprintf(next[i].request, sizeof(next[i].request), "%s",
+			 request_given(changes[i].u.request) ? changes[i].u.request : "");
 		pk_log_info("volume metadata updated domain='%s' volume='%s' parent='%s' role=%s "
 			    "legality=%s generation=%" PRIu64 " (change %zu of %zu)", domain,
 			    changes[i].volume, next[i].parent, pk_volume_role_name(next[i].role),
@@ -600,7 +656,7 @@ int spm_image_delete(struct spm *spm, const char *domain, const char *image, boo
 			continue;
 		}
 		next.legality = PK_VOLUME_REMOVING;
-		r = spm_volume_write_meta(spm, domain, v, &next, err);
+		r = spm_volume_write_meta(spm, domain, v, &next, NULL, err);
 		if (r == 0) {
 			v->meta.legality = PK_VOLUME_REMOVING;
 			v->meta.generation++;
@@ -608,7 +664,7 @@ int spm_image_delete(struct spm *spm, const char *domain, const char *image, boo
 	}
 	for (size_t i = 0; i < list.n && r == 0; i++) {
 		if (!strcmp(list.v[i].meta.image, image)) {
-			r = volume_remove(spm, domain, &list.v[i], false, err);
+			r = volume_remove(spm, domain, &list.v[i], false, NULL, err);
 		}
 	}
 out:
@@ -724,7 +780,7 @@ static int recover_one(struct spm *spm, const char *domain, const struct spm_vol
 			    pk_volume_legality_name(now.meta.legality), now.meta.generation);
 		goto out;
 	}
-	r = volume_remove(spm, domain, &now, false, err);
+	r = volume_remove(spm, domain, &now, false, now.meta.request, err);
 	if (r == 0 && unfinished) {
 		rec->rolled_back++;
 		pk_log_info("recovery: removed unfinished volume domain='%s' volume='%s'", domain,

@@ -173,6 +173,10 @@ static int extend_volume(struct spm_fixture *spm, const Pk__Request *req, Pk__Re
 	int r;
 
 	atomic_fetch_add(&spm->extends, 1);
+	if (atomic_load(&spm->fail_extends) > 0) {
+		atomic_fetch_sub(&spm->fail_extends, 1);
+		return pk_error_set(err, PK_E_NOT_SPM, EPERM, "fake SPM: this host is not the SPM");
+	}
 	pk__extend_volume_response__init(w);
 	r = pk_lvm_lv_extend(spm->fx->hsm.lvm, e->domain_id, e->volume_id, e->new_size, err);
 	if (r == 0) {

@@ -17,7 +17,7 @@
  *
  * Owned by the test: spm_fixture_start in a setup, spm_fixture_stop in its
  * teardown (before fx_teardown). The counters may be read at any time;
- * fail_updates may be set at any time.
+ * fail_updates and fail_extends may be set at any time.
  */
 #ifndef TESTS_LIB_SPM_FIXTURE_H
 #define TESTS_LIB_SPM_FIXTURE_H
@@ -36,6 +36,7 @@ struct spm_fixture {
 	char url[256]; /* ipc://<fx tmp>/spm.sock */
 	atomic_int extends, updates, prepared, chains, creates, deletes; /* requests seen */
 	atomic_int fail_updates; /* the next N UpdateVolumeMeta answer UNAVAILABLE */
+	atomic_int fail_extends; /* the next N ExtendVolume answer NOT_SPM (no SPM yet) */
 	struct spm_fixture_server *srv;
 };
 

@@ -498,6 +498,95 @@ static void test_merge__cleanup_retries_transient_spm_errors(void **state)
 	assert_int_equal(mfx_meta(t, t->s1).legality, PK_VOLUME_ILLEGAL);
 }
 
+/* Waits (10 s) until the job says it waits for the SPM; it stays in state. */
+static struct hsm_merge_job_info wait_waiting(struct mfx *t, const char *id,
+					      enum hsm_merge_state state)
+{
+	struct hsm_merge_job_info info = { 0 };
+	uint64_t end = mfx_now_ms() + 10000;
+
+	while (mfx_now_ms() < end) {
+		assert_int_equal(hsm_merge_job_get(&t->fx->hsm, id, &info, NULL), 0);
+		if (info.waiting[0]) {
+			break;
+		}
+		mfx_sleep_ms(10);
+	}
+	if (!strstr(info.waiting, "waiting for the SPM since ")) {
+		fail_msg("job %s is %s, not waiting for the SPM (%s)", id,
+			 hsm_merge_state_name(info.state), info.error.message);
+	}
+	assert_int_equal(info.state, state);
+	return info;
+}
+
+/*
+ * CLEANUP while no SPM answers (its spmd killed, no other one SPM yet):
+ * the job stays in CLEANUP, says since when it waits and what the SPM
+ * answered last, keeps trying well past the old 8 attempts, and finishes
+ * once an SPM answers.
+ */
+static void test_merge__cleanup_waits_for_the_spm(void **state)
+{
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j = mfx_merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT);
+	struct hsm_merge_job_info w;
+	int asked;
+
+	mfx_wait_calls(FAKE_VIRT_COMMIT, 1);
+	atomic_store(&t->spm->fail_updates, INT_MAX);
+	assert_int_equal(fake_virt_job_complete("vm1", "vda"), 0);
+	w = wait_waiting(t, j.id, HSM_MERGE_CLEANUP);
+	assert_non_null(strstr(w.waiting, "fake SPM: unavailable"));
+	asked = atomic_load(&t->spm->updates);
+	while (atomic_load(&t->spm->updates) < asked + 9) {
+		mfx_sleep_ms(50); /* backoff 250 ms doubling to 5 s: about 20 s */
+	}
+	assert_int_equal(hsm_merge_job_get(&t->fx->hsm, j.id, &w, NULL), 0);
+	assert_int_equal(w.state, HSM_MERGE_CLEANUP);
+	assert_non_null(strstr(w.waiting, "waiting for the SPM since "));
+	atomic_store(&t->spm->fail_updates, 0); /* pkctl spm start elsewhere */
+	w = mfx_wait_state(t, j.id, HSM_MERGE_DONE);
+	assert_string_equal(w.waiting, "");
+	assert_int_equal(mfx_meta(t, t->s1).legality, PK_VOLUME_ILLEGAL);
+	assert_string_equal(mfx_meta(t, t->s2).parent, t->b);
+}
+
+/* EXTENDING while no spmd is the SPM (NOT_SPM): waits in EXTENDING, then goes on. */
+static void test_merge__extending_waits_for_the_spm(void **state)
+{
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j, w;
+
+	atomic_store(&t->spm->fail_extends, INT_MAX);
+	j = mfx_merge(t, t->s1, NULL, HSM_MERGE_DIR_COMMIT);
+	w = wait_waiting(t, j.id, HSM_MERGE_EXTENDING);
+	assert_non_null(strstr(w.waiting, "not the SPM"));
+	assert_int_equal(fake_virt_calls(FAKE_VIRT_COMMIT), 0); /* no block job without the room */
+	atomic_store(&t->spm->fail_extends, 0);
+	w = mfx_wait_state(t, j.id, HSM_MERGE_COMMITTING);
+	assert_string_equal(w.waiting, "");
+	assert_int_equal(hsm_merge_job_abort(&t->fx->hsm, j.id, &w, NULL), 0);
+	mfx_wait_state(t, j.id, HSM_MERGE_FAILED);
+}
+
+/* Nobody answers for the whole limit (setting spm_wait_limit): the job fails, saying so. */
+static void test_merge__spm_wait_has_a_limit(void **state)
+{
+	struct mfx *t = *state;
+	struct hsm_merge_job_info j, w;
+
+	t->fx->hsm.settings.spm_wait_limit_s = 1;
+	atomic_store(&t->spm->fail_extends, INT_MAX);
+	j = mfx_merge(t, t->s1, NULL, HSM_MERGE_DIR_COMMIT);
+	w = mfx_wait_state(t, j.id, HSM_MERGE_FAILED);
+	assert_int_equal(w.error.code, PK_E_TIMEOUT);
+	assert_non_null(strstr(w.error.message, "no SPM answered since"));
+	assert_string_equal(w.waiting, "");
+	assert_int_equal(fake_virt_calls(FAKE_VIRT_COMMIT), 0);
+	atomic_store(&t->spm->fail_extends, 0);
+}
+
 static void test_merge__bad_input(void **state)
 {
 	struct mfx *t = *state;
@@ -1048,6 +1137,12 @@ int main(void)
 			mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_merge__unwritable_record_does_not_advance,
 						mfx_setup, mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__cleanup_waits_for_the_spm, mfx_setup,
+						mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__extending_waits_for_the_spm, mfx_setup,
+						mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_merge__spm_wait_has_a_limit, mfx_setup,
+						mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_merge__bad_input, mfx_setup, mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_merge__one_job_per_drive, mfx_setup, mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_merge__events_published, mfx_setup, mfx_teardown),

@@ -132,6 +132,38 @@ static void test_meta__encode_decode_round_trip(void **state)
 	assert_memory_equal(&m, &back, sizeof(m));
 }
 
+/* PK_REQ: the request id of the last write, optional, a UUID or nothing. */
+static void test_meta__request_tag(void **state)
+{
+	struct pk_volume_meta m, back;
+	struct pk_meta_tags tags, add, del;
+	struct pk_error err;
+	char **stored;
+	const char *bad[] = { "PK_IMG=" IMG, "PK_PARENT=" PK_META_NO_PARENT, "PK_FMT=RAW",
+			      "PK_ROLE=LEAF", "PK_LEGAL=LEGAL", "PK_CAP=512", "PK_GEN=1",
+			      "PK_REQ=not-a-uuid", NULL };
+
+	(void)state;
+	base_meta(&m);
+	snprintf(m.request, sizeof(m.request), "%s", "0c5f6f52-3c1e-4d36-8a55-7f8a3a6a1b22");
+	assert_int_equal(pk_meta_volume_encode(&m, &tags, &err), 0);
+	assert_string_equal(tags.tag[tags.count - 1], "PK_REQ=0c5f6f52-3c1e-4d36-8a55-7f8a3a6a1b22");
+	assert_int_equal(pk_meta_volume_decode(VOL, (char *const *)pk_meta_tags_strv(&tags), &back,
+					       &err), 0);
+	assert_memory_equal(&m, &back, sizeof(m));
+	/* A write without a request drops the old one, in the same commit. */
+	back.request[0] = '\0';
+	assert_int_equal(pk_meta_volume_diff(VOL, (char *const *)pk_meta_tags_strv(&tags), &back,
+					     &add, &del, NULL, &err), 0);
+	assert_int_equal(del.count, 2); /* PK_GEN and PK_REQ */
+	assert_string_equal(del.tag[1], "PK_REQ=0c5f6f52-3c1e-4d36-8a55-7f8a3a6a1b22");
+	assert_int_equal(add.count, 1);
+	stored = tags_of(bad);
+	expect_illegal(VOL, stored, "PK_REQ");
+	snprintf(m.request, sizeof(m.request), "%s", "nope");
+	assert_true(pk_meta_volume_check(VOL, &m, &err) < 0);
+}
+
 static void test_meta__optional_tags_and_foreign_tags(void **state)
 {
 	struct pk_volume_meta m;
@@ -593,6 +625,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_meta__encode_decode_round_trip),
 		cmocka_unit_test(test_meta__optional_tags_and_foreign_tags),
+		cmocka_unit_test(test_meta__request_tag),
 		cmocka_unit_test(test_meta__missing_or_repeated_tags_are_illegal),
 		cmocka_unit_test(test_meta__garbled_values_are_illegal),
 		cmocka_unit_test(test_meta__check_refuses_what_decode_would),

@@ -311,6 +311,41 @@ static void test_rpc__nobody_listening(void **state)
 	pk_rpc_client_free(c);
 }
 
+/*
+ * The peer died after a call (its connection was up; the client saw it
+ * close): the next call is answered UNAVAILABLE within about a second,
+ * not after its timeout; once a server listens there again, calls are
+ * answered. (A call already sent when the peer dies still waits for its
+ * timeout: nng keeps the request for the next connection.)
+ */
+static void test_rpc__peer_gone_is_unavailable_not_a_timeout(void **state)
+{
+	struct pk_rpc_server_config cfg = { .url = url, .workers = 1, .hard_max_msg = 1 << 20 };
+	struct pk_rpc_server *srv = NULL;
+	struct pk_rpc_client *c = NULL;
+	struct pk_error err;
+	void *reply = NULL;
+	size_t len;
+	uint64_t t0;
+
+	(void)state;
+	assert_int_equal(pk_rpc_server_start(&cfg, echo_handler, NULL, &srv, &err), 0);
+	assert_int_equal(pk_rpc_client_new(url, 1 << 20, &c, &err), 0);
+	assert_int_equal(pk_rpc_client_call(c, "hi", 2, 5000, &reply, &len, &err), 0);
+	free(reply);
+	pk_rpc_server_stop(srv);
+	usleep(200 * 1000); /* the process is gone well before the next call */
+	t0 = pk_clock_monotonic_ms();
+	assert_true(pk_rpc_client_call(c, "hi", 2, 5000, &reply, &len, &err) < 0);
+	assert_int_equal(err.code, PK_E_UNAVAILABLE);
+	assert_true(pk_clock_monotonic_ms() - t0 < 2500);
+	assert_int_equal(pk_rpc_server_start(&cfg, echo_handler, NULL, &srv, &err), 0);
+	assert_int_equal(pk_rpc_client_call(c, "hi", 2, 5000, &reply, &len, &err), 0);
+	free(reply);
+	pk_rpc_client_free(c);
+	pk_rpc_server_stop(srv);
+}
+
 static void test_rpc__pub_sub(void **state)
 {
 	struct pk_rpc_pub *p = NULL;
@@ -347,6 +382,7 @@ int main(void)
 		cmocka_unit_test(test_rpc__slow_call_does_not_block_fast),
 		cmocka_unit_test(test_rpc__stop_while_replies_are_in_flight),
 		cmocka_unit_test(test_rpc__nobody_listening),
+		cmocka_unit_test(test_rpc__peer_gone_is_unavailable_not_a_timeout),
 		cmocka_unit_test(test_rpc__pub_sub),
 	};
 

@@ -136,7 +136,7 @@ static void test_spm_volume__create_chain_delete(void **state)
 	/* A second base in the same image is a conflict; nothing is made. */
 	assert_true(create_raw(f, IMAGE, CHILD, 64 << 20, &err) < 0);
 	assert_int_equal(err.code, PK_E_CONFLICT);
-	assert_int_equal(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, false, false, &err), 0);
+	assert_int_equal(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, false, false, NULL, &err), 0);
 	assert_true(spm_image_chain(&f->spm, DOMAIN, IMAGE, &chain, &err) < 0);
 	assert_int_equal(err.code, PK_E_NOT_FOUND);
 }
@@ -158,7 +158,7 @@ static void test_spm_volume__bad_input_changes_nothing(void **state)
 	assert_true(create_raw(f, IMAGE, BASE, 100ull << 30, &err) < 0);
 	assert_int_equal(err.code, PK_E_NO_SPACE);
 	assert_true(spm_volume_delete(&f->spm, "22222222-2222-4333-8444-555555555555", IMAGE, BASE,
-				      false, false, &err) < 0);
+				      false, false, NULL, &err) < 0);
 	assert_int_equal(err.code, PK_E_NOT_FOUND);
 	assert_int_equal(fake_lvm_calls(FAKE_LVM_LV_CREATE), creates);
 }
@@ -216,7 +216,7 @@ static void test_spm_volume__interrupted_delete_rolls_forward(void **state)
 	assert_int_equal(create_raw(f, IMAGE, BASE, 64 << 20, &err), 0);
 	/* lvremove fails after the REMOVING mark (as if spmd died there). */
 	fake_lvm_fail_op(FAKE_LVM_LV_REMOVE, -EIO);
-	assert_true(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, false, false, &err) < 0);
+	assert_true(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, false, false, NULL, &err) < 0);
 	assert_int_equal(spm_volumes_load(&f->spm, DOMAIN, &list, &err), 0);
 	assert_int_equal(list.n, 1);
 	assert_int_equal(list.v[0].meta.legality, PK_VOLUME_REMOVING);
@@ -329,7 +329,7 @@ static void test_spm_volume__no_zeroing_after_the_lease_is_lost(void **state)
 	activations = fake_lvm_calls(FAKE_LVM_LV_ACTIVATION);
 	/* The lease goes right after the REMOVING mark: zeroing must not start. */
 	fake_lvm_after_op(FAKE_LVM_LV_TAGS, lose_lease, NULL);
-	assert_true(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, false, true, &err) < 0);
+	assert_true(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, false, true, NULL, &err) < 0);
 	assert_int_equal(err.code, PK_E_NOT_SPM);
 	assert_int_equal(fake_lvm_calls(FAKE_LVM_LV_ACTIVATION), activations);
 	assert_int_equal(fake_lvm_calls(FAKE_LVM_LV_REMOVE), 0);
@@ -444,7 +444,7 @@ static void test_spm_volume__failed_recovery_is_retried(void **state)
 	make_domain_and_spm(f);
 	assert_int_equal(create_raw(f, IMAGE, BASE, 64 << 20, &err), 0);
 	fake_lvm_fail_op(FAKE_LVM_LV_REMOVE, -EIO);
-	assert_true(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, false, false, &err) < 0);
+	assert_true(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, false, false, NULL, &err) < 0);
 	assert_int_equal(spm_role_stop(&f->spm, DOMAIN, &st, &err), 0);
 	/* The next SPM's recovery meets the same failure. */
 	fake_lvm_fail_op(FAKE_LVM_LV_REMOVE, -EIO);
