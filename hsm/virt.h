@@ -287,6 +287,26 @@ int hsm_virt_block_job_set_bandwidth(struct hsm_virt *virt, const char *name,
 int hsm_virt_block_written(struct hsm_virt *virt, const char *name, const char *disk,
 			   uint64_t *ret_bytes, struct pk_error *err);
 
+/* ---- thin provisioning ---------------------------------------------------- */
+
+/*
+ * Arms a block threshold (virDomainSetBlockThreshold) on dev, a disk
+ * target or one node of its chain ("vda[3]"): a BLOCK_THRESHOLD event
+ * fires once when the guest's allocation on it passes threshold bytes.
+ * 0 disarms. Thresholds do not survive a libvirtd restart: re-arm.
+ */
+int hsm_virt_block_threshold_set(struct hsm_virt *virt, const char *name, const char *dev,
+				 uint64_t threshold, struct pk_error *err);
+
+/* Capacity, allocation (highest offset written) and physical size of dev
+ * (virDomainGetBlockInfo), the backstop check of the drive monitor. */
+int hsm_virt_block_info(struct hsm_virt *virt, const char *name, const char *dev,
+			uint64_t *ret_capacity, uint64_t *ret_allocation,
+			uint64_t *ret_physical, struct pk_error *err);
+
+/* Resumes a paused domain (virDomainResume). CONFLICT when not paused. */
+int hsm_virt_domain_resume(struct hsm_virt *virt, const char *name, struct pk_error *err);
+
 /* ---- names ------------------------------------------------------------------ */
 
 const char *hsm_virt_job_type_name(enum hsm_virt_job_type type);       /* "active-commit" */

@@ -74,6 +74,9 @@ enum fake_virt_op {
 	FAKE_VIRT_JOB_SET_BANDWIDTH,
 	FAKE_VIRT_DISK_SOURCE_SET,
 	FAKE_VIRT_BLOCK_STATS,
+	FAKE_VIRT_THRESHOLD,
+	FAKE_VIRT_BLOCK_INFO,
+	FAKE_VIRT_RESUME,
 	FAKE_VIRT_OP_COUNT,
 };
 
@@ -182,5 +185,14 @@ void fake_virt_reconnect(void);
 
 /* Waits until every queued event has been delivered (callbacks returned). */
 void fake_virt_events_flush(void);
+
+/* Thin provisioning: the allocation and physical size block_info answers
+ * for a disk ("vda" or any "vda[N]" of it), and the threshold last armed
+ * on it (0: none). */
+void fake_virt_block_set(const char *vm, const char *target, uint64_t allocation,
+			 uint64_t physical);
+uint64_t fake_virt_block_threshold(const char *vm, const char *target);
+/* Pauses a running domain (as an I/O error or `virsh suspend` would). */
+void fake_virt_pause(const char *vm);
 
 #endif

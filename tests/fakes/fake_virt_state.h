@@ -48,6 +48,9 @@ struct disk {
 	uint64_t guest_rate;  /* fake_virt_guest_writes */
 	uint64_t guest_region;
 	uint64_t guest_ms;    /* when the guest's writes were last counted */
+	uint64_t threshold;   /* armed block threshold, 0: none */
+	uint64_t allocation;  /* block info */
+	uint64_t physical;
 };
 
 struct domain {
