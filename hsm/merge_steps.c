@@ -25,9 +25,9 @@
 #include "common/xalloc.h"
 #include "hsm/image.h"
 #include "hsm/merge_job.h"
+#include "hsm/qemu_img.h"
 #include "hsm/spm_calls.h"
 
-#define QEMU_IMG_TIMEOUT_MS 120000
 #define MIB ((uint64_t)1024 * 1024)
 #define DEACTIVATE_TRIES 20
 
@@ -53,24 +53,6 @@ enum hsm_merge_step hsm_merge_step_of(int r, const struct pk_error *err)
 }
 
 /* ---- JSON of qemu-img (small, trusted input) ---------------------------------- */
-
-/* The unsigned number after "key": in json; -ENOENT when absent. */
-static int json_u64(const char *json, const char *key, uint64_t *ret)
-{
-	char pat[64];
-	const char *p;
-
-	snprintf(pat, sizeof(pat), "\"%s\"", key);
-	p = strstr(json, pat);
-	if (!p) {
-		return -ENOENT;
-	}
-	p += strlen(pat);
-	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == ':') {
-		p++;
-	}
-	return pk_parse_u64_prefix(p, strlen(p), ret, NULL);
-}
 
 /*
  * The "filename" of each object of the top-level array of
@@ -145,7 +127,7 @@ int hsm_merge_disk_chain(struct hsm *hsm, const char *domain, const char *image,
 	}
 	const char *argv[] = { "qemu-img", "info", "-U", "--backing-chain", "--output=json",
 			       path, NULL };
-	r = pk_proc_check(argv, QEMU_IMG_TIMEOUT_MS, PK_E_IO, &out, err);
+	r = pk_proc_check(argv, HSM_QEMU_IMG_TIMEOUT_MS, PK_E_IO, &out, err);
 	if (r < 0) {
 		return r;
 	}
@@ -171,23 +153,6 @@ int hsm_merge_disk_chain(struct hsm *hsm, const char *domain, const char *image,
 }
 
 /* ---- EXTENDING ------------------------------------------------------------------------ */
-
-/* Where a qcow2 image's data ends (qemu-img check); -ENOENT when unknown. */
-static int image_end(const char *path, uint64_t *ret, struct pk_error *err)
-{
-	const char *argv[] = { "qemu-img", "check", "-U", "-f", "qcow2", "--output=json", path,
-			       NULL };
-	struct pk_proc_result res = { 0 };
-	int r;
-
-	r = pk_proc_run(argv, QEMU_IMG_TIMEOUT_MS, &res, err);
-	if (r < 0) {
-		return r;
-	}
-	r = json_u64(res.out, "image-end-offset", ret);
-	pk_proc_result_release(&res);
-	return r < 0 ? -ENOENT : 0;
-}
 
 /* qemu-img measure of the sub-chain chain[lo..hi] with no backing below hi. */
 static int measure_layers(struct hsm_merge_job *job, const struct hsm_volume_list *list,
@@ -225,31 +190,13 @@ static int measure_layers(struct hsm_merge_job *job, const struct hsm_volume_lis
 	if (r == 0) {
 		const char *argv[] = { "qemu-img", "measure", "-U", "--output=json", "-O", "qcow2",
 				       spec, NULL };
-		r = pk_proc_check(argv, QEMU_IMG_TIMEOUT_MS, PK_E_IO, &out, err);
+		r = pk_proc_check(argv, HSM_QEMU_IMG_TIMEOUT_MS, PK_E_IO, &out, err);
 	}
-	if (r == 0 && json_u64(out, "required", ret) < 0) {
+	if (r == 0 && hsm_qemu_img_json_u64(out, "required", ret) < 0) {
 		r = pk_error_set(err, PK_E_INTERNAL, EINVAL, "qemu-img measure gave no size");
 	}
 	free(out);
 	free(spec);
-	return r;
-}
-
-/* The size of a fully allocated qcow2 image of capacity bytes. */
-static int measure_full(uint64_t capacity, uint64_t *ret, struct pk_error *err)
-{
-	char size[32];
-	char *out = NULL;
-	int r;
-
-	snprintf(size, sizeof(size), "%" PRIu64, capacity);
-	const char *argv[] = { "qemu-img", "measure", "--output=json", "-O", "qcow2", "--size",
-			       size, NULL };
-	r = pk_proc_check(argv, QEMU_IMG_TIMEOUT_MS, PK_E_IO, &out, err);
-	if (r == 0 && json_u64(out, "fully-allocated", ret) < 0) {
-		r = pk_error_set(err, PK_E_INTERNAL, EINVAL, "qemu-img measure gave no size");
-	}
-	free(out);
 	return r;
 }
 
@@ -286,12 +233,12 @@ enum hsm_merge_step hsm_merge_step_extend(struct hsm_merge_job *job, struct pk_e
 		need = v->meta.capacity;
 	} else {
 		r = link_path(job->hsm, job->domain, job->image, target, path, err);
-		if (r == 0 && image_end(path, &end, err) < 0) {
+		if (r == 0 && hsm_qemu_img_image_end(path, &end, err) < 0) {
 			pk_error_clear(err);
 			end = v->lv_size; /* unknown: assume it is full */
 		}
 		if (r == 0) {
-			r = measure_full(v->meta.capacity, &full, err);
+			r = hsm_qemu_img_measure_full(v->meta.capacity, &full, err);
 		}
 		if (r < 0) {
 			s = HSM_MERGE_STEP_FAIL;

@@ -337,6 +337,14 @@ int hsm_virt_dom_get(struct hsm_virt *v, const char *name, virConnectPtr *ret_co
 	return 0;
 }
 
+int hsm_virt_disk_dom_get(struct hsm_virt *v, const char *name, const char *disk,
+			  virConnectPtr *ret_conn, virDomainPtr *ret_dom, struct pk_error *err)
+{
+	int r = hsm_virt_check_arg("disk", disk, err);
+
+	return r < 0 ? r : hsm_virt_dom_get(v, name, ret_conn, ret_dom, err);
+}
+
 void hsm_virt_dom_put(virConnectPtr c, virDomainPtr d)
 {
 	if (d) {

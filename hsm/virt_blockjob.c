@@ -93,15 +93,6 @@ static void fix_job_error(virDomainPtr d, const char *disk, bool starting,
 	virResetLastError();
 }
 
-/* The domain of VM name for a call on its disk (checked first). */
-static int disk_dom_get(struct hsm_virt *v, const char *name, const char *disk,
-			virConnectPtr *ret_conn, virDomainPtr *ret_dom, struct pk_error *err)
-{
-	int r = hsm_virt_check_arg("disk", disk, err);
-
-	return r < 0 ? r : hsm_virt_dom_get(v, name, ret_conn, ret_dom, err);
-}
-
 int hsm_virt_block_commit(struct hsm_virt *v, const char *name, const char *disk,
 			  const char *base, const char *top, bool active,
 			  uint64_t bandwidth, struct pk_error *err)
@@ -185,7 +176,7 @@ int hsm_virt_block_job_info(struct hsm_virt *v, const char *name, const char *di
 	virDomainPtr d;
 	int r;
 
-	r = disk_dom_get(v, name, disk, &c, &d, err);
+	r = hsm_virt_disk_dom_get(v, name, disk, &c, &d, err);
 	if (r < 0) {
 		return r;
 	}
@@ -218,7 +209,7 @@ int hsm_virt_block_job_abort(struct hsm_virt *v, const char *name, const char *d
 	virDomainPtr d;
 	int r;
 
-	r = disk_dom_get(v, name, disk, &c, &d, err);
+	r = hsm_virt_disk_dom_get(v, name, disk, &c, &d, err);
 	if (r < 0) {
 		return r;
 	}
@@ -268,7 +259,7 @@ int hsm_virt_block_written(struct hsm_virt *v, const char *name, const char *dis
 	virDomainPtr d;
 	int r;
 
-	r = disk_dom_get(v, name, disk, &c, &d, err);
+	r = hsm_virt_disk_dom_get(v, name, disk, &c, &d, err);
 	if (r < 0) {
 		return r;
 	}

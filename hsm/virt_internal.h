@@ -92,6 +92,11 @@ int hsm_virt_check_arg(const char *what, const char *s, struct pk_error *err);
 int hsm_virt_dom_get(struct hsm_virt *v, const char *name, virConnectPtr *ret_conn,
 		     virDomainPtr *ret_dom, struct pk_error *err);
 
+/* The same for a call on disk of the domain: disk is checked first
+ * (hsm_virt_check_arg). */
+int hsm_virt_disk_dom_get(struct hsm_virt *v, const char *name, const char *disk,
+			  virConnectPtr *ret_conn, virDomainPtr *ret_dom, struct pk_error *err);
+
 /* Frees d and drops c; either may be NULL. */
 void hsm_virt_dom_put(virConnectPtr c, virDomainPtr d);
 

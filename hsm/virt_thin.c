@@ -13,11 +13,8 @@ int hsm_virt_block_threshold_set(struct hsm_virt *v, const char *name, const cha
 {
 	virConnectPtr c;
 	virDomainPtr d;
-	int r = hsm_virt_check_arg("disk", dev, err);
+	int r = hsm_virt_disk_dom_get(v, name, dev, &c, &d, err);
 
-	if (r == 0) {
-		r = hsm_virt_dom_get(v, name, &c, &d, err);
-	}
 	if (r < 0) {
 		return r;
 	}
@@ -36,11 +33,8 @@ int hsm_virt_block_info(struct hsm_virt *v, const char *name, const char *dev,
 	virDomainBlockInfo info;
 	virConnectPtr c;
 	virDomainPtr d;
-	int r = hsm_virt_check_arg("disk", dev, err);
+	int r = hsm_virt_disk_dom_get(v, name, dev, &c, &d, err);
 
-	if (r == 0) {
-		r = hsm_virt_dom_get(v, name, &c, &d, err);
-	}
 	if (r < 0) {
 		return r;
 	}
