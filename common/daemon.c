@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/endpoint.h"
 #include "common/log.h"
 #include "common/version.h"
 
@@ -35,6 +36,10 @@ static const struct pk_config_key daemon_settings[] = {
 	{ "merge_uncap_last_pass", PK_CONFIG_BOOL, "true", 0, 0, "hsmd: lift the bandwidth limit of an active commit that does not converge once it is merge_uncap_seconds from done" },
 	{ "merge_uncap_seconds", PK_CONFIG_INT, "5", 1, 3600, "hsmd: the backlog (seconds at the limit) under which the limit is lifted for the last pass" },
 	{ "spm_wait_limit", PK_CONFIG_INT, "1800", 1, 604800, "hsmd: seconds a merge (or a thin extension) waits for an SPM to answer before it fails" },
+	{ "tls_ca", PK_CONFIG_STR, NULL, 0, 0, "PEM file of the cluster CA (tls+tcp:// endpoints)" },
+	{ "tls_cert", PK_CONFIG_STR, NULL, 0, 0, "PEM certificate of this daemon (tls+tcp:// endpoints)" },
+	{ "tls_key", PK_CONFIG_STR, NULL, 0, 0, "PEM private key of tls_cert" },
+	{ "insecure_tcp", PK_CONFIG_BOOL, "false", 0, 0, "allow plain tcp:// endpoints, on loopback only (testing)" },
 	{ "fault", PK_CONFIG_STR, NULL, 0, 0, "testing only: a fault point name at which the daemon kills itself" },
 };
 
@@ -120,6 +125,14 @@ int pk_daemon_setup(const char *role, int argc, char **argv, struct pk_config *c
 	}
 	snprintf(ident, sizeof(ident), "%sd", role);
 	pk_log_setup(ident, level);
+	r = pk_daemon_check_endpoint(cfg, "listen", err);
+	if (r < 0) {
+		return r;
+	}
+	r = pk_daemon_check_endpoint(cfg, "events", err);
+	if (r < 0) {
+		return r;
+	}
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -155,4 +168,31 @@ bool pk_daemon_kvm_usable(void)
 	}
 	close(fd);
 	return true;
+}
+
+int pk_daemon_check_endpoint(const struct pk_config *cfg, const char *setting,
+			     struct pk_error *err)
+{
+	const char *url = pk_config_str(cfg, setting);
+	struct pk_endpoint_policy policy = {
+		.insecure_tcp = pk_config_bool(cfg, "insecure_tcp"),
+		.tls_ready = pk_config_str(cfg, "tls_ca") && pk_config_str(cfg, "tls_cert") &&
+			     pk_config_str(cfg, "tls_key"),
+	};
+	enum pk_endpoint_kind kind;
+	bool warn = false;
+	int r;
+
+	if (!url) {
+		return 0;
+	}
+	r = pk_endpoint_check(setting, url, &policy, &kind, &warn, err);
+	if (r < 0) {
+		return r;
+	}
+	if (warn) {
+		pk_log_warn("%s='%s' is plain tcp without TLS or authentication (insecure_tcp = true): any local process can call every verb",
+			    setting, url);
+	}
+	return 0;
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/endpoint.h"
 #include "common/log.h"
 #include "common/statefile.h"
 #include "proto/codec.h"
@@ -30,6 +31,10 @@ int pk_server_start(const struct pk_config *cfg, const char *default_url,
 			if (r < 0) {
 				return r;
 			}
+		}
+		r = pk_endpoint_prepare_ipc_dir(sc.url, err);
+		if (r < 0) {
+			return r;
 		}
 	}
 	sc.workers = (unsigned)pk_config_int(cfg, "workers");

@@ -14,7 +14,7 @@ cleanup() {
 trap cleanup EXIT
 port=$((30000 + $$ % 20000))
 for url in "ipc://$dir/spm.sock" "tcp://127.0.0.1:$port"; do
-	"$BUILD/spmd" -o "listen=$url" -o lvm_devices=/dev/pk-no-such-device -o "run_dir=$dir/run" \
+	"$BUILD/spmd" -o "listen=$url" -o insecure_tcp=true -o lvm_devices=/dev/pk-no-such-device -o "run_dir=$dir/run" \
 		-o "state_dir=$dir/state" -o log_level=info 2>>"$dir/spmd.log" &
 	pids+=($!)
 	for _ in $(seq 50); do "$BUILD/pkctl" --spm "$url" --timeout 500 ping >/dev/null 2>&1 && break; sleep 0.1; done
