@@ -61,6 +61,35 @@ static void daemon_usage(const char *role, FILE *out)
 	}
 }
 
+/* The URL of setting (listen, events) against common/endpoint.h's policy;
+ * an insecure tcp:// endpoint is allowed with a warning. Unset: 0. */
+static int check_endpoint(const struct pk_config *cfg, const char *setting,
+			  struct pk_error *err)
+{
+	const char *url = pk_config_str(cfg, setting);
+	struct pk_endpoint_policy policy = {
+		.insecure_tcp = pk_config_bool(cfg, "insecure_tcp"),
+		.tls_ready = pk_config_str(cfg, "tls_ca") && pk_config_str(cfg, "tls_cert") &&
+			     pk_config_str(cfg, "tls_key"),
+	};
+	enum pk_endpoint_kind kind;
+	bool warn = false;
+	int r;
+
+	if (!url) {
+		return 0;
+	}
+	r = pk_endpoint_check(setting, url, &policy, &kind, &warn, err);
+	if (r < 0) {
+		return r;
+	}
+	if (warn) {
+		pk_log_warn("%s='%s' is plain tcp without TLS or authentication (insecure_tcp = true): any local process can call every verb",
+			    setting, url);
+	}
+	return 0;
+}
+
 int pk_daemon_setup(const char *role, int argc, char **argv, struct pk_config *cfg,
 		    struct pk_error *err)
 {
@@ -125,11 +154,11 @@ int pk_daemon_setup(const char *role, int argc, char **argv, struct pk_config *c
 	}
 	snprintf(ident, sizeof(ident), "%sd", role);
 	pk_log_setup(ident, level);
-	r = pk_daemon_check_endpoint(cfg, "listen", err);
+	r = check_endpoint(cfg, "listen", err);
 	if (r < 0) {
 		return r;
 	}
-	r = pk_daemon_check_endpoint(cfg, "events", err);
+	r = check_endpoint(cfg, "events", err);
 	if (r < 0) {
 		return r;
 	}
@@ -168,31 +197,4 @@ bool pk_daemon_kvm_usable(void)
 	}
 	close(fd);
 	return true;
-}
-
-int pk_daemon_check_endpoint(const struct pk_config *cfg, const char *setting,
-			     struct pk_error *err)
-{
-	const char *url = pk_config_str(cfg, setting);
-	struct pk_endpoint_policy policy = {
-		.insecure_tcp = pk_config_bool(cfg, "insecure_tcp"),
-		.tls_ready = pk_config_str(cfg, "tls_ca") && pk_config_str(cfg, "tls_cert") &&
-			     pk_config_str(cfg, "tls_key"),
-	};
-	enum pk_endpoint_kind kind;
-	bool warn = false;
-	int r;
-
-	if (!url) {
-		return 0;
-	}
-	r = pk_endpoint_check(setting, url, &policy, &kind, &warn, err);
-	if (r < 0) {
-		return r;
-	}
-	if (warn) {
-		pk_log_warn("%s='%s' is plain tcp without TLS or authentication (insecure_tcp = true): any local process can call every verb",
-			    setting, url);
-	}
-	return 0;
 }

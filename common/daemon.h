@@ -39,14 +39,6 @@ struct pk_daemon_info {
 int pk_daemon_setup(const char *role, int argc, char **argv, struct pk_config *cfg,
 		    struct pk_error *err);
 
-/*
- * Checks the URL of setting (listen, events) against common/endpoint.h's
- * policy with the settings insecure_tcp and tls_*; logs the warning for an
- * insecure tcp:// endpoint. Unset: 0. Called by pk_daemon_setup.
- */
-int pk_daemon_check_endpoint(const struct pk_config *cfg, const char *setting,
-			     struct pk_error *err);
-
 /* Waits for SIGTERM or SIGINT; returns the signal number. */
 int pk_daemon_wait_for_signal(void);
 
