@@ -17,6 +17,7 @@
 #include "common/xalloc.h"
 #include "hsm/hsm.h"
 #include "hsm/image.h"
+#include "hsm/merge.h"
 #include "hsm/qemu_img.h"
 #include "hsm/spm_calls.h"
 #include "hsm/spm_wait.h"
@@ -205,7 +206,8 @@ struct check {
 	bool short_of_space;   /* a watched volume needs space it did not get */
 	unsigned retry_ms;     /* check again after this; 0: no need */
 	char status[HSM_THINP_STATUS_MAX];
-	uint64_t extended_ms;  /* when the last extension was armed again */
+	uint64_t armed_ms;     /* when the last threshold was armed */
+	unsigned extensions;   /* volumes extended in this check */
 };
 
 static void check_release(struct check *c)
@@ -372,6 +374,7 @@ static int extend(struct check *c, const struct hsm_drive_id *drive, struct vol 
 		    (refreshed ? refreshed : lv_size) / MIB, alloc / MIB, x->max_size / MIB,
 		    pk_clock_monotonic_ms() - start);
 	x->lv_size = refreshed ? refreshed : lv_size;
+	c->extensions++;
 	pthread_mutex_lock(&c->t->lock);
 	c->t->counters.extends++;
 	c->e->attempts = 0;
@@ -404,7 +407,11 @@ static void watch_node(struct check *c, const struct hsm_drive_id *drive,
 	if (!x->cow) {
 		goto out;
 	}
-	while (force || hsm_thinp_needs_extend(&t->p, n->allocation, x->lv_size, x->max_size)) {
+	/* Bounded: an SPM that answers success without growing must not spin us. */
+	for (unsigned round = 0;
+	     round < 8 && (force || hsm_thinp_needs_extend(&t->p, n->allocation, x->lv_size,
+							   x->max_size));
+	     round++) {
 		uint64_t want = hsm_thinp_next_size(&t->p, n->allocation, x->lv_size, x->max_size, 0);
 
 		if (want <= x->lv_size) {
@@ -429,7 +436,7 @@ static void watch_node(struct check *c, const struct hsm_drive_id *drive,
 		retry_after(c, 1000);
 		goto out;
 	}
-	c->extended_ms = pk_clock_monotonic_ms();
+	c->armed_ms = pk_clock_monotonic_ms();
 out:
 	free(id);
 }
@@ -713,11 +720,16 @@ static void *worker_main(void *arg)
 		keep = check_vm(&c);
 		e->reread = false;
 		check_release(&c);
-		if (trigger_ms && c.extended_ms) {
-			pk_log_debug("drive monitor: VM '%s' trigger to armed threshold %" PRIu64 " ms",
-				     e->name, c.extended_ms - trigger_ms);
+		if (trigger_ms && c.armed_ms && c.extensions) {
+			/* The monitor's own latency, what scripts/bench/thin reads. */
+			pk_log_info("drive monitor: VM '%s' extended %u volume(s), trigger to re-armed "
+				    "threshold %" PRIu64 " ms", e->name, c.extensions,
+				    c.armed_ms - trigger_ms);
 		}
 
+		if (!e->status[0] != !c.status[0]) { /* a wait began or ended */
+			hsm_merge_publish_vm_wait(t->hsm, e->name, c.status);
+		}
 		pthread_mutex_lock(&t->lock);
 		e->busy = false;
 		t->counters.checks++;

@@ -1,9 +1,9 @@
 #!/bin/bash
 # test_thin — the drive monitor (docs/THIN.md) in a 2-host lab: the SPM on
 # host 1, a VM on host 2 whose guest writes sequentially over WRITE_MIB
-# (PK_THIN_WRITE_MIB, default 128) of a 1 GiB image as fast as it can. hsmd of
+# (PK_THIN_WRITE_MIB, default 64) of a 1 GiB image as fast as it can. hsmd of
 # host 2 runs with 32 MiB chunks and a 1 s backstop, so every phase grows a
-# volume several times. (The TCG guest writes about 1.5 MB/s with O_SYNC: 128
+# volume several times. (The TCG guest writes about 1 MB/s with O_SYNC: 64
 # MiB keeps the test near two minutes; PK_THIN_WRITE_MIB=512 runs the full
 # size.)
 #   1. a leaf that starts at 32 MiB: it grows in chunks while the guest writes
@@ -36,7 +36,7 @@ trap cleanup EXIT
 source "$(dirname "$0")/merge_lib.sh"
 
 MIB=$((1024 * 1024))
-WRITE_MIB=${PK_THIN_WRITE_MIB:-128}
+WRITE_MIB=${PK_THIN_WRITE_MIB:-64}
 BLOCKS=$((WRITE_MIB * 256))
 HSMD_LOG() { cat "$PK_LAB_DIR/$PK_LAB/host2/hsmd.log"; }
 lv_mib() { # lv_mib VOLUME: the LV's size in MiB, from the SPM
@@ -89,7 +89,7 @@ stop_spmd() { # stop_spmd HOST
 }
 wait_state() { # wait_state REGEX SECONDS
 	local deadline=$((SECONDS + $2))
-	until state | grep -Eq "$1"; do
+	until [[ "$(state)" =~ $1 ]]; do
 		[ $SECONDS -lt $deadline ] || fail "VM state is '$(state)', not /$1/ after $2 s"
 		sleep 0.1
 	done
@@ -115,12 +115,12 @@ out=$(hsm 2 image prepare --image "$IMG") || fail "prepare: $out"
 stop_hsmd
 start_hsmd
 lab/guest-build "$GUEST" >/dev/null || fail "guest-build"
-watch_start
 out=$(pk2 vm create --name "$VM" --memory 256 --type qemu --disk "image=$IMG,volume=$L0" \
 	--kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
 	--cmdline "$GUEST_KARGS pk.disks=vda pk.blocks=$BLOCKS pk.order=seq pk.stats_s=1" \
 	--serial-log "$SERIAL") || fail "vm create: $out"
 wait_ready
+watch_start
 
 # ---- 1. a 32 MiB leaf grows while the guest writes 512 MiB ----------------------------
 
@@ -139,7 +139,7 @@ ok "a 32 MiB leaf grew to $size MiB in $n extensions while the guest wrote $WRIT
 
 virsh -c qemu:///system suspend "$VM" >/dev/null || fail "virsh suspend"
 sleep 3
-state | grep -q 'paused (user)' || fail "the VM suspended by virsh is '$(state)' after 3 s"
+[[ "$(state)" == *"paused (user)"* ]] || fail "the VM suspended by virsh is '$(state)' after 3 s"
 virsh -c qemu:///system resume "$VM" >/dev/null || fail "virsh resume"
 ok "a VM paused by virsh suspend is not resumed by hsmd"
 
@@ -150,11 +150,11 @@ L1=$(pk2 vm snapshot --vm "$VM" --leaf-size 32M | jq -r '.snapshot[0].new_leaf')
 # The snapshot itself needs the SPM; it stops right after, long before the
 # guest reaches the new leaf's threshold.
 stop_spmd 1
-wait_state 'paused' 120
+wait_state '^paused' 120
 why=$(wait_for_waiting)
-echo "$why" | grep -q "waiting for space on volume $L1" || fail "vm list waiting: $why"
+[[ "$why" == *"waiting for space on volume $L1"* ]] || fail "vm list waiting: $why"
 sleep 2
-state | grep -q paused || fail "the VM resumed without the SPM: $(state)"
+[[ "$(state)" == paused* ]] || fail "the VM resumed without the SPM: $(state)"
 restart_spmd 1
 spm 1 spm start >/dev/null || fail "spm start on host 1 again"
 t=$(date +%s%3N)
@@ -171,11 +171,11 @@ L2=$(pk2 vm snapshot --vm "$VM" --leaf-size 32M | jq -r '.snapshot[0].new_leaf')
 free=$(vgs --config "$PK_LVM_CONFIG" --noheadings --units b --nosuffix -o vg_free "$PK_VG" | tr -d ' ')
 spm_any volume create --image "$FILLIMG" --volume "$FILL" --format raw --capacity "$((free / MIB - 8))M" \
 	>/dev/null || fail "fill the VG ($free bytes free)"
-wait_state 'paused' 120
+wait_state '^paused' 120
 why=$(wait_for_waiting)
-echo "$why" | grep -qi "space" || fail "vm list waiting: $why"
+[[ "$why" == *space* ]] || fail "vm list waiting: $why"
 sleep 2
-state | grep -q paused || fail "the VM resumed on a full VG: $(state)"
+[[ "$(state)" == paused* ]] || fail "the VM resumed on a full VG: $(state)"
 spm_any volume delete --image "$FILLIMG" --volume "$FILL" >/dev/null || fail "delete the filler"
 wait_state '^running' 30
 ok "VG full: VM waited paused ('$why'); space freed: it resumed"
@@ -193,7 +193,7 @@ done
 stop_hsmd KILL
 start_hsmd
 wait_writes 12288 300
-state | grep -q '^running' || fail "VM is '$(state)' after hsmd restarted"
+[[ "$(state)" == running* ]] || fail "VM is '$(state)' after hsmd restarted"
 size=$(lv_mib "$L3")
 [ "$size" -gt 32 ] || fail "leaf $L3 did not grow after hsmd restarted ($size MiB)"
 ok "hsmd killed while leaf $L3 grew: the restarted hsmd re-armed, the VM runs, the leaf is $size MiB"
