@@ -36,6 +36,7 @@
 #include "common/config.h"
 #include "common/daemon.h"
 #include "common/error.h"
+#include "hsm/thinp_policy.h"
 #include "hsm/virt.h"
 #include "hsm/vmxml.h"
 
@@ -44,6 +45,7 @@ struct pk_activation;
 struct pk_spm_client;
 struct pk_locks;
 struct pk_lockset;
+struct hsm_thinp;
 
 #define HSM_PATH_MAX 512
 
@@ -75,6 +77,7 @@ struct hsm_settings {
 	int lock_timeout_ms;     /* 0: 30000 */
 	int spm_timeout_ms;      /* 0: 10000 */
 	int spm_wait_limit_s;    /* how long a caller waits for the SPM (hsm/spm_wait.h); 0: 1800 */
+	struct hsm_thinp_policy thin; /* the drive monitor (hsm/thinp.h) */
 };
 
 /* Namespaces of hsm->locks (common/locks.h), in the order they are taken. */
@@ -99,6 +102,7 @@ struct hsm {
 	atomic_uint reconnects;         /* libvirt reconnections seen */
 	/* Merge jobs (hsm/merge*.c) hang their state here when added. */
 	void *merge;
+	struct hsm_thinp *thinp;        /* the drive monitor, hsm/thinp.h */
 };
 
 /* Reads the settings hsmd uses from cfg (borrowed strings). */
