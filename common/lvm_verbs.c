@@ -186,6 +186,36 @@ int pk_lvm_lv_extend(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_
 	return r;
 }
 
+int pk_lvm_lv_reduce(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_t size,
+		     struct pk_error *err)
+{
+	struct pk_lvm_capture cap = { 0 };
+	struct pk_lvm_cmd c = { .write_vg = vg };
+	int r;
+
+	if ((r = vg_lv_check(vg, lv, err)) < 0 ||
+	    (r = pk_lvm_size_check("LV size", size, err)) < 0) {
+		return r;
+	}
+	pk_lvm_cmd_arg(&c, "lvreduce");
+	pk_lvm_cmd_arg(&c, "-qq");
+	pk_lvm_cmd_arg(&c, "--force");
+	pk_lvm_cmd_arg(&c, "--size");
+	pk_lvm_cmd_argf(&c, "%" PRIu64 "b", size);
+	pk_lvm_cmd_argf(&c, "%s/%s", vg, lv);
+	r = pk_lvm_exec(lvm, &c, &cap, err, "lvreduce of '%s/%s' to %" PRIu64 " bytes", vg, lv,
+			size);
+	/* LVM refuses to "reduce" to the size the LV has or above it. */
+	if (r < 0 && cap.errors.len &&
+	    (strstr(cap.errors.data, "matches existing size") ||
+	     strstr(cap.errors.data, "not smaller than existing size"))) {
+		pk_error_clear(err);
+		r = 0;
+	}
+	pk_lvm_capture_release(&cap);
+	return r;
+}
+
 int pk_lvm_lv_tags_change(struct pk_lvm *lvm, const char *vg, const char *lv,
 			  const char *const *add, const char *const *del, struct pk_error *err)
 {

@@ -120,6 +120,8 @@ static char **request_id_field(Pk__Request *req)
 		return &req->delete_volume->request_id;
 	case PK__REQUEST__CALL_EXTEND_VOLUME:
 		return &req->extend_volume->request_id;
+	case PK__REQUEST__CALL_REDUCE_VOLUME:
+		return &req->reduce_volume->request_id;
 	case PK__REQUEST__CALL_UPDATE_VOLUME_META:
 		return &req->update_volume_meta->request_id;
 	default:
@@ -263,6 +265,33 @@ int pk_spm_client_extend_volume(struct pk_spm_client *sc, const char *domain,
 	if (r == 0 && ret_lv_size) {
 		*ret_lv_size = resp->extend_volume && resp->extend_volume->volume
 				       ? resp->extend_volume->volume->lv_size
+				       : size;
+	}
+	if (resp) {
+		pk__response__free_unpacked(resp, NULL);
+	}
+	return r;
+}
+
+int pk_spm_client_reduce_volume(struct pk_spm_client *sc, const char *domain,
+				const char *image, const char *volume, uint64_t size,
+				uint64_t *ret_lv_size, int timeout_ms, struct pk_error *err)
+{
+	Pk__Request req = PK__REQUEST__INIT;
+	Pk__ReduceVolumeRequest rv = PK__REDUCE_VOLUME_REQUEST__INIT;
+	Pk__Response *resp = NULL;
+	int r;
+
+	rv.domain_id = (char *)domain;
+	rv.image_id = (char *)image;
+	rv.volume_id = (char *)volume;
+	rv.new_size = size;
+	req.call_case = PK__REQUEST__CALL_REDUCE_VOLUME;
+	req.reduce_volume = &rv;
+	r = pk_spm_client_call(sc, &req, timeout_ms, &resp, err);
+	if (r == 0 && ret_lv_size) {
+		*ret_lv_size = resp->reduce_volume && resp->reduce_volume->volume
+				       ? resp->reduce_volume->volume->lv_size
 				       : size;
 	}
 	if (resp) {

@@ -296,6 +296,32 @@ static int verb_extend_volume(void *ctx, const Pk__Request *req, Pk__Response *r
 	return r;
 }
 
+static int verb_reduce_volume(void *ctx, const Pk__Request *req, Pk__Response *resp,
+			      struct pk_arena *a, struct pk_error *err)
+{
+	const Pk__ReduceVolumeRequest *e = req->reduce_volume;
+	Pk__ReduceVolumeResponse *w = pk_arena_new(a, Pk__ReduceVolumeResponse);
+	struct spm_task_request t = {
+		.verb = SPM_TASK_REDUCE_VOLUME,
+		.domain = e->domain_id,
+		.image = e->image_id,
+		.volume = e->volume_id,
+		.size = e->new_size,
+	};
+	struct spm_volume vol;
+	int r;
+
+	pk__reduce_volume_response__init(w);
+	r = task_start(ctx, &t, e->async, &vol, a, &w->task, err);
+	if (r == 0) {
+		if (!e->async) {
+			w->volume = volume_to_wire(a, e->domain_id, &vol);
+		}
+		resp->reduce_volume = w;
+	}
+	return r;
+}
+
 static int verb_delete_image(void *ctx, const Pk__Request *req, Pk__Response *resp,
 			     struct pk_arena *a, struct pk_error *err)
 {
@@ -563,6 +589,7 @@ static const struct pk_verb verbs[] = {
 	{ PK__REQUEST__CALL_CREATE_VOLUME, verb_create_volume },
 	{ PK__REQUEST__CALL_DELETE_VOLUME, verb_delete_volume },
 	{ PK__REQUEST__CALL_EXTEND_VOLUME, verb_extend_volume },
+	{ PK__REQUEST__CALL_REDUCE_VOLUME, verb_reduce_volume },
 	{ PK__REQUEST__CALL_VOLUME_INFO, verb_volume_info },
 	{ PK__REQUEST__CALL_UPDATE_VOLUME_META, verb_update_volume_meta },
 	{ PK__REQUEST__CALL_IMAGE_CHAIN, verb_image_chain },
