@@ -219,7 +219,7 @@ end=$(qemu-img check -U -f qcow2 --output json "$PK_HOST2_RUN/storage/$D/$IMG/$L
 after=$(lv_mib "$L0")
 [ "$after" -le $((end + 32 + 4)) ] ||
 	fail "base $L0 is $after MiB after the commit, its data ends at $end MiB (chunk 32 MiB)"
-ok "internal commit of $L1 into $L0: the base went from $before to $after MiB (data end $end MiB + one chunk)"
+ok "internal commit of $L1 into $L0: the base went from $before to $after MiB (data end $end MiB + one chunk; $(HSMD_LOG | grep -c "base .$L0. reduced") reduction)"
 
 # ---- 8. every acknowledged write is there ----------------------------------------------
 
