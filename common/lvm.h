@@ -232,6 +232,14 @@ int pk_lvm_lv_extend(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_
 		     struct pk_error *err);
 
 /*
+ * Shrinks an LV to `size` bytes (rounded up to extents; lvreduce --force:
+ * the caller knows nothing lives past it). An LV already that small or
+ * smaller is left alone and 0 is returned.
+ */
+int pk_lvm_lv_reduce(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_t size,
+		     struct pk_error *err);
+
+/*
  * Adds and deletes LV tags in ONE lvchange, i.e. one LVM metadata commit:
  * after a crash either all changes are on storage or none. At least one
  * tag in add or del. Deleting a tag the LV does not have is not an error.

@@ -157,8 +157,10 @@ int pk_lvm_lv_remove(struct pk_lvm *lvm, const char *vg, const char *lv, struct 
 	return pk_lvm_exec(lvm, &c, NULL, err, "lvremove of '%s/%s'", vg, lv);
 }
 
-int pk_lvm_lv_extend(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_t size,
-		     struct pk_error *err)
+/* lvextend / lvreduce (tool) to size bytes; the LV already at (or past, in
+ * the direction asked) that size is success: LVM refuses a no-op resize. */
+static int lv_resize(struct pk_lvm *lvm, const char *tool, const char *vg, const char *lv,
+		     uint64_t size, const char *no_op_message, struct pk_error *err)
 {
 	struct pk_lvm_capture cap = { 0 };
 	struct pk_lvm_cmd c = { .write_vg = vg };
@@ -168,22 +170,36 @@ int pk_lvm_lv_extend(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_
 	    (r = pk_lvm_size_check("LV size", size, err)) < 0) {
 		return r;
 	}
-	pk_lvm_cmd_arg(&c, "lvextend");
+	pk_lvm_cmd_arg(&c, tool);
 	pk_lvm_cmd_arg(&c, "-qq");
+	if (!strcmp(tool, "lvreduce")) {
+		pk_lvm_cmd_arg(&c, "--force"); /* the caller knows nothing lives past size */
+	}
 	pk_lvm_cmd_arg(&c, "--size");
 	pk_lvm_cmd_argf(&c, "%" PRIu64 "b", size);
 	pk_lvm_cmd_argf(&c, "%s/%s", vg, lv);
-	r = pk_lvm_exec(lvm, &c, &cap, err, "lvextend of '%s/%s' to %" PRIu64 " bytes", vg, lv,
-		     size);
-	/* LVM refuses to "extend" to the size the LV has or below it. */
+	r = pk_lvm_exec(lvm, &c, &cap, err, "%s of '%s/%s' to %" PRIu64 " bytes", tool, vg, lv,
+			size);
 	if (r < 0 && cap.errors.len &&
 	    (strstr(cap.errors.data, "matches existing size") ||
-	     strstr(cap.errors.data, "not larger than existing size"))) {
+	     strstr(cap.errors.data, no_op_message))) {
 		pk_error_clear(err);
 		r = 0;
 	}
 	pk_lvm_capture_release(&cap);
 	return r;
+}
+
+int pk_lvm_lv_extend(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_t size,
+		     struct pk_error *err)
+{
+	return lv_resize(lvm, "lvextend", vg, lv, size, "not larger than existing size", err);
+}
+
+int pk_lvm_lv_reduce(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_t size,
+		     struct pk_error *err)
+{
+	return lv_resize(lvm, "lvreduce", vg, lv, size, "not smaller than existing size", err);
 }
 
 int pk_lvm_lv_tags_change(struct pk_lvm *lvm, const char *vg, const char *lv,

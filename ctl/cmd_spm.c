@@ -336,6 +336,9 @@ static void show_volume_result(struct ctl *ctl, const Pk__Response *resp)
 	case PK__RESPONSE__RESULT_EXTEND_VOLUME:
 		show_task_and_volume(ctl, resp->extend_volume->task, resp->extend_volume->volume);
 		break;
+	case PK__RESPONSE__RESULT_REDUCE_VOLUME:
+		show_task_and_volume(ctl, resp->reduce_volume->task, resp->reduce_volume->volume);
+		break;
 	case PK__RESPONSE__RESULT_VOLUME_INFO:
 		show_task_and_volume(ctl, NULL, resp->volume_info->volume);
 		break;
@@ -369,6 +372,7 @@ int ctl_cmd_volume(struct ctl *ctl, int argc, char **argv)
 	Pk__CreateVolumeRequest cv = PK__CREATE_VOLUME_REQUEST__INIT;
 	Pk__DeleteVolumeRequest dv = PK__DELETE_VOLUME_REQUEST__INIT;
 	Pk__ExtendVolumeRequest ev = PK__EXTEND_VOLUME_REQUEST__INIT;
+	Pk__ReduceVolumeRequest rv = PK__REDUCE_VOLUME_REQUEST__INIT;
 	Pk__VolumeInfoRequest vi = PK__VOLUME_INFO_REQUEST__INIT;
 	Pk__UpdateVolumeMetaRequest um = PK__UPDATE_VOLUME_META_REQUEST__INIT;
 	struct spm_opts o;
@@ -379,7 +383,7 @@ int ctl_cmd_volume(struct ctl *ctl, int argc, char **argv)
 				       "usage: pkctl volume create --image ID [--volume ID] [--parent ID] "
 				       "--format raw|cow [--capacity SIZE] [--size SIZE] | delete --image ID "
 				       "--volume ID [--force] [--post-zero] | extend --image ID --volume ID "
-				       "--size SIZE | info --image ID --volume ID | update --image ID --volume ID "
+				       "--size SIZE | reduce --image ID --volume ID --size SIZE | info --image ID --volume ID | update --image ID --volume ID "
 				       "[--parent ID|--no-parent] [--role leaf|internal] [--legality legal|illegal]");
 	}
 	r = spm_opts_parse(ctl, argc, argv, &o);
@@ -436,6 +440,17 @@ int ctl_cmd_volume(struct ctl *ctl, int argc, char **argv)
 		ev.async = o.async;
 		req.call_case = PK__REQUEST__CALL_EXTEND_VOLUME;
 		req.extend_volume = &ev;
+	} else if (!strcmp(argv[1], "reduce")) {
+		if ((r = need(ctl, o.volume, "--volume ID")) || (r = need(ctl, o.size, "--size SIZE")) ||
+		    (r = parse_size_opt(ctl, o.size, "--size", &rv.new_size))) {
+			return r;
+		}
+		rv.domain_id = (char *)o.domain;
+		rv.image_id = (char *)o.image;
+		rv.volume_id = (char *)o.volume;
+		rv.async = o.async;
+		req.call_case = PK__REQUEST__CALL_REDUCE_VOLUME;
+		req.reduce_volume = &rv;
 	} else if (!strcmp(argv[1], "info")) {
 		if ((r = need(ctl, o.volume, "--volume ID"))) {
 			return r;
@@ -474,8 +489,8 @@ int ctl_cmd_volume(struct ctl *ctl, int argc, char **argv)
 		req.call_case = PK__REQUEST__CALL_UPDATE_VOLUME_META;
 		req.update_volume_meta = &um;
 	} else {
-		return ctl_usage_error(ctl, "unknown action 'volume %s' (create, delete, extend, info, "
-					    "update)", argv[1]);
+		return ctl_usage_error(ctl, "unknown action 'volume %s' (create, delete, extend, reduce, "
+					    "info, update)", argv[1]);
 	}
 	return run(ctl, &req, false, show_volume_result);
 }

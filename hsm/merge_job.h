@@ -367,6 +367,10 @@ enum hsm_merge_step hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_e
 enum hsm_merge_step hsm_merge_cold_pivot(struct hsm_merge_job *job, struct pk_error *err);
 enum hsm_merge_step hsm_merge_cold_abort(struct hsm_merge_job *job, struct pk_error *err);
 
+/* After DONE (hsm/merge_reduce.c): a commit's base that stays an internal
+ * COW volume is reduced to its data end plus one chunk. Best effort. */
+void hsm_merge_reduce_base(struct hsm_merge_job *job);
+
 /* ---- the wire (hsm/rpc_merge.c) ---------------------------------------- */
 
 /* Encodes an Event for info (heap buffer, free()). */

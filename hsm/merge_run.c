@@ -716,6 +716,9 @@ static enum hsm_merge_step run_state(struct hsm_merge_job *job, enum hsm_merge_s
 		r = hsm_merge_step_cleanup(job, err);
 		if (r == HSM_MERGE_STEP_MOVED) {
 			r = hsm_merge_job_step_to(job, HSM_MERGE_DONE, err);
+			if (r == HSM_MERGE_STEP_MOVED) {
+				hsm_merge_reduce_base(job);
+			}
 		}
 		return r;
 	case HSM_MERGE_ABORTING:

@@ -27,6 +27,19 @@ int hsm_spm_volume_extend(struct hsm *hsm, const char *domain, const char *image
 					   hsm->settings.spm_timeout_ms, err);
 }
 
+int hsm_spm_volume_reduce(struct hsm *hsm, const char *domain, const char *image,
+			  const char *volume, uint64_t size, uint64_t *ret_lv_size,
+			  struct pk_error *err)
+{
+	int r = spm_required(hsm, err);
+
+	if (r < 0) {
+		return r;
+	}
+	return pk_spm_client_reduce_volume(hsm->spm, domain, image, volume, size, ret_lv_size,
+					   hsm->settings.spm_timeout_ms, err);
+}
+
 int hsm_spm_volume_meta_update(struct hsm *hsm, const char *domain, const char *image,
 			       const char *volume, const struct pk_spm_meta_update *u,
 			       struct pk_error *err)

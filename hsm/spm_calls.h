@@ -31,6 +31,12 @@ int hsm_spm_volume_extend(struct hsm *hsm, const char *domain, const char *image
 			  const char *volume, uint64_t size, uint64_t *ret_lv_size,
 			  struct pk_error *err);
 
+/* Shrinks an internal COW volume to size bytes after a merge (ReduceVolume);
+ * *ret_lv_size (may be NULL) receives the LV's new size. */
+int hsm_spm_volume_reduce(struct hsm *hsm, const char *domain, const char *image,
+			  const char *volume, uint64_t size, uint64_t *ret_lv_size,
+			  struct pk_error *err);
+
 /* Changes volume's metadata as u says (UpdateVolumeMeta). */
 int hsm_spm_volume_meta_update(struct hsm *hsm, const char *domain, const char *image,
 			       const char *volume, const struct pk_spm_meta_update *u,

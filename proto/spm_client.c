@@ -120,6 +120,8 @@ static char **request_id_field(Pk__Request *req)
 		return &req->delete_volume->request_id;
 	case PK__REQUEST__CALL_EXTEND_VOLUME:
 		return &req->extend_volume->request_id;
+	case PK__REQUEST__CALL_REDUCE_VOLUME:
+		return &req->reduce_volume->request_id;
 	case PK__REQUEST__CALL_UPDATE_VOLUME_META:
 		return &req->update_volume_meta->request_id;
 	default:
@@ -244,31 +246,60 @@ static int call_drop(struct pk_spm_client *sc, Pk__Request *req, int timeout_ms,
 	return r;
 }
 
-int pk_spm_client_extend_volume(struct pk_spm_client *sc, const char *domain,
-				const char *image, const char *volume, uint64_t size,
-				uint64_t *ret_lv_size, int timeout_ms, struct pk_error *err)
+/* ExtendVolume or ReduceVolume (synchronous): *ret_lv_size from the answer. */
+static int resize_call(struct pk_spm_client *sc, bool reduce, const char *domain,
+		       const char *image, const char *volume, uint64_t size,
+		       uint64_t *ret_lv_size, int timeout_ms, struct pk_error *err)
 {
 	Pk__Request req = PK__REQUEST__INIT;
 	Pk__ExtendVolumeRequest ev = PK__EXTEND_VOLUME_REQUEST__INIT;
+	Pk__ReduceVolumeRequest rv = PK__REDUCE_VOLUME_REQUEST__INIT;
 	Pk__Response *resp = NULL;
+	const Pk__VolumeInfo *vol = NULL;
 	int r;
 
-	ev.domain_id = (char *)domain;
-	ev.image_id = (char *)image;
-	ev.volume_id = (char *)volume;
-	ev.new_size = size;
-	req.call_case = PK__REQUEST__CALL_EXTEND_VOLUME;
-	req.extend_volume = &ev;
+	if (reduce) {
+		rv.domain_id = (char *)domain;
+		rv.image_id = (char *)image;
+		rv.volume_id = (char *)volume;
+		rv.new_size = size;
+		req.call_case = PK__REQUEST__CALL_REDUCE_VOLUME;
+		req.reduce_volume = &rv;
+	} else {
+		ev.domain_id = (char *)domain;
+		ev.image_id = (char *)image;
+		ev.volume_id = (char *)volume;
+		ev.new_size = size;
+		req.call_case = PK__REQUEST__CALL_EXTEND_VOLUME;
+		req.extend_volume = &ev;
+	}
 	r = pk_spm_client_call(sc, &req, timeout_ms, &resp, err);
 	if (r == 0 && ret_lv_size) {
-		*ret_lv_size = resp->extend_volume && resp->extend_volume->volume
-				       ? resp->extend_volume->volume->lv_size
-				       : size;
+		if (reduce && resp->reduce_volume) {
+			vol = resp->reduce_volume->volume;
+		} else if (!reduce && resp->extend_volume) {
+			vol = resp->extend_volume->volume;
+		}
+		*ret_lv_size = vol ? vol->lv_size : size;
 	}
 	if (resp) {
 		pk__response__free_unpacked(resp, NULL);
 	}
 	return r;
+}
+
+int pk_spm_client_extend_volume(struct pk_spm_client *sc, const char *domain,
+				const char *image, const char *volume, uint64_t size,
+				uint64_t *ret_lv_size, int timeout_ms, struct pk_error *err)
+{
+	return resize_call(sc, false, domain, image, volume, size, ret_lv_size, timeout_ms, err);
+}
+
+int pk_spm_client_reduce_volume(struct pk_spm_client *sc, const char *domain,
+				const char *image, const char *volume, uint64_t size,
+				uint64_t *ret_lv_size, int timeout_ms, struct pk_error *err)
+{
+	return resize_call(sc, true, domain, image, volume, size, ret_lv_size, timeout_ms, err);
 }
 
 int pk_spm_client_update_volume_meta(struct pk_spm_client *sc, const char *domain,

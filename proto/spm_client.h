@@ -64,6 +64,12 @@ int pk_spm_client_extend_volume(struct pk_spm_client *sc, const char *domain,
 				const char *image, const char *volume, uint64_t size,
 				uint64_t *ret_lv_size, int timeout_ms, struct pk_error *err);
 
+/* ReduceVolume (synchronous): shrinks an internal COW volume's LV to size
+ * bytes (never grows); *ret_lv_size as for extend. */
+int pk_spm_client_reduce_volume(struct pk_spm_client *sc, const char *domain,
+				const char *image, const char *volume, uint64_t size,
+				uint64_t *ret_lv_size, int timeout_ms, struct pk_error *err);
+
 /* One metadata change of UpdateVolumeMeta; a zero field leaves it as it is. */
 struct pk_spm_meta_update {
 	bool set_parent;

@@ -270,28 +270,55 @@ static int verb_delete_volume(void *ctx, const Pk__Request *req, Pk__Response *r
 	return r;
 }
 
+/* ExtendVolume and ReduceVolume: one task each, the same answer (task, volume). */
+static int resize_task(void *ctx, enum spm_task_verb verb, const char *domain, const char *image,
+		       const char *volume, uint64_t size, bool async, struct pk_arena *a,
+		       Pk__TaskInfo **ret_task, Pk__VolumeInfo **ret_volume, struct pk_error *err)
+{
+	struct spm_task_request t = {
+		.verb = verb,
+		.domain = domain,
+		.image = image,
+		.volume = volume,
+		.size = size,
+	};
+	struct spm_volume vol;
+	int r = task_start(ctx, &t, async, &vol, a, ret_task, err);
+
+	if (r == 0 && !async) {
+		*ret_volume = volume_to_wire(a, domain, &vol);
+	}
+	return r;
+}
+
 static int verb_extend_volume(void *ctx, const Pk__Request *req, Pk__Response *resp,
 			      struct pk_arena *a, struct pk_error *err)
 {
 	const Pk__ExtendVolumeRequest *e = req->extend_volume;
 	Pk__ExtendVolumeResponse *w = pk_arena_new(a, Pk__ExtendVolumeResponse);
-	struct spm_task_request t = {
-		.verb = SPM_TASK_EXTEND_VOLUME,
-		.domain = e->domain_id,
-		.image = e->image_id,
-		.volume = e->volume_id,
-		.size = e->new_size,
-	};
-	struct spm_volume vol;
 	int r;
 
 	pk__extend_volume_response__init(w);
-	r = task_start(ctx, &t, e->async, &vol, a, &w->task, err);
+	r = resize_task(ctx, SPM_TASK_EXTEND_VOLUME, e->domain_id, e->image_id, e->volume_id,
+			e->new_size, e->async, a, &w->task, &w->volume, err);
 	if (r == 0) {
-		if (!e->async) {
-			w->volume = volume_to_wire(a, e->domain_id, &vol);
-		}
 		resp->extend_volume = w;
+	}
+	return r;
+}
+
+static int verb_reduce_volume(void *ctx, const Pk__Request *req, Pk__Response *resp,
+			      struct pk_arena *a, struct pk_error *err)
+{
+	const Pk__ReduceVolumeRequest *e = req->reduce_volume;
+	Pk__ReduceVolumeResponse *w = pk_arena_new(a, Pk__ReduceVolumeResponse);
+	int r;
+
+	pk__reduce_volume_response__init(w);
+	r = resize_task(ctx, SPM_TASK_REDUCE_VOLUME, e->domain_id, e->image_id, e->volume_id,
+			e->new_size, e->async, a, &w->task, &w->volume, err);
+	if (r == 0) {
+		resp->reduce_volume = w;
 	}
 	return r;
 }
@@ -563,6 +590,7 @@ static const struct pk_verb verbs[] = {
 	{ PK__REQUEST__CALL_CREATE_VOLUME, verb_create_volume },
 	{ PK__REQUEST__CALL_DELETE_VOLUME, verb_delete_volume },
 	{ PK__REQUEST__CALL_EXTEND_VOLUME, verb_extend_volume },
+	{ PK__REQUEST__CALL_REDUCE_VOLUME, verb_reduce_volume },
 	{ PK__REQUEST__CALL_VOLUME_INFO, verb_volume_info },
 	{ PK__REQUEST__CALL_UPDATE_VOLUME_META, verb_update_volume_meta },
 	{ PK__REQUEST__CALL_IMAGE_CHAIN, verb_image_chain },

@@ -340,6 +340,7 @@ static const char *const verb_names[] = {
 	[SPM_TASK_DELETE_VOLUME] = "delete_volume",
 	[SPM_TASK_EXTEND_VOLUME] = "extend_volume",
 	[SPM_TASK_DELETE_IMAGE] = "delete_image",
+	[SPM_TASK_REDUCE_VOLUME] = "reduce_volume",
 };
 
 /* A task's arguments, copied so an asynchronous task owns them. */
@@ -410,6 +411,8 @@ static int job_run(struct job *j, struct spm_volume *vol, struct pk_error *err)
 		return spm_volume_extend(j->spm, j->domain, j->image, j->volume, j->size, vol, err);
 	case SPM_TASK_DELETE_IMAGE:
 		return spm_image_delete(j->spm, j->domain, j->image, j->force, err);
+	case SPM_TASK_REDUCE_VOLUME:
+		return spm_volume_reduce(j->spm, j->domain, j->image, j->volume, j->size, vol, err);
 	}
 	return -EINVAL;
 }

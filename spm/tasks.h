@@ -97,6 +97,7 @@ enum spm_task_verb {
 	SPM_TASK_DELETE_VOLUME,
 	SPM_TASK_EXTEND_VOLUME,
 	SPM_TASK_DELETE_IMAGE,
+	SPM_TASK_REDUCE_VOLUME,
 };
 
 /*
@@ -112,7 +113,7 @@ struct spm_task_request {
 	const char *description;             /* CREATE_VOLUME, at most 255 bytes kept */
 	enum pk_volume_format format;        /* CREATE_VOLUME */
 	uint64_t capacity;                   /* CREATE_VOLUME */
-	uint64_t size;                       /* CREATE_VOLUME initial size, EXTEND_VOLUME new size */
+	uint64_t size;                       /* CREATE_VOLUME initial size, EXTEND/REDUCE_VOLUME new size */
 	bool force, post_zero;               /* DELETE_VOLUME (force also DELETE_IMAGE) */
 	const char *request;                 /* DELETE_VOLUME: the client's request id, or "" */
 };

@@ -92,6 +92,17 @@ int spm_volume_extend(struct spm *spm, const char *domain, const char *image,
 		      const char *volume, uint64_t size, struct spm_volume *ret,
 		      struct pk_error *err);
 
+/*
+ * Shrinks an internal COW volume's LV to size bytes (rounded up to
+ * extents) after a merge left it holding less; never grows (a larger size
+ * is a no-op). CONFLICT for a leaf, INVALID_ARGUMENT for RAW, ILLEGAL when
+ * not LEGAL. The caller (the hsmd that ran the merge, which can read the
+ * image) says what size still holds all the data.
+ */
+int spm_volume_reduce(struct spm *spm, const char *domain, const char *image,
+		      const char *volume, uint64_t size, struct spm_volume *ret,
+		      struct pk_error *err);
+
 int spm_volume_info(struct spm *spm, const char *domain, const char *image,
 		    const char *volume, struct spm_volume *ret, struct pk_error *err);
 

@@ -745,6 +745,40 @@ static int lv_extend_unlocked(struct pk_lvm *lvm, const char *vg, const char *lv
 	return want <= have ? 0 : lv_allocate(v, l, want - have, err);
 }
 
+/* Drops extents from the LV's end (its last segments first). */
+static int lv_reduce_unlocked(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_t size,
+			      struct pk_error *err)
+{
+	uint64_t want, drop;
+	struct fake_lv *l;
+	struct fake_vg *v;
+	int r;
+
+	(void)lvm;
+	if ((r = vg_lv_check(vg, lv, err)) < 0 ||
+	    (r = pk_lvm_size_check("LV size", size, err)) < 0 ||
+	    (r = inject(FAKE_LVM_LV_REDUCE, err)) < 0 || (r = lookup(vg, lv, &v, &l, err)) < 0) {
+		return r;
+	}
+	want = size_extents(size, v->extent_size);
+	if (want == 0 || want >= lv_extents(l)) {
+		return 0;
+	}
+	drop = lv_extents(l) - want;
+	while (drop && l->nsegs) {
+		struct pk_lvm_segment *last = &l->segs[l->nsegs - 1];
+
+		if (last->extent_count > drop) {
+			last->extent_count -= drop;
+			drop = 0;
+		} else {
+			drop -= last->extent_count;
+			l->nsegs--;
+		}
+	}
+	return 0;
+}
+
 static int lv_tags_change_unlocked(struct pk_lvm *lvm, const char *vg, const char *lv,
 				   const char *const *add, const char *const *del,
 				   struct pk_error *err)
@@ -933,6 +967,17 @@ int pk_lvm_lv_extend(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_
 		return g;
 	}
 	RETURN_LOCKED(FAKE_LVM_LV_EXTEND, lv_extend_unlocked(lvm, vg, lv, size, err));
+}
+
+int pk_lvm_lv_reduce(struct pk_lvm *lvm, const char *vg, const char *lv, uint64_t size,
+		     struct pk_error *err)
+{
+	int g = write_guard(lvm, vg, "lvreduce", err);
+
+	if (g < 0) {
+		return g;
+	}
+	RETURN_LOCKED(FAKE_LVM_LV_REDUCE, lv_reduce_unlocked(lvm, vg, lv, size, err));
 }
 
 int pk_lvm_lv_tags_change(struct pk_lvm *lvm, const char *vg, const char *lv,

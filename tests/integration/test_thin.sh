@@ -19,7 +19,9 @@
 #      re-arms and the VM keeps running;
 #   6. an active commit of the last leaf into its parent while the guest
 #      writes: no pause, the base holds the data;
-#   7. pk-verify: every write the guest acknowledged is on the final chain.
+#   7. an internal commit: its base (COW) is reduced to its data end plus one
+#      chunk afterwards;
+#   8. pk-verify: every write the guest acknowledged is on the final chain.
 # Everything is removed in the EXIT trap.
 source "$(dirname "$0")/lib.sh"
 
@@ -208,7 +210,18 @@ p=$(longest_pause)
 [ "$(leaf)" = "$L2" ] || fail "leaf after the active commit is $(leaf), not $L2"
 ok "active commit of $L3 into $L2 while the guest wrote: longest pause $p ms, base $(lv_mib "$L2") MiB"
 
-# ---- 7. every acknowledged write is there ----------------------------------------------
+# ---- 7. an internal commit gives the base's space back ----------------------------------
+
+before=$(lv_mib "$L0")
+out=$(pk2 snapshot delete --vm "$VM" --volume "$L1") || fail "internal commit of $L1: $out"
+end=$(qemu-img check -U -f qcow2 --output json "$PK_HOST2_RUN/storage/$D/$IMG/$L0" |
+	jq -r '."image-end-offset" / 1048576 | ceil')
+after=$(lv_mib "$L0")
+[ "$after" -le $((end + 32 + 4)) ] ||
+	fail "base $L0 is $after MiB after the commit, its data ends at $end MiB (chunk 32 MiB)"
+ok "internal commit of $L1 into $L0: the base went from $before to $after MiB (data end $end MiB + one chunk; $(HSMD_LOG | grep -c "base .$L0. reduced") reduction)"
+
+# ---- 8. every acknowledged write is there ----------------------------------------------
 
 virsh -c qemu:///system destroy "$VM" >/dev/null || fail "stop the VM"
 out=$(verify_acks "$PK_HOST2_RUN/storage/$D/$IMG/$(leaf)") || fail "pk-verify: $out"

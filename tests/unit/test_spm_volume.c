@@ -163,8 +163,9 @@ static void test_spm_volume__bad_input_changes_nothing(void **state)
 	assert_int_equal(fake_lvm_calls(FAKE_LVM_LV_CREATE), creates);
 }
 
-/* An unfinished COW volume (ILLEGAL, generation 0), as a crash after lvcreate leaves it. */
-static void plant_unfinished(struct fixture *f, const char *volume)
+/* A COW volume of 64 MiB capacity on an LV of lv_size, planted with its tags. */
+static void plant_cow(struct fixture *f, const char *volume, enum pk_volume_role role,
+		      enum pk_volume_legality legality, uint64_t generation, uint64_t lv_size)
 {
 	struct pk_volume_meta meta = { 0 };
 	struct pk_meta_tags tags;
@@ -173,12 +174,53 @@ static void plant_unfinished(struct fixture *f, const char *volume)
 	snprintf(meta.image, sizeof(meta.image), "%s", IMAGE);
 	snprintf(meta.parent, sizeof(meta.parent), "%s", PK_META_NO_PARENT);
 	meta.format = PK_VOLUME_COW;
-	meta.role = PK_VOLUME_LEAF;
-	meta.legality = PK_VOLUME_ILLEGAL;
+	meta.role = role;
+	meta.legality = legality;
 	meta.capacity = 64 << 20;
+	meta.generation = generation;
 	assert_int_equal(pk_meta_volume_encode(&meta, &tags, &err), 0);
-	assert_int_equal(pk_lvm_lv_create(f->spm.lvm, DOMAIN, volume, 8 << 20,
+	assert_int_equal(pk_lvm_lv_create(f->spm.lvm, DOMAIN, volume, lv_size,
 					  pk_meta_tags_strv(&tags), &err), 0);
+}
+
+/* An unfinished COW volume (ILLEGAL, generation 0), as a crash after lvcreate leaves it. */
+static void plant_unfinished(struct fixture *f, const char *volume)
+{
+	plant_cow(f, volume, PK_VOLUME_LEAF, PK_VOLUME_ILLEGAL, 0, 8 << 20);
+}
+
+static void test_spm_volume__reduce_only_an_internal_cow_volume(void **state)
+{
+	struct fixture *f = *state;
+	struct spm_volume v;
+	struct pk_error err;
+
+	make_domain_and_spm(f);
+	plant_cow(f, BASE, PK_VOLUME_INTERNAL, PK_VOLUME_LEGAL, 1, 64 << 20);
+	spm_volume_cache_invalidate(&f->spm); /* planted behind the SPM's back */
+	/* Rounded up to the extent (4 MiB), and only down. */
+	assert_int_equal(spm_volume_reduce(&f->spm, DOMAIN, IMAGE, BASE, (18 << 20) + 512, &v, &err),
+			 0);
+	assert_int_equal(v.lv_size, 20 << 20);
+	assert_int_equal(spm_volume_info(&f->spm, DOMAIN, IMAGE, BASE, &v, &err), 0);
+	assert_int_equal(v.lv_size, 20 << 20);
+	assert_int_equal(spm_volume_reduce(&f->spm, DOMAIN, IMAGE, BASE, 40 << 20, &v, &err), 0);
+	assert_int_equal(v.lv_size, 20 << 20);
+	assert_true(spm_volume_reduce(&f->spm, DOMAIN, IMAGE, BASE, 0, &v, &err) < 0);
+	assert_int_equal(err.code, PK_E_INVALID_ARGUMENT);
+	/* A leaf may still grow under a guest. */
+	plant_cow(f, CHILD, PK_VOLUME_LEAF, PK_VOLUME_LEGAL, 1, 64 << 20);
+	spm_volume_cache_invalidate(&f->spm);
+	assert_true(spm_volume_reduce(&f->spm, DOMAIN, IMAGE, CHILD, 8 << 20, &v, &err) < 0);
+	assert_int_equal(err.code, PK_E_CONFLICT);
+	assert_int_equal(spm_volume_info(&f->spm, DOMAIN, IMAGE, CHILD, &v, &err), 0);
+	assert_int_equal(v.lv_size, 64 << 20);
+	/* A RAW volume's LV is its data. */
+	assert_int_equal(create_raw(f, "eeeeeeee-2222-4333-8444-555555555555", "ffffffff-2222-4333-8444-555555555555", 64 << 20, &err),
+			 0);
+	assert_true(spm_volume_reduce(&f->spm, DOMAIN, "eeeeeeee-2222-4333-8444-555555555555", "ffffffff-2222-4333-8444-555555555555",
+				      8 << 20, &v, &err) < 0);
+	assert_int_equal(err.code, PK_E_INVALID_ARGUMENT);
 }
 
 static void test_spm_volume__unfinished_create_rolls_back(void **state)
@@ -629,6 +671,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_spm_volume__cache_of_an_old_role_is_not_used, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_spm_volume__a_call_of_an_old_role_writes_nothing,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spm_volume__reduce_only_an_internal_cow_volume,
 						setup, teardown),
 	};
 
