@@ -43,6 +43,8 @@ static const struct pk_config_key daemon_settings[] = {
 	{ "thin_check_seconds", PK_CONFIG_INT, "10", 1, 3600, "hsmd: period of the drive monitor's backstop allocation check" },
 	{ "thin_workers", PK_CONFIG_INT, "4", 1, 64, "hsmd: thin volume checks and extensions run at once" },
 	{ "thin_retry_max_ms", PK_CONFIG_INT, "1000", 50, 60000, "hsmd: backoff ceiling of an extension waiting for the SPM or for space" },
+	{ "spm_auto", PK_CONFIG_BOOL, "false", 0, 0, "spmd: contend for the SPM lease whenever nobody holds it (no operator needed after a failure)" },
+	{ "spm_auto_interval_ms", PK_CONFIG_INT, "500", 50, 60000, "spmd: how often spm_auto asks for the lease while another host holds it" },
 	{ "tls_ca", PK_CONFIG_STR, NULL, 0, 0, "PEM file of the cluster CA (tls+tcp:// endpoints)" },
 	{ "tls_cert", PK_CONFIG_STR, NULL, 0, 0, "PEM certificate of this daemon (tls+tcp:// endpoints)" },
 	{ "tls_key", PK_CONFIG_STR, NULL, 0, 0, "PEM private key of tls_cert" },

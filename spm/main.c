@@ -6,6 +6,7 @@
 #include "common/daemon.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "spm/auto.h"
 #include "spm/rpc.h"
 #include "spm/spm.h"
 #include "proto/server.h"
@@ -17,6 +18,7 @@ int main(int argc, char **argv)
 	struct pk_dispatcher dispatcher = { 0 };
 	struct pk_rpc_server *srv = NULL;
 	struct spm spm;
+	struct spm_auto *autos = NULL;
 	int r, sig, status = 1;
 
 	r = pk_daemon_setup("spm", argc, argv, &cfg, &err);
@@ -41,8 +43,16 @@ int main(int argc, char **argv)
 		pk_log_error("cannot start: %s", err.message);
 		goto out_spm;
 	}
+	if (pk_config_bool(&cfg, "spm_auto") &&
+	    spm_auto_start(&spm, (unsigned)pk_config_int(&cfg, "spm_auto_interval_ms"), &autos,
+			   &err) < 0) {
+		pk_log_error("cannot start: %s", err.message);
+		pk_rpc_server_stop(srv);
+		goto out_spm;
+	}
 	pk_log_info("spmd %s started host_id=%d", PK_VERSION, spm.info.host_id);
 	sig = pk_daemon_wait_for_signal();
+	spm_auto_stop(autos); /* no SpmStart may begin while stopping */
 	/*
 	 * First stop writing (sanlock's kill path also arrives as SIGTERM when
 	 * the lease cannot be renewed), then stop serving.

@@ -16,6 +16,7 @@
 #include "common/statefile.h"
 #include "common/storage.h"
 #include "common/xalloc.h"
+#include "spm/auto.h"
 #include "spm/lease.h"
 #include "spm/requests.h"
 #include "spm/tasks.h"
@@ -521,6 +522,8 @@ int spm_role_stop(struct spm *spm, const char *domain_arg, struct spm_role_statu
 	if (r < 0) {
 		return r;
 	}
+	/* An operator's stop moves the lease away: spm_auto holds back here. */
+	atomic_store(&spm->auto_hold_until_ms, pk_clock_monotonic_ms() + SPM_AUTO_HOLD_MS);
 	/* Writes stop first (the role), then sanlock is told, outside role_lock. */
 	pthread_mutex_lock(&spm->role_lock);
 	was = spm->role;

@@ -86,6 +86,8 @@ struct spm {
 	/* The last recovery of the lease held failed: SpmStart runs it again. */
 	bool recovery_pending;
 	bool recovery_running;     /* a retry is under way (one at a time) */
+	/* spm/auto.h: no automatic SpmStart before this (monotonic ms); set by SpmStop. */
+	_Atomic uint64_t auto_hold_until_ms;
 };
 
 struct spm_role_status {
