@@ -20,6 +20,7 @@
 
 #include "common/log.h"
 #include "common/rpc.h"
+#include "proto/spm_client.h"
 
 static char tls_url[64];
 
@@ -171,6 +172,36 @@ static void test_rpc_tls__bad_material(void **state)
 	pk_rpc_client_free(c);
 }
 
+/* hsmd and pkctl reach spmds through pk_spm_client: every tls+tcp:// address gets TLS. */
+static void test_rpc_tls__spm_client(void **state)
+{
+	struct pk_rpc_server *srv = tls_server();
+	struct pk_spm_client *sc = NULL;
+	struct pk_error err;
+	struct ident id;
+	char urls[160];
+	void *reply = NULL;
+	size_t len = 0;
+
+	(void)state;
+	snprintf(urls, sizeof(urls), "ipc:///tmp/pk-test-rpc-tls-none.sock,%s", tls_url);
+	assert_int_equal(pk_spm_client_new(urls, &sc, &err), 0);
+	ident_init(&id, "ca", "client");
+	assert_int_equal(pk_spm_client_set_tls(sc, &id.tls, &err), 0);
+	assert_int_equal(pk_rpc_client_call(pk_spm_client_at(sc, 1), "hi", 2, 3000, &reply, &len,
+					    &err), 0);
+	assert_memory_equal(reply, "hi", 2);
+	free(reply);
+	pk_spm_client_free(sc);
+	/* a key that cannot be read is an error of the set-up, not of a later call */
+	assert_int_equal(pk_spm_client_new(urls, &sc, &err), 0);
+	id.tls.key = "/nonexistent/client.key";
+	assert_true(pk_spm_client_set_tls(sc, &id.tls, &err) < 0);
+	assert_non_null(strstr(err.message, "/nonexistent/client.key"));
+	pk_spm_client_free(sc);
+	pk_rpc_server_stop(srv);
+}
+
 static void test_rpc_tls__pub_sub(void **state)
 {
 	struct pk_rpc_pub *p = NULL;
@@ -267,6 +298,7 @@ int main(void)
 		cmocka_unit_test(test_rpc_tls__mutual_ok),
 		cmocka_unit_test(test_rpc_tls__refusals),
 		cmocka_unit_test(test_rpc_tls__bad_material),
+		cmocka_unit_test(test_rpc_tls__spm_client),
 		cmocka_unit_test(test_rpc_tls__pub_sub),
 		cmocka_unit_test(test_rpc_tls__errors_are_unavailable),
 		cmocka_unit_test(test_rpc_tls__ipc_socket_and_peer),
