@@ -58,7 +58,8 @@ int pk_rpc_nng_error(struct pk_error *err, int rv, const char *what, const char 
 				    "accepted; either the peer's is not trusted here (not signed by our "
 				    "tls_ca, expired, or not issued for the host in the URL) or the peer "
 				    "refused ours (not signed by its tls_ca, or expired); check tls_ca, "
-				    "tls_cert and tls_key on both sides",
+				    "tls_cert and tls_key on both sides, and that the peer listens on "
+				    "tls+tcp:// there",
 				    what, url, nng_strerror(rv));
 	case NNG_ECONNRESET:
 		return pk_error_set(err, PK_E_UNAVAILABLE, ECONNRESET,
@@ -537,8 +538,12 @@ int pk_rpc_client_set_tls(struct pk_rpc_client *c, const struct pk_rpc_tls *tls,
 	nng_tls_config *cfg;
 	int r;
 
-	if (!pk_rpc_ep_is_tls(c->url) || !pk_rpc_tls_is_set(tls)) {
-		return 0; /* a tls+tcp:// url without TLS is refused at the dial */
+	if (!pk_rpc_ep_is_tls(c->url)) {
+		return 0;
+	}
+	if (!pk_rpc_tls_is_set(tls)) {
+		/* Now rather than at the first call: a daemon then fails at start. */
+		return pk_rpc_ep_tls_missing(c->url, "TLS", err);
 	}
 	if (c->dialed || c->tls_cfg) {
 		return pk_error_set(err, PK_E_INTERNAL, EBUSY,

@@ -175,7 +175,7 @@ static void ipc_peer_check(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	}
 }
 
-static int tls_missing(const char *url, const char *what, struct pk_error *err)
+int pk_rpc_ep_tls_missing(const char *url, const char *what, struct pk_error *err)
 {
 	return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
 			    "%s: '%s' needs TLS certificates (daemons: settings tls_ca, tls_cert, "
@@ -197,7 +197,7 @@ int pk_rpc_ep_listen(nng_socket sock, const char *url, const struct pk_rpc_tls *
 	}
 	if (pk_rpc_ep_is_tls(url)) {
 		if (!pk_rpc_tls_is_set(tls)) {
-			r = tls_missing(url, what, err);
+			r = pk_rpc_ep_tls_missing(url, what, err);
 			goto fail;
 		}
 		r = pk_rpc_ep_tls_config(tls, true, url, &cfg, err);
@@ -239,7 +239,7 @@ int pk_rpc_ep_dial(nng_socket sock, const char *url, nng_tls_config *tls_cfg,
 	int rv;
 
 	if (pk_rpc_ep_is_tls(url) && !tls_cfg) {
-		return tls_missing(url, what, err);
+		return pk_rpc_ep_tls_missing(url, what, err);
 	}
 	rv = nng_dialer_create(&d, sock, url);
 	if (rv != 0) {

@@ -36,6 +36,9 @@ bool pk_rpc_ep_is_tls(const char *url);
 int pk_rpc_ep_tls_config(const struct pk_rpc_tls *tls, bool server, const char *url,
 			 nng_tls_config **ret, struct pk_error *err);
 
+/* INVALID_ARGUMENT: url is tls+tcp:// and no TLS material was given (says where to give it). */
+int pk_rpc_ep_tls_missing(const char *url, const char *what, struct pk_error *err);
+
 /*
  * Listens on url with the protection of its scheme. For ipc:// the pipe
  * callback is registered on sock (it logs refusals naming log_url, which

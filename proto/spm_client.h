@@ -49,8 +49,9 @@ void pk_spm_client_free(struct pk_spm_client *sc);
 
 /*
  * Gives every tls+tcp:// address of sc the TLS material (the files are
- * read here; see pk_rpc_client_set_tls). Callers MUST call it before the
- * first call on sc. Other addresses are left as they are.
+ * read here; see pk_rpc_client_set_tls: a tls+tcp:// address without
+ * material is INVALID_ARGUMENT). Callers MUST call it before the first
+ * call on sc. Other addresses are left as they are.
  */
 int pk_spm_client_set_tls(struct pk_spm_client *sc, const struct pk_rpc_tls *tls,
 			  struct pk_error *err);

@@ -113,6 +113,13 @@ if "$BUILD/hsmd" -o "listen=ipc://$dir/hsm2/hsm.sock" -o "spm=$SPM_URL" \
 	fail "hsmd started with an unreadable tls_key for its SPM client"
 fi
 grep -q "missing.key" "$dir/hsmd2.log" || { cat "$dir/hsmd2.log"; fail "hsmd2: no file named"; }
+if "$BUILD/hsmd" -o "listen=ipc://$dir/hsm2/hsm.sock" -o "spm=$SPM_URL" \
+	"${NOSTORE[@]}" -o libvirt_uri=test:///default -o activation=lab \
+	-o "lvmap_dir=$dir/lvmap" -o "run_dir=$dir/hsm2-run" -o "state_dir=$dir/hsm2-state" \
+	2>"$dir/hsmd3.log"; then
+	fail "hsmd started with a tls+tcp:// spm address and no certificates"
+fi
+grep -q "needs TLS certificates" "$dir/hsmd3.log" || { cat "$dir/hsmd3.log"; fail "hsmd3: no reason"; }
 ok "hsmd's SPM client takes the TLS settings (an unreadable key stops the start: $(grep -o "tls_key[^;]*" "$dir/hsmd2.log" | head -n 1))"
 
 # 5. plain tcp:// is refused at start unless insecure_tcp, and then only on loopback

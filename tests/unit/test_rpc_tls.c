@@ -143,8 +143,10 @@ static void test_rpc_tls__bad_material(void **state)
 	assert_true(pk_rpc_server_start(&sc, echo_handler, NULL, &srv, &err) < 0);
 	assert_int_equal(err.code, PK_E_INVALID_ARGUMENT);
 	assert_non_null(strstr(err.message, "tls_ca"));
-	/* a file that is not there, a key given as CA */
+	/* no material, a file that is not there, a key given as CA */
 	assert_int_equal(pk_rpc_client_new(tls_url, 1 << 20, &c, &err), 0);
+	assert_int_equal(pk_rpc_client_set_tls(c, NULL, &err), -EINVAL);
+	assert_non_null(strstr(err.message, "PK_TLS_CA"));
 	ident_init(&id, "ca", "client");
 	id.tls.cert = "/nonexistent/client.pem";
 	assert_true(pk_rpc_client_set_tls(c, &id.tls, &err) < 0);
