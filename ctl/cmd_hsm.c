@@ -31,6 +31,12 @@ void ctl_json_vm(struct ctl_json *j, const char *key, const Pk__VmInfo *vm)
 	ctl_json_string(j, "name", vm->name);
 	ctl_json_string(j, "uuid", vm->uuid);
 	ctl_json_string(j, "state", vm->state);
+	if (vm->state_reason && *vm->state_reason) {
+		ctl_json_string(j, "state_reason", vm->state_reason);
+	}
+	if (vm->waiting && *vm->waiting) {
+		ctl_json_string(j, "waiting", vm->waiting);
+	}
 	ctl_json_string(j, "type", vm_type_name(vm->type));
 	ctl_json_array_begin(j, "drives");
 	for (size_t i = 0; i < vm->n_drives; i++) {
@@ -56,7 +62,12 @@ void ctl_json_vm(struct ctl_json *j, const char *key, const Pk__VmInfo *vm)
 
 void ctl_print_vm(const Pk__VmInfo *vm)
 {
-	printf("%s  %s  %s (%s)\n", vm->name, vm->uuid, vm->state, vm_type_name(vm->type));
+	printf("%s  %s  %s%s%s (%s)\n", vm->name, vm->uuid, vm->state,
+	       vm->state_reason && *vm->state_reason ? ": " : "",
+	       vm->state_reason ? vm->state_reason : "", vm_type_name(vm->type));
+	if (vm->waiting && *vm->waiting) {
+		printf("  waiting: %s\n", vm->waiting);
+	}
 	for (size_t i = 0; i < vm->n_drives; i++) {
 		const Pk__DriveInfo *d = vm->drives[i];
 		printf("  %-4s image %s leaf %s\n", d->target, d->image_id, d->volume_id);

@@ -30,6 +30,7 @@ struct vm_opts {
 	const char *drives; /* comma-separated */
 	const char *image;
 	bool quiesce;
+	uint64_t leaf_size; /* snapshot: LV size of the new leaves, 0: the SPM's default */
 };
 
 enum {
@@ -46,6 +47,7 @@ enum {
 	OPT_DRIVE,
 	OPT_QUIESCE,
 	OPT_IMAGE,
+	OPT_LEAF_SIZE,
 };
 
 static int vm_opts_parse(struct ctl *ctl, int argc, char **argv, struct vm_opts *o)
@@ -64,6 +66,7 @@ static int vm_opts_parse(struct ctl *ctl, int argc, char **argv, struct vm_opts 
 		{ "type", required_argument, NULL, OPT_TYPE },
 		{ "drive", required_argument, NULL, OPT_DRIVE },
 		{ "quiesce", no_argument, NULL, OPT_QUIESCE },
+		{ "leaf-size", required_argument, NULL, OPT_LEAF_SIZE },
 		{ "image", required_argument, NULL, OPT_IMAGE },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -106,6 +109,12 @@ static int vm_opts_parse(struct ctl *ctl, int argc, char **argv, struct vm_opts 
 		case OPT_DRIVE: o->drives = optarg; break;
 		case OPT_QUIESCE: o->quiesce = true; break;
 		case OPT_IMAGE: o->image = optarg; break;
+		case OPT_LEAF_SIZE:
+			if (ctl_parse_size(optarg, &o->leaf_size) < 0 || o->leaf_size % 512) {
+				return ctl_usage_error(ctl, "--leaf-size '%s' is not a size in bytes "
+						       "(K, M, G suffixes; a multiple of 512)", optarg);
+			}
+			break;
 		default:
 			return ctl_usage_error(ctl, "vm %s: unknown option '%s'", argv[1],
 					       argv[optind - 1]);
@@ -303,7 +312,7 @@ static void snap_warning(void *ctx, const char *message)
 static int vm_snapshot(struct ctl *ctl, const struct vm_opts *o)
 {
 	struct ctl_snapshot_create_opts fo = { .vm = o->name, .drives = o->drives,
-					       .quiesce = o->quiesce };
+					       .quiesce = o->quiesce, .leaf_size = o->leaf_size };
 	struct ctl_flow_report report = { .warning = snap_warning };
 	struct ctl_snapshot_create_result res;
 	struct pk_error err = { PK_OK, "" };
@@ -338,7 +347,7 @@ int ctl_cmd_vm(struct ctl *ctl, int argc, char **argv)
 			     "--disk image=ID,volume=ID[,domain=ID][,target=vdX][,bus=virtio|sata|scsi]"
 			     "... [--kernel PATH [--initrd PATH] [--cmdline TEXT]] [--serial-log PATH] "
 			     "[--type auto|kvm|qemu] | destroy --vm NAME | list [--vm NAME] | chain "
-			     "--vm NAME --drive vdX | chain --image ID | snapshot --vm NAME [--drive vda,vdb] [--quiesce]");
+			     "--vm NAME --drive vdX | chain --image ID | snapshot --vm NAME [--drive vda,vdb] [--quiesce] [--leaf-size SIZE]");
 	}
 	r = vm_opts_parse(ctl, argc, argv, &o);
 	if (r) {

@@ -110,6 +110,9 @@ struct ctl_snapshot_create_opts {
 	const char *vm;
 	const char *drives; /* comma-separated targets; NULL: every drive */
 	bool quiesce;
+	/* LV size the new leaves start with (they grow as the guest writes,
+	 * docs/THIN.md); 0: the SPM's default for a COW volume. */
+	uint64_t leaf_size;
 };
 
 struct ctl_snapshot_item {

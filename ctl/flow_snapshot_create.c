@@ -60,8 +60,8 @@ static int spm_call(struct ctl *ctl, Pk__Request *req, struct pk_error *err)
 	return r;
 }
 
-static int snap_create(struct ctl *ctl, const char *vm, struct ctl_snapshot_item *it,
-		       struct pk_error *err)
+static int snap_create(struct ctl *ctl, const char *vm, uint64_t leaf_size,
+		       struct ctl_snapshot_item *it, struct pk_error *err)
 {
 	Pk__Request req = PK__REQUEST__INIT;
 	Pk__CreateVolumeRequest cv = PK__CREATE_VOLUME_REQUEST__INIT;
@@ -74,6 +74,7 @@ static int snap_create(struct ctl *ctl, const char *vm, struct ctl_snapshot_item
 	cv.parent_id = (char *)it->old_leaf;
 	cv.format = PK__VOLUME_FORMAT__FORMAT_COW;
 	cv.capacity = 0; /* the parent's */
+	cv.initial_size = leaf_size;
 	cv.description = desc;
 	req.call_case = PK__REQUEST__CALL_CREATE_VOLUME;
 	req.create_volume = &cv;
@@ -298,7 +299,7 @@ int ctl_flow_snapshot_create(struct ctl *ctl, const struct ctl_snapshot_create_o
 	}
 	/* 1. new leaves, 2. prepared here, 3. switched. */
 	for (size_t i = 0; i < n && r == 0; i++) {
-		r = snap_create(ctl, o->vm, &items[i], err);
+		r = snap_create(ctl, o->vm, o->leaf_size, &items[i], err);
 		if (r < 0) {
 			pk_error_prefix(err, "creating the new volume of drive %s",
 					items[i].drive->target);

@@ -1,6 +1,7 @@
 #include "hsm/hsm.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "common/storage.h"
 #include "common/xalloc.h"
 #include "hsm/merge.h"
+#include "hsm/thinp.h"
 #include "proto/spm_client.h"
 
 #define HSM_LOCK_TIMEOUT_MS 30000
@@ -46,6 +48,14 @@ void hsm_settings_from_config(const struct pk_config *cfg, struct hsm_settings *
 	ret->merge_uncap_seconds = (int)pk_config_int(cfg, "merge_uncap_seconds");
 	ret->spm_wait_limit_s = (int)pk_config_int(cfg, "spm_wait_limit");
 	ret->virt.connect_timeout_ms = 15000;
+	hsm_thinp_policy_init(&ret->thin);
+	ret->thin.monitor = pk_config_bool(cfg, "thin_monitor");
+	ret->thin.chunk = (uint64_t)pk_config_int(cfg, "thin_chunk_mb") * HSM_THINP_MIB;
+	ret->thin.free_mb = (uint64_t)pk_config_int(cfg, "thin_free_mb");
+	ret->thin.free_pct = (unsigned)pk_config_int(cfg, "thin_free_pct");
+	ret->thin.check_seconds = (unsigned)pk_config_int(cfg, "thin_check_seconds");
+	ret->thin.workers = (unsigned)pk_config_int(cfg, "thin_workers");
+	ret->thin.retry_max_ms = (unsigned)pk_config_int(cfg, "thin_retry_max_ms");
 }
 
 /* ---- qemu's user -------------------------------------------------------------- */
@@ -218,6 +228,9 @@ int hsm_init(struct hsm *hsm, const struct hsm_settings *settings, struct pk_err
 		};
 		r = hsm_merge_init(hsm, &mc, err);
 	}
+	if (r == 0) {
+		r = hsm_thinp_new(hsm, &hsm->settings.thin, &hsm->thinp, err);
+	}
 	if (r < 0) {
 		goto fail;
 	}
@@ -235,6 +248,8 @@ static void on_block_job(void *opaque, const char *vm, const char *disk,
 	pk_log_debug("block job event vm='%s' disk='%s' type=%s status=%s", vm, disk,
 		     hsm_virt_job_type_name(type), hsm_virt_job_status_name(status));
 	hsm_merge_on_block_job(opaque, vm, disk, type, status);
+	/* An active commit's base receives writes once its job runs. */
+	hsm_thinp_kick(((struct hsm *)opaque)->thinp, vm);
 }
 
 static void on_lifecycle(void *opaque, const char *vm, enum hsm_virt_lifecycle event, int detail)
@@ -242,6 +257,24 @@ static void on_lifecycle(void *opaque, const char *vm, enum hsm_virt_lifecycle e
 	pk_log_debug("domain event vm='%s' event=%s detail=%d", vm,
 		     hsm_virt_lifecycle_name(event), detail);
 	hsm_merge_on_lifecycle(opaque, vm, event);
+	if (event == HSM_VIRT_EV_STARTED || event == HSM_VIRT_EV_RESUMED ||
+	    event == HSM_VIRT_EV_SUSPENDED) {
+		hsm_thinp_kick(((struct hsm *)opaque)->thinp, vm);
+	}
+}
+
+static void on_block_threshold(void *opaque, const char *vm, const char *dev,
+			       uint64_t threshold, uint64_t excess)
+{
+	pk_log_debug("block threshold event vm='%s' dev='%s' threshold=%" PRIu64
+		     " excess=%" PRIu64, vm, dev, threshold, excess);
+	hsm_thinp_on_threshold(((struct hsm *)opaque)->thinp, vm, dev);
+}
+
+static void on_io_error(void *opaque, const char *vm, const char *path, const char *reason)
+{
+	pk_log_info("I/O error event vm='%s' path='%s' reason='%s'", vm, path, reason);
+	hsm_thinp_on_io_error(((struct hsm *)opaque)->thinp, vm, path, reason);
 }
 
 static void on_reconnected(void *opaque)
@@ -255,6 +288,8 @@ static void on_reconnected(void *opaque)
 		    hsm_virt_generation(hsm->virt));
 	/* Merge jobs reconcile with the live state: events may have been lost. */
 	hsm_merge_on_reconnected(hsm);
+	/* Thresholds do not survive a libvirtd restart; pauses may have happened. */
+	hsm_thinp_kick_all(hsm->thinp);
 }
 
 int hsm_start(struct hsm *hsm, struct pk_error *err)
@@ -263,6 +298,8 @@ int hsm_start(struct hsm *hsm, struct pk_error *err)
 		.block_job = on_block_job,
 		.lifecycle = on_lifecycle,
 		.reconnected = on_reconnected,
+		.block_threshold = on_block_threshold,
+		.io_error = on_io_error,
 		.opaque = hsm,
 	};
 
@@ -270,6 +307,9 @@ int hsm_start(struct hsm *hsm, struct pk_error *err)
 
 	if (r == 0) {
 		r = hsm_merge_start(hsm, err); /* resumes the recorded merge jobs */
+	}
+	if (r == 0) {
+		r = hsm_thinp_start(hsm->thinp, err); /* checks every VM: re-arms, resumes */
 	}
 	return r;
 }
@@ -279,10 +319,13 @@ void hsm_release(struct hsm *hsm)
 	if (!hsm) {
 		return;
 	}
+	hsm_thinp_stop(hsm->thinp); /* its workers use virt */
 	hsm_merge_stop(hsm); /* job threads use virt */
 	hsm_virt_free(hsm->virt);
 	hsm->virt = NULL;
 	hsm_merge_release(hsm); /* no callback runs any more */
+	hsm_thinp_free(hsm->thinp);
+	hsm->thinp = NULL;
 	pk_spm_client_free(hsm->spm);
 	hsm->spm = NULL;
 	pk_activation_free(hsm->act);

@@ -37,6 +37,7 @@
 #include "common/daemon.h"
 #include "common/error.h"
 #include "common/rpc.h"
+#include "hsm/thinp_policy.h"
 #include "hsm/virt.h"
 #include "hsm/vmxml.h"
 
@@ -45,6 +46,7 @@ struct pk_activation;
 struct pk_spm_client;
 struct pk_locks;
 struct pk_lockset;
+struct hsm_thinp;
 
 #define HSM_PATH_MAX 512
 
@@ -76,6 +78,7 @@ struct hsm_settings {
 	int lock_timeout_ms;     /* 0: 30000 */
 	int spm_timeout_ms;      /* 0: 10000 */
 	int spm_wait_limit_s;    /* how long a caller waits for the SPM (hsm/spm_wait.h); 0: 1800 */
+	struct hsm_thinp_policy thin; /* the drive monitor (hsm/thinp.h) */
 	/*
 	 * tls_ca, tls_cert, tls_key (borrowed): the events publisher on a
 	 * tls+tcp:// URL; hsmd/main.c gives them to the SPM client too.
@@ -105,6 +108,7 @@ struct hsm {
 	atomic_uint reconnects;         /* libvirt reconnections seen */
 	/* Merge jobs (hsm/merge*.c) hang their state here when added. */
 	void *merge;
+	struct hsm_thinp *thinp;        /* the drive monitor, hsm/thinp.h */
 };
 
 /* Reads the settings hsmd uses from cfg (borrowed strings). */

@@ -211,6 +211,10 @@ int hsm_merge_job_set_bandwidth(struct hsm *hsm, const char *id, uint64_t bandwi
 /* The URL events are published on ("" when none). */
 const char *hsm_merge_events_url(struct hsm *hsm);
 
+/* Publishes a drive monitor wait on vm ("" waiting: it ended) on the same
+ * event socket as the jobs (hsmd has one). Nothing when there is none. */
+void hsm_merge_publish_vm_wait(struct hsm *hsm, const char *vm, const char *waiting);
+
 /* True (and the job id in ret_id when not NULL) when vm's drive has an
  * unfinished merge job. */
 bool hsm_merge_drive_busy(struct hsm *hsm, const char *vm, const char *drive,

@@ -373,6 +373,10 @@ enum hsm_merge_step hsm_merge_cold_abort(struct hsm_merge_job *job, struct pk_er
 int hsm_merge_event_encode(const struct hsm_merge_job_info *info, uint64_t seq,
 			   int32_t host_id, void **ret_buf, size_t *ret_len);
 
+/* Encodes an Event for a drive monitor wait on vm ("" waiting: it ended). */
+int hsm_vm_wait_event_encode(const char *vm, const char *waiting, uint64_t seq,
+			     int32_t host_id, void **ret_buf, size_t *ret_len);
+
 /* True for errors worth retrying (the peer may come back). */
 bool hsm_merge_error_transient(const struct pk_error *err);
 

@@ -64,6 +64,25 @@ void hsm_merge_publish(struct hsm_merge *m, const struct hsm_merge_job_info *inf
 	free(buf);
 }
 
+void hsm_merge_publish_vm_wait(struct hsm *hsm, const char *vm, const char *waiting)
+{
+	struct hsm_merge *m = hsm_merge_of(hsm);
+	struct pk_error err = { PK_OK, "" };
+	void *buf = NULL;
+	size_t len = 0;
+
+	if (!m || !m->pub) {
+		return;
+	}
+	pthread_mutex_lock(&m->pub_lock);
+	if (hsm_vm_wait_event_encode(vm, waiting, ++m->seq, hsm->info.host_id, &buf, &len) == 0 &&
+	    pk_rpc_pub_send(m->pub, buf, len, &err) < 0) {
+		pk_log_warn("cannot publish a VM event vm='%s': %s", vm, err.message);
+	}
+	pthread_mutex_unlock(&m->pub_lock);
+	free(buf);
+}
+
 static uint64_t field_get(const struct hsm_merge_job *job, enum hsm_merge_field f)
 {
 	switch (f) {

@@ -61,6 +61,10 @@ static Pk__VmInfo *vm_info(struct pk_arena *a, const struct hsm_vm_info *info)
 	vi->name = pk_arena_strdup(a, info->name);
 	vi->uuid = pk_arena_strdup(a, info->uuid);
 	vi->state = pk_arena_strdup(a, hsm_virt_state_name(info->state));
+	vi->state_reason = pk_arena_strdup(
+		a, info->state == HSM_VIRT_STATE_PAUSED ? hsm_virt_paused_reason_name(info->state_reason)
+							: "");
+	vi->waiting = pk_arena_strdup(a, info->waiting);
 	vi->type = domain_type(info->type);
 	vi->drives = pk_arena_array(a, Pk__DriveInfo *, info->ndrives + 1);
 	vi->n_drives = info->ndrives;

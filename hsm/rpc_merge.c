@@ -222,3 +222,25 @@ int hsm_merge_event_encode(const struct hsm_merge_job_info *info, uint64_t seq,
 	*ret_len = len;
 	return 0;
 }
+
+int hsm_vm_wait_event_encode(const char *vm, const char *waiting, uint64_t seq,
+			     int32_t host_id, void **ret_buf, size_t *ret_len)
+{
+	Pk__Event ev = PK__EVENT__INIT;
+	Pk__VmWaitEvent w = PK__VM_WAIT_EVENT__INIT;
+	size_t len;
+	void *buf;
+
+	w.vm = (char *)vm;
+	w.waiting = (char *)waiting;
+	ev.seq = seq;
+	ev.time_ms = pk_clock_realtime_ms();
+	ev.host_id = host_id;
+	ev.vm_wait = &w;
+	len = pk__event__get_packed_size(&ev);
+	buf = pk_xmalloc(len ? len : 1);
+	pk__event__pack(&ev, buf);
+	*ret_buf = buf;
+	*ret_len = len;
+	return 0;
+}

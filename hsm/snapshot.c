@@ -11,6 +11,7 @@
 #include "common/uuid.h"
 #include "common/xalloc.h"
 #include "hsm/image.h"
+#include "hsm/thinp.h"
 
 static int snapshot_args_check(const char *vm, const struct hsm_snapshot_disk *disks, size_t n,
 			       struct pk_error *err)
@@ -230,6 +231,7 @@ int hsm_vm_snapshot(struct hsm *hsm, const char *vm, const struct hsm_snapshot_d
 			    d->live_chain[0], disks[i].volume, quiesce ? " quiesced" : "");
 	}
 	snapshot_metadata_update(hsm, vm, &info, disks, n);
+	hsm_thinp_kick(hsm->thinp, vm); /* the new leaves are watched at once */
 out:
 	pk_lockset_release(&set);
 out_free:

@@ -157,6 +157,34 @@ static void on_block_job(virConnectPtr conn, virDomainPtr dom, const char *disk,
 	}
 }
 
+static void on_block_threshold(virConnectPtr conn, virDomainPtr dom, const char *dev,
+			       const char *path, unsigned long long threshold,
+			       unsigned long long excess, void *opaque)
+{
+	struct hsm_virt *v = opaque;
+	const char *name = virDomainGetName(dom);
+
+	(void)conn;
+	(void)path;
+	if (v->cb.block_threshold && name && dev) {
+		v->cb.block_threshold(v->cb.opaque, name, dev, threshold, excess);
+	}
+}
+
+static void on_io_error(virConnectPtr conn, virDomainPtr dom, const char *path,
+			const char *alias, int action, const char *reason, void *opaque)
+{
+	struct hsm_virt *v = opaque;
+	const char *name = virDomainGetName(dom);
+
+	(void)conn;
+	(void)alias;
+	(void)action;
+	if (v->cb.io_error && name) {
+		v->cb.io_error(v->cb.opaque, name, path ? path : "", reason ? reason : "");
+	}
+}
+
 static void on_close(virConnectPtr conn, int reason, void *opaque)
 {
 	(void)reason;
@@ -167,16 +195,22 @@ static void on_close(virConnectPtr conn, int reason, void *opaque)
 
 /* Drops everything registered on conn and closes it (errors are moot:
  * the connection is going away). */
-void hsm_virt_conn_teardown(virConnectPtr conn, int id_lifecycle, int id_blockjob)
+void hsm_virt_event_ids_none(struct hsm_virt_event_ids *events)
+{
+	for (size_t i = 0; i < HSM_VIRT_NEVENTS; i++) {
+		events->id[i] = -1;
+	}
+}
+
+void hsm_virt_conn_teardown(virConnectPtr conn, const struct hsm_virt_event_ids *events)
 {
 	if (!conn) {
 		return;
 	}
-	if (id_lifecycle >= 0) {
-		virConnectDomainEventDeregisterAny(conn, id_lifecycle);
-	}
-	if (id_blockjob >= 0) {
-		virConnectDomainEventDeregisterAny(conn, id_blockjob);
+	for (size_t i = 0; i < HSM_VIRT_NEVENTS; i++) {
+		if (events->id[i] >= 0) {
+			virConnectDomainEventDeregisterAny(conn, events->id[i]);
+		}
 	}
 	virConnectUnregisterCloseCallback(conn, on_close);
 	virConnectClose(conn);
@@ -184,13 +218,28 @@ void hsm_virt_conn_teardown(virConnectPtr conn, int id_lifecycle, int id_blockjo
 }
 
 /* Opens a connection with keepalive, close callback and event callbacks. */
-int hsm_virt_conn_open(struct hsm_virt *v, virConnectPtr *ret_conn, int *ret_lifecycle,
-		       int *ret_blockjob, struct pk_error *err)
+int hsm_virt_conn_open(struct hsm_virt *v, virConnectPtr *ret_conn,
+		       struct hsm_virt_event_ids *ret_events, struct pk_error *err)
 {
+	static const struct {
+		int id;
+		virConnectDomainEventGenericCallback fn;
+		const char *what;
+	} regs[HSM_VIRT_NEVENTS] = {
+		{ VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle),
+		  "lifecycle" },
+		{ VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2, VIR_DOMAIN_EVENT_CALLBACK(on_block_job),
+		  "block job" },
+		{ VIR_DOMAIN_EVENT_ID_BLOCK_THRESHOLD, VIR_DOMAIN_EVENT_CALLBACK(on_block_threshold),
+		  "block threshold" },
+		{ VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON, VIR_DOMAIN_EVENT_CALLBACK(on_io_error),
+		  "I/O error" },
+	};
+	struct hsm_virt_event_ids ids;
 	virConnectPtr conn;
-	int id_lc = -1, id_bj = -1;
 	int r;
 
+	hsm_virt_event_ids_none(&ids);
 	conn = virConnectOpen(v->uri);
 	if (!conn) {
 		r = hsm_virt_fail(v, NULL, err, "cannot connect to libvirt at '%s'", v->uri);
@@ -210,19 +259,14 @@ int hsm_virt_conn_open(struct hsm_virt *v, virConnectPtr *ret_conn, int *ret_lif
 		r = hsm_virt_fail(v, NULL, err, "cannot watch the connection to '%s'", v->uri);
 		goto fail;
 	}
-	id_lc = virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-						 VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), v,
-						 NULL);
-	if (id_lc < 0) {
-		r = hsm_virt_fail(v, NULL, err, "cannot register lifecycle events on '%s'", v->uri);
-		goto fail;
-	}
-	id_bj = virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2,
-						 VIR_DOMAIN_EVENT_CALLBACK(on_block_job), v,
-						 NULL);
-	if (id_bj < 0) {
-		r = hsm_virt_fail(v, NULL, err, "cannot register block job events on '%s'", v->uri);
-		goto fail;
+	for (size_t i = 0; i < HSM_VIRT_NEVENTS; i++) {
+		ids.id[i] = virConnectDomainEventRegisterAny(conn, NULL, regs[i].id, regs[i].fn, v,
+							     NULL);
+		if (ids.id[i] < 0) {
+			r = hsm_virt_fail(v, NULL, err, "cannot register %s events on '%s'",
+					  regs[i].what, v->uri);
+			goto fail;
+		}
 	}
 	/* The connection may have died before the close callback was set. */
 	if (virConnectIsAlive(conn) == 0) {
@@ -232,14 +276,13 @@ int hsm_virt_conn_open(struct hsm_virt *v, virConnectPtr *ret_conn, int *ret_lif
 	}
 	virResetLastError();
 	*ret_conn = conn;
-	*ret_lifecycle = id_lc;
-	*ret_blockjob = id_bj;
+	*ret_events = ids;
 	return 0;
 fail:
 	if (err) {
 		err->code = PK_E_UNAVAILABLE;
 	}
-	hsm_virt_conn_teardown(conn, id_lc, id_bj);
+	hsm_virt_conn_teardown(conn, &ids);
 	return r;
 }
 

@@ -132,6 +132,14 @@ struct hsm_virt_callbacks {
 	/* The connection was re-established after a loss (not called for the
 	 * first connection): reconcile, events may have been missed. */
 	void (*reconnected)(void *opaque);
+	/* A block threshold armed on dev ("vda[3]", or "vda") was crossed:
+	 * the allocation is threshold + excess bytes. It fired once; re-arm. */
+	void (*block_threshold)(void *opaque, const char *vm, const char *dev,
+				uint64_t threshold, uint64_t excess);
+	/* A guest write (or read) on the image at path failed; reason is
+	 * qemu's ("enospc", "eio", ...). With error_policy='stop' the domain
+	 * is paused by now. */
+	void (*io_error)(void *opaque, const char *vm, const char *path, const char *reason);
 	void *opaque;
 };
 
@@ -304,6 +312,38 @@ int hsm_virt_block_info(struct hsm_virt *virt, const char *name, const char *dev
 			uint64_t *ret_capacity, uint64_t *ret_allocation,
 			uint64_t *ret_physical, struct pk_error *err);
 
+/* One node of a running domain's disk chains, as qemu reports it. */
+struct hsm_virt_node {
+	char target[HSM_VMXML_TARGET_MAX]; /* the disk, "vda" */
+	int index;            /* libvirt's backing index (vda[N]); -1 when unknown */
+	unsigned depth;       /* 0: the disk's active image, 1: its backing file... */
+	char *path;           /* heap; NULL when qemu names none */
+	uint64_t allocation;  /* highest offset written (bytes) */
+	uint64_t capacity;    /* virtual size */
+	uint64_t physical;    /* size of the container (file or device) */
+	uint64_t threshold;   /* armed block threshold, 0: none */
+};
+
+/*
+ * Every node of every disk's chain of a running domain, in one call
+ * (virDomainListGetStats, BLOCK with BACKING): disks in XML order, each
+ * leaf first. The backstop of the drive monitor; it also reaches the
+ * backing nodes virDomainGetBlockInfo cannot. CONFLICT when the domain
+ * does not run. *ret: heap array (hsm_virt_nodes_free).
+ */
+int hsm_virt_block_stats(struct hsm_virt *virt, const char *name, struct hsm_virt_node **ret,
+			 size_t *ret_n, struct pk_error *err);
+void hsm_virt_nodes_free(struct hsm_virt_node *nodes, size_t n);
+
+/*
+ * What the disks of a paused domain failed with (virDomainGetDiskErrors):
+ * *ret_nospace when one ran out of space, *ret_other when one failed for
+ * another reason (EIO...). Both false: no disk error (an administrator's
+ * pause).
+ */
+int hsm_virt_disk_errors(struct hsm_virt *virt, const char *name, bool *ret_nospace,
+			 bool *ret_other, struct pk_error *err);
+
 /* Resumes a paused domain (virDomainResume). CONFLICT when not paused. */
 int hsm_virt_domain_resume(struct hsm_virt *virt, const char *name, struct pk_error *err);
 
@@ -313,5 +353,7 @@ const char *hsm_virt_job_type_name(enum hsm_virt_job_type type);       /* "activ
 const char *hsm_virt_job_status_name(enum hsm_virt_job_status status); /* "ready" */
 const char *hsm_virt_lifecycle_name(enum hsm_virt_lifecycle event);    /* "stopped" */
 const char *hsm_virt_state_name(enum hsm_virt_state state);            /* "running" */
+/* libvirt's virDomainPausedReason: "ioerror", "user", ... */
+const char *hsm_virt_paused_reason_name(int reason);
 
 #endif

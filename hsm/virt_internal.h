@@ -27,6 +27,12 @@
 #include "common/error.h"
 #include "hsm/virt.h"
 
+/* The domain event callbacks registered on one connection (-1: none). */
+#define HSM_VIRT_NEVENTS 4
+struct hsm_virt_event_ids {
+	int id[HSM_VIRT_NEVENTS];
+};
+
 struct hsm_virt {
 	char *uri;
 	int keepalive_interval_s;
@@ -40,7 +46,7 @@ struct hsm_virt {
 	/* Guarded by lock. */
 	virConnectPtr conn;           /* NULL only before the first connect and
 				       * while the reconnect thread swaps it */
-	int id_lifecycle, id_blockjob;
+	struct hsm_virt_event_ids events;
 	bool connected;               /* conn is usable */
 	bool need_reconnect;
 	bool stopping;
@@ -57,11 +63,14 @@ struct hsm_virt {
 
 /* Opens a connection to v->uri with keepalive, close callback and event
  * callbacks; UNAVAILABLE when libvirtd cannot be reached. */
-int hsm_virt_conn_open(struct hsm_virt *v, virConnectPtr *ret_conn, int *ret_lifecycle,
-		       int *ret_blockjob, struct pk_error *err);
+int hsm_virt_conn_open(struct hsm_virt *v, virConnectPtr *ret_conn,
+		       struct hsm_virt_event_ids *ret_events, struct pk_error *err);
 
 /* Drops everything registered on conn and closes it; conn may be NULL. */
-void hsm_virt_conn_teardown(virConnectPtr conn, int id_lifecycle, int id_blockjob);
+void hsm_virt_conn_teardown(virConnectPtr conn, const struct hsm_virt_event_ids *events);
+
+/* No callback registered (every id -1). */
+void hsm_virt_event_ids_none(struct hsm_virt_event_ids *events);
 
 /* Asks for a reconnect if conn (just published in v) is already dead: a
  * close callback that fired before it was published was ignored. */

@@ -90,7 +90,7 @@ static void *reconnect_main(void *arg)
 	pthread_mutex_lock(&v->lock);
 	while (true) {
 		virConnectPtr old, conn = NULL;
-		int old_lc, old_bj, id_lc = -1, id_bj = -1;
+		struct hsm_virt_event_ids old_ev, ev;
 		unsigned delay = v->reconnect_min_ms;
 
 		while (!v->need_reconnect && !v->stopping) {
@@ -100,18 +100,17 @@ static void *reconnect_main(void *arg)
 			break;
 		}
 		old = v->conn;
-		old_lc = v->id_lifecycle;
-		old_bj = v->id_blockjob;
+		old_ev = v->events;
 		v->conn = NULL;
-		v->id_lifecycle = v->id_blockjob = -1;
+		hsm_virt_event_ids_none(&v->events);
 		v->connected = false;
 		pthread_mutex_unlock(&v->lock);
 
-		hsm_virt_conn_teardown(old, old_lc, old_bj);
+		hsm_virt_conn_teardown(old, &old_ev);
 		while (true) {
 			bool stop;
 
-			if (hsm_virt_conn_open(v, &conn, &id_lc, &id_bj, NULL) == 0) {
+			if (hsm_virt_conn_open(v, &conn, &ev, NULL) == 0) {
 				break;
 			}
 			pthread_mutex_lock(&v->lock);
@@ -127,13 +126,12 @@ static void *reconnect_main(void *arg)
 		pthread_mutex_lock(&v->lock);
 		if (v->stopping) {
 			pthread_mutex_unlock(&v->lock);
-			hsm_virt_conn_teardown(conn, id_lc, id_bj);
+			hsm_virt_conn_teardown(conn, &ev);
 			pthread_mutex_lock(&v->lock);
 			break;
 		}
 		v->conn = conn;
-		v->id_lifecycle = id_lc;
-		v->id_blockjob = id_bj;
+		v->events = ev;
 		v->connected = true;
 		v->need_reconnect = false;
 		v->generation++;
@@ -170,7 +168,7 @@ static void loop_stop(struct hsm_virt *v)
 void hsm_virt_free(struct hsm_virt *v)
 {
 	virConnectPtr conn;
-	int id_lc, id_bj;
+	struct hsm_virt_event_ids ev;
 
 	if (!v) {
 		return;
@@ -184,12 +182,11 @@ void hsm_virt_free(struct hsm_virt *v)
 	}
 	pthread_mutex_lock(&v->lock);
 	conn = v->conn;
-	id_lc = v->id_lifecycle;
-	id_bj = v->id_blockjob;
+	ev = v->events;
 	v->conn = NULL;
 	v->connected = false;
 	pthread_mutex_unlock(&v->lock);
-	hsm_virt_conn_teardown(conn, id_lc, id_bj);
+	hsm_virt_conn_teardown(conn, &ev);
 	loop_stop(v);
 
 	pthread_cond_destroy(&v->cond);
@@ -224,7 +221,7 @@ int hsm_virt_new(const struct hsm_virt_config *cfg, const struct hsm_virt_callba
 	if (cb) {
 		v->cb = *cb;
 	}
-	v->id_lifecycle = v->id_blockjob = -1;
+	hsm_virt_event_ids_none(&v->events);
 	atomic_init(&v->loop_quit, false);
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_condattr_init(&ca);
@@ -244,17 +241,16 @@ int hsm_virt_new(const struct hsm_virt_config *cfg, const struct hsm_virt_callba
 	delay = v->reconnect_min_ms;
 	while (true) {
 		virConnectPtr conn = NULL;
-		int id_lc = -1, id_bj = -1;
+		struct hsm_virt_event_ids ev;
 		struct pk_error e1;
 
 		pk_error_clear(&e1);
-		r = hsm_virt_conn_open(v, &conn, &id_lc, &id_bj, &e1);
+		r = hsm_virt_conn_open(v, &conn, &ev, &e1);
 		if (r == 0) {
 			/* The close callback may already run: publish under the lock. */
 			pthread_mutex_lock(&v->lock);
 			v->conn = conn;
-			v->id_lifecycle = id_lc;
-			v->id_blockjob = id_bj;
+			v->events = ev;
 			v->connected = true;
 			v->generation = 1;
 			pthread_mutex_unlock(&v->lock);

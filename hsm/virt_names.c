@@ -64,3 +64,17 @@ const char *hsm_virt_state_name(enum hsm_virt_state state)
 
 	return (unsigned)state < sizeof(names) / sizeof(names[0]) ? names[state] : "unknown";
 }
+
+const char *hsm_virt_paused_reason_name(int reason)
+{
+	static const char *const names[] = {
+		"unknown", "user", "migration", "save", "dump", "ioerror", "watchdog",
+		"from-snapshot", "shutting-down", "snapshot", "crashed", "starting-up",
+		"postcopy", "postcopy-failed", "api-error",
+	};
+
+	if (reason < 0 || (size_t)reason >= sizeof(names) / sizeof(names[0])) {
+		return "unknown";
+	}
+	return names[reason];
+}

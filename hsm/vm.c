@@ -1,4 +1,5 @@
 #include "hsm/vm.h"
+#include "hsm/thinp.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -165,11 +166,12 @@ int hsm_vm_get(struct hsm *hsm, const char *name, struct hsm_vm_info *ret,
 	if (r < 0) {
 		return r;
 	}
-	r = hsm_virt_domain_state(hsm->virt, name, &info.state, NULL, err);
+	r = hsm_virt_domain_state(hsm->virt, name, &info.state, &info.state_reason, err);
 	if (r < 0) {
 		hsm_vmxml_domain_release(&dom);
 		return r;
 	}
+	hsm_thinp_vm_status(hsm->thinp, name, info.waiting, sizeof(info.waiting));
 	snprintf(info.name, sizeof(info.name), "%s", dom.name);
 	snprintf(info.uuid, sizeof(info.uuid), "%s", dom.uuid);
 	info.type = !strcmp(dom.type, "kvm")	? HSM_VM_TYPE_KVM

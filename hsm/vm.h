@@ -35,6 +35,8 @@ struct hsm_vm_info {
 	char name[HSM_VM_NAME_MAX + 1];
 	char uuid[PK_UUID_BUFLEN];
 	enum hsm_virt_state state;
+	int state_reason;       /* libvirt's reason for state */
+	char waiting[512];      /* the drive monitor's wait (hsm_thinp_vm_status), "" none */
 	enum hsm_vm_type type;  /* 0 when libvirt reports another type */
 	struct hsm_drive_info *drives; /* heap, in metadata order */
 	size_t ndrives;

@@ -77,6 +77,8 @@ enum fake_virt_op {
 	FAKE_VIRT_THRESHOLD,
 	FAKE_VIRT_BLOCK_INFO,
 	FAKE_VIRT_RESUME,
+	FAKE_VIRT_NODE_STATS,
+	FAKE_VIRT_DISK_ERRORS,
 	FAKE_VIRT_OP_COUNT,
 };
 
@@ -194,5 +196,8 @@ void fake_virt_block_set(const char *vm, const char *target, uint64_t allocation
 uint64_t fake_virt_block_threshold(const char *vm, const char *target);
 /* Pauses a running domain (as an I/O error or `virsh suspend` would). */
 void fake_virt_pause(const char *vm);
+/* Pauses vm as an I/O error would: its disks report NO_SPACE (nospace) or
+ * another error to hsm_virt_disk_errors until it is resumed. */
+void fake_virt_pause_io(const char *vm, bool nospace);
 
 #endif

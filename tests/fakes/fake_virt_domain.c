@@ -357,7 +357,7 @@ int hsm_virt_domain_state(struct hsm_virt *v, const char *name,
 	if (r == 0) {
 		*ret_state = d->state;
 		if (ret_reason) {
-			*ret_reason = 0;
+			*ret_reason = d->state == HSM_VIRT_STATE_PAUSED && d->disk_error ? 5 /* VIR_DOMAIN_PAUSED_IOERROR */ : 0;
 		}
 	}
 	pthread_mutex_unlock(&fake_virtd.lock);

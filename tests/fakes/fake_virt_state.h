@@ -66,6 +66,7 @@ struct domain {
 	struct disk *disks;
 	size_t ndisks;
 	int next_index;
+	int disk_error;        /* 0 none, 1 no space, 2 other (until resumed) */
 };
 
 struct image {

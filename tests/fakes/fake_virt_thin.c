@@ -3,8 +3,11 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "common/xalloc.h"
 #include "tests/fakes/fake_virt_state.h"
 
 /* "vda[3]" -> "vda" in buf. */
@@ -102,6 +105,7 @@ int hsm_virt_domain_resume(struct hsm_virt *v, const char *name, struct pk_error
 	}
 	if (r == 0) {
 		d->state = HSM_VIRT_STATE_RUNNING;
+		d->disk_error = 0;
 	}
 	pthread_mutex_unlock(&fake_virtd.lock);
 	return r;
@@ -144,4 +148,91 @@ void fake_virt_pause(const char *vm)
 		d->state = HSM_VIRT_STATE_PAUSED;
 	}
 	pthread_mutex_unlock(&fake_virtd.lock);
+}
+
+void fake_virt_pause_io(const char *vm, bool nospace)
+{
+	struct domain *d;
+
+	pthread_mutex_lock(&fake_virtd.lock);
+	if ((d = fake_virtd_find_dom(vm)) && d->state == HSM_VIRT_STATE_RUNNING) {
+		d->state = HSM_VIRT_STATE_PAUSED;
+		d->disk_error = nospace ? 1 : 2;
+	}
+	pthread_mutex_unlock(&fake_virtd.lock);
+}
+
+void hsm_virt_nodes_free(struct hsm_virt_node *nodes, size_t n)
+{
+	for (size_t i = 0; nodes && i < n; i++) {
+		free(nodes[i].path);
+	}
+	free(nodes);
+}
+
+/* One node per layer; the leaf carries the disk's block info and threshold. */
+int hsm_virt_block_stats(struct hsm_virt *v, const char *name, struct hsm_virt_node **ret,
+			 size_t *ret_n, struct pk_error *err)
+{
+	struct hsm_virt_node *nodes = NULL;
+	struct domain *d = NULL;
+	size_t n = 0, total = 0;
+	int r;
+
+	(void)v;
+	pthread_mutex_lock(&fake_virtd.lock);
+	r = fake_virtd_begin(FAKE_VIRT_NODE_STATS, err);
+	if (r == 0) {
+		r = fake_virtd_get_dom(name, &d, err);
+	}
+	if (r == 0 && d->state == HSM_VIRT_STATE_SHUTOFF) {
+		r = pk_error_set(err, PK_E_CONFLICT, EALREADY, "VM '%s' does not run", name);
+	}
+	if (r == 0) {
+		for (size_t i = 0; i < d->ndisks; i++) {
+			total += d->disks[i].n;
+		}
+		nodes = pk_xcalloc(total ? total : 1, sizeof(*nodes));
+		for (size_t i = 0; i < d->ndisks; i++) {
+			const struct disk *k = &d->disks[i];
+
+			for (size_t j = 0; j < k->n; j++, n++) {
+				struct hsm_virt_node *x = &nodes[n];
+
+				snprintf(x->target, sizeof(x->target), "%s", k->target);
+				x->index = k->layers[j].index;
+				x->depth = (unsigned)j;
+				x->path = pk_xstrdup(k->layers[j].path);
+				if (j == 0) {
+					x->allocation = k->allocation;
+					x->physical = x->capacity = k->physical;
+					x->threshold = k->threshold;
+				}
+			}
+		}
+		*ret = nodes;
+		*ret_n = n;
+	}
+	pthread_mutex_unlock(&fake_virtd.lock);
+	return r;
+}
+
+int hsm_virt_disk_errors(struct hsm_virt *v, const char *name, bool *ret_nospace,
+			 bool *ret_other, struct pk_error *err)
+{
+	struct domain *d = NULL;
+	int r;
+
+	(void)v;
+	pthread_mutex_lock(&fake_virtd.lock);
+	r = fake_virtd_begin(FAKE_VIRT_DISK_ERRORS, err);
+	if (r == 0) {
+		r = fake_virtd_get_dom(name, &d, err);
+	}
+	if (r == 0) {
+		*ret_nospace = d->disk_error == 1;
+		*ret_other = d->disk_error == 2;
+	}
+	pthread_mutex_unlock(&fake_virtd.lock);
+	return r;
 }

@@ -77,7 +77,8 @@ static int setup(void **state)
 
 static struct hsm_virt *start(void)
 {
-	struct hsm_virt_callbacks cb = { on_job, on_lifecycle, on_reconnected, NULL };
+	struct hsm_virt_callbacks cb = { .block_job = on_job, .lifecycle = on_lifecycle,
+					.reconnected = on_reconnected };
 	struct hsm_vm_disk d[2];
 	struct hsm_vm_spec spec;
 	struct hsm_virt *v = NULL;
