@@ -108,10 +108,11 @@ int pk_rpc_client_new(const char *url, size_t max_msg, struct pk_rpc_client **re
  */
 void pk_rpc_client_free(struct pk_rpc_client *c);
 /*
- * Gives a client for a tls+tcp:// URL its TLS material (read here: a file
- * that cannot be read or parsed, or material missing (tls NULL or not all
- * three files named), is INVALID_ARGUMENT now, not at the first call). Callers MUST call it before the first pk_rpc_client_call, from
- * one thread (-EBUSY after). For other schemes it does nothing.
+ * Gives a client for a tls+tcp:// URL its TLS material, read here: a file
+ * that cannot be read or parsed, or missing material (tls NULL or not all
+ * three files named), is INVALID_ARGUMENT now, not at the first call.
+ * Callers MUST call it before the first pk_rpc_client_call, from one
+ * thread (-EBUSY after). For other schemes it does nothing.
  */
 int pk_rpc_client_set_tls(struct pk_rpc_client *c, const struct pk_rpc_tls *tls,
 			  struct pk_error *err);
