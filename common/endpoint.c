@@ -55,6 +55,16 @@ static int endpoint_host(const char *rest, char *buf, size_t size)
 	return 0;
 }
 
+int pk_endpoint_url_host(const char *url, char *buf, size_t size)
+{
+	const char *rest = url ? strstr(url, "://") : NULL;
+
+	if (!rest) {
+		return -EINVAL;
+	}
+	return endpoint_host(rest + 3, buf, size);
+}
+
 int pk_endpoint_check(const char *setting, const char *url,
 		      const struct pk_endpoint_policy *policy,
 		      enum pk_endpoint_kind *ret_kind, bool *ret_warn,

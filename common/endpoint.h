@@ -17,6 +17,7 @@
 #define PK_ENDPOINT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "common/error.h"
 
@@ -41,6 +42,14 @@ int pk_endpoint_check(const char *setting, const char *url,
 		      const struct pk_endpoint_policy *policy,
 		      enum pk_endpoint_kind *ret_kind, bool *ret_warn,
 		      struct pk_error *err);
+
+/*
+ * Copies the host of a "scheme://host:port" URL (IPv6 brackets removed)
+ * into buf: the name a TLS client verifies in the server's certificate.
+ * Returns 0, or -EINVAL for a URL without scheme, host or port, or a host
+ * that does not fit.
+ */
+int pk_endpoint_url_host(const char *url, char *buf, size_t size);
 
 /* True when host (no brackets, no port) is a loopback name or address. */
 bool pk_endpoint_host_is_loopback(const char *host);

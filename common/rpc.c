@@ -15,6 +15,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/rpc_ep.h"
 #include "common/xalloc.h"
 
 int pk_rpc_nng_error(struct pk_error *err, int rv, const char *what, const char *url)
@@ -45,6 +46,27 @@ int pk_rpc_nng_error(struct pk_error *err, int rv, const char *what, const char 
 	case NNG_EMSGSIZE:
 		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EMSGSIZE,
 				    "%s: message too large for '%s'", what, url);
+	case NNG_EPEERAUTH:
+		return pk_error_set(err, PK_E_UNAVAILABLE, EACCES,
+				    "%s: TLS handshake with '%s' failed: peer certificate not trusted "
+				    "(not signed by our tls_ca, expired, or not issued for that host "
+				    "name); check the peer's certificate and our tls_ca",
+				    what, url);
+	case NNG_ECRYPTO:
+		return pk_error_set(err, PK_E_UNAVAILABLE, EPROTO,
+				    "%s: TLS handshake with '%s' failed (%s): a certificate was not "
+				    "accepted; either the peer's is not trusted here (not signed by our "
+				    "tls_ca, expired, or not issued for the host in the URL) or the peer "
+				    "refused ours (not signed by its tls_ca, or expired); check tls_ca, "
+				    "tls_cert and tls_key on both sides, and that the peer listens on "
+				    "tls+tcp:// there",
+				    what, url, nng_strerror(rv));
+	case NNG_ECONNRESET:
+		return pk_error_set(err, PK_E_UNAVAILABLE, ECONNRESET,
+				    "%s: '%s' reset the connection; over tls+tcp:// the peer refused "
+				    "our certificate (none, another CA's, or expired): check tls_cert, "
+				    "tls_key and the peer's tls_ca",
+				    what, url);
 	case NNG_EPERM:
 		return pk_error_set(err, PK_E_UNAVAILABLE, EPERM, "%s: '%s': permission denied",
 				    what, url);
@@ -261,9 +283,8 @@ int pk_rpc_server_start(const struct pk_rpc_server_config *cfg, pk_rpc_handler_f
 		return r;
 	}
 	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, cfg->hard_max_msg);
-	rv = nng_listen(srv->sock, cfg->url, NULL, 0);
-	if (rv != 0) {
-		r = pk_rpc_nng_error(err, rv, "cannot listen", cfg->url);
+	r = pk_rpc_ep_listen(srv->sock, cfg->url, cfg->tls, srv->url, "cannot listen", err);
+	if (r < 0) {
 		goto fail;
 	}
 	for (unsigned i = 0; i < srv->nworkers; i++) {
@@ -452,6 +473,7 @@ struct pk_rpc_client {
 	char *url;
 	pthread_mutex_t lock; /* guards dialed */
 	int dialed;
+	nng_tls_config *tls_cfg; /* tls+tcp:// only; set before the first call */
 	atomic_int pipes; /* connections up (nng's pipe callbacks) */
 };
 
@@ -502,9 +524,37 @@ void pk_rpc_client_free(struct pk_rpc_client *c)
 		return;
 	}
 	rpc_socket_close_bounded(c->sock, "rpc client", c->url);
+	if (c->tls_cfg) {
+		nng_tls_config_free(c->tls_cfg);
+	}
 	pthread_mutex_destroy(&c->lock);
 	free(c->url);
 	free(c);
+}
+
+int pk_rpc_client_set_tls(struct pk_rpc_client *c, const struct pk_rpc_tls *tls,
+			  struct pk_error *err)
+{
+	nng_tls_config *cfg;
+	int r;
+
+	if (!pk_rpc_ep_is_tls(c->url)) {
+		return 0;
+	}
+	if (!pk_rpc_tls_is_set(tls)) {
+		/* Now rather than at the first call: a daemon then fails at start. */
+		return pk_rpc_ep_tls_missing(c->url, "TLS", err);
+	}
+	if (c->dialed || c->tls_cfg) {
+		return pk_error_set(err, PK_E_INTERNAL, EBUSY,
+				    "TLS for '%s' must be set before the first call", c->url);
+	}
+	r = pk_rpc_ep_tls_config(tls, false, c->url, &cfg, err);
+	if (r < 0) {
+		return r;
+	}
+	c->tls_cfg = cfg;
+	return 0;
 }
 
 const char *pk_rpc_client_url(const struct pk_rpc_client *c)
@@ -519,16 +569,13 @@ static int rpc_client_dial(struct pk_rpc_client *c, struct pk_error *err)
 	pthread_mutex_lock(&c->lock);
 	if (!c->dialed) {
 		/* Synchronous first dial: "nobody listens" is an answer, not a hang. */
-		rv = nng_dial(c->sock, c->url, NULL, 0);
+		rv = pk_rpc_ep_dial(c->sock, c->url, c->tls_cfg, "cannot connect", err);
 		if (rv == 0) {
 			c->dialed = 1;
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
-	if (rv != 0) {
-		return pk_rpc_nng_error(err, rv, "cannot connect", c->url);
-	}
-	return 0;
+	return rv;
 }
 
 /* Waits up to the grace (or timeout_ms if shorter) for a connection; UNAVAILABLE without. */
@@ -618,23 +665,25 @@ struct pk_rpc_pub {
 	char *url;
 };
 
-int pk_rpc_pub_new(const char *url, struct pk_rpc_pub **ret, struct pk_error *err)
+int pk_rpc_pub_new(const char *url, const struct pk_rpc_tls *tls, struct pk_rpc_pub **ret,
+		   struct pk_error *err)
 {
 	struct pk_rpc_pub *p = pk_xcalloc(1, sizeof(*p));
-	int rv;
+	int rv, r;
 
 	rv = nng_pub0_open(&p->sock);
-	if (rv == 0) {
-		rv = nng_listen(p->sock, url, NULL, 0);
-		if (rv != 0) {
-			nng_close(p->sock);
-		}
-	}
 	if (rv != 0) {
 		free(p);
 		return pk_rpc_nng_error(err, rv, "cannot publish events", url);
 	}
-	p->url = pk_xstrdup(url);
+	p->url = pk_xstrdup(url); /* before the listener: its ipc check logs it */
+	r = pk_rpc_ep_listen(p->sock, url, tls, p->url, "cannot publish events", err);
+	if (r < 0) {
+		nng_close(p->sock);
+		free(p->url);
+		free(p);
+		return r;
+	}
 	*ret = p;
 	return 0;
 }
@@ -664,24 +713,41 @@ struct pk_rpc_sub {
 	char *url;
 };
 
-int pk_rpc_sub_new(const char *url, struct pk_rpc_sub **ret, struct pk_error *err)
+int pk_rpc_sub_new(const char *url, const struct pk_rpc_tls *tls, struct pk_rpc_sub **ret,
+		   struct pk_error *err)
 {
+	static const char what[] = "cannot subscribe to events";
 	struct pk_rpc_sub *s = pk_xcalloc(1, sizeof(*s));
-	int rv;
+	nng_tls_config *cfg = NULL;
+	int rv, r = 0;
 
+	if (pk_rpc_ep_is_tls(url) && pk_rpc_tls_is_set(tls)) {
+		r = pk_rpc_ep_tls_config(tls, false, url, &cfg, err);
+		if (r < 0) {
+			free(s);
+			return r;
+		}
+	}
 	rv = nng_sub0_open(&s->sock);
 	if (rv == 0) {
 		rv = nng_socket_set(s->sock, NNG_OPT_SUB_SUBSCRIBE, "", 0);
 		if (rv == 0) {
-			rv = nng_dial(s->sock, url, NULL, 0);
+			r = pk_rpc_ep_dial(s->sock, url, cfg, what, err);
+		} else {
+			r = pk_rpc_nng_error(err, rv, what, url);
 		}
-		if (rv != 0) {
+		if (r < 0) {
 			nng_close(s->sock);
 		}
+	} else {
+		r = pk_rpc_nng_error(err, rv, what, url);
 	}
-	if (rv != 0) {
+	if (cfg) {
+		nng_tls_config_free(cfg); /* the dialer holds its own reference */
+	}
+	if (r < 0) {
 		free(s);
-		return pk_rpc_nng_error(err, rv, "cannot subscribe to events", url);
+		return r;
 	}
 	s->url = pk_xstrdup(url);
 	*ret = s;

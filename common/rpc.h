@@ -3,8 +3,20 @@
  * threads, a request client, and an event publisher/subscriber.
  *
  * This layer moves opaque byte strings; the envelope (protobuf) lives in
- * proto/codec.h. URLs are nng URLs: ipc:///path, tcp://host:port (and
- * tls+tcp:// once TLS is configured; nothing here depends on the scheme).
+ * proto/codec.h. URLs are nng URLs: ipc:///path, tcp://host:port and
+ * tls+tcp://host:port. Which URLs a daemon may use is common/endpoint.h's
+ * policy; here each scheme gets its protection:
+ *
+ *  - tls+tcp:// is mutual TLS (struct pk_rpc_tls): a listener requires a
+ *    client certificate signed by the CA, a dialer presents its own and
+ *    verifies the server's against the CA and the URL's host name. A
+ *    tls+tcp:// URL without a pk_rpc_tls is refused (INVALID_ARGUMENT).
+ *  - ipc:// listeners create the socket file with mode 0600 and close any
+ *    connection whose peer uid is neither ours nor root's (logged).
+ *  - tcp:// is plain; the daemons allow it only on loopback when told to.
+ *
+ * A handshake that fails (the peer's certificate is not trusted, ours is
+ * refused) is UNAVAILABLE with a message naming the URL and what to check.
  *
  * Server: `workers` threads each own one nng context and block in
  * receive -> handler -> send, so a slow call (LVM, libvirt, sanlock)
@@ -16,7 +28,10 @@
 #ifndef PK_RPC_H
 #define PK_RPC_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "common/error.h"
 
@@ -27,6 +42,23 @@
 typedef int (*pk_rpc_handler_fn)(void *ctx, const void *req, size_t req_len,
 				 void **ret_reply, size_t *ret_reply_len);
 
+/*
+ * Mutual TLS material: paths of PEM files, borrowed (they are read when a
+ * socket is set up, not later). ca is the cluster CA every peer's
+ * certificate must chain to; cert is ours (the CA's signature on it is
+ * what the peer checks; for a server, it must name the host the clients
+ * dial: subjectAltName DNS entry or CN); key is its unencrypted private
+ * key. A pk_rpc_tls is usable when all three are set (pk_rpc_tls_is_set).
+ */
+struct pk_rpc_tls {
+	const char *ca;
+	const char *cert;
+	const char *key;
+};
+
+/* True when tls is non-NULL and names all of ca, cert and key. */
+bool pk_rpc_tls_is_set(const struct pk_rpc_tls *tls);
+
 /* How long a stop waits for the calls in progress unless the config says. */
 #define PK_RPC_STOP_WAIT_MS_DEFAULT 10000u
 
@@ -35,6 +67,7 @@ struct pk_rpc_server_config {
 	unsigned workers;      /* >= 1 */
 	size_t hard_max_msg;   /* nng's receive limit; larger messages are dropped */
 	unsigned stop_wait_ms; /* see pk_rpc_server_stop; 0: PK_RPC_STOP_WAIT_MS_DEFAULT */
+	const struct pk_rpc_tls *tls; /* for a tls+tcp:// url; NULL: none (borrowed) */
 };
 
 struct pk_rpc_server;
@@ -74,6 +107,15 @@ int pk_rpc_client_new(const char *url, size_t max_msg, struct pk_rpc_client **re
  * the socket is then left to the process and a warning logged.
  */
 void pk_rpc_client_free(struct pk_rpc_client *c);
+/*
+ * Gives a client for a tls+tcp:// URL its TLS material, read here: a file
+ * that cannot be read or parsed, or missing material (tls NULL or not all
+ * three files named), is INVALID_ARGUMENT now, not at the first call.
+ * Callers MUST call it before the first pk_rpc_client_call, from one
+ * thread (-EBUSY after). For other schemes it does nothing.
+ */
+int pk_rpc_client_set_tls(struct pk_rpc_client *c, const struct pk_rpc_tls *tls,
+			  struct pk_error *err);
 const char *pk_rpc_client_url(const struct pk_rpc_client *c);
 
 /* Sends req and waits up to timeout_ms for the reply (heap, caller frees). */
@@ -83,19 +125,35 @@ int pk_rpc_client_call(struct pk_rpc_client *c, const void *req, size_t req_len,
 
 /* Publisher of events (nng pub). Sends never block; slow subscribers lose messages. */
 struct pk_rpc_pub;
-int pk_rpc_pub_new(const char *url, struct pk_rpc_pub **ret, struct pk_error *err);
+/* tls: for a tls+tcp:// url (subscribers must present a certificate); NULL: none. */
+int pk_rpc_pub_new(const char *url, const struct pk_rpc_tls *tls, struct pk_rpc_pub **ret,
+		   struct pk_error *err);
 void pk_rpc_pub_free(struct pk_rpc_pub *p);
 int pk_rpc_pub_send(struct pk_rpc_pub *p, const void *msg, size_t len, struct pk_error *err);
 
 /* Subscriber to all messages of a publisher. */
 struct pk_rpc_sub;
-int pk_rpc_sub_new(const char *url, struct pk_rpc_sub **ret, struct pk_error *err);
+/* Dials at once; tls: for a tls+tcp:// url; NULL: none. */
+int pk_rpc_sub_new(const char *url, const struct pk_rpc_tls *tls, struct pk_rpc_sub **ret,
+		   struct pk_error *err);
 void pk_rpc_sub_free(struct pk_rpc_sub *s);
 /* Waits up to timeout_ms; -ETIMEDOUT when nothing came. *ret_msg heap. */
 int pk_rpc_sub_recv(struct pk_rpc_sub *s, int timeout_ms, void **ret_msg, size_t *ret_len,
 		    struct pk_error *err);
 
-/* Maps an nng error number to a pk code, an errno and a message with context. */
+/*
+ * Maps an nng error number to a pk code, an errno and a message with
+ * context. Connection failures (refused, reset, TLS handshake: peer
+ * authentication or crypto errors) are UNAVAILABLE, so callers that fail
+ * over treat them like a peer that is down.
+ */
 int pk_rpc_nng_error(struct pk_error *err, int nng_rv, const char *what, const char *url);
+
+/*
+ * The ipc peer check: a connection from peer_uid is served when it is
+ * self (the daemon's effective uid) or root (who can reach the socket
+ * anyway). Pure.
+ */
+bool pk_rpc_ipc_peer_allowed(uint64_t peer_uid, uid_t self);
 
 #endif

@@ -14,11 +14,21 @@ static int ctl_no_address(enum ctl_target target, struct pk_error *err)
 
 static int ctl_spm(struct ctl *ctl, struct pk_error *err)
 {
+	int r;
+
 	if (!ctl->spm) {
 		if (!ctl->spm_url) {
 			return ctl_no_address(CTL_SPM, err);
 		}
-		return pk_spm_client_new(ctl->spm_url, &ctl->spm, err);
+		r = pk_spm_client_new(ctl->spm_url, &ctl->spm, err);
+		if (r == 0) {
+			r = pk_spm_client_set_tls(ctl->spm, &ctl->tls, err);
+		}
+		if (r < 0) {
+			pk_spm_client_free(ctl->spm);
+			ctl->spm = NULL;
+			return r;
+		}
 	}
 	return 0;
 }
@@ -40,7 +50,12 @@ int ctl_call(struct ctl *ctl, enum ctl_target target, Pk__Request *req,
 			return ctl_no_address(CTL_HSM, err);
 		}
 		r = pk_rpc_client_new(ctl->hsm_url, PK_MAX_MESSAGE_DEFAULT * 4, &ctl->hsm, err);
+		if (r == 0) {
+			r = pk_rpc_client_set_tls(ctl->hsm, &ctl->tls, err);
+		}
 		if (r < 0) {
+			pk_rpc_client_free(ctl->hsm);
+			ctl->hsm = NULL;
 			return r;
 		}
 	}

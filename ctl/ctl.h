@@ -29,6 +29,8 @@ struct ctl {
 	bool spm_from_flag;
 	bool json;
 	int timeout_ms;
+	/* --tls-ca/--tls-cert/--tls-key or PK_TLS_*: for tls+tcp:// addresses */
+	struct pk_rpc_tls tls;
 	struct pk_rpc_client *hsm;
 	struct pk_spm_client *spm; /* --spm may list every host's spmd */
 	struct ctl_json out;

@@ -34,7 +34,7 @@ void ctl_flow_watch_init(struct ctl_flow_watch *w, struct ctl *ctl,
 	req.job_events = &je;
 	if (ctl_call(ctl, CTL_HSM, &req, &resp, &err) == 0 && resp->job_events &&
 	    resp->job_events->url && *resp->job_events->url) {
-		if (pk_rpc_sub_new(resp->job_events->url, &w->sub, &err) < 0) {
+		if (pk_rpc_sub_new(resp->job_events->url, &ctl->tls, &w->sub, &err) < 0) {
 			w->sub = NULL; /* JobGet polling only */
 		}
 	}

@@ -31,12 +31,16 @@ static const struct ctl_command commands[] = {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: pkctl [--hsm URL] [--spm URL] [--json] [--timeout MS] COMMAND [ARGS]\n"
+		"usage: pkctl [--hsm URL] [--spm URL] [--json] [--timeout MS]\n"
+		"             [--tls-ca FILE --tls-cert FILE --tls-key FILE] COMMAND [ARGS]\n"
 		"\n"
 		"  --hsm URL     hsmd address (default: $PK_HSM)\n"
 		"  --spm URL     spmd address (default: $PK_SPM)\n"
 		"  --json        one JSON object on stdout instead of text\n"
 		"  --timeout MS  per-call timeout (default 30000)\n"
+		"  --tls-ca FILE    CA certificate (PEM) for tls+tcp:// (default: $PK_TLS_CA)\n"
+		"  --tls-cert FILE  our certificate (PEM) for tls+tcp:// (default: $PK_TLS_CERT)\n"
+		"  --tls-key FILE   its private key (PEM) (default: $PK_TLS_KEY)\n"
 		"\ncommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
@@ -51,6 +55,9 @@ int main(int argc, char **argv)
 		{ "spm", required_argument, NULL, 'S' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "tls-ca", required_argument, NULL, 'A' },
+		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "tls-key", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -61,6 +68,9 @@ int main(int argc, char **argv)
 	pk_log_setup("pkctl", PK_LOG_WARN);
 	ctl.hsm_url = getenv("PK_HSM");
 	ctl.spm_url = getenv("PK_SPM");
+	ctl.tls.ca = getenv("PK_TLS_CA");
+	ctl.tls.cert = getenv("PK_TLS_CERT");
+	ctl.tls.key = getenv("PK_TLS_KEY");
 	ctl.timeout_ms = 30000;
 	/* '+': stop at the command, its options are its own. */
 	while ((c = getopt_long(argc, argv, "+H:S:jt:hV", opts, NULL)) != -1) {
@@ -75,6 +85,15 @@ int main(int argc, char **argv)
 			break;
 		case 'j':
 			ctl.json = true;
+			break;
+		case 'A':
+			ctl.tls.ca = optarg;
+			break;
+		case 'C':
+			ctl.tls.cert = optarg;
+			break;
+		case 'K':
+			ctl.tls.key = optarg;
 			break;
 		case 't':
 			ctl.timeout_ms = atoi(optarg);

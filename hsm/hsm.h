@@ -36,6 +36,7 @@
 #include "common/config.h"
 #include "common/daemon.h"
 #include "common/error.h"
+#include "common/rpc.h"
 #include "hsm/thinp_policy.h"
 #include "hsm/virt.h"
 #include "hsm/vmxml.h"
@@ -78,6 +79,11 @@ struct hsm_settings {
 	int spm_timeout_ms;      /* 0: 10000 */
 	int spm_wait_limit_s;    /* how long a caller waits for the SPM (hsm/spm_wait.h); 0: 1800 */
 	struct hsm_thinp_policy thin; /* the drive monitor (hsm/thinp.h) */
+	/*
+	 * tls_ca, tls_cert, tls_key (borrowed): the events publisher on a
+	 * tls+tcp:// URL; hsmd/main.c gives them to the SPM client too.
+	 */
+	struct pk_rpc_tls tls;
 };
 
 /* Namespaces of hsm->locks (common/locks.h), in the order they are taken. */

@@ -9,6 +9,7 @@
 #include "hsm/hsm.h"
 #include "hsm/rpc.h"
 #include "proto/server.h"
+#include "proto/spm_client.h"
 
 int main(int argc, char **argv)
 {
@@ -29,6 +30,7 @@ int main(int argc, char **argv)
 		return r < 0 ? 2 : 0;
 	}
 	hsm_settings_from_config(&cfg, &settings);
+	pk_server_tls_from_config(&cfg, &settings.tls);
 	settings.kvm = pk_daemon_kvm_usable();
 	/* Before any thread: liblvm2cmd is set up here. */
 	r = hsm_init(&hsm, &settings, &err);
@@ -39,6 +41,13 @@ int main(int argc, char **argv)
 	if (!hsm.spm) {
 		pk_log_warn("no 'spm' setting: the SPM will not learn which images this host "
 			    "prepares");
+	} else {
+		/* Before hsm_start: no thread has called the SPM yet. */
+		r = pk_spm_client_set_tls(hsm.spm, &settings.tls, &err);
+		if (r < 0) {
+			pk_log_error("cannot start: spm: %s", err.message);
+			goto out_hsm;
+		}
 	}
 	r = hsm_start(&hsm, &err);
 	if (r < 0) {

@@ -172,7 +172,7 @@ int hsm_merge_init(struct hsm *hsm, const struct hsm_merge_config *cfg, struct p
 	}
 	if (cfg && cfg->events_url && *cfg->events_url) {
 		snprintf(m->events_url, sizeof(m->events_url), "%s", cfg->events_url);
-		r = pk_rpc_pub_new(cfg->events_url, &m->pub, err);
+		r = pk_rpc_pub_new(cfg->events_url, &hsm->settings.tls, &m->pub, err);
 		if (r < 0) {
 			goto fail;
 		}

@@ -9,12 +9,20 @@
 #include "common/statefile.h"
 #include "proto/codec.h"
 
+void pk_server_tls_from_config(const struct pk_config *cfg, struct pk_rpc_tls *ret)
+{
+	ret->ca = pk_config_str(cfg, "tls_ca");
+	ret->cert = pk_config_str(cfg, "tls_cert");
+	ret->key = pk_config_str(cfg, "tls_key");
+}
+
 int pk_server_start(const struct pk_config *cfg, const char *default_url,
 		    struct pk_dispatcher *dispatcher, struct pk_rpc_server **ret,
 		    struct pk_error *err)
 {
 	struct pk_rpc_server_config sc = { 0 };
 	const char *url = pk_config_str(cfg, "listen");
+	struct pk_rpc_tls tls;
 
 	sc.url = url ? url : default_url;
 	if (strncmp(sc.url, "ipc://", 6) == 0) {
@@ -37,6 +45,8 @@ int pk_server_start(const struct pk_config *cfg, const char *default_url,
 			return r;
 		}
 	}
+	pk_server_tls_from_config(cfg, &tls);
+	sc.tls = &tls; /* read while the listener starts, not later */
 	sc.workers = (unsigned)pk_config_int(cfg, "workers");
 	dispatcher->max_msg = (size_t)pk_config_int(cfg, "max_message");
 	/*

@@ -29,7 +29,15 @@ struct pk_dispatcher {
 };
 
 /*
- * `dispatcher` must outlive the server; its max_msg is set from the
+ * The daemon's TLS material from the settings tls_ca, tls_cert, tls_key
+ * (borrowed from cfg; fields NULL when unset).
+ */
+void pk_server_tls_from_config(const struct pk_config *cfg, struct pk_rpc_tls *ret);
+
+/*
+ * `dispatcher` must outlive the server; a tls+tcp:// listen URL gets the
+ * settings' TLS material (clients must present a certificate signed by
+ * tls_ca), an ipc:// one a 0600 socket in a 0700 directory. its max_msg is set from the
  * settings here. `default_url` is used when `listen` is unset.
  */
 int pk_server_start(const struct pk_config *cfg, const char *default_url,

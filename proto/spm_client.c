@@ -78,6 +78,18 @@ void pk_spm_client_free(struct pk_spm_client *sc)
 	free(sc);
 }
 
+int pk_spm_client_set_tls(struct pk_spm_client *sc, const struct pk_rpc_tls *tls,
+			  struct pk_error *err)
+{
+	for (size_t i = 0; i < sc->n; i++) {
+		int r = pk_rpc_client_set_tls(sc->clients[i], tls, err);
+		if (r < 0) {
+			return r;
+		}
+	}
+	return 0;
+}
+
 size_t pk_spm_client_count(const struct pk_spm_client *sc)
 {
 	return sc->n;

@@ -40,11 +40,21 @@
 #include "common/meta.h"
 
 struct pk_rpc_client;
+struct pk_rpc_tls;
 struct pk_spm_client;
 
 /* urls: "ipc:///a,tcp://h:1". *ret owned by the caller. */
 int pk_spm_client_new(const char *urls, struct pk_spm_client **ret, struct pk_error *err);
 void pk_spm_client_free(struct pk_spm_client *sc);
+
+/*
+ * Gives every tls+tcp:// address of sc the TLS material (the files are
+ * read here; see pk_rpc_client_set_tls: a tls+tcp:// address without
+ * material is INVALID_ARGUMENT). Callers MUST call it before the first
+ * call on sc. Other addresses are left as they are.
+ */
+int pk_spm_client_set_tls(struct pk_spm_client *sc, const struct pk_rpc_tls *tls,
+			  struct pk_error *err);
 
 /* The number of addresses and the i-th client (for calls to one spmd). */
 size_t pk_spm_client_count(const struct pk_spm_client *sc);

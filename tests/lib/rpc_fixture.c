@@ -19,6 +19,12 @@ struct rpc_fixture {
 
 struct rpc_fixture *rpc_fixture_start(const char *url, struct pk_dispatcher *d)
 {
+	return rpc_fixture_start_tls(url, d, NULL);
+}
+
+struct rpc_fixture *rpc_fixture_start_tls(const char *url, struct pk_dispatcher *d,
+					  const struct pk_rpc_tls *tls)
+{
 	struct rpc_fixture *f = pk_xcalloc(1, sizeof(*f));
 	struct pk_rpc_server_config sc = { 0 };
 	struct pk_error err = { PK_OK, "" };
@@ -26,6 +32,7 @@ struct rpc_fixture *rpc_fixture_start(const char *url, struct pk_dispatcher *d)
 	sc.url = url;
 	sc.workers = 4;
 	sc.hard_max_msg = PK_MAX_MESSAGE_DEFAULT * 4;
+	sc.tls = tls;
 	if (pk_rpc_server_start(&sc, pk_dispatch_handle, d, &f->srv, &err) < 0) {
 		fail_msg("rpc server %s: %s", url, err.message);
 	}

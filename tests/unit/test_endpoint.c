@@ -52,6 +52,25 @@ static void test_endpoint__policy(void **state)
 	assert_int_equal(check("", true, true, &kind, &warn, &err), -EINVAL);
 }
 
+static void test_endpoint__url_host(void **state)
+{
+	char h[64];
+
+	(void)state;
+	assert_int_equal(pk_endpoint_url_host("tls+tcp://spm1.example:7001", h, sizeof(h)), 0);
+	assert_string_equal(h, "spm1.example");
+	assert_int_equal(pk_endpoint_url_host("tls+tcp://10.0.0.5:7001", h, sizeof(h)), 0);
+	assert_string_equal(h, "10.0.0.5");
+	assert_int_equal(pk_endpoint_url_host("tls+tcp://[fd00::5]:7001", h, sizeof(h)), 0);
+	assert_string_equal(h, "fd00::5");
+	assert_int_equal(pk_endpoint_url_host("tls+tcp://nohost", h, sizeof(h)), -EINVAL);
+	assert_int_equal(pk_endpoint_url_host("tls+tcp://:7001", h, sizeof(h)), -EINVAL);
+	assert_int_equal(pk_endpoint_url_host("no-scheme:7001", h, sizeof(h)), -EINVAL);
+	assert_int_equal(pk_endpoint_url_host(NULL, h, sizeof(h)), -EINVAL);
+	assert_int_equal(pk_endpoint_url_host("tls+tcp://averyveryverylonghostname:1", h, 8),
+			 -EINVAL);
+}
+
 static void test_endpoint__ipc_dir(void **state)
 {
 	char base[] = "/tmp/pk-test-endpoint-XXXXXX";
@@ -85,6 +104,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_endpoint__policy),
+		cmocka_unit_test(test_endpoint__url_host),
 		cmocka_unit_test(test_endpoint__ipc_dir),
 	};
 

@@ -667,7 +667,7 @@ static void test_merge__events_published(void **state)
 	struct pk_error err = { PK_OK, "" };
 	bool done = false, committing = false;
 
-	assert_int_equal(pk_rpc_sub_new(t->events, &sub, &err), 0);
+	assert_int_equal(pk_rpc_sub_new(t->events, NULL, &sub, &err), 0);
 	struct hsm_merge_job_info j = mfx_merge(t, t->b, t->s1, HSM_MERGE_DIR_COMMIT), i;
 	mfx_wait_calls(FAKE_VIRT_COMMIT, 1);
 	mfx_wait_state(t, j.id, HSM_MERGE_COMMITTING);

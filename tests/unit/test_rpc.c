@@ -134,7 +134,7 @@ static int echo_handler(void *ctx, const void *req, size_t len, void **ret, size
 
 static void test_rpc__echo_and_errors(void **state)
 {
-	struct pk_rpc_server_config sc = { url, 4, 1 << 20, 0 };
+	struct pk_rpc_server_config sc = { url, 4, 1 << 20, 0, NULL };
 	struct pk_rpc_server *srv = NULL;
 	struct pk_rpc_client *c = NULL;
 	struct pk_error err;
@@ -179,7 +179,7 @@ static void *slow_caller(void *arg)
 
 static void test_rpc__slow_call_does_not_block_fast(void **state)
 {
-	struct pk_rpc_server_config sc = { url, 4, 1 << 20, 0 };
+	struct pk_rpc_server_config sc = { url, 4, 1 << 20, 0, NULL };
 	struct pk_rpc_server *srv = NULL;
 	struct pk_rpc_client *c = NULL;
 	struct pk_error err;
@@ -254,7 +254,7 @@ static void test_rpc__stop_while_replies_are_in_flight(void **state)
 
 	(void)state;
 	for (unsigned round = 0; round < rounds; round++) {
-		struct pk_rpc_server_config sc = { url, WORKERS, 1 << 20, 0 };
+		struct pk_rpc_server_config sc = { url, WORKERS, 1 << 20, 0, NULL };
 		struct stop_caller callers[CLIENTS];
 		struct pk_rpc_server *srv = NULL;
 		pthread_t threads[CLIENTS];
@@ -358,8 +358,8 @@ static void test_rpc__pub_sub(void **state)
 
 	(void)state;
 	snprintf(purl, sizeof(purl), "%s.events", url);
-	assert_int_equal(pk_rpc_pub_new(purl, &p, &err), 0);
-	assert_int_equal(pk_rpc_sub_new(purl, &s, &err), 0);
+	assert_int_equal(pk_rpc_pub_new(purl, NULL, &p, &err), 0);
+	assert_int_equal(pk_rpc_sub_new(purl, NULL, &s, &err), 0);
 	/* Subscriptions take a moment to reach the publisher. */
 	for (int i = 0; i < 50 && !got; i++) {
 		assert_int_equal(pk_rpc_pub_send(p, "evt", 3, &err), 0);

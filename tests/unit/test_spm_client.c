@@ -194,6 +194,70 @@ static void test_spm_client__a_dead_spm_is_left_for_the_next_one(void **state)
 	spmd_start(&spmds[0]);
 }
 
+/* tests/unit/data/tls/NAME.pem and .key, trusting its ca.pem. */
+static void tls_of(const char *name, char paths[3][256], struct pk_rpc_tls *ret)
+{
+	const char *d = getenv("PK_TEST_DATA_DIR") ? getenv("PK_TEST_DATA_DIR")
+						    : "tests/unit/data/tls";
+
+	snprintf(paths[0], 256, "%s/ca.pem", d);
+	snprintf(paths[1], 256, "%s/%s.pem", d, name);
+	snprintf(paths[2], 256, "%s/%s.key", d, name);
+	*ret = (struct pk_rpc_tls){ paths[0], paths[1], paths[2] };
+}
+
+/*
+ * An spmd over mutual TLS: with a certificate it accepts, calls go to it;
+ * one it refuses (another CA's) counts as a peer that is down, so the
+ * call moves on to the next spmd instead of failing.
+ */
+static void test_spm_client__tls_spmd_and_a_refused_handshake(void **state)
+{
+	char server_paths[3][256], client_paths[3][256], rogue_paths[3][256];
+	struct pk_rpc_tls server_tls, client_tls, rogue_tls;
+	struct spmd tls_spmd = { 0 };
+	struct pk_spm_client *sc = NULL;
+	struct pk_error err = { PK_OK, "" };
+	char urls[512];
+
+	(void)state;
+	tls_of("server", server_paths, &server_tls);
+	tls_of("client", client_paths, &client_tls);
+	tls_of("rogue", rogue_paths, &rogue_tls);
+	snprintf(tls_spmd.url, sizeof(tls_spmd.url), "tls+tcp://127.0.0.1:%d",
+		 20000 + (int)(getpid() % 20000));
+	atomic_init(&tls_spmd.mode, SPM);
+	atomic_init(&tls_spmd.calls, 0);
+	pthread_mutex_init(&tls_spmd.lock, NULL);
+	tls_spmd.info.role = "spm";
+	tls_spmd.info.host_id = 4;
+	tls_spmd.d = spmds[0].d;
+	tls_spmd.d.ctx = &tls_spmd;
+	tls_spmd.d.info = &tls_spmd.info;
+	tls_spmd.srv = rpc_fixture_start_tls(tls_spmd.url, &tls_spmd.d, &server_tls);
+	snprintf(urls, sizeof(urls), "%s,%s", tls_spmd.url, spmds[1].url);
+
+	assert_int_equal(pk_spm_client_new(urls, &sc, &err), 0);
+	assert_int_equal(pk_spm_client_set_tls(sc, &client_tls, &err), 0);
+	assert_int_equal(extend(sc, &err), 0);
+	assert_int_equal(atomic_load(&tls_spmd.calls), 1);
+	pk_spm_client_free(sc);
+
+	atomic_store(&spmds[1].mode, SPM);
+	assert_int_equal(pk_spm_client_new(urls, &sc, &err), 0);
+	assert_int_equal(pk_spm_client_set_tls(sc, &rogue_tls, &err), 0);
+	assert_int_equal(extend(sc, &err), 0);
+	assert_int_equal(atomic_load(&tls_spmd.calls), 1); /* never reached */
+	assert_int_equal(atomic_load(&spmds[1].calls), 1);
+	assert_true(pk_spm_client_is_down(sc, 0));
+	pk_spm_client_free(sc);
+	atomic_store(&spmds[1].mode, NOT_SPM);
+	atomic_store(&spmds[1].calls, 0);
+
+	rpc_fixture_stop(tls_spmd.srv);
+	pthread_mutex_destroy(&tls_spmd.lock);
+}
+
 /* Nobody holds the lease yet: NOT_SPM (transient for callers), naming every address. */
 static void test_spm_client__no_spm_answers_not_spm(void **state)
 {
@@ -287,6 +351,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spm_client__a_given_request_id_is_kept, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_spm_client__tls_spmd_and_a_refused_handshake,
+						setup, teardown),
 	};
 
 	pk_log_setup("test", PK_LOG_ERROR);
