@@ -64,6 +64,17 @@ int spm_volume_mutation_begin(struct spm *spm, const char *what, const char *dom
 			      struct pk_lockset *set, struct spm_volume_list *list,
 			      uint64_t *ret_free, struct pk_error *err);
 
+/*
+ * The start of an extend or reduce to size bytes: size checked (a positive
+ * multiple of 512), spm_volume_mutation_begin, then the volume found in its
+ * image (*ret_v points into list). On failure nothing is held.
+ */
+int spm_volume_resize_begin(struct spm *spm, const char *what, const char *domain,
+			    const char *image, enum pk_lock_mode image_mode, const char *volume,
+			    uint64_t size, struct pk_lockset *set, struct spm_volume_list *list,
+			    uint64_t *ret_free, const struct spm_volume **ret_v,
+			    struct pk_error *err);
+
 /* The end of a mutation begun by spm_volume_mutation_begin: releases set, unpins the role. */
 void spm_volume_mutation_end(struct pk_lockset *set);
 

@@ -276,6 +276,31 @@ out:
 
 /* ---- extend, update ---------------------------------------------------------- */
 
+int spm_volume_resize_begin(struct spm *spm, const char *what, const char *domain,
+			    const char *image, enum pk_lock_mode image_mode, const char *volume,
+			    uint64_t size, struct pk_lockset *set, struct spm_volume_list *list,
+			    uint64_t *ret_free, const struct spm_volume **ret_v,
+			    struct pk_error *err)
+{
+	int r;
+
+	if (size == 0 || size % 512 != 0) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "new size %" PRIu64 " must be a positive multiple of 512 bytes", size);
+	}
+	r = spm_volume_mutation_begin(spm, what, domain, image, image_mode, volume, set, list,
+				      ret_free, err);
+	if (r < 0) {
+		return r;
+	}
+	r = spm_volume_find_in_image(list, domain, image, volume, ret_v, err);
+	if (r < 0) {
+		spm_volume_list_release(list);
+		spm_volume_mutation_end(set);
+	}
+	return r;
+}
+
 int spm_volume_extend(struct spm *spm, const char *domain, const char *image,
 		      const char *volume, uint64_t size, struct spm_volume *ret,
 		      struct pk_error *err)
@@ -286,17 +311,12 @@ int spm_volume_extend(struct spm *spm, const char *domain, const char *image,
 	uint64_t want, vg_free = 0;
 	int r;
 
-	if (size == 0 || size % 512 != 0) {
-		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
-				    "new size %" PRIu64 " must be a positive multiple of 512 bytes", size);
-	}
-	r = spm_volume_mutation_begin(spm, "extend_volume", domain, image, PK_LOCK_SHARED, volume,
-				      &set, &list, &vg_free, err);
+	r = spm_volume_resize_begin(spm, "extend_volume", domain, image, PK_LOCK_SHARED, volume,
+				    size, &set, &list, &vg_free, &v, err);
 	if (r < 0) {
 		return r;
 	}
-	r = spm_volume_find_in_image(&list, domain, image, volume, &v, err);
-	if (r == 0 && v->meta.legality == PK_VOLUME_REMOVING) {
+	if (v->meta.legality == PK_VOLUME_REMOVING) {
 		r = pk_error_set(err, PK_E_ILLEGAL, EINVAL, "volume '%s' is being removed", volume);
 	}
 	if (r < 0) {

@@ -24,19 +24,11 @@ int spm_volume_reduce(struct spm *spm, const char *domain, const char *image,
 	uint64_t want, vg_free = 0;
 	int r;
 
-	if (size == 0 || size % 512 != 0) {
-		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
-				    "new size %" PRIu64 " must be a positive multiple of 512 bytes", size);
-	}
 	/* Exclusive on the image: no snapshot or merge of it changes roles meanwhile. */
-	r = spm_volume_mutation_begin(spm, "reduce_volume", domain, image, PK_LOCK_EXCLUSIVE, volume,
-				      &set, &list, &vg_free, err);
+	r = spm_volume_resize_begin(spm, "reduce_volume", domain, image, PK_LOCK_EXCLUSIVE, volume,
+				    size, &set, &list, &vg_free, &v, err);
 	if (r < 0) {
 		return r;
-	}
-	r = spm_volume_find_in_image(&list, domain, image, volume, &v, err);
-	if (r < 0) {
-		goto out;
 	}
 	if (v->meta.format != PK_VOLUME_COW) {
 		r = pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
