@@ -17,8 +17,8 @@
 /* One schema for both daemons; each reads the keys it uses. */
 static const struct pk_config_key daemon_settings[] = {
 	{ "host_id", PK_CONFIG_INT, "1", 1, 2000, "this host's id in the cluster (1-2000), also its sanlock host id" },
-	{ "listen", PK_CONFIG_STR, NULL, 0, 0, "URL the daemon answers on (ipc:///path or tcp://host:port)" },
-	{ "events", PK_CONFIG_STR, NULL, 0, 0, "hsmd: URL where job events are published" },
+	{ "listen", PK_CONFIG_STR, NULL, 0, 0, "URL the daemon answers on: ipc:///path, or tls+tcp://host:port with tls_ca/tls_cert/tls_key (tcp:// only with insecure_tcp, on loopback)" },
+	{ "events", PK_CONFIG_STR, NULL, 0, 0, "hsmd: URL where job and drive monitor events are published (same schemes as listen)" },
 	{ "spm", PK_CONFIG_STR, NULL, 0, 0, "hsmd: comma-separated URLs of the cluster's spmds" },
 	{ "state_dir", PK_CONFIG_STR, "/var/lib/poolkeeper", 0, 0, "durable per-host state (job and task records)" },
 	{ "run_dir", PK_CONFIG_STR, "/run/poolkeeper", 0, 0, "volatile per-host state (image links)" },
