@@ -66,7 +66,7 @@ int spm_volume_mutation_begin(struct spm *spm, const char *what, const char *dom
 
 /*
  * The start of an extend or reduce to size bytes: size checked (a positive
- * multiple of 512), spm_volume_mutation_begin, then the volume found in its
+ * multiple of 512 below 8 EiB), spm_volume_mutation_begin, then the volume found in its
  * image (*ret_v points into list). On failure nothing is held.
  */
 int spm_volume_resize_begin(struct spm *spm, const char *what, const char *domain,

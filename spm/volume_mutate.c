@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,9 +285,11 @@ int spm_volume_resize_begin(struct spm *spm, const char *what, const char *domai
 {
 	int r;
 
-	if (size == 0 || size % 512 != 0) {
+	/* Bounded (8 EiB) before anything rounds it: near 2^64 it would wrap. */
+	if (size == 0 || size % 512 != 0 || size > (uint64_t)INT64_MAX) {
 		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
-				    "new size %" PRIu64 " must be a positive multiple of 512 bytes", size);
+				    "new size %" PRIu64 " is not a positive multiple of 512 bytes "
+				    "below 8 EiB", size);
 	}
 	r = spm_volume_mutation_begin(spm, what, domain, image, image_mode, volume, set, list,
 				      ret_free, err);

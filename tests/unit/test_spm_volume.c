@@ -208,6 +208,9 @@ static void test_spm_volume__reduce_only_an_internal_cow_volume(void **state)
 	assert_int_equal(v.lv_size, 20 << 20);
 	assert_true(spm_volume_reduce(&f->spm, DOMAIN, IMAGE, BASE, 0, &v, &err) < 0);
 	assert_int_equal(err.code, PK_E_INVALID_ARGUMENT);
+	/* A size near 2^64 is refused, not rounded into a small one (nor "done"). */
+	assert_true(spm_volume_extend(&f->spm, DOMAIN, IMAGE, BASE, UINT64_MAX - 511, &v, &err) < 0);
+	assert_int_equal(err.code, PK_E_INVALID_ARGUMENT);
 	/* A leaf may still grow under a guest. */
 	plant_cow(f, CHILD, PK_VOLUME_LEAF, PK_VOLUME_LEGAL, 1, 64 << 20);
 	spm_volume_cache_invalidate(&f->spm);
