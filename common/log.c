@@ -41,9 +41,38 @@ int pk_log_level_parse(const char *s, enum pk_log_level *ret_level)
 	return -EINVAL;
 }
 
+char *pk_log_escape(const char *in, char *out, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (!size) {
+		return out;
+	}
+	for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			if (o + 4 >= size) {
+				break;
+			}
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 0xf];
+		} else {
+			if (o + 1 >= size) {
+				break;
+			}
+			out[o++] = (char)*p;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
 void pk_log_write(enum pk_log_level level, const char *fmt, ...)
 {
-	char line[2048];
+	char msg[2048], escaped[4096];
+	char line[4200];
 	char stamp[32];
 	struct timespec ts;
 	struct tm tm;
@@ -53,14 +82,13 @@ void pk_log_write(enum pk_log_level level, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-	n = snprintf(line, sizeof(line), "%s.%03ldZ %s[%d] %s ", stamp,
-		     ts.tv_nsec / 1000000, log_settings.ident, (int)getpid(),
-		     level_names[level]);
 	va_start(ap, fmt);
-	if (n > 0 && (size_t)n < sizeof(line)) {
-		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-	}
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	n = snprintf(line, sizeof(line), "%s.%03ldZ %s[%d] %s %s", stamp,
+		     ts.tv_nsec / 1000000, log_settings.ident, (int)getpid(),
+		     level_names[level], pk_log_escape(msg, escaped, sizeof(escaped)));
+	(void)n;
 	/* One write per line so lines from threads never interleave. */
 	fprintf(stderr, "%s\n", line);
 }

@@ -17,6 +17,7 @@
 #define PK_LOG_H
 
 #include <errno.h>
+#include <stddef.h>
 
 enum pk_log_level {
 	PK_LOG_ERROR = 0,
@@ -30,8 +31,17 @@ enum pk_log_level pk_log_get_level(void);
 /* Parses "error|warn|info|debug"; returns -EINVAL for anything else. */
 int pk_log_level_parse(const char *s, enum pk_log_level *ret_level);
 
+/*
+ * Writes one line. Control characters (< 0x20, 0x7f) in the message are
+ * written as \xNN (pk_log_escape): a name or an error text that came from
+ * a request, a guest or a child process cannot forge or split log lines.
+ */
 void pk_log_write(enum pk_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* Copies in into out (size bytes, always terminated, cut when full) with
+ * every control character as \xNN. Returns out. */
+char *pk_log_escape(const char *in, char *out, size_t size);
 
 #define pk_log_at(lvl, ...)                                     \
 	do {                                                    \

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "common/buf.h"
+#include "common/log.h"
 #include "common/strv.h"
 #include "common/xalloc.h"
 
@@ -132,6 +133,19 @@ static void test_toolkit__xgrow(void **state)
 	free(v);
 }
 
+static void test_toolkit__log_escape(void **state)
+{
+	char out[64];
+
+	(void)state;
+	assert_string_equal(pk_log_escape("vm\nINFO forged\r\x1b[2J", out, sizeof(out)),
+			    "vm\\x0aINFO forged\\x0d\\x1b[2J");
+	assert_string_equal(pk_log_escape("plain 'text' ok", out, sizeof(out)), "plain 'text' ok");
+	/* Cut when full, never in the middle of an escape. */
+	assert_string_equal(pk_log_escape("ab\ncd", out, 6), "ab");
+	assert_string_equal(pk_log_escape("abcdef", out, 4), "abc");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -139,6 +153,7 @@ int main(void)
 		cmocka_unit_test(test_toolkit__buf_append_printf_steal),
 		cmocka_unit_test(test_toolkit__buf_reserve_commit),
 		cmocka_unit_test(test_toolkit__xgrow),
+		cmocka_unit_test(test_toolkit__log_escape),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
