@@ -50,10 +50,12 @@ int pk_server_start(const struct pk_config *cfg, const char *default_url,
 	sc.workers = (unsigned)pk_config_int(cfg, "workers");
 	dispatcher->max_msg = (size_t)pk_config_int(cfg, "max_message");
 	/*
-	 * nng itself drops only messages far above our limit, so that a request
-	 * a little too large is still read and answered with an explanation.
+	 * nng's own limit is max_message plus a little: a request a little too
+	 * large is still read and answered with an explanation, and nothing
+	 * larger is ever buffered for a connection (no multiple of the limit
+	 * per peer).
 	 */
-	sc.hard_max_msg = dispatcher->max_msg * 4 + 65536;
+	sc.hard_max_msg = dispatcher->max_msg + 65536;
 	pk_log_info("listening url='%s' workers=%u max_message=%zu", sc.url, sc.workers,
 		    dispatcher->max_msg);
 	return pk_rpc_server_start(&sc, pk_dispatch_handle, dispatcher, ret, err);
