@@ -147,41 +147,6 @@ static void test_hsm_image__chain_build_errors(void **state)
 	free(l.list.v);
 }
 
-/* ---- qemu-img's JSON (pure) ---------------------------------------------------------- */
-
-static void test_hsm_image__qemu_img_json(void **state)
-{
-	static const char json[] =
-		"[\n  {\n    \"backing-filename-format\": \"raw\",\n"
-		"    \"virtual-size\": 1048576,\n    \"filename\": \"/run/s/d/i/top\",\n"
-		"    \"format\": \"qcow2\",\n"
-		"    \"format-specific\": {\"type\": \"qcow2\", \"data\": {\"compat\": \"1.1\","
-		" \"filename\": \"nested, ignored\", \"lazy-refcounts\": false}},\n"
-		"    \"children\": [{\"name\": \"file\", \"info\": {\"filename\": \"x\"}}],\n"
-		"    \"full-backing-filename\": \"/run/s/d/i/base\",\n"
-		"    \"backing-filename\": \"base\",\n    \"dirty-flag\": false\n  },\n"
-		"  {\n    \"virtual-size\": 1048576,\n    \"filename\": \"/run/s/d/i/b\\\"a\\u0073e\",\n"
-		"    \"format\": \"raw\"\n  }\n]\n";
-	struct pk_error err;
-	char **names = NULL;
-	size_t n = 0;
-
-	(void)state;
-	assert_int_equal(hsm_qemu_img_chain_parse(json, &names, &n, &err), 0);
-	assert_int_equal(n, 2);
-	assert_string_equal(names[0], "/run/s/d/i/top");
-	assert_string_equal(names[1], "/run/s/d/i/b\"ase");
-	pk_strv_free(names);
-
-	assert_true(hsm_qemu_img_chain_parse("{}", &names, &n, &err) < 0);
-	assert_true(hsm_qemu_img_chain_parse("[{\"filename\": \"a\"", &names, &n, &err) < 0);
-	assert_true(hsm_qemu_img_chain_parse("[{\"filename\": \"a}]", &names, &n, &err) < 0);
-	assert_true(hsm_qemu_img_chain_parse("[]", &names, &n, &err) < 0);
-	assert_true(hsm_qemu_img_chain_parse("[{\"filename\": \"\\u00zz\"}]", &names, &n, &err) <
-		    0);
-	assert_true(hsm_qemu_img_chain_parse(NULL, &names, &n, &err) < 0);
-}
-
 static void test_hsm_image__path_volume_id(void **state)
 {
 	char *s;
@@ -423,7 +388,6 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hsm_image__chain_build_picks_the_leaf),
 		cmocka_unit_test(test_hsm_image__chain_build_errors),
-		cmocka_unit_test(test_hsm_image__qemu_img_json),
 		cmocka_unit_test(test_hsm_image__path_volume_id),
 		cmocka_unit_test_setup_teardown(test_hsm_image__prepare_links_the_chain, fx_setup,
 						fx_teardown),
