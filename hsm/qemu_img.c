@@ -31,14 +31,42 @@ int hsm_qemu_img_json_u64(const char *json, const char *key, uint64_t *ret)
 	return pk_parse_u64_prefix(p, strlen(p), ret, NULL);
 }
 
+/* qemu's protocol driver for a path: a block device or a file. */
+static const char *proto_driver(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISBLK(st.st_mode) ? "host_device" : "file";
+}
+
+/* The json: spec of the qcow2 image at path with its backing left closed
+ * ("backing": null: the header's backing file is named, never opened).
+ * Heap. A path in a json: spec must need no escaping; ours never do. */
+static int qcow2_alone(const char *path, char **ret, struct pk_error *err)
+{
+	if (path[0] != '/' || strpbrk(path, "\"\\")) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "path '%s' cannot be passed to qemu-img", path);
+	}
+	*ret = pk_xasprintf("json:{\"driver\":\"qcow2\",\"backing\":null,\"file\":"
+			    "{\"driver\":\"%s\",\"filename\":\"%s\"}}", proto_driver(path), path);
+	return 0;
+}
+
 int hsm_qemu_img_image_end(const char *path, uint64_t *ret, struct pk_error *err)
 {
-	const char *argv[] = { "qemu-img", "check", "-U", "-f", "qcow2", "--output=json", path,
-			       NULL };
 	struct pk_proc_result res = { 0 };
+	char *spec = NULL;
 	int r;
 
+	r = qcow2_alone(path, &spec, err);
+	if (r < 0) {
+		return r;
+	}
+	/* Without its backing: the end of this file is all that is asked. */
+	const char *argv[] = { "qemu-img", "check", "-U", "--output=json", spec, NULL };
 	r = pk_proc_run(argv, HSM_QEMU_IMG_TIMEOUT_MS, &res, err);
+	free(spec);
 	if (r < 0) {
 		return r;
 	}
@@ -252,30 +280,21 @@ bad:
 
 /* ---- one image, then the chain ----------------------------------------------------- */
 
-/* qemu's protocol driver for a path: a block device or a file. */
-static const char *proto_driver(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) == 0 && S_ISBLK(st.st_mode) ? "host_device" : "file";
-}
-
 static int info_one(const struct hsm_qemu_img_file *f, struct hsm_qemu_img_info *ret,
 		    struct pk_error *err)
 {
 	char *spec = NULL, *out = NULL;
 	int r;
 
-	/* A path in a json: spec must need no escaping; ours never do. */
 	if (f->path[0] != '/' || strpbrk(f->path, "\"\\")) {
 		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
 				    "path '%s' cannot be passed to qemu-img", f->path);
 	}
 	if (f->qcow2) {
-		/* "backing": null: the header's backing file is named, never opened. */
-		spec = pk_xasprintf("json:{\"driver\":\"qcow2\",\"backing\":null,\"file\":"
-				    "{\"driver\":\"%s\",\"filename\":\"%s\"}}",
-				    proto_driver(f->path), f->path);
+		r = qcow2_alone(f->path, &spec, err);
+		if (r < 0) {
+			return r;
+		}
 		const char *argv[] = { "qemu-img", "info", "-U", "--output=json", spec, NULL };
 		r = pk_proc_check(argv, HSM_QEMU_IMG_TIMEOUT_MS, PK_E_IO, &out, err);
 	} else {

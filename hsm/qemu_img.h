@@ -29,7 +29,9 @@
 int hsm_qemu_img_json_u64(const char *json, const char *key, uint64_t *ret);
 
 /* Where the data of the qcow2 image at path ends (qemu-img check
- * image-end-offset); -ENOENT (err untouched) when qemu-img cannot tell. */
+ * image-end-offset of the file alone, its backing not opened); -ENOENT
+ * (err untouched) when qemu-img cannot tell, INVALID_ARGUMENT for a path
+ * a json: spec cannot carry. */
 int hsm_qemu_img_image_end(const char *path, uint64_t *ret, struct pk_error *err);
 
 /* The size of a fully allocated qcow2 image of capacity bytes: what a COW
