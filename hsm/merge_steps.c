@@ -331,10 +331,12 @@ static enum hsm_merge_step teardown_volume(struct hsm_merge_job *job, const char
 		pk_error_prefix(err, "merged volume '%s' cannot be deactivated on this host", volume);
 		return HSM_MERGE_STEP_FAIL;
 	}
-	if (hsm_spm_image_prepared(job->hsm, job->domain, job->image, volume, false, err) < 0) {
-		pk_log_warn("merge job job='%s': the SPM was not told that volume '%s' is torn down: "
-			    "%s", job->id, volume, err->message);
-		pk_error_clear(err);
+	/* Untagged, or DeleteVolume refuses the orphan as prepared here. */
+	r = hsm_spm_image_prepared(job->hsm, job->domain, job->image, volume, false, err);
+	if (r < 0) {
+		pk_error_prefix(err, "the SPM was not told that merged volume '%s' is torn down",
+				volume);
+		return hsm_merge_step_of(r, err);
 	}
 	return HSM_MERGE_STEP_MOVED;
 }

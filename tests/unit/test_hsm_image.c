@@ -5,6 +5,7 @@
  */
 /* pk-test-fakes: fake_lvm fake_virt */
 #include <errno.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,7 +29,9 @@
 #include "hsm/image.h"
 #include "tests/fakes/fake_lvm.h"
 #include "tests/fakes/fake_virt.h"
+#include "proto/spm_client.h"
 #include "tests/lib/hsm_fixture.h"
+#include "tests/lib/spm_fixture.h"
 
 /* ---- chains from metadata (pure) ------------------------------------------------ */
 
@@ -383,12 +386,51 @@ static void test_hsm_image__locks(void **state)
 	assert_int_equal(pk_locks_active(fx->hsm.locks), 0);
 }
 
+/*
+ * The SPM records every volume of the chain as prepared before anything is
+ * activated; when it cannot, PrepareImage fails and nothing is linked.
+ */
+static void test_hsm_image__prepare_fails_when_the_spm_cannot_record_it(void **state)
+{
+	struct fx *fx = *state;
+	struct spm_fixture *spm = NULL;
+	struct hsm_chain c = { 0 };
+	struct pk_error err;
+	char image[PK_UUID_BUFLEN], base[PK_UUID_BUFLEN], leaf[PK_UUID_BUFLEN], link[512];
+	int before;
+
+	fx_image(fx, image, base, leaf);
+	spm_fixture_start(fx, &spm);
+	assert_int_equal(pk_spm_client_new(spm->url, &fx->hsm.spm, &err), 0);
+	fx->hsm.settings.spm_timeout_ms = 1000;
+	atomic_store(&spm->fail_prepared, 1000);
+	assert_true(hsm_image_prepare(&fx->hsm, fx->domain, image, NULL, &c, &err) < 0);
+	assert_int_equal(err.code, PK_E_UNAVAILABLE);
+	assert_non_null(strstr(err.message, "cannot record"));
+	assert_false(fx_exists(fx_link(fx, image, leaf, link, sizeof(link))));
+	assert_false(fx_exists(fx_link(fx, image, base, link, sizeof(link))));
+
+	atomic_store(&spm->fail_prepared, 0);
+	before = atomic_load(&spm->prepared);
+	assert_int_equal(hsm_image_prepare(&fx->hsm, fx->domain, image, NULL, &c, &err), 0);
+	hsm_chain_release(&c);
+	assert_int_equal(atomic_load(&spm->prepared) - before, 2); /* one notice per volume */
+	assert_true(fx_exists(fx_link(fx, image, leaf, link, sizeof(link))));
+	/* A teardown that cannot reach the SPM still tears down (the tag only protects). */
+	atomic_store(&spm->fail_prepared, 1000);
+	assert_int_equal(hsm_image_teardown(&fx->hsm, fx->domain, image, false, &err), 0);
+	assert_false(fx_exists(fx_link(fx, image, leaf, link, sizeof(link))));
+	spm_fixture_stop(spm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hsm_image__chain_build_picks_the_leaf),
 		cmocka_unit_test(test_hsm_image__chain_build_errors),
 		cmocka_unit_test(test_hsm_image__path_volume_id),
+		cmocka_unit_test_setup_teardown(test_hsm_image__prepare_fails_when_the_spm_cannot_record_it,
+						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_hsm_image__prepare_links_the_chain, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_hsm_image__prepare_refuses_bad_input, fx_setup,
