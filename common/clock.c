@@ -24,6 +24,11 @@ uint64_t pk_clock_realtime_ms(void)
 	return clock_read_us(CLOCK_REALTIME) / 1000u;
 }
 
+uint64_t pk_clock_realtime_us(void)
+{
+	return clock_read_us(CLOCK_REALTIME);
+}
+
 void pk_clock_deadline(clockid_t clock, unsigned ms, struct timespec *ret)
 {
 	clock_gettime(clock, ret);

@@ -27,6 +27,8 @@ uint64_t pk_clock_monotonic_us(void);
 
 /* Milliseconds since the epoch (CLOCK_REALTIME). */
 uint64_t pk_clock_realtime_ms(void);
+/* Wall clock in microseconds: an order of events that survives restarts. */
+uint64_t pk_clock_realtime_us(void);
 
 /* *ret = now on `clock` + ms. */
 void pk_clock_deadline(clockid_t clock, unsigned ms, struct timespec *ret);

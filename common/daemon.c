@@ -22,6 +22,8 @@ static const struct pk_config_key daemon_settings[] = {
 	{ "spm", PK_CONFIG_STR, NULL, 0, 0, "hsmd: comma-separated URLs of the cluster's spmds" },
 	{ "state_dir", PK_CONFIG_STR, "/var/lib/poolkeeper", 0, 0, "durable per-host state (job and task records)" },
 	{ "run_dir", PK_CONFIG_STR, "/run/poolkeeper", 0, 0, "volatile per-host state (image links)" },
+	{ "boot_dir", PK_CONFIG_STR, "/var/lib/poolkeeper/boot", 0, 0, "hsmd: directory of the kernels and initrds VmCreate names (nothing outside it is booted)" },
+	{ "log_dir", PK_CONFIG_STR, "/var/log/poolkeeper", 0, 0, "hsmd: directory of the VMs' serial console logs (<log_dir>/<vm>.serial)" },
 	{ "log_level", PK_CONFIG_STR, "info", 0, 0, "error, warn, info or debug" },
 	{ "workers", PK_CONFIG_INT, "8", 1, 256, "RPC worker threads (concurrent calls)" },
 	{ "max_message", PK_CONFIG_INT, "4194304", 4096, 268435456, "largest accepted request in bytes" },

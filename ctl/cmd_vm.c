@@ -26,7 +26,7 @@ struct vm_opts {
 	unsigned vcpus;
 	const char *disks[VM_DISKS_MAX];
 	size_t ndisks;
-	const char *kernel, *initrd, *cmdline, *serial_log, *type;
+	const char *kernel, *initrd, *cmdline, *type;
 	const char *drives; /* comma-separated */
 	const char *image;
 	bool quiesce;
@@ -104,7 +104,10 @@ static int vm_opts_parse(struct ctl *ctl, int argc, char **argv, struct vm_opts 
 		case OPT_KERNEL: o->kernel = optarg; break;
 		case OPT_INITRD: o->initrd = optarg; break;
 		case OPT_CMDLINE: o->cmdline = optarg; break;
-		case OPT_SERIAL_LOG: o->serial_log = optarg; break;
+		case OPT_SERIAL_LOG:
+			/* Kept so an old script gets a reason, not "unknown option". */
+			return ctl_usage_error(ctl, "--serial-log is gone: hsmd writes the serial "
+						    "log to <log_dir>/<vm>.serial (its log_dir setting)");
 		case OPT_TYPE: o->type = optarg; break;
 		case OPT_DRIVE: o->drives = optarg; break;
 		case OPT_QUIESCE: o->quiesce = true; break;
@@ -208,7 +211,6 @@ static int vm_create(struct ctl *ctl, const struct vm_opts *o)
 		spec.kernel = (char *)(o->kernel ? o->kernel : "");
 		spec.initrd = (char *)(o->initrd ? o->initrd : "");
 		spec.cmdline = (char *)(o->cmdline ? o->cmdline : "");
-		spec.serial_log = (char *)(o->serial_log ? o->serial_log : "");
 		if (!o->type || !strcmp(o->type, "auto")) {
 			spec.type = PK__DOMAIN_TYPE__DOMAIN_TYPE_AUTO;
 		} else if (!strcmp(o->type, "kvm")) {
@@ -345,7 +347,7 @@ int ctl_cmd_vm(struct ctl *ctl, int argc, char **argv)
 		return ctl_usage_error(
 			ctl, "usage: pkctl vm create --name NAME [--memory MIB] [--vcpus N] "
 			     "--disk image=ID,volume=ID[,domain=ID][,target=vdX][,bus=virtio|sata|scsi]"
-			     "... [--kernel PATH [--initrd PATH] [--cmdline TEXT]] [--serial-log PATH] "
+			     "... [--kernel NAME [--initrd NAME] [--cmdline TEXT]] "
 			     "[--type auto|kvm|qemu] | destroy --vm NAME | list [--vm NAME] | chain "
 			     "--vm NAME --drive vdX | chain --image ID | snapshot --vm NAME [--drive vda,vdb] [--quiesce] [--leaf-size SIZE]");
 	}

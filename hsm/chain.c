@@ -5,15 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/buf.h"
 #include "common/proc.h"
 #include "common/strv.h"
 #include "common/uuid.h"
 #include "common/xalloc.h"
 #include "hsm/image.h"
+#include "hsm/qemu_img.h"
 #include "hsm/vm.h"
-
-#define QEMU_IMG_TIMEOUT_MS 30000
 
 void hsm_chain_report_release(struct hsm_chain_report *rep)
 {
@@ -26,139 +24,63 @@ void hsm_chain_report_release(struct hsm_chain_report *rep)
 	memset(rep, 0, sizeof(*rep));
 }
 
-/* ---- qemu-img's JSON ----------------------------------------------------------- */
+/* ---- the chain of the qcow2 headers --------------------------------------------- */
 
-static const char *json_ws(const char *p)
+int hsm_image_header_chain(struct hsm *hsm, const char *domain, const char *image,
+			   const char *leaf, char ***ret, size_t *ret_n, struct pk_error *err)
 {
-	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
-		p++;
-	}
-	return p;
-}
-
-/* Reads the string starting at *p (at the opening quote); *ret heap. */
-static int json_string(const char **p, char **ret)
-{
-	const char *s = *p + 1;
-	struct pk_buf out = PK_BUF_INIT;
-
-	for (; *s && *s != '"'; s++) {
-		char c = *s;
-		if (c == '\\') {
-			s++;
-			switch (*s) {
-			case 'n': c = '\n'; break;
-			case 't': c = '\t'; break;
-			case 'r': c = '\r'; break;
-			case 'b': c = '\b'; break;
-			case 'f': c = '\f'; break;
-			case 'u': {
-				unsigned v = 0;
-				for (int i = 1; i <= 4; i++) {
-					char h = s[i];
-					if (!((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') ||
-					      (h >= 'A' && h <= 'F'))) {
-						pk_buf_release(&out);
-						return -EINVAL;
-					}
-					v = v * 16 + (unsigned)(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
-				}
-				s += 4;
-				c = v < 0x80 && v > 0 ? (char)v : '?';
-				break;
-			}
-			case '\0':
-				pk_buf_release(&out);
-				return -EINVAL;
-			default: c = *s; break; /* \" \\ \/ */
-			}
-		}
-		pk_buf_putc(&out, c);
-	}
-	if (*s != '"') {
-		pk_buf_release(&out);
-		return -EINVAL;
-	}
-	*p = s + 1;
-	*ret = pk_buf_steal(&out, NULL);
-	return 0;
-}
-
-int hsm_qemu_img_chain_parse(const char *json, char ***ret, size_t *ret_n,
-			     struct pk_error *err)
-{
-	const char *p = json_ws(json ? json : "");
-	struct pk_strv names = PK_STRV_INIT;
-	int depth = 0;
-	bool want_filename = false;
-
-	if (*p != '[') {
-		return pk_error_set(err, PK_E_INTERNAL, EINVAL,
-				    "qemu-img printed no JSON array of images");
-	}
-	while (*p) {
-		p = json_ws(p);
-		if (!*p) {
-			break;
-		}
-		if (*p == '[' || *p == '{') {
-			depth++;
-			p++;
-			want_filename = false;
-		} else if (*p == ']' || *p == '}') {
-			depth--;
-			p++;
-			if (depth == 0) {
-				break;
-			}
-		} else if (*p == '"') {
-			char *s = NULL;
-			if (json_string(&p, &s) < 0) {
-				pk_strv_release(&names);
-				return pk_error_set(err, PK_E_INTERNAL, EINVAL,
-						    "qemu-img printed a malformed JSON string");
-			}
-			p = json_ws(p);
-			if (*p == ':') {
-				/* a key: only each image's own "filename" counts */
-				want_filename = depth == 2 && !strcmp(s, "filename");
-				p++;
-				free(s);
-			} else if (want_filename) {
-				pk_strv_push_take(&names, s);
-				want_filename = false;
-			} else {
-				free(s);
-			}
-		} else {
-			/* a number, true, false, null, ',' */
-			p++;
-		}
-	}
-	if (depth != 0 || names.n == 0) {
-		bool some = names.n > 0;
-
-		pk_strv_release(&names);
-		return pk_error_set(err, PK_E_INTERNAL, EINVAL,
-				    "qemu-img's JSON is %s", some ? "truncated" : "without any image");
-	}
-	*ret = pk_strv_steal(&names, ret_n);
-	return 0;
-}
-
-static int qemu_img_chain(const char *leaf, char ***ret, size_t *ret_n, struct pk_error *err)
-{
-	const char *argv[] = { "qemu-img", "info", "--backing-chain", "--output=json", "-U", leaf,
-			       NULL };
-	char *out = NULL, **files = NULL;
+	struct hsm_volume_list list = { 0 };
+	struct hsm_qemu_img_file *files = NULL;
+	char (*paths)[HSM_PATH_MAX] = NULL;
+	const struct hsm_volume *top;
 	size_t n = 0;
 	int r;
 
-	r = pk_proc_check(argv, QEMU_IMG_TIMEOUT_MS, PK_E_IO, &out, err);
-	if (r == 0) {
-		r = hsm_qemu_img_chain_parse(out, &files, &n, err);
+	r = hsm_volumes_read(hsm, domain, &list, err);
+	if (r < 0) {
+		return r;
 	}
-	free(out);
+	top = hsm_volume_list_find(&list, leaf);
+	if (!top || strcmp(top->meta.image, image) != 0) {
+		r = pk_error_set(err, PK_E_NOT_FOUND, ENOENT,
+				 "volume '%s' is not a volume of image '%s'", leaf, image);
+		goto out;
+	}
+	/* Every volume of the image, the leaf first, opened as its metadata says. */
+	files = pk_xcalloc(list.n, sizeof(*files));
+	paths = pk_xcalloc(list.n, sizeof(*paths));
+	for (size_t pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < list.n && r == 0; i++) {
+			const struct hsm_volume *v = &list.v[i];
+
+			if ((pass == 0) != (v == top) || strcmp(v->meta.image, image) != 0) {
+				continue;
+			}
+			r = hsm_image_link_path(hsm, domain, image, v->id, paths[n],
+						sizeof(paths[n]), err);
+			files[n].path = paths[n];
+			files[n].qcow2 = v->meta.format == PK_VOLUME_COW;
+			n++;
+		}
+	}
+	if (r == 0) {
+		r = hsm_qemu_img_chain(files, n, ret, ret_n, err);
+	}
+out:
+	free(files);
+	free(paths);
+	hsm_volume_list_release(&list);
+	return r;
+}
+
+static int qemu_img_chain(struct hsm *hsm, const char *domain, const char *image,
+			  const char *leaf, char ***ret, size_t *ret_n, struct pk_error *err)
+{
+	char **files = NULL;
+	size_t n = 0;
+	int r;
+
+	r = hsm_image_header_chain(hsm, domain, image, leaf, &files, &n, err);
 	if (r < 0) {
 		return r;
 	}
@@ -283,7 +205,6 @@ int hsm_volume_chain(struct hsm *hsm, const char *domain, const char *image, con
 	struct hsm_chain_report rep = { 0 };
 	struct hsm_chain chain = { 0 };
 	char user[HSM_VM_NAME_MAX + 1];
-	char link[HSM_PATH_MAX];
 	int r, live = 0;
 
 	if (vm && !*vm) {
@@ -332,11 +253,8 @@ int hsm_volume_chain(struct hsm *hsm, const char *domain, const char *image, con
 		const char *leaf = chain.v[0].id;
 		r = hsm_image_volume_ready(hsm, rep.domain, rep.image, leaf, NULL, err);
 		if (r == 0) {
-			r = hsm_image_link_path(hsm, rep.domain, rep.image, leaf, link, sizeof(link),
-						err);
-		}
-		if (r == 0) {
-			r = qemu_img_chain(link, &rep.live, &rep.nlive, err);
+			r = qemu_img_chain(hsm, rep.domain, rep.image, leaf, &rep.live, &rep.nlive,
+					   err);
 		}
 		if (r < 0) {
 			goto fail;

@@ -51,11 +51,14 @@ int hsm_volume_chain(struct hsm *hsm, const char *domain, const char *image, con
 		     const char *drive, struct hsm_chain_report *ret, struct pk_error *err);
 
 /*
- * Reads the "filename" of each image in the JSON array that
- * `qemu-img info --backing-chain --output=json` prints, in order (leaf
- * first). *ret: a common/strv.h array (pk_strv_free). Pure.
+ * The backing chain the qcow2 headers describe, from volume leaf of image
+ * down: the prepared links of the image's volumes, each opened by qemu-img
+ * with the format of its metadata (hsm/qemu_img.h hsm_qemu_img_chain, whose
+ * rules for a header naming anything else apply). *ret: a common/strv.h
+ * array of paths (pk_strv_free). NOT_FOUND when leaf is not a volume of
+ * the image; IO when qemu-img cannot read a layer (one not prepared here).
  */
-int hsm_qemu_img_chain_parse(const char *json, char ***ret, size_t *ret_n,
-			     struct pk_error *err);
+int hsm_image_header_chain(struct hsm *hsm, const char *domain, const char *image,
+			   const char *leaf, char ***ret, size_t *ret_n, struct pk_error *err);
 
 #endif

@@ -37,6 +37,8 @@ void hsm_settings_from_config(const struct pk_config *cfg, struct hsm_settings *
 	ret->host_id = (int32_t)pk_config_int(cfg, "host_id");
 	ret->run_dir = pk_config_str(cfg, "run_dir");
 	ret->state_dir = pk_config_str(cfg, "state_dir");
+	ret->boot_dir = pk_config_str(cfg, "boot_dir");
+	ret->log_dir = pk_config_str(cfg, "log_dir");
 	ret->activation = pk_config_str(cfg, "activation");
 	ret->lvmap_dir = pk_config_str(cfg, "lvmap_dir");
 	ret->lvm_devices = pk_config_str(cfg, "lvm_devices");

@@ -55,6 +55,8 @@ struct hsm_settings {
 	int32_t host_id;
 	const char *run_dir;     /* image links under <run_dir>/storage */
 	const char *state_dir;   /* durable records (merge jobs) */
+	const char *boot_dir;    /* kernels/initrds VmCreate names (hsm/vmfiles.h) */
+	const char *log_dir;     /* serial logs <log_dir>/<vm>.serial; NULL: none */
 	const char *activation;  /* "dm" or "lab" */
 	const char *lvmap_dir;   /* lab activation */
 	const char *lvm_devices; /* comma-separated PV paths */

@@ -324,14 +324,38 @@ static int volume_deactivate(struct hsm *hsm, const char *domain, const char *di
 	return r;
 }
 
-static void notify_spm(struct hsm *hsm, const char *domain, const char *image, bool prepared)
+/*
+ * Before anything is activated: the SPM records every volume of the chain
+ * as prepared on this host, so none can be deleted under a VM. A failure
+ * stops the prepare (the tags recorded so far stay: they only protect).
+ */
+static int notify_prepared(struct hsm *hsm, const char *domain, const char *image,
+			   const struct hsm_chain *chain, struct pk_error *err)
+{
+	for (size_t i = 0; i < chain->n; i++) {
+		int r = hsm_spm_image_prepared(hsm, domain, image, chain->v[i].id, true, err);
+
+		if (r < 0) {
+			pk_error_prefix(err, "the SPM cannot record that volume '%s' of image '%s' "
+					"is prepared on this host (it would not be protected from "
+					"deletion); nothing prepared", chain->v[i].id, image);
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* After a teardown (volume NULL: the whole image) or a volume dropped from
+ * the chain: a tag left behind only protects, so a failure is logged. */
+static void notify_torn_down(struct hsm *hsm, const char *domain, const char *image,
+			     const char *volume)
 {
 	struct pk_error err = { PK_OK, "" };
 
-	if (hsm_spm_image_prepared(hsm, domain, image, NULL, prepared, &err) < 0) {
-		pk_log_warn("could not tell the SPM that image='%s' is %s on this host (it will not "
-			    "protect the leaf from deletion): %s", image,
-			    prepared ? "prepared" : "torn down", err.message);
+	if (hsm_spm_image_prepared(hsm, domain, image, volume, false, &err) < 0) {
+		pk_log_warn("could not tell the SPM that image='%s'%s%s is torn down on this host "
+			    "(it stays protected from deletion until a teardown reaches the SPM): "
+			    "%s", image, volume ? " volume=" : "", volume ? volume : "", err.message);
 	}
 }
 
@@ -434,6 +458,9 @@ int hsm_image_prepare(struct hsm *hsm, const char *domain, const char *image,
 	if (r == 0) {
 		r = mkdir_p(dir, err);
 	}
+	if (r == 0) {
+		r = notify_prepared(hsm, domain, image, &chain, err);
+	}
 	if (r < 0) {
 		goto out;
 	}
@@ -460,6 +487,7 @@ int hsm_image_prepare(struct hsm *hsm, const char *domain, const char *image,
 		} else {
 			pk_log_info("volume no longer prepared domain='%s' image='%s' volume='%s'",
 				    domain, image, linked[i]);
+			notify_torn_down(hsm, domain, image, linked[i]);
 		}
 	}
 	pk_log_info("image prepared domain='%s' image='%s' leaf='%s' volumes=%zu", domain, image,
@@ -481,7 +509,6 @@ out:
 	free(was_linked);
 	pk_strv_free(linked);
 	if (r == 0) {
-		notify_spm(hsm, domain, image, true);
 		*ret = chain;
 	} else {
 		hsm_chain_release(&chain);
@@ -550,12 +577,13 @@ int hsm_image_teardown(struct hsm *hsm, const char *domain, const char *image, b
 	pk_log_info("image torn down domain='%s' image='%s' volumes=%zu%s", domain, image, nlinked,
 		    force ? " (forced)" : "");
 out:
+	/* Still under the image's lock: in order with the next prepare's notices. */
+	if (r == 0) {
+		notify_torn_down(hsm, domain, image, NULL);
+	}
 	image_verb_end(&set);
 	hsm_chain_release(&chain);
 	pk_strv_free(linked);
-	if (r == 0) {
-		notify_spm(hsm, domain, image, false);
-	}
 	return r;
 }
 

@@ -81,8 +81,10 @@ int hsm_image_chain_read(struct hsm *hsm, const char *domain, const char *image,
  * the image prepared here before that are not in this chain are removed
  * and their LVs deactivated (that is how the engine drops a new leaf after
  * a failed snapshot), unless a VM on this host still uses them (IN_USE,
- * nothing done). Tells the SPM (best effort). Idempotent.
- * *ret: the chain, leaf first.
+ * nothing done). Before activating anything, the SPM records every volume
+ * of the chain as prepared here (ImagePrepared, in order); when it cannot
+ * (no SPM answers, NOT_SPM...), the prepare fails with the SPM's error and
+ * nothing is activated. Idempotent. *ret: the chain, leaf first.
  */
 int hsm_image_prepare(struct hsm *hsm, const char *domain, const char *image,
 		      const char *volume, struct hsm_chain *ret, struct pk_error *err);
@@ -91,7 +93,8 @@ int hsm_image_prepare(struct hsm *hsm, const char *domain, const char *image,
  * Removes the image's links and deactivates its LVs. Refused with IN_USE
  * while a VM of this host has a drive on the image, unless force (then LVs
  * still open stay active, with a warning). An image not prepared here
- * succeeds (nothing to do). Tells the SPM (best effort).
+ * succeeds (nothing to do). Tells the SPM afterwards (best effort: a tag
+ * left behind only protects the volumes; the next teardown clears it).
  */
 int hsm_image_teardown(struct hsm *hsm, const char *domain, const char *image, bool force,
 		       struct pk_error *err);

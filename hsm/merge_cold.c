@@ -377,6 +377,9 @@ enum hsm_merge_step hsm_merge_cold_commit(struct hsm_merge_job *job, struct pk_e
 	if (job->bandwidth) {
 		snprintf(rate, sizeof(rate), "%" PRIu64, job->bandwidth);
 	}
+	/* -f names the top's format; the layers below are opened with the
+	 * formats their headers name, which disk_state found whole and equal to
+	 * the metadata's (hsm_qemu_img_chain), so nothing is probed. */
 	const char *commit[12] = { "qemu-img", "commit", "-p", "-d", "-f", "qcow2", "-b", base_path };
 	size_t argc = 8;
 	if (rate[0]) {

@@ -324,9 +324,10 @@ enum hsm_merge_step hsm_merge_step_extend(struct hsm_merge_job *job, struct pk_e
 enum hsm_merge_step hsm_merge_step_cleanup(struct hsm_merge_job *job, struct pk_error *err);
 
 /*
- * The chain in the qcow2 headers, from leaf down (qemu-img info
- * --backing-chain on the volume's link): volume ids into ids (room for
- * HSM_MERGE_CHAIN_MAX), "" for a file that is not a volume of the image.
+ * The chain in the qcow2 headers, from leaf down (hsm_image_header_chain:
+ * each layer opened with its metadata format): volume ids into ids (room
+ * for HSM_MERGE_CHAIN_MAX), "" for a file that is not a volume of the
+ * image (never opened). ILLEGAL for a longer chain.
  */
 int hsm_merge_disk_chain(struct hsm *hsm, const char *domain, const char *image,
 			 const char *leaf, char (*ids)[PK_UUID_BUFLEN], size_t *ret_n,

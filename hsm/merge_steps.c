@@ -2,11 +2,12 @@
  * Steps shared by live and cold merge jobs: EXTENDING (measure what the
  * receiving volume must hold, have the SPM grow it, refresh it here) and
  * CLEANUP (metadata through the SPM, the VM's drive metadata, teardown of
- * the removed volumes on this host); and reading the chain of the qcow2
- * headers with qemu-img.
+ * the removed volumes on this host); and the chain of the qcow2 headers
+ * as volume ids (read by hsm/chain.h hsm_image_header_chain).
  *
  * qemu-img runs with -U (force-share) on images a running qemu holds: it
- * only reads them.
+ * only reads them; and always with the formats of the volume metadata
+ * (json: specs), never probing one (hsm/qemu_img.h).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,7 +23,9 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "common/proc.h"
+#include "common/strv.h"
 #include "common/xalloc.h"
+#include "hsm/chain.h"
 #include "hsm/image.h"
 #include "hsm/merge_job.h"
 #include "hsm/qemu_img.h"
@@ -52,49 +55,6 @@ enum hsm_merge_step hsm_merge_step_of(int r, const struct pk_error *err)
 	return hsm_merge_error_transient(err) ? HSM_MERGE_STEP_RETRY : HSM_MERGE_STEP_FAIL;
 }
 
-/* ---- JSON of qemu-img (small, trusted input) ---------------------------------- */
-
-/*
- * The "filename" of each object of the top-level array of
- * `qemu-img info --backing-chain --output=json`, in order, copied into
- * out[0..max); returns the count or -EINVAL (a name with escapes is
- * refused: our paths never need them).
- */
-static int json_chain_filenames(const char *json, char (*out)[HSM_PATH_MAX], size_t max)
-{
-	int depth = 0;
-	size_t n = 0;
-	bool want_value = false;
-
-	for (const char *p = json; *p; p++) {
-		if (*p == '{' || *p == '[') {
-			depth++;
-		} else if (*p == '}' || *p == ']') {
-			depth--;
-		} else if (*p == '"') {
-			const char *s = ++p;
-			while (*p && *p != '"') {
-				p += (*p == '\\' && p[1]) ? 2 : 1;
-			}
-			if (!*p) {
-				return -EINVAL;
-			}
-			size_t len = (size_t)(p - s);
-			if (want_value) {
-				if (n == max || len >= HSM_PATH_MAX || memchr(s, '\\', len)) {
-					return -EINVAL;
-				}
-				memcpy(out[n], s, len);
-				out[n++][len] = '\0';
-				want_value = false;
-			} else if (depth == 2 && len == 8 && !strncmp(s, "filename", 8)) {
-				want_value = true;
-			}
-		}
-	}
-	return (int)n;
-}
-
 /* ---- paths ------------------------------------------------------------------------- */
 
 static int link_path(struct hsm *hsm, const char *domain, const char *image, const char *volume,
@@ -115,40 +75,31 @@ int hsm_merge_disk_chain(struct hsm *hsm, const char *domain, const char *image,
 			 const char *leaf, char (*ids)[PK_UUID_BUFLEN], size_t *ret_n,
 			 struct pk_error *err)
 {
-	char path[HSM_PATH_MAX], prefix[HSM_PATH_MAX + 2 * PK_UUID_BUFLEN + 4];
-	char (*names)[HSM_PATH_MAX] = NULL;
-	char *out = NULL;
-	size_t plen;
-	int r, n;
+	char prefix[HSM_PATH_MAX + 2 * PK_UUID_BUFLEN + 4];
+	char **names = NULL;
+	size_t n = 0, plen;
+	int r;
 
-	r = link_path(hsm, domain, image, leaf, path, err);
+	r = hsm_image_header_chain(hsm, domain, image, leaf, &names, &n, err);
 	if (r < 0) {
 		return r;
 	}
-	const char *argv[] = { "qemu-img", "info", "-U", "--backing-chain", "--output=json",
-			       path, NULL };
-	r = pk_proc_check(argv, HSM_QEMU_IMG_TIMEOUT_MS, PK_E_IO, &out, err);
-	if (r < 0) {
-		return r;
-	}
-	names = pk_xcalloc(HSM_MERGE_CHAIN_MAX, sizeof(*names));
-	n = json_chain_filenames(out, names, HSM_MERGE_CHAIN_MAX);
-	free(out);
-	if (n <= 0) {
-		free(names);
-		return pk_error_set(err, PK_E_INTERNAL, EINVAL,
-				    "cannot read the backing chain of '%s' from qemu-img", path);
+	if (n > HSM_MERGE_CHAIN_MAX) {
+		pk_strv_free(names);
+		return pk_error_set(err, PK_E_ILLEGAL, E2BIG,
+				    "the backing chain of volume '%s' has more than %d layers", leaf,
+				    HSM_MERGE_CHAIN_MAX);
 	}
 	snprintf(prefix, sizeof(prefix), "%s/%s/%s/", hsm->storage_dir, domain, image);
 	plen = strlen(prefix);
-	for (int i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		ids[i][0] = '\0';
 		if (!strncmp(names[i], prefix, plen) && pk_uuid_valid(names[i] + plen)) {
 			snprintf(ids[i], PK_UUID_BUFLEN, "%s", names[i] + plen);
 		}
 	}
-	free(names);
-	*ret_n = (size_t)n;
+	pk_strv_free(names);
+	*ret_n = n;
 	return 0;
 }
 
@@ -380,10 +331,12 @@ static enum hsm_merge_step teardown_volume(struct hsm_merge_job *job, const char
 		pk_error_prefix(err, "merged volume '%s' cannot be deactivated on this host", volume);
 		return HSM_MERGE_STEP_FAIL;
 	}
-	if (hsm_spm_image_prepared(job->hsm, job->domain, job->image, volume, false, err) < 0) {
-		pk_log_warn("merge job job='%s': the SPM was not told that volume '%s' is torn down: "
-			    "%s", job->id, volume, err->message);
-		pk_error_clear(err);
+	/* Untagged, or DeleteVolume refuses the orphan as prepared here. */
+	r = hsm_spm_image_prepared(job->hsm, job->domain, job->image, volume, false, err);
+	if (r < 0) {
+		pk_error_prefix(err, "the SPM was not told that merged volume '%s' is torn down",
+				volume);
+		return hsm_merge_step_of(r, err);
 	}
 	return HSM_MERGE_STEP_MOVED;
 }

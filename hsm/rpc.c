@@ -196,7 +196,6 @@ static int verb_vm_create(void *ctx, const Pk__Request *req, Pk__Response *resp,
 	spec.kernel = s->kernel;
 	spec.initrd = s->initrd;
 	spec.cmdline = s->cmdline;
-	spec.serial_log = s->serial_log;
 	switch (s->type) {
 	case PK__DOMAIN_TYPE__DOMAIN_TYPE_KVM:
 		spec.type = HSM_VM_TYPE_WANT_KVM;

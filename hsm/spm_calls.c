@@ -2,6 +2,7 @@
 
 #include <errno.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 /* The merge calls cannot do without an SPM; say which setting is missing. */
@@ -92,6 +93,10 @@ int hsm_spm_image_prepared(struct hsm *hsm, const char *domain, const char *imag
 	if (!hsm->spm) {
 		return 0;
 	}
+	/* Wall-clock microseconds: notices about one image are sent one after
+	 * another under its lock, each a round trip apart, and a restarted
+	 * hsmd goes on counting up. */
 	return pk_spm_client_image_prepared(hsm->spm, domain, image, volume, hsm->info.host_id,
-					    prepared, hsm->settings.spm_timeout_ms, err);
+					    prepared, pk_clock_realtime_us(),
+					    hsm->settings.spm_timeout_ms, err);
 }

@@ -57,9 +57,10 @@ int hsm_spm_volumes_meta_update(struct hsm *hsm, const char *domain, const char 
 
 /*
  * Tells the SPM that this host prepared (or tore down) an image, so its
- * leaf cannot be deleted under a VM; with volume (may be NULL), only that
- * volume of the image (a merged-away layer torn down). Best effort: returns
- * 0 when no spm is configured; otherwise the SPM's error.
+ * volumes cannot be deleted under a VM; with volume (may be NULL), only
+ * that volume of the image. Each notice is numbered (ImagePrepared seq) so
+ * the SPM ignores one overtaken by a newer one. Returns 0 when no spm is
+ * configured; otherwise the SPM's error, which the caller acts on.
  */
 int hsm_spm_image_prepared(struct hsm *hsm, const char *domain, const char *image,
 			   const char *volume, bool prepared, struct pk_error *err);

@@ -2,6 +2,7 @@
 #include "hsm/thinp.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "common/uuid.h"
 #include "common/xalloc.h"
 #include "hsm/image.h"
+#include "hsm/vmfiles.h"
 
 /* ---- small helpers ------------------------------------------------------------- */
 
@@ -469,11 +471,42 @@ static const char *opt(const char *s)
 	return s && *s ? s : NULL;
 }
 
+/* Host paths of a new VM's files, derived here (hsm/vmfiles.h), never
+ * taken from the request. Empty: none. */
+struct create_files {
+	char kernel[PATH_MAX];
+	char initrd[PATH_MAX];
+	char serial_log[PATH_MAX];
+};
+
+static int create_files_resolve(struct hsm *hsm, const struct hsm_vm_create_spec *spec,
+				struct create_files *f, struct pk_error *err)
+{
+	const char *boot_dir = hsm->settings.boot_dir ? hsm->settings.boot_dir
+						      : HSM_BOOT_DIR_DEFAULT;
+	int r = 0;
+
+	if (opt(spec->kernel)) {
+		r = hsm_vmfiles_boot_resolve(boot_dir, "kernel", spec->kernel, f->kernel,
+					     sizeof(f->kernel), err);
+	}
+	if (r == 0 && opt(spec->initrd)) {
+		r = hsm_vmfiles_boot_resolve(boot_dir, "initrd", spec->initrd, f->initrd,
+					     sizeof(f->initrd), err);
+	}
+	if (r == 0 && hsm->settings.log_dir) {
+		r = hsm_vmfiles_serial_log(hsm->settings.log_dir, spec->name, f->serial_log,
+					   sizeof(f->serial_log), err);
+	}
+	return r;
+}
+
 int hsm_vm_create(struct hsm *hsm, const struct hsm_vm_create_spec *spec,
 		  struct hsm_vm_info *ret, struct pk_error *err)
 {
 	struct hsm_vm_spec vs = { 0 };
 	struct hsm_vm_disk *disks = NULL;
+	struct create_files *files = NULL;
 	char (*paths)[HSM_PATH_MAX] = NULL;
 	struct pk_lockset set;
 	enum hsm_virt_state state;
@@ -487,6 +520,12 @@ int hsm_vm_create(struct hsm *hsm, const struct hsm_vm_create_spec *spec,
 		r = hsm_virt_ready(hsm, err);
 	}
 	if (r < 0) {
+		return r;
+	}
+	files = pk_xcalloc(1, sizeof(*files));
+	r = create_files_resolve(hsm, spec, files, err);
+	if (r < 0) {
+		free(files);
 		return r;
 	}
 	disks = pk_xcalloc(spec->ndisks + 1, sizeof(*disks));
@@ -534,10 +573,10 @@ int hsm_vm_create(struct hsm *hsm, const struct hsm_vm_create_spec *spec,
 	vs.io = HSM_DISK_IO_NATIVE;
 	vs.disks = disks;
 	vs.ndisks = spec->ndisks;
-	vs.kernel = opt(spec->kernel);
-	vs.initrd = opt(spec->initrd);
+	vs.kernel = opt(files->kernel);
+	vs.initrd = opt(files->initrd);
 	vs.cmdline = opt(spec->cmdline);
-	vs.serial_log = opt(spec->serial_log);
+	vs.serial_log = opt(files->serial_log);
 	r = hsm_vmxml_domain_build(&vs, &xml, err);
 	if (r == 0) {
 		r = hsm_virt_domain_create(hsm->virt, xml, uuid, err);
@@ -554,6 +593,7 @@ out:
 	free(xml);
 	free(paths);
 	free(disks);
+	free(files);
 	if (r == 0 && ret) {
 		struct pk_error e2;
 		if (hsm_vm_get(hsm, spec->name, ret, &e2) < 0) {

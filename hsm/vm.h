@@ -71,10 +71,12 @@ struct hsm_vm_create_spec {
 	unsigned vcpus;
 	const struct hsm_vm_create_disk *disks;
 	size_t ndisks;
+	/* Names of files in the boot directory (setting boot_dir), resolved
+	 * by hsm/vmfiles.h; never host paths. The serial log is not chosen
+	 * by the caller: <log_dir>/<name>.serial when log_dir is set. */
 	const char *kernel;
 	const char *initrd;
 	const char *cmdline;
-	const char *serial_log;
 	enum hsm_vm_type_request type;
 };
 
@@ -84,7 +86,9 @@ struct hsm_vm_create_spec {
  * no other VM of this host and given once. Fails with ALREADY_EXISTS for a
  * name in use, NOT_FOUND for an image not prepared here, INVALID_ARGUMENT
  * for a volume that is not the image's leaf or belongs to another image,
- * IN_USE for an image another VM uses. *ret may be NULL.
+ * IN_USE for an image another VM uses, INVALID_ARGUMENT for a kernel or
+ * initrd that is not a regular file inside the boot directory. *ret may
+ * be NULL.
  */
 int hsm_vm_create(struct hsm *hsm, const struct hsm_vm_create_spec *spec,
 		  struct hsm_vm_info *ret, struct pk_error *err);

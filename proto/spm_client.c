@@ -370,7 +370,7 @@ int pk_spm_client_update_volumes_meta(struct pk_spm_client *sc, const char *doma
 
 int pk_spm_client_image_prepared(struct pk_spm_client *sc, const char *domain,
 				 const char *image, const char *volume, int32_t host_id,
-				 bool prepared, int timeout_ms, struct pk_error *err)
+				 bool prepared, uint64_t seq, int timeout_ms, struct pk_error *err)
 {
 	Pk__Request req = PK__REQUEST__INIT;
 	Pk__ImagePreparedRequest ip = PK__IMAGE_PREPARED_REQUEST__INIT;
@@ -379,6 +379,7 @@ int pk_spm_client_image_prepared(struct pk_spm_client *sc, const char *domain,
 	ip.image_id = (char *)image;
 	ip.host_id = host_id;
 	ip.prepared = prepared;
+	ip.seq = seq;
 	if (volume) {
 		ip.volume_id = (char *)volume;
 	}

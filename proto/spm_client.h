@@ -115,10 +115,11 @@ int pk_spm_client_update_volumes_meta(struct pk_spm_client *sc, const char *doma
 
 /*
  * ImagePrepared: host_id prepared (or tore down) the image; with volume
- * (NULL: the whole image), only that volume of it.
+ * (NULL: the whole image), only that volume of it. seq orders the notices
+ * about one image (0: unnumbered); a retry carries the same seq.
  */
 int pk_spm_client_image_prepared(struct pk_spm_client *sc, const char *domain,
 				 const char *image, const char *volume, int32_t host_id,
-				 bool prepared, int timeout_ms, struct pk_error *err);
+				 bool prepared, uint64_t seq, int timeout_ms, struct pk_error *err);
 
 #endif

@@ -517,7 +517,7 @@ static int verb_image_prepared(void *ctx, const Pk__Request *req, Pk__Response *
 
 	pk__image_prepared_response__init(w);
 	r = spm_image_prepared(ctx, str_or_empty(p->domain_id), str_or_empty(p->image_id),
-			       str_or_empty(p->volume_id), p->host_id, p->prepared, err);
+			       str_or_empty(p->volume_id), p->host_id, p->prepared, p->seq, err);
 	if (r == 0) {
 		resp->image_prepared = w;
 	}

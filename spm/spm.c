@@ -18,6 +18,7 @@
 #include "common/xalloc.h"
 #include "spm/auto.h"
 #include "spm/lease.h"
+#include "spm/prepseq.h"
 #include "spm/requests.h"
 #include "spm/tasks.h"
 #include "spm/volume.h"
@@ -110,6 +111,7 @@ int spm_init(struct spm *spm, const struct pk_config *cfg, struct pk_error *err)
 				  sizeof(spm_lock_ns_names) / sizeof(spm_lock_ns_names[0]));
 	spm_volume_cache_init(spm);
 	spm->requests = spm_requests_new();
+	spm->prepseq = spm_prepseq_new();
 	/* Every LVM write of this spmd, each retry included, asks for the lease first. */
 	pk_lvm_write_guard_set(spm->lvm, spm_write_guard, spm);
 	return 0;
@@ -128,6 +130,8 @@ void spm_release(struct spm *spm)
 	}
 	spm_volume_cache_free(spm);
 	spm_requests_free(spm->requests);
+	spm_prepseq_free(spm->prepseq);
+	spm->prepseq = NULL;
 	pk_locks_free(spm->locks);
 	spm_tasks_free(spm->tasks);
 	pk_activation_free(spm->act);

@@ -42,6 +42,7 @@ struct spm_lease;
 struct pk_locks;
 struct spm_tasks;
 struct spm_volume_cache;
+struct spm_prepseq;
 
 /* Namespaces of spm->locks (common/locks.h), in the order they are taken. */
 enum spm_lock_ns {
@@ -68,6 +69,7 @@ struct spm {
 	int lock_timeout_ms;
 	struct spm_volume_cache *cache; /* spm/volume.c */
 	struct spm_requests *requests;  /* spm/requests.h; NULL: none remembered */
+	struct spm_prepseq *prepseq;    /* spm/prepseq.h: order of ImagePrepared notices */
 
 	/* Asynchronous tasks still running (spm/tasks.c); main waits for them. */
 	pthread_mutex_t async_lock;

@@ -20,10 +20,15 @@
  *  - extend and metadata updates are single LVM commits.
  *
  * Prepared images: hsmd reports PrepareImage/TeardownImage through
- * ImagePrepared; the SPM records it as tags PK_PREP=<host id> on the
- * volumes, so DeleteVolume can refuse a prepared leaf (IN_USE) unless
- * forced. A host that died with images prepared leaves its tags behind:
- * `force` is the operator's way past them.
+ * ImagePrepared (one notice per volume of the chain it prepares, in order:
+ * spm/prepseq.h); the SPM records it as tags PK_PREP=<host id> on the
+ * volumes. DeleteVolume refuses, unless forced, any volume that is a LEAF
+ * or carries a prepared tag, whatever its legality (IN_USE): a leaf is what
+ * a VM may be started on next, and an ILLEGAL volume may still be open in
+ * a running VM (a leaf is marked ILLEGAL before a pivot). A merged-away
+ * layer is INTERNAL and torn down (untagged) by the merge's CLEANUP, so the
+ * engine can delete it. A host that died with images prepared leaves its
+ * tags behind: `force` is the operator's way past them.
  *
  * Implemented by spm/volume.c (the view and the reads), spm/volume_create.c
  * and spm/volume_mutate.c (the other changes); spm/volume_internal.h is what
@@ -166,9 +171,14 @@ int spm_image_chain(struct spm *spm, const char *domain, const char *image,
 int spm_image_delete(struct spm *spm, const char *domain, const char *image, bool force,
 		     struct pk_error *err);
 
-/* Records (prepared) or clears the preparation of an image (or one volume) on host. */
+/*
+ * Records (prepared) or clears the preparation of an image (or one volume)
+ * on host. seq orders the notices of a host about an image (spm/prepseq.h):
+ * a stale one changes nothing and answers 0; 0 is not numbered.
+ */
 int spm_image_prepared(struct spm *spm, const char *domain, const char *image,
-		       const char *volume, int32_t host_id, bool prepared, struct pk_error *err);
+		       const char *volume, int32_t host_id, bool prepared, uint64_t seq,
+		       struct pk_error *err);
 
 /*
  * The SPM's in-memory view of its volumes (see spm/volume.c). init/free

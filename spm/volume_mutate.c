@@ -15,6 +15,7 @@
 #include "common/lvm.h"
 #include "common/xalloc.h"
 #include "spm/requests.h"
+#include "spm/prepseq.h"
 #include "spm/volume_internal.h"
 
 static int lock_image(struct spm *spm, struct pk_lockset *set, const char *what,
@@ -215,12 +216,23 @@ static int delete_check_in_use(const struct spm_volume_list *list, const struct 
 					    "child first", v->id, list->v[i].id);
 		}
 	}
-	if (v->nprepared && !force && v->meta.legality == PK_VOLUME_LEGAL &&
-	    v->meta.role == PK_VOLUME_LEAF) {
+	if (force) {
+		return 0;
+	}
+	/* Whatever the legality: an ILLEGAL leaf is one being pivoted away
+	 * from, still open in its VM. */
+	if (v->nprepared) {
 		return pk_error_set(err, PK_E_IN_USE, EBUSY,
-				    "volume '%s' is the leaf of an image prepared on host %d; tear "
-				    "the image down there first (or pass force if that host is gone)",
-				    v->id, v->prepared[0]);
+				    "volume '%s' (%s, %s) is prepared on host %d; tear the image "
+				    "down there first (or pass force if that host is gone)",
+				    v->id, pk_volume_role_name(v->meta.role),
+				    pk_volume_legality_name(v->meta.legality), v->prepared[0]);
+	}
+	if (v->meta.role == PK_VOLUME_LEAF) {
+		return pk_error_set(err, PK_E_IN_USE, EBUSY,
+				    "volume '%s' is the leaf of image '%s' (%s): a VM may use it; "
+				    "delete the image, or pass force", v->id, v->meta.image,
+				    pk_volume_legality_name(v->meta.legality));
 	}
 	return 0;
 }
@@ -697,7 +709,8 @@ out:
 }
 
 int spm_image_prepared(struct spm *spm, const char *domain, const char *image,
-		       const char *volume, int32_t host_id, bool prepared, struct pk_error *err)
+		       const char *volume, int32_t host_id, bool prepared, uint64_t seq,
+		       struct pk_error *err)
 {
 	struct spm_volume_list list = { 0 };
 	struct pk_lockset set;
@@ -720,6 +733,12 @@ int spm_image_prepared(struct spm *spm, const char *domain, const char *image,
 				      &set, &list, NULL, err);
 	if (r < 0) {
 		return r;
+	}
+	/* Under the image's lock: no other notice of this image in between. */
+	if (spm_prepseq_stale(spm->prepseq, host_id, image, seq)) {
+		pk_log_info("image_prepared: stale notice ignored domain='%s' image='%s' host=%d "
+			    "prepared=%d seq=%" PRIu64, domain, image, host_id, prepared, seq);
+		goto out;
 	}
 	for (size_t i = 0; r == 0 && i < list.n; i++) {
 		const struct spm_volume *v = &list.v[i];
@@ -754,6 +773,10 @@ int spm_image_prepared(struct spm *spm, const char *domain, const char *image,
 			}
 		}
 	}
+	if (r == 0) {
+		spm_prepseq_record(spm->prepseq, host_id, image, seq);
+	}
+out:
 	spm_volume_list_release(&list);
 	spm_volume_mutation_end(&set);
 	return r;

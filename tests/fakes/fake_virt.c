@@ -256,6 +256,8 @@ void fake_virt_reset(void)
 	}
 	free(fake_virtd.images);
 	free(fake_virtd.queue);
+	free(fake_virtd.created_xml);
+	fake_virtd.created_xml = NULL;
 	fake_virtd.doms = NULL;
 	fake_virtd.ndoms = 0;
 	fake_virtd.images = NULL;

@@ -117,6 +117,10 @@ void fake_virt_domain_add_foreign(const char *name);
 
 bool fake_virt_domain_exists(const char *name);
 
+/* The XML of the last successful domain create as hsmd sent it (heap, free
+ * it), NULL when none. */
+char *fake_virt_created_xml(void);
+
 /* Changes the state as the guest or qemu would (shut off: jobs vanish and
  * indexes are dropped; running again: new indexes) and queues the
  * lifecycle event (STOPPED, STARTED, SUSPENDED, RESUMED). -EINVAL for

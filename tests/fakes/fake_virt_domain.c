@@ -115,6 +115,8 @@ int hsm_virt_domain_create(struct hsm_virt *v, const char *xml,
 		memcpy(ret_uuid, d->uuid, PK_UUID_BUFLEN);
 	}
 	fake_virtd_record(FAKE_VIRT_CREATE, d->name, NULL, NULL, NULL, false, 0);
+	free(fake_virtd.created_xml);
+	fake_virtd.created_xml = pk_xstrdup(xml);
 out:
 	pthread_mutex_unlock(&fake_virtd.lock);
 	return r;
@@ -320,6 +322,16 @@ static char *domain_xml(const struct domain *d)
 	fprintf(f, "  </devices>\n</domain>\n");
 	fclose(f);
 	return out;
+}
+
+char *fake_virt_created_xml(void)
+{
+	char *xml;
+
+	pthread_mutex_lock(&fake_virtd.lock);
+	xml = fake_virtd.created_xml ? pk_xstrdup(fake_virtd.created_xml) : NULL;
+	pthread_mutex_unlock(&fake_virtd.lock);
+	return xml;
 }
 
 int hsm_virt_domain_xml(struct hsm_virt *v, const char *name, char **ret_xml,

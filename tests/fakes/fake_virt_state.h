@@ -107,6 +107,7 @@ struct fake_virtd {
 	struct event *queue;
 	size_t nqueue;
 	bool delivering;
+	char *created_xml; /* the XML of the last successful create */
 };
 
 extern struct fake_virtd fake_virtd;

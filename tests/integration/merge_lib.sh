@@ -121,8 +121,8 @@ merge_lab_up() {
 	out=$(hsm 2 image prepare --image "$IMG") || fail "prepare: $out"
 	lab/guest-build "$GUEST" >/dev/null || fail "guest-build"
 	out=$(pk2 vm create --name "$VM" --memory 256 --type qemu --disk "image=$IMG,volume=$L0" \
-		--kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
-		--cmdline "$GUEST_KARGS pk.disks=vda $3" --serial-log "$SERIAL") ||
+		--kernel vmlinuz --initrd initrd.img \
+		--cmdline "$GUEST_KARGS pk.disks=vda $3") ||
 		fail "vm create: $out"
 	wait_ready
 	wait_acks 300 30

@@ -109,9 +109,8 @@ ok "the SPM recorded the preparation (PK_PREP=2 on all 4 volumes)"
 lab/guest-build "$GUEST" >/dev/null || fail "guest-build"
 out=$(pk2 vm create --name "$VM" --memory 256 --type qemu \
 	--disk "image=$IMG_A,volume=$LEAF_A" --disk "image=$IMG_B,volume=$LEAF_B" \
-	--kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
-	--cmdline "$GUEST_KARGS pk.disks=vda,vdb pk.blocks=2048" \
-	--serial-log "$SERIAL") || fail "vm create: $out"
+	--kernel vmlinuz --initrd initrd.img \
+	--cmdline "$GUEST_KARGS pk.disks=vda,vdb pk.blocks=2048") || fail "vm create: $out"
 [ "$(echo "$out" | jq -r .vm.state)" = running ] || fail "vm create: $out"
 [ "$(echo "$out" | jq -r .vm.type)" = qemu ] || fail "vm type: $out"
 ok "VM $VM runs on host 2 (TCG)"

@@ -102,9 +102,8 @@ for i in $(seq 0 $((NVM - 1))); do
 	out=$(hsm 2 image prepare --image "$IMG") || fail "prepare $i: $out"
 	out=$(pk2 vm create --name "$VM" --memory 192 --type qemu \
 		--disk "image=$IMG,volume=${L0S[i]}" \
-		--kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
-		--cmdline "$GUEST_KARGS pk.disks=vda pk.blocks=2048 pk.stats_s=0" \
-		--serial-log "$SERIAL") || fail "vm create $i: $out"
+		--kernel vmlinuz --initrd initrd.img \
+		--cmdline "$GUEST_KARGS pk.disks=vda pk.blocks=2048 pk.stats_s=0") || fail "vm create $i: $out"
 done
 # The two-disk VM (index NVM).
 T=$NVM
@@ -122,9 +121,8 @@ hsm 2 image prepare --image "$IMG" >/dev/null && hsm 2 image prepare --image "$I
 	fail "prepare the two-disk VM's images"
 out=$(pk2 vm create --name "$VM" --memory 192 --type qemu \
 	--disk "image=$IMG,volume=${L0S[T]}" --disk "image=$IMG_B,volume=$L0_B" \
-	--kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
-	--cmdline "$GUEST_KARGS pk.disks=vda,vdb pk.blocks=2048 pk.stats_s=0" \
-	--serial-log "$SERIAL") || fail "vm create two-disk: $out"
+	--kernel vmlinuz --initrd initrd.img \
+	--cmdline "$GUEST_KARGS pk.disks=vda,vdb pk.blocks=2048 pk.stats_s=0") || fail "vm create two-disk: $out"
 for i in $(seq 0 "$T"); do
 	use "$i"
 	wait_ready

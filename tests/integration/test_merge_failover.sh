@@ -42,8 +42,8 @@ spm_any volume create --image "$IMG" --volume "$L0" --parent "$BASE" --format co
 hsm 2 image prepare --image "$IMG" >/dev/null || fail "prepare"
 lab/guest-build "$GUEST" >/dev/null || fail "guest-build"
 out=$(pk2 vm create --name "$VM" --memory 256 --type qemu --disk "image=$IMG,volume=$L0" \
-	--kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
-	--cmdline "console=ttyS0 quiet pk.disks=vda pk.blocks=2048 pk.interval_ms=1" --serial-log "$SERIAL") ||
+	--kernel vmlinuz --initrd initrd.img \
+	--cmdline "console=ttyS0 quiet pk.disks=vda pk.blocks=2048 pk.interval_ms=1") ||
 	fail "vm create: $out"
 wait_ready
 wait_acks 2500 60 # L0 holds most of the guest's 8 MiB

@@ -86,15 +86,18 @@ ok "non-SPM refuses writes: $LAST_ERROR"
 # Extend and update-meta, then delete the leaf, then the chain is s1, base.
 out=$(spm_any volume extend --image "$IMG" --volume "$S2" --size 600M) || fail "extend: $out"
 [ "$(echo "$out" | jq -r .volume.lv_size)" -ge $((600 << 20)) ] || fail "extend size: $out"
-spm_any volume delete --image "$IMG" --volume "$S2" >/dev/null || fail "delete s2"
+expect_code IN_USE spm_any volume delete --image "$IMG" --volume "$S2"
+ok "DeleteVolume s2 (the leaf, prepared nowhere) -> IN_USE without force: $LAST_ERROR"
+spm_any volume delete --image "$IMG" --volume "$S2" --force >/dev/null || fail "delete s2"
 chain=$(spm_any image chain --image "$IMG" | jq -r '.chain[].volume_id' | paste -sd, -)
 [ "$chain" = "$S1,$BASE" ] || fail "chain after delete is $chain"
-ok "extend, delete leaf: chain s1, base"
+ok "extend, delete leaf (forced): chain s1, base"
 
 # 4. A crash in the middle of DeleteVolume: the next SPM finishes it.
 restart_spmd $W PK_FAULT=delete_volume:marked
 spm $W spm start >/dev/null || fail "spm start after restart"
-spm_any volume delete --image "$IMG" --volume "$S1" >/dev/null 2>&1 && fail "delete should have crashed spmd"
+# s1 is the leaf again (forced: a leaf is refused otherwise).
+spm_any volume delete --image "$IMG" --volume "$S1" --force >/dev/null 2>&1 && fail "delete should have crashed spmd"
 lvs_out=$(lvs --config "$PK_LVM_CONFIG" --noheadings -o lv_name,lv_tags "$D" 2>/dev/null)
 echo "$lvs_out" | grep "$S1" | grep -q PK_LEGAL=REMOVING || fail "s1 not marked REMOVING after the crash: $lvs_out"
 ok "kill at delete_volume:marked left s1 marked REMOVING"

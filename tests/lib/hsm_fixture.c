@@ -56,10 +56,17 @@ int fx_setup(void **state)
 	assert_int_equal(mkdir(fx->lvmap, 0755), 0);
 	snprintf(path, sizeof(path), "%s/.control", fx->lvmap);
 	fx_touch(path);
+	snprintf(fx->boot, sizeof(fx->boot), "%s/boot", fx->tmp);
+	snprintf(fx->logs, sizeof(fx->logs), "%s/log", fx->tmp);
+	assert_int_equal(mkdir(fx->boot, 0755), 0);
+	snprintf(path, sizeof(path), "%s/vmlinuz", fx->boot);
+	fx_touch(path);
 
 	s.host_id = 2;
 	s.run_dir = fx->run;
 	s.state_dir = fx->tmp;
+	s.boot_dir = fx->boot;
+	s.log_dir = fx->logs;
 	s.activation = "lab";
 	s.lvmap_dir = fx->lvmap;
 	s.lvm_devices = FX_PV;

@@ -30,6 +30,8 @@ struct fx {
 	char tmp[128];
 	char run[192];
 	char lvmap[192];
+	char boot[192]; /* boot_dir, holding an empty regular file "vmlinuz" */
+	char logs[192]; /* log_dir */
 	char domain[PK_UUID_BUFLEN];
 	struct hsm hsm;
 };

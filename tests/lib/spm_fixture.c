@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,6 +31,9 @@ struct spm_fixture_server {
 	struct pk_dispatcher d;
 	struct pk_daemon_info info;
 	pthread_mutex_t lock; /* one request at a time: read-modify-write of tags */
+	/* Volumes the host reported prepared (ImagePrepared), under lock. */
+	char prepared[64][PK_UUID_BUFLEN];
+	size_t nprepared;
 };
 
 int spm_fixture_meta(struct fx *fx, const char *id, struct pk_volume_meta *m, uint64_t *lv_size,
@@ -185,14 +189,42 @@ static int extend_volume(struct spm_fixture *spm, const Pk__Request *req, Pk__Re
 	return r;
 }
 
+/* Under srv->lock. */
+static bool is_prepared(const struct spm_fixture_server *srv, const char *volume)
+{
+	for (size_t i = 0; i < srv->nprepared; i++) {
+		if (!strcmp(srv->prepared[i], volume)) {
+			return true;
+		}
+	}
+	return false;
+}
+
 static int image_prepared(struct spm_fixture *spm, const Pk__Request *req, Pk__Response *resp,
 			  struct pk_arena *a, struct pk_error *err)
 {
+	const Pk__ImagePreparedRequest *p = req->image_prepared;
 	Pk__ImagePreparedResponse *w = pk_arena_new(a, Pk__ImagePreparedResponse);
+	struct spm_fixture_server *srv = spm->srv;
+	const char *vol = p->volume_id && *p->volume_id ? p->volume_id : NULL;
 
-	(void)req;
-	(void)err;
 	atomic_fetch_add(&spm->prepared, 1);
+	if (atomic_load(&spm->fail_prepared) > 0) {
+		atomic_fetch_sub(&spm->fail_prepared, 1);
+		return pk_error_set(err, PK_E_UNAVAILABLE, ENOTCONN, "fake SPM: no SPM (injected)");
+	}
+	/* The fixture serves one image per test: NULL clears every volume. */
+	if (p->prepared && vol && !is_prepared(srv, vol) && srv->nprepared < 64) {
+		snprintf(srv->prepared[srv->nprepared++], PK_UUID_BUFLEN, "%s", vol);
+	} else if (!p->prepared) {
+		size_t k = 0;
+		for (size_t i = 0; i < srv->nprepared; i++) {
+			if (vol && strcmp(srv->prepared[i], vol) != 0) {
+				memmove(srv->prepared[k++], srv->prepared[i], PK_UUID_BUFLEN);
+			}
+		}
+		srv->nprepared = k;
+	}
 	pk__image_prepared_response__init(w);
 	resp->image_prepared = w;
 	return 0;
@@ -339,6 +371,18 @@ static int delete_volume(struct spm_fixture *spm, const Pk__Request *req, Pk__Re
 	if (r == 0 && !found) {
 		r = pk_error_set(err, PK_E_NOT_FOUND, ENOENT, "fake SPM: no volume '%s' in image '%s'",
 				 d->volume_id, d->image_id);
+	}
+	for (size_t i = 0; r == 0 && !d->force && i < v.lvs.count; i++) {
+		if (strcmp(v.lvs.lvs[i].name, d->volume_id) != 0) {
+			continue;
+		}
+		if (is_prepared(spm->srv, d->volume_id)) {
+			r = pk_error_set(err, PK_E_IN_USE, EBUSY, "fake SPM: volume '%s' is prepared",
+					 d->volume_id);
+		} else if (v.meta[i].role == PK_VOLUME_LEAF) {
+			r = pk_error_set(err, PK_E_IN_USE, EBUSY, "fake SPM: volume '%s' is a leaf",
+					 d->volume_id);
+		}
 	}
 	if (r == 0) {
 		r = pk_lvm_lv_remove(spm->fx->hsm.lvm, d->domain_id, d->volume_id, err);

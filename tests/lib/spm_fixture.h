@@ -13,7 +13,9 @@
  * mapper file and its backing declared to the fake libvirt (as
  * fx_volume_full); UpdateVolumeMeta with changes applies them in order in
  * one request (readers see all or none); DeleteVolume refuses (IN_USE) a volume another volume
- * names as parent and otherwise removes the LV.
+ * names as parent and, unless forced, a LEAF or a volume the host reported
+ * prepared (ImagePrepared per volume; one without a volume clears them
+ * all), and otherwise removes the LV.
  *
  * Owned by the test: spm_fixture_start in a setup, spm_fixture_stop in its
  * teardown (before fx_teardown). The counters may be read at any time;
@@ -37,6 +39,7 @@ struct spm_fixture {
 	atomic_int extends, updates, prepared, chains, creates, deletes; /* requests seen */
 	atomic_int fail_updates; /* the next N UpdateVolumeMeta answer UNAVAILABLE */
 	atomic_int fail_extends; /* the next N ExtendVolume answer NOT_SPM (no SPM yet) */
+	atomic_int fail_prepared; /* the next N ImagePrepared answer UNAVAILABLE */
 	struct spm_fixture_server *srv;
 };
 

@@ -5,6 +5,7 @@
  */
 /* pk-test-fakes: fake_lvm fake_virt */
 #include <errno.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,7 +29,9 @@
 #include "hsm/image.h"
 #include "tests/fakes/fake_lvm.h"
 #include "tests/fakes/fake_virt.h"
+#include "proto/spm_client.h"
 #include "tests/lib/hsm_fixture.h"
+#include "tests/lib/spm_fixture.h"
 
 /* ---- chains from metadata (pure) ------------------------------------------------ */
 
@@ -145,41 +148,6 @@ static void test_hsm_image__chain_build_errors(void **state)
 	assert_int_equal(err.code, PK_E_ILLEGAL);
 	assert_non_null(strstr(err.message, "loop"));
 	free(l.list.v);
-}
-
-/* ---- qemu-img's JSON (pure) ---------------------------------------------------------- */
-
-static void test_hsm_image__qemu_img_json(void **state)
-{
-	static const char json[] =
-		"[\n  {\n    \"backing-filename-format\": \"raw\",\n"
-		"    \"virtual-size\": 1048576,\n    \"filename\": \"/run/s/d/i/top\",\n"
-		"    \"format\": \"qcow2\",\n"
-		"    \"format-specific\": {\"type\": \"qcow2\", \"data\": {\"compat\": \"1.1\","
-		" \"filename\": \"nested, ignored\", \"lazy-refcounts\": false}},\n"
-		"    \"children\": [{\"name\": \"file\", \"info\": {\"filename\": \"x\"}}],\n"
-		"    \"full-backing-filename\": \"/run/s/d/i/base\",\n"
-		"    \"backing-filename\": \"base\",\n    \"dirty-flag\": false\n  },\n"
-		"  {\n    \"virtual-size\": 1048576,\n    \"filename\": \"/run/s/d/i/b\\\"a\\u0073e\",\n"
-		"    \"format\": \"raw\"\n  }\n]\n";
-	struct pk_error err;
-	char **names = NULL;
-	size_t n = 0;
-
-	(void)state;
-	assert_int_equal(hsm_qemu_img_chain_parse(json, &names, &n, &err), 0);
-	assert_int_equal(n, 2);
-	assert_string_equal(names[0], "/run/s/d/i/top");
-	assert_string_equal(names[1], "/run/s/d/i/b\"ase");
-	pk_strv_free(names);
-
-	assert_true(hsm_qemu_img_chain_parse("{}", &names, &n, &err) < 0);
-	assert_true(hsm_qemu_img_chain_parse("[{\"filename\": \"a\"", &names, &n, &err) < 0);
-	assert_true(hsm_qemu_img_chain_parse("[{\"filename\": \"a}]", &names, &n, &err) < 0);
-	assert_true(hsm_qemu_img_chain_parse("[]", &names, &n, &err) < 0);
-	assert_true(hsm_qemu_img_chain_parse("[{\"filename\": \"\\u00zz\"}]", &names, &n, &err) <
-		    0);
-	assert_true(hsm_qemu_img_chain_parse(NULL, &names, &n, &err) < 0);
 }
 
 static void test_hsm_image__path_volume_id(void **state)
@@ -418,13 +386,51 @@ static void test_hsm_image__locks(void **state)
 	assert_int_equal(pk_locks_active(fx->hsm.locks), 0);
 }
 
+/*
+ * The SPM records every volume of the chain as prepared before anything is
+ * activated; when it cannot, PrepareImage fails and nothing is linked.
+ */
+static void test_hsm_image__prepare_fails_when_the_spm_cannot_record_it(void **state)
+{
+	struct fx *fx = *state;
+	struct spm_fixture *spm = NULL;
+	struct hsm_chain c = { 0 };
+	struct pk_error err;
+	char image[PK_UUID_BUFLEN], base[PK_UUID_BUFLEN], leaf[PK_UUID_BUFLEN], link[512];
+	int before;
+
+	fx_image(fx, image, base, leaf);
+	spm_fixture_start(fx, &spm);
+	assert_int_equal(pk_spm_client_new(spm->url, &fx->hsm.spm, &err), 0);
+	fx->hsm.settings.spm_timeout_ms = 1000;
+	atomic_store(&spm->fail_prepared, 1000);
+	assert_true(hsm_image_prepare(&fx->hsm, fx->domain, image, NULL, &c, &err) < 0);
+	assert_int_equal(err.code, PK_E_UNAVAILABLE);
+	assert_non_null(strstr(err.message, "cannot record"));
+	assert_false(fx_exists(fx_link(fx, image, leaf, link, sizeof(link))));
+	assert_false(fx_exists(fx_link(fx, image, base, link, sizeof(link))));
+
+	atomic_store(&spm->fail_prepared, 0);
+	before = atomic_load(&spm->prepared);
+	assert_int_equal(hsm_image_prepare(&fx->hsm, fx->domain, image, NULL, &c, &err), 0);
+	hsm_chain_release(&c);
+	assert_int_equal(atomic_load(&spm->prepared) - before, 2); /* one notice per volume */
+	assert_true(fx_exists(fx_link(fx, image, leaf, link, sizeof(link))));
+	/* A teardown that cannot reach the SPM still tears down (the tag only protects). */
+	atomic_store(&spm->fail_prepared, 1000);
+	assert_int_equal(hsm_image_teardown(&fx->hsm, fx->domain, image, false, &err), 0);
+	assert_false(fx_exists(fx_link(fx, image, leaf, link, sizeof(link))));
+	spm_fixture_stop(spm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hsm_image__chain_build_picks_the_leaf),
 		cmocka_unit_test(test_hsm_image__chain_build_errors),
-		cmocka_unit_test(test_hsm_image__qemu_img_json),
 		cmocka_unit_test(test_hsm_image__path_volume_id),
+		cmocka_unit_test_setup_teardown(test_hsm_image__prepare_fails_when_the_spm_cannot_record_it,
+						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_hsm_image__prepare_links_the_chain, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_hsm_image__prepare_refuses_bad_input, fx_setup,

@@ -67,7 +67,7 @@ static int create_vm(struct fx *fx, const char *name, const struct two *t, size_
 	spec.vcpus = 1;
 	spec.disks = disks;
 	spec.ndisks = n;
-	spec.kernel = "/boot/vmlinuz";
+	spec.kernel = "vmlinuz";
 	spec.cmdline = "console=ttyS0";
 	r = hsm_vm_create(&fx->hsm, &spec, &info, err);
 	hsm_vm_info_release(&info);
@@ -183,6 +183,52 @@ static void test_hsm_vm__create_refuses_bad_input(void **state)
 	assert_false(fake_virt_domain_exists("vm2"));
 	assert_int_equal(create_vm(fx, "vm2", &u, 1, &err), 0);
 	assert_int_equal(pk_locks_active(fx->hsm.locks), 0);
+}
+
+/* Rule 6: kernel/initrd are names in boot_dir, the serial log is derived. */
+static int create_with_kernel(struct fx *fx, const char *name, const char *kernel,
+			      const char *initrd, struct pk_error *err)
+{
+	struct hsm_vm_create_spec spec = { 0 };
+
+	spec.name = name;
+	spec.memory_mib = 64;
+	spec.vcpus = 1;
+	spec.kernel = kernel;
+	spec.initrd = initrd;
+	return hsm_vm_create(&fx->hsm, &spec, NULL, err);
+}
+
+static void test_hsm_vm__boot_files_and_serial_log_are_hsmd_paths(void **state)
+{
+	struct fx *fx = *state;
+	struct pk_error err;
+	char path[512], want[512];
+	char *xml = NULL;
+
+	assert_int_equal(create_with_kernel(fx, "vmk", "/etc/shadow", NULL, &err), -EINVAL);
+	assert_int_equal(err.code, PK_E_INVALID_ARGUMENT);
+	assert_non_null(strstr(err.message, "kernel"));
+	assert_int_equal(create_with_kernel(fx, "vmk", "../../etc/shadow", NULL, &err), -EINVAL);
+	assert_int_equal(err.code, PK_E_INVALID_ARGUMENT);
+	assert_int_equal(create_with_kernel(fx, "vmk", "vmlinuz", "../run", &err), -EINVAL);
+	assert_int_equal(err.code, PK_E_INVALID_ARGUMENT);
+	assert_non_null(strstr(err.message, "initrd"));
+	snprintf(path, sizeof(path), "%s/out", fx->boot);
+	assert_int_equal(symlink("/etc/passwd", path), 0);
+	assert_int_equal(create_with_kernel(fx, "vmk", "out", NULL, &err), -EACCES);
+	assert_int_equal(err.code, PK_E_INVALID_ARGUMENT);
+	assert_non_null(strstr(err.message, "out of the boot directory"));
+	assert_false(fake_virt_domain_exists("vmk"));
+
+	assert_int_equal(create_with_kernel(fx, "vmk", "vmlinuz", NULL, &err), 0);
+	xml = fake_virt_created_xml();
+	assert_non_null(xml);
+	snprintf(want, sizeof(want), "%s/vmlinuz<", fx->boot);
+	assert_non_null(strstr(xml, want));
+	snprintf(want, sizeof(want), "%s/vmk.serial", fx->logs);
+	assert_non_null(strstr(xml, want));
+	free(xml);
 }
 
 static void test_hsm_vm__teardown_refused_while_used(void **state)
@@ -522,6 +568,8 @@ int main(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_hsm_vm__create_refuses_bad_input, fx_setup,
 						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hsm_vm__boot_files_and_serial_log_are_hsmd_paths,
+						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_hsm_vm__teardown_refused_while_used, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_hsm_vm__snapshot_switches_all_drives, fx_setup,

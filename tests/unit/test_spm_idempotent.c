@@ -233,7 +233,7 @@ static void test_spm_idempotent__changes_cut_by_a_failover_are_finished_by_the_r
 }
 
 /*
- * DeleteVolume asked twice with one request id: the second answers done
+ * DeleteVolume (forced: S2 is the leaf) asked twice with one request id: the second answers done
  * (it would be NOT_FOUND). Another request for the gone volume is
  * NOT_FOUND; so is the repeat at the next SPM once the LV is gone (only
  * this spmd remembers deletions, spm/requests.h).
@@ -244,10 +244,10 @@ static void test_spm_idempotent__delete_repeat_is_answered(void **state)
 	struct pk_error err;
 	int removes;
 
-	assert_int_equal(spm_volume_delete(&f->spm, DOMAIN, IMAGE, S2, false, false, REQ1, &err),
+	assert_int_equal(spm_volume_delete(&f->spm, DOMAIN, IMAGE, S2, true, false, REQ1, &err),
 			 0);
 	removes = fake_lvm_calls(FAKE_LVM_LV_REMOVE);
-	assert_int_equal(spm_volume_delete(&f->spm, DOMAIN, IMAGE, S2, false, false, REQ1, &err),
+	assert_int_equal(spm_volume_delete(&f->spm, DOMAIN, IMAGE, S2, true, false, REQ1, &err),
 			 0);
 	assert_int_equal(fake_lvm_calls(FAKE_LVM_LV_REMOVE), removes);
 	assert_true(spm_volume_delete(&f->spm, DOMAIN, IMAGE, S2, false, false, REQ2, &err) < 0);

@@ -136,7 +136,7 @@ static void test_spm_volume__create_chain_delete(void **state)
 	/* A second base in the same image is a conflict; nothing is made. */
 	assert_true(create_raw(f, IMAGE, CHILD, 64 << 20, &err) < 0);
 	assert_int_equal(err.code, PK_E_CONFLICT);
-	assert_int_equal(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, false, false, NULL, &err), 0);
+	assert_int_equal(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, true, false, NULL, &err), 0);
 	assert_true(spm_image_chain(&f->spm, DOMAIN, IMAGE, &chain, &err) < 0);
 	assert_int_equal(err.code, PK_E_NOT_FOUND);
 }
@@ -261,7 +261,7 @@ static void test_spm_volume__interrupted_delete_rolls_forward(void **state)
 	assert_int_equal(create_raw(f, IMAGE, BASE, 64 << 20, &err), 0);
 	/* lvremove fails after the REMOVING mark (as if spmd died there). */
 	fake_lvm_fail_op(FAKE_LVM_LV_REMOVE, -EIO);
-	assert_true(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, false, false, NULL, &err) < 0);
+	assert_true(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, true, false, NULL, &err) < 0);
 	assert_int_equal(spm_volumes_load(&f->spm, DOMAIN, &list, &err), 0);
 	assert_int_equal(list.n, 1);
 	assert_int_equal(list.v[0].meta.legality, PK_VOLUME_REMOVING);
@@ -310,6 +310,72 @@ static void test_spm_volume__metadata_update_and_generation(void **state)
 	assert_int_equal(err.code, PK_E_INVALID_ARGUMENT);
 	assert_int_equal(spm_volume_info(&f->spm, DOMAIN, IMAGE, BASE, &v, &err), 0);
 	assert_int_equal(v.meta.generation, 2);
+}
+
+/*
+ * DeleteVolume refuses a LEAF (LEGAL or ILLEGAL) and a volume prepared on a
+ * host (any role, any legality) unless forced; ImagePrepared notices older
+ * than the last one applied change nothing.
+ */
+static void test_spm_volume__delete_refuses_leaves_and_prepared(void **state)
+{
+	struct fixture *f = *state;
+	struct spm_volume_update u = { 0 };
+	struct spm_volume v;
+	struct pk_error err;
+
+	make_domain_and_spm(f);
+	assert_int_equal(create_raw(f, IMAGE, BASE, 64 << 20, &err), 0);
+	assert_int_equal(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, false, false, NULL, &err),
+			 -EBUSY);
+	assert_int_equal(err.code, PK_E_IN_USE);
+	assert_non_null(strstr(err.message, "leaf"));
+	u.legality = PK_VOLUME_ILLEGAL;
+	assert_int_equal(spm_volume_update(&f->spm, DOMAIN, IMAGE, BASE, &u, &v, &err), 0);
+	assert_int_equal(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, false, false, NULL, &err),
+			 -EBUSY);
+	assert_int_equal(err.code, PK_E_IN_USE);
+
+	/* A merged-away layer (INTERNAL, ILLEGAL) still prepared on host 2. */
+	u.legality = 0;
+	u.role = PK_VOLUME_INTERNAL;
+	assert_int_equal(spm_volume_update(&f->spm, DOMAIN, IMAGE, BASE, &u, &v, &err), 0);
+	assert_int_equal(spm_image_prepared(&f->spm, DOMAIN, IMAGE, BASE, 2, true, 100, &err), 0);
+	assert_int_equal(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, false, false, NULL, &err),
+			 -EBUSY);
+	assert_int_equal(err.code, PK_E_IN_USE);
+	assert_non_null(strstr(err.message, "prepared on host 2"));
+	/* A teardown notice overtaken by the prepare above is stale: ignored. */
+	assert_int_equal(spm_image_prepared(&f->spm, DOMAIN, IMAGE, BASE, 2, false, 99, &err), 0);
+	assert_int_equal(spm_image_prepared(&f->spm, DOMAIN, IMAGE, NULL, 2, false, 100, &err), 0);
+	assert_int_equal(spm_volume_info(&f->spm, DOMAIN, IMAGE, BASE, &v, &err), 0);
+	assert_int_equal(v.nprepared, 1);
+	/* Another host's notices are ordered on their own. */
+	assert_int_equal(spm_image_prepared(&f->spm, DOMAIN, IMAGE, BASE, 3, true, 5, &err), 0);
+	assert_int_equal(spm_image_prepared(&f->spm, DOMAIN, IMAGE, BASE, 3, false, 6, &err), 0);
+	/* The newer teardown of host 2 is applied: now it can go. */
+	assert_int_equal(spm_image_prepared(&f->spm, DOMAIN, IMAGE, BASE, 2, false, 101, &err), 0);
+	assert_int_equal(spm_volume_info(&f->spm, DOMAIN, IMAGE, BASE, &v, &err), 0);
+	assert_int_equal(v.nprepared, 0);
+	assert_int_equal(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, false, false, NULL, &err),
+			 0);
+}
+
+/* A notice that failed is not taken for stale when it is retried. */
+static void test_spm_volume__failed_prepared_notice_can_be_retried(void **state)
+{
+	struct fixture *f = *state;
+	struct spm_volume v;
+	struct pk_error err;
+
+	make_domain_and_spm(f);
+	assert_int_equal(create_raw(f, IMAGE, BASE, 64 << 20, &err), 0);
+	fake_lvm_fail_op(FAKE_LVM_LV_TAGS, -EIO);
+	assert_true(spm_image_prepared(&f->spm, DOMAIN, IMAGE, NULL, 2, true, 7, &err) < 0);
+	assert_int_equal(spm_image_prepared(&f->spm, DOMAIN, IMAGE, NULL, 2, true, 7, &err), 0);
+	assert_int_equal(spm_volume_info(&f->spm, DOMAIN, IMAGE, BASE, &v, &err), 0);
+	assert_int_equal(v.nprepared, 1);
+	assert_int_equal(v.prepared[0], 2);
 }
 
 /* ---- the lease before every write, recovery first --------------------------- */
@@ -374,7 +440,7 @@ static void test_spm_volume__no_zeroing_after_the_lease_is_lost(void **state)
 	activations = fake_lvm_calls(FAKE_LVM_LV_ACTIVATION);
 	/* The lease goes right after the REMOVING mark: zeroing must not start. */
 	fake_lvm_after_op(FAKE_LVM_LV_TAGS, lose_lease, NULL);
-	assert_true(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, false, true, NULL, &err) < 0);
+	assert_true(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, true, true, NULL, &err) < 0);
 	assert_int_equal(err.code, PK_E_NOT_SPM);
 	assert_int_equal(fake_lvm_calls(FAKE_LVM_LV_ACTIVATION), activations);
 	assert_int_equal(fake_lvm_calls(FAKE_LVM_LV_REMOVE), 0);
@@ -489,7 +555,7 @@ static void test_spm_volume__failed_recovery_is_retried(void **state)
 	make_domain_and_spm(f);
 	assert_int_equal(create_raw(f, IMAGE, BASE, 64 << 20, &err), 0);
 	fake_lvm_fail_op(FAKE_LVM_LV_REMOVE, -EIO);
-	assert_true(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, false, false, NULL, &err) < 0);
+	assert_true(spm_volume_delete(&f->spm, DOMAIN, IMAGE, BASE, true, false, NULL, &err) < 0);
 	assert_int_equal(spm_role_stop(&f->spm, DOMAIN, &st, &err), 0);
 	/* The next SPM's recovery meets the same failure. */
 	fake_lvm_fail_op(FAKE_LVM_LV_REMOVE, -EIO);
@@ -655,6 +721,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_spm_volume__lost_lease_stops_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spm_volume__metadata_update_and_generation, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_spm_volume__delete_refuses_leaves_and_prepared,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spm_volume__failed_prepared_notice_can_be_retried,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spm_volume__lvm_writes_ask_for_the_lease, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_spm_volume__no_undo_after_the_lease_is_lost, setup,
