@@ -118,9 +118,9 @@ stop_hsmd
 start_hsmd
 lab/guest-build "$GUEST" >/dev/null || fail "guest-build"
 out=$(pk2 vm create --name "$VM" --memory 256 --type qemu --disk "image=$IMG,volume=$L0" \
-	--kernel "$GUEST/vmlinuz" --initrd "$GUEST/initrd.img" \
-	--cmdline "$GUEST_KARGS pk.disks=vda pk.blocks=$BLOCKS pk.order=seq pk.stats_s=1" \
-	--serial-log "$SERIAL") || fail "vm create: $out"
+	--kernel vmlinuz --initrd initrd.img \
+	--cmdline "$GUEST_KARGS pk.disks=vda pk.blocks=$BLOCKS pk.order=seq pk.stats_s=1") ||
+	fail "vm create: $out"
 wait_ready
 watch_start
 
