@@ -108,6 +108,7 @@ static int spm_cycle(struct pk_rpc_client *c, const char *domain, double *ret_ms
 	dv.domain_id = (char *)domain;
 	dv.image_id = image;
 	dv.volume_id = volume;
+	dv.force = true; /* the only volume of its image is its leaf: refused without force */
 	req = (Pk__Request)PK__REQUEST__INIT;
 	req.call_case = PK__REQUEST__CALL_DELETE_VOLUME;
 	req.delete_volume = &dv;

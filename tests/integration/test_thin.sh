@@ -182,7 +182,7 @@ why=$(wait_for_waiting)
 [[ "$why" == *space* ]] || fail "vm list waiting: $why"
 sleep 2
 [[ "$(state)" == paused* ]] || fail "the VM resumed on a full VG: $(state)"
-spm_any volume delete --image "$FILLIMG" --volume "$FILL" >/dev/null || fail "delete the filler"
+spm_any volume delete --image "$FILLIMG" --volume "$FILL" --force >/dev/null || fail "delete the filler"
 wait_state '^running' 30
 ok "VG full: VM waited paused ('$why'); space freed: it resumed"
 
