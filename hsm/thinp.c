@@ -496,7 +496,7 @@ static const struct hsm_vmxml_disk *enospc_disk(struct check *c)
 }
 
 /* After the volumes: resume a VM that ENOSPC paused, once nothing is short. */
-static void resume_if_enospc(struct check *c, bool nospace)
+static void resume_if_enospc(struct check *c)
 {
 	struct hsm_thinp *t = c->t;
 	struct pk_error err;
@@ -509,7 +509,6 @@ static void resume_if_enospc(struct check *c, bool nospace)
 	pthread_mutex_lock(&t->lock);
 	paused_ms = c->e->paused_ms;
 	pthread_mutex_unlock(&t->lock);
-	(void)nospace;
 	if (hsm_virt_domain_resume(t->hsm->virt, c->name, &err) < 0) {
 		if (err.code != PK_E_CONFLICT) { /* CONFLICT: resumed meanwhile */
 			pk_log_warn("cannot resume VM '%s' after its ENOSPC pause: %s", c->name,
@@ -644,7 +643,7 @@ static bool check_vm(struct check *c)
 		}
 	}
 	if (paused_enospc) {
-		resume_if_enospc(c, nospace);
+		resume_if_enospc(c);
 	}
 	return true;
 }
