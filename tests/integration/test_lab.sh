@@ -64,6 +64,22 @@ for h in 1 2; do
 	done
 done
 
+# The lab runs on mutual TLS: every URL is tls+tcp://, pkctl presents the
+# engine's certificate from the env, and a client without one is refused.
+for v in PK_HSM PK_SPM PK_HOST2_EVENTS; do
+	case ${!v} in tls+tcp://127.0.0.1:*) ;; *) fail "$v=${!v} is not a loopback tls+tcp:// URL" ;; esac
+done
+for f in ca.pem host1.pem host2.pem engine.pem viewer.pem; do
+	[ -f "$PK_TLS_DIR/$f" ] || fail "lab made no $PK_TLS_DIR/$f"
+done
+grep -q "^tls_cert = $PK_TLS_DIR/host1.pem" "$PK_HOST1_DIR/hsmd.conf" || fail "host 1's hsmd.conf has no tls_cert"
+if out=$(env -u PK_TLS_CERT -u PK_TLS_KEY "$PKCTL" --hsm "$PK_HSM" --timeout 2000 ping 2>&1); then
+	fail "a client without a certificate was answered: $out"
+fi
+out=$("$PKCTL" --hsm "$PK_HSM" --tls-cert "$PK_TLS_DIR/viewer.pem" --tls-key "$PK_TLS_DIR/viewer.key" ping 2>&1) ||
+	fail "the viewer's certificate is refused for Ping: $out"
+ok "mutual TLS on loopback ($PK_HSM); no certificate is refused"
+
 vgs=$(lvm vgs --config "$PK_LVM_CONFIG" --noheadings -o vg_name,vg_tags 2>/dev/null)
 echo "$vgs" | grep -q "$PK_VG .*PK_DOMAIN=$PK_DOMAIN" || fail "VG $PK_VG not found or untagged: $vgs"
 ok "VG $PK_VG on $PK_PVS, tagged PK_DOMAIN=$PK_DOMAIN"
