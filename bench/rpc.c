@@ -1,17 +1,25 @@
 /*
  * RPC benchmark: Ping round trips through a real hsmd, next to a bare nng
- * req/rep echo of the same request bytes, over ipc:// and tcp://, with 1
- * and 8 concurrent clients, in the same run. Prints p50/p99 latency,
- * calls/s and the ratio poolkeeper/bare (latency) for each case.
+ * req/rep echo of the same request bytes, over ipc://, tcp:// and (with
+ * --tls-dir) mutual TLS on tls+tcp://, with 1 and 8 concurrent clients, in
+ * the same run. Prints p50/p99 latency, calls/s and the ratio
+ * poolkeeper/bare (latency) for each case. Each client keeps its
+ * connection, so the TLS cases measure the record layer, not handshakes.
  *
- *   pk-bench-rpc --hsmd PATH [--seconds S]
- *   pk-bench-rpc --echo URL        (internal: the bare echo server)
+ *   pk-bench-rpc --hsmd PATH [--seconds S] [--tls-dir DIR]
+ *   pk-bench-rpc --echo URL [--tls-dir DIR]  (internal: the bare echo server)
+ *
+ * DIR holds ca.pem, server.pem/.key (the listeners' certificate, naming
+ * 127.0.0.1) and client.pem/.key (the clients'), as
+ * tests/integration/tls_lib.sh makes them, and server-bundle.pem (the
+ * server's certificate and key in one file, for the bare echo).
  */
 #include <errno.h>
 #include <getopt.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -84,15 +92,50 @@ static void *echo_ctx_main(void *arg)
 	return NULL;
 }
 
+/* The bare echo's TLS listener: the same mutual TLS the daemons require. */
+static int echo_listen_tls(nng_socket s, const char *url, const char *dir)
+{
+	char ca[4096], bundle[4096];
+	nng_tls_config *cfg = NULL;
+	nng_listener l;
+	int rv;
+
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	snprintf(bundle, sizeof(bundle), "%s/server-bundle.pem", dir);
+	rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_SERVER);
+	if (rv == 0) {
+		rv = nng_tls_config_ca_file(cfg, ca);
+	}
+	if (rv == 0) {
+		rv = nng_tls_config_cert_key_file(cfg, bundle, NULL); /* certificate and key */
+	}
+	if (rv == 0) {
+		rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED);
+	}
+	if (rv == 0) {
+		rv = nng_listener_create(&l, s, url);
+	}
+	if (rv == 0) {
+		rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, cfg);
+	}
+	if (rv == 0) {
+		rv = nng_listener_start(l, 0);
+	}
+	if (cfg) {
+		nng_tls_config_free(cfg);
+	}
+	return rv;
+}
+
 /* Bare echo with 8 worker contexts, the same concurrency model as the daemons. */
-static int echo_serve_ctx(const char *url)
+static int echo_serve_ctx(const char *url, const char *tls_dir)
 {
 	struct echo_worker w[8];
 	nng_socket s;
 	int rv = nng_rep0_open(&s);
 
 	if (rv == 0) {
-		rv = nng_listen(s, url, NULL, 0);
+		rv = tls_dir ? echo_listen_tls(s, url, tls_dir) : nng_listen(s, url, NULL, 0);
 	}
 	if (rv != 0) {
 		fprintf(stderr, "echo: %s: %s\n", url, nng_strerror(rv));
@@ -108,6 +151,7 @@ static int echo_serve_ctx(const char *url)
 
 struct client_run {
 	const char *url;
+	const struct pk_rpc_tls *tls; /* for tls+tcp:// */
 	int bare;
 	double seconds;
 	double *lat; /* microseconds */
@@ -115,6 +159,20 @@ struct client_run {
 	int failed;
 	pthread_t t;
 };
+
+static int client_open(const char *url, const struct pk_rpc_tls *tls,
+		       struct pk_rpc_client **ret, struct pk_error *err)
+{
+	if (pk_rpc_client_new(url, 1 << 20, ret, err) < 0) {
+		return -1;
+	}
+	if (tls && pk_rpc_client_set_tls(*ret, tls, err) < 0) {
+		pk_rpc_client_free(*ret);
+		*ret = NULL;
+		return -1;
+	}
+	return 0;
+}
 
 static void *client_main(void *arg)
 {
@@ -132,7 +190,8 @@ static void *client_main(void *arg)
 	req.api_version = PK_API_VERSION;
 	req.id = 1;
 	len = pk__request__pack(&req, buf);
-	if (pk_rpc_client_new(cr->url, 1 << 20, &c, &err) < 0) {
+	if (client_open(cr->url, cr->tls, &c, &err) < 0) {
+		fprintf(stderr, "client: %s\n", err.message);
 		cr->failed = 1;
 		return NULL;
 	}
@@ -175,7 +234,8 @@ struct result {
 	double p50, p99, rate;
 };
 
-static int measure(const char *url, int bare, int clients, double seconds, struct result *res)
+static int measure(const char *url, const struct pk_rpc_tls *tls, int bare, int clients,
+		   double seconds, struct result *res)
 {
 	struct client_run *cr = pk_xcalloc((size_t)clients, sizeof(*cr));
 	double *all = NULL;
@@ -184,6 +244,7 @@ static int measure(const char *url, int bare, int clients, double seconds, struc
 
 	for (int i = 0; i < clients; i++) {
 		cr[i].url = url;
+		cr[i].tls = tls;
 		cr[i].bare = bare;
 		cr[i].seconds = seconds;
 		pthread_create(&cr[i].t, NULL, client_main, &cr[i]);
@@ -219,7 +280,7 @@ static pid_t spawn(char *const argv[])
 	return pid;
 }
 
-static int wait_ready(const char *url)
+static int wait_ready(const char *url, const struct pk_rpc_tls *tls)
 {
 	for (int i = 0; i < 100; i++) {
 		struct pk_rpc_client *c = NULL;
@@ -237,8 +298,8 @@ static int wait_ready(const char *url)
 		req.ping = &ping;
 		req.api_version = PK_API_VERSION;
 		len = pk__request__pack(&req, buf);
-		pk_rpc_client_new(url, 1 << 20, &c, &err);
-		ok = pk_rpc_client_call(c, buf, len, 200, &r, &rl, &err) == 0;
+		ok = client_open(url, tls, &c, &err) == 0 &&
+		     pk_rpc_client_call(c, buf, len, 500, &r, &rl, &err) == 0;
 		free(r);
 		pk_rpc_client_free(c);
 		if (ok) {
@@ -249,23 +310,28 @@ static int wait_ready(const char *url)
 	return -1;
 }
 
+static const char *const trans_name[] = { "ipc", "tcp", "tls" };
+
 int main(int argc, char **argv)
 {
-	const char *hsmd = NULL;
+	const char *hsmd = NULL, *tls_dir = NULL, *echo_url = NULL;
 	double seconds = 2.0;
 	char self[4096];
 	char dir[] = "/tmp/pk-bench-rpc-XXXXXX";
+	char ca[4096], ccert[4096], ckey[4096], scert[4096], skey[4096];
+	struct pk_rpc_tls ctls = { ca, ccert, ckey };
 	int port = 20000 + (int)(getpid() % 20000);
-	int c, status = 0;
+	int c, status = 0, ntrans = 2;
 
 	static const struct option opts[] = {
 		{ "hsmd", required_argument, NULL, 'H' },
 		{ "seconds", required_argument, NULL, 's' },
 		{ "echo", required_argument, NULL, 'e' },
+		{ "tls-dir", required_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 },
 	};
 	pk_log_setup("bench", PK_LOG_ERROR);
-	while ((c = getopt_long(argc, argv, "H:s:e:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "H:s:e:t:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'H':
 			hsmd = optarg;
@@ -274,64 +340,91 @@ int main(int argc, char **argv)
 			seconds = atof(optarg);
 			break;
 		case 'e':
-			return echo_serve_ctx(optarg);
+			echo_url = optarg;
+			break;
+		case 't':
+			tls_dir = optarg;
+			break;
 		default:
-			fprintf(stderr, "usage: %s --hsmd PATH [--seconds S]\n", argv[0]);
+			fprintf(stderr, "usage: %s --hsmd PATH [--seconds S] [--tls-dir DIR]\n", argv[0]);
 			return 2;
 		}
 	}
 	(void)echo_serve;
+	if (echo_url) {
+		return echo_serve_ctx(echo_url, strncmp(echo_url, "tls+", 4) == 0 ? tls_dir : NULL);
+	}
 	if (!hsmd) {
-		fprintf(stderr, "usage: %s --hsmd PATH [--seconds S]\n", argv[0]);
+		fprintf(stderr, "usage: %s --hsmd PATH [--seconds S] [--tls-dir DIR]\n", argv[0]);
 		return 2;
 	}
 	if (!realpath("/proc/self/exe", self) || !mkdtemp(dir)) {
 		perror("bench");
 		return 1;
 	}
+	if (tls_dir) {
+		snprintf(ca, sizeof(ca), "%s/ca.pem", tls_dir);
+		snprintf(ccert, sizeof(ccert), "%s/client.pem", tls_dir);
+		snprintf(ckey, sizeof(ckey), "%s/client.key", tls_dir);
+		snprintf(scert, sizeof(scert), "%s/server.pem", tls_dir);
+		snprintf(skey, sizeof(skey), "%s/server.key", tls_dir);
+		ntrans = 3;
+	}
 	printf("poolkeeper %s RPC benchmark: Ping through hsmd vs bare nng echo of the same "
-	       "request bytes; %.1f s per case\n\n", PK_VERSION, seconds);
+	       "request bytes; %.1f s per case%s\n\n", PK_VERSION, seconds,
+	       tls_dir ? "; tls = mutual TLS (tls+tcp://) on both sides" : "");
 	printf("%-6s %-8s %-11s %10s %10s %12s %10s\n", "trans", "clients", "server", "p50 us",
 	       "p99 us", "calls/s", "p50 ratio");
-	for (int t = 0; t < 2; t++) {
-		char pk_url[256], echo_url[256], listen_opt[300], run_opt[300], state_opt[300];
+	for (int t = 0; t < ntrans; t++) {
+		char pk_url[256], e_url[256], listen_opt[300], run_opt[300], state_opt[300];
+		char ca_opt[4200], cert_opt[4200], key_opt[4200];
+		const struct pk_rpc_tls *tls = t == 2 ? &ctls : NULL;
 		pid_t pk_pid, echo_pid;
 
 		if (t == 0) {
 			snprintf(pk_url, sizeof(pk_url), "ipc://%s/hsm.sock", dir);
-			snprintf(echo_url, sizeof(echo_url), "ipc://%s/echo.sock", dir);
+			snprintf(e_url, sizeof(e_url), "ipc://%s/echo.sock", dir);
 		} else {
-			snprintf(pk_url, sizeof(pk_url), "tcp://127.0.0.1:%d", port);
-			snprintf(echo_url, sizeof(echo_url), "tcp://127.0.0.1:%d", port + 1);
+			snprintf(pk_url, sizeof(pk_url), "%s://127.0.0.1:%d", t == 2 ? "tls+tcp" : "tcp",
+				 port + 2 * t);
+			snprintf(e_url, sizeof(e_url), "%s://127.0.0.1:%d", t == 2 ? "tls+tcp" : "tcp",
+				 port + 2 * t + 1);
 		}
 		snprintf(listen_opt, sizeof(listen_opt), "listen=%s", pk_url);
 		snprintf(run_opt, sizeof(run_opt), "run_dir=%s/run", dir);
 		snprintf(state_opt, sizeof(state_opt), "state_dir=%s/state", dir);
+		snprintf(ca_opt, sizeof(ca_opt), "tls_ca=%s", ca);
+		snprintf(cert_opt, sizeof(cert_opt), "tls_cert=%s", scert);
+		snprintf(key_opt, sizeof(key_opt), "tls_key=%s", skey);
 		{
 			/* A storage device that does not exist: Ping needs no storage. */
 			char *pk_argv[] = { (char *)hsmd, "-o", listen_opt, "-o", "log_level=error",
 					    "-o", "lvm_devices=/dev/pk-bench-no-device", "-o", run_opt,
-					    "-o", state_opt, NULL };
-			char *echo_argv[] = { self, "--echo", echo_url, NULL };
+					    "-o", state_opt, "-o", "insecure_tcp=true",
+					    t == 2 ? "-o" : NULL, ca_opt, "-o", cert_opt, "-o", key_opt,
+					    NULL };
+			char *echo_argv[] = { self, "--echo", e_url, "--tls-dir",
+					      (char *)(tls_dir ? tls_dir : "-"), NULL };
 			pk_pid = spawn(pk_argv);
 			echo_pid = spawn(echo_argv);
 		}
-		if (pk_pid < 0 || echo_pid < 0 || wait_ready(pk_url) < 0 || wait_ready(echo_url) < 0) {
+		if (pk_pid < 0 || echo_pid < 0 || wait_ready(pk_url, tls) < 0 ||
+		    wait_ready(e_url, tls) < 0) {
 			fprintf(stderr, "bench: servers did not start\n");
 			status = 1;
 		}
 		for (int k = 0; k < 2 && status == 0; k++) {
 			int clients = k == 0 ? 1 : 8;
 			struct result bare, pk;
-			if (measure(echo_url, 1, clients, seconds, &bare) < 0 ||
-			    measure(pk_url, 0, clients, seconds, &pk) < 0) {
+			if (measure(e_url, tls, 1, clients, seconds, &bare) < 0 ||
+			    measure(pk_url, tls, 0, clients, seconds, &pk) < 0) {
 				fprintf(stderr, "bench: a client failed\n");
 				status = 1;
 				break;
 			}
-			printf("%-6s %-8d %-11s %10.1f %10.1f %12.0f %10s\n", t ? "tcp" : "ipc", clients,
+			printf("%-6s %-8d %-11s %10.1f %10.1f %12.0f %10s\n", trans_name[t], clients,
 			       "bare-nng", bare.p50, bare.p99, bare.rate, "");
-			printf("%-6s %-8d %-11s %10.1f %10.1f %12.0f %10.2f\n", t ? "tcp" : "ipc", clients,
+			printf("%-6s %-8d %-11s %10.1f %10.1f %12.0f %10.2f\n", trans_name[t], clients,
 			       "hsmd", pk.p50, pk.p99, pk.rate, pk.p50 / bare.p50);
 		}
 		if (pk_pid > 0) {
