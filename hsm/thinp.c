@@ -39,6 +39,7 @@ struct vol {
 	bool cow;
 	uint64_t lv_size;
 	uint64_t max_size; /* fully allocated qcow2 of the capacity */
+	bool fresh;        /* read from LVM in the check under way */
 };
 
 struct vm {
@@ -208,6 +209,9 @@ struct check {
 	char status[HSM_THINP_STATUS_MAX];
 	uint64_t armed_ms;     /* when the last threshold was armed */
 	unsigned extensions;   /* volumes extended in this check */
+	/* One LVM read per check: the domain's volumes, read at the first need. */
+	struct hsm_volume_list vols;
+	char vols_domain[PK_UUID_BUFLEN];
 };
 
 static void check_release(struct check *c)
@@ -216,6 +220,11 @@ static void check_release(struct check *c)
 	hsm_virt_nodes_free(c->nodes, c->nnodes);
 	c->nodes = NULL;
 	c->nnodes = 0;
+	hsm_volume_list_release(&c->vols);
+	c->vols_domain[0] = '\0';
+	for (size_t i = 0; i < c->e->nvols; i++) {
+		c->e->vols[i].fresh = false;
+	}
 }
 
 static void retry_after(struct check *c, unsigned ms)
@@ -235,37 +244,42 @@ static struct vol *vol_cached(struct vm *e, const char *id)
 	return NULL;
 }
 
-/* The sizes of volume id of a drive: from the cache, or read from LVM (all
- * volumes of the domain at once) when it lacks them or a reread is due. */
+/* The sizes of volume id of a drive: from the cache, or from LVM when the
+ * cache lacks them or a reread is due. LVM is read once per check (all
+ * volumes of the domain at once); a volume read in this check is not read
+ * again, so an extension made since is not undone by older numbers. */
 static int vol_sizes(struct check *c, const struct hsm_drive_id *drive, const char *id,
 		     struct vol **ret, struct pk_error *err)
 {
 	struct vm *e = c->e;
-	struct hsm_volume_list list = { 0 };
 	const struct hsm_volume *v;
 	struct vol *x = vol_cached(e, id);
 	uint64_t full = 0;
 	int r;
 
-	if (x && !e->reread) {
+	if (x && (!e->reread || x->fresh)) {
 		*ret = x;
 		return 0;
 	}
-	r = hsm_volumes_read(c->t->hsm, drive->domain_id, &list, err);
-	if (r < 0) {
-		return r;
+	if (strcmp(c->vols_domain, drive->domain_id) != 0) {
+		hsm_volume_list_release(&c->vols);
+		c->vols_domain[0] = '\0';
+		r = hsm_volumes_read(c->t->hsm, drive->domain_id, &c->vols, err);
+		if (r < 0) {
+			return r;
+		}
+		snprintf(c->vols_domain, sizeof(c->vols_domain), "%s", drive->domain_id);
 	}
-	v = hsm_volume_list_find(&list, id);
+	v = hsm_volume_list_find(&c->vols, id);
 	if (!v) {
-		r = pk_error_set(err, PK_E_NOT_FOUND, ENOENT, "volume '%s' is not in domain '%s'", id,
-				 drive->domain_id);
-		goto out;
+		return pk_error_set(err, PK_E_NOT_FOUND, ENOENT, "volume '%s' is not in domain '%s'",
+				    id, drive->domain_id);
 	}
 	if (!x || x->max_size == 0) {
 		if (v->meta.format == PK_VOLUME_COW) {
 			r = hsm_qemu_img_measure_full(v->meta.capacity, &full, err);
 			if (r < 0) {
-				goto out;
+				return r;
 			}
 		}
 	} else {
@@ -280,10 +294,9 @@ static int vol_sizes(struct check *c, const struct hsm_drive_id *drive, const ch
 	x->cow = v->meta.format == PK_VOLUME_COW;
 	x->lv_size = v->lv_size;
 	x->max_size = full;
+	x->fresh = true;
 	*ret = x;
-out:
-	hsm_volume_list_release(&list);
-	return r;
+	return 0;
 }
 
 /* The node of disk's layer pos in the stats, or NULL. */
