@@ -49,6 +49,17 @@ static void seen(struct spmd *s, const char *request_id)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* The request id s saw last, read under its lock (a hung verb may still write it). */
+static const char *last_request(struct spmd *s)
+{
+	static _Thread_local char copy[3][64];
+
+	pthread_mutex_lock(&s->lock);
+	snprintf(copy[s - spmds], sizeof(copy[0]), "%s", s->last_request);
+	pthread_mutex_unlock(&s->lock);
+	return copy[s - spmds];
+}
+
 static int answer(struct spmd *s, struct pk_error *err)
 {
 	atomic_fetch_add(&s->calls, 1);
@@ -298,14 +309,14 @@ static void test_spm_client__a_retry_carries_the_same_request_id(void **state)
 	atomic_store(&spmds[0].mode, HUNG);
 	atomic_store(&spmds[2].mode, SPM);
 	assert_int_equal(extend(sc, &err), 0);
-	assert_true(pk_uuid_valid(spmds[0].last_request));
-	assert_string_equal(spmds[0].last_request, spmds[2].last_request);
-	assert_string_equal(spmds[1].last_request, spmds[2].last_request);
-	snprintf(first, sizeof(first), "%s", spmds[2].last_request);
+	assert_true(pk_uuid_valid(last_request(&spmds[0])));
+	assert_string_equal(last_request(&spmds[0]), last_request(&spmds[2]));
+	assert_string_equal(last_request(&spmds[1]), last_request(&spmds[2]));
+	snprintf(first, sizeof(first), "%s", last_request(&spmds[2]));
 
 	assert_int_equal(extend(sc, &err), 0);
-	assert_true(pk_uuid_valid(spmds[2].last_request));
-	assert_string_not_equal(first, spmds[2].last_request);
+	assert_true(pk_uuid_valid(last_request(&spmds[2])));
+	assert_string_not_equal(first, last_request(&spmds[2]));
 	usleep(2 * TIMEOUT_MS * 1000); /* the hung call ends before the teardown */
 	pk_spm_client_free(sc);
 }
@@ -327,14 +338,14 @@ static void test_spm_client__a_given_request_id_is_kept(void **state)
 	req.delete_volume = &dv;
 	assert_int_equal(pk_spm_client_call(sc, &req, TIMEOUT_MS, &resp, &err), 0);
 	pk__response__free_unpacked(resp, NULL);
-	assert_string_equal(spmds[1].last_request, id);
+	assert_string_equal(last_request(&spmds[1]), id);
 	assert_ptr_equal(dv.request_id, id);
 
 	/* None given: one is generated, and the caller's request is left as it was. */
 	dv.request_id = (char *)protobuf_c_empty_string;
 	assert_int_equal(pk_spm_client_call(sc, &req, TIMEOUT_MS, &resp, &err), 0);
 	pk__response__free_unpacked(resp, NULL);
-	assert_true(pk_uuid_valid(spmds[1].last_request));
+	assert_true(pk_uuid_valid(last_request(&spmds[1])));
 	assert_ptr_equal(dv.request_id, protobuf_c_empty_string);
 	pk_spm_client_free(sc);
 }
