@@ -31,6 +31,7 @@ struct spm_tasks {
 	uint64_t keep_ms; /* a finished task's record is kept this long */
 	struct task *v;
 	size_t n, cap;
+	uint64_t next_seq; /* above every record's seq */
 };
 
 static const char *const state_names[] = { "?", "RUNNING", "DONE", "FAILED", "ROLLED_BACK" };
@@ -48,10 +49,10 @@ static char *task_serialize(const struct spm_task_info *t)
 {
 	return pk_xasprintf("id=%s\nverb=%s\nstate=%s\ndomain=%s\nimage=%s\nvolume=%s\n"
 			    "created=%" PRIu64 "\nfinished=%" PRIu64 "\nprogress=%u\n"
-			    "error_code=%s\nerror_message=%s\n",
+			    "seq=%" PRIu64 "\nerror_code=%s\nerror_message=%s\n",
 			    t->id, t->verb, spm_task_state_name(t->state), t->domain_id,
 			    t->image_id, t->volume_id, t->created_ms, t->finished_ms, t->progress,
-			    pk_errc_name(t->error.code), t->error.message);
+			    t->seq, pk_errc_name(t->error.code), t->error.message);
 }
 
 static void copy_field(char *dst, size_t size, const char *src)
@@ -90,6 +91,8 @@ static int task_parse(char *text, struct spm_task_info *t)
 			copy_field(t->volume_id, sizeof(t->volume_id), v);
 		} else if (!strcmp(line, "created")) {
 			(void)pk_parse_u64(v, &t->created_ms);
+		} else if (!strcmp(line, "seq")) {
+			(void)pk_parse_u64(v, &t->seq);
 		} else if (!strcmp(line, "finished")) {
 			(void)pk_parse_u64(v, &t->finished_ms);
 		} else if (!strcmp(line, "progress")) {
@@ -174,6 +177,9 @@ int spm_tasks_new(const char *dir, struct spm_tasks **ret, struct pk_error *err)
 			struct task *t = tasks_append(tasks);
 			t->info = info;
 			t->interrupted = info.state == SPM_TASK_RUNNING;
+			if (info.seq >= tasks->next_seq) {
+				tasks->next_seq = info.seq + 1;
+			}
 		}
 		free(data);
 	}
@@ -208,6 +214,7 @@ int spm_task_begin(struct spm_tasks *tasks, const char *verb, const char *domain
 	info.state = SPM_TASK_RUNNING;
 	info.created_ms = pk_clock_realtime_ms();
 	pthread_mutex_lock(&tasks->mutex);
+	info.seq = tasks->next_seq++;
 	tasks_append(tasks)->info = info;
 	task_persist(tasks, &info);
 	pthread_mutex_unlock(&tasks->mutex);
@@ -284,13 +291,20 @@ int spm_tasks_get(struct spm_tasks *tasks, const char *id, struct spm_task_info 
 	return r;
 }
 
-/* Newest first: created descending, then id descending (a total order a cursor can name). */
+/*
+ * Newest first: created descending, then the order of beginning (tasks of
+ * one millisecond), then id (records written before seq existed): a total
+ * order a cursor can name.
+ */
 static int info_cmp_newest(const void *a, const void *b)
 {
 	const struct spm_task_info *x = a, *y = b;
 
 	if (x->created_ms != y->created_ms) {
 		return x->created_ms > y->created_ms ? -1 : 1;
+	}
+	if (x->seq != y->seq) {
+		return x->seq > y->seq ? -1 : 1;
 	}
 	return -strcmp(x->id, y->id);
 }
@@ -379,6 +393,31 @@ size_t spm_tasks_expire(struct spm_tasks *tasks, uint64_t now_ms)
 	return removed;
 }
 
+/* "<created_ms>.<seq>.<id>", as spm_tasks_page writes it. */
+static int token_parse(const char *token, struct spm_task_info *ret)
+{
+	char buf[SPM_TASK_TOKEN_BUFLEN];
+	char *seq, *id;
+
+	if (strlen(token) >= sizeof(buf)) {
+		return -EINVAL;
+	}
+	memcpy(buf, token, strlen(token) + 1);
+	seq = strchr(buf, '.');
+	id = seq ? strchr(seq + 1, '.') : NULL;
+	if (!id) {
+		return -EINVAL;
+	}
+	*seq++ = '\0';
+	*id++ = '\0';
+	if (pk_parse_u64(buf, &ret->created_ms) < 0 || pk_parse_u64(seq, &ret->seq) < 0 ||
+	    !pk_uuid_valid(id)) {
+		return -EINVAL;
+	}
+	copy_field(ret->id, sizeof(ret->id), id);
+	return 0;
+}
+
 int spm_tasks_page(struct spm_tasks *tasks, const char *after, size_t limit,
 		   struct spm_task_info **ret, size_t *ret_n, char ret_next[SPM_TASK_TOKEN_BUFLEN],
 		   struct pk_error *err)
@@ -387,24 +426,10 @@ int spm_tasks_page(struct spm_tasks *tasks, const char *after, size_t limit,
 	size_t n, start = 0, count;
 
 	ret_next[0] = '\0';
-	if (after && *after) {
-		const char *dot = strchr(after, '.');
-		char num[24];
-
-		if (!dot || (size_t)(dot - after) >= sizeof(num) || dot == after ||
-		    !pk_uuid_valid(dot + 1)) {
-			return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
-					    "page_token is not one a TaskList answer gave "
-					    "(next_page_token)");
-		}
-		memcpy(num, after, (size_t)(dot - after));
-		num[dot - after] = '\0';
-		if (pk_parse_u64(num, &cursor.created_ms) < 0) {
-			return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
-					    "page_token is not one a TaskList answer gave "
-					    "(next_page_token)");
-		}
-		copy_field(cursor.id, sizeof(cursor.id), dot + 1);
+	if (after && *after && token_parse(after, &cursor) < 0) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
+				    "page_token '%.40s' is not one a TaskList answer gave "
+				    "(next_page_token)", after);
 	}
 	if (limit == 0) {
 		limit = SPM_TASK_PAGE_DEFAULT;
@@ -425,8 +450,8 @@ int spm_tasks_page(struct spm_tasks *tasks, const char *after, size_t limit,
 	if (start + count < n) {
 		const struct spm_task_info *last = &all[start + count - 1];
 
-		snprintf(ret_next, SPM_TASK_TOKEN_BUFLEN, "%" PRIu64 ".%s", last->created_ms,
-			 last->id);
+		snprintf(ret_next, SPM_TASK_TOKEN_BUFLEN, "%" PRIu64 ".%" PRIu64 ".%s",
+			 last->created_ms, last->seq, last->id);
 	}
 	memmove(all, all + start, count * sizeof(*all));
 	*ret = all;

@@ -58,6 +58,7 @@ struct spm_task_info {
 	uint64_t created_ms;  /* wall clock */
 	uint64_t finished_ms; /* 0 while running */
 	unsigned progress;    /* percent */
+	uint64_t seq;         /* order of beginning on this host (records keep it) */
 };
 
 struct spm_tasks;
@@ -89,7 +90,7 @@ size_t spm_tasks_list(struct spm_tasks *tasks, struct spm_task_info **ret);
 
 #define SPM_TASK_PAGE_DEFAULT 100
 #define SPM_TASK_PAGE_MAX 1000
-#define SPM_TASK_TOKEN_BUFLEN 64 /* "<created_ms>.<id>" */
+#define SPM_TASK_TOKEN_BUFLEN 96 /* "<created_ms>.<seq>.<id>" */
 
 /*
  * One page of the list, newest first: at most limit tasks (0: the default;
