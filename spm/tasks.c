@@ -16,6 +16,7 @@
 #include "common/statefile.h"
 #include "common/strv.h"
 #include "common/xalloc.h"
+#include "spm/requests.h"
 #include "spm/spm.h"
 #include "spm/taskpool.h"
 #include "spm/volume.h"
@@ -667,6 +668,48 @@ int spm_task_request_check(struct spm *spm, const struct spm_task_request *req,
 	return r;
 }
 
+/*
+ * The volumes req names must exist: known from the SPM's view of the
+ * domain without any lock, so only a definite "no such volume" (or one of
+ * another image) is answered here; anything else (the view cannot be
+ * read) is left to the task, which checks again under the lock.
+ */
+static int existence_check(struct spm *spm, const struct spm_task_request *req,
+			   struct pk_error *err)
+{
+	const char *volume = NULL;
+	struct spm_volume v;
+	struct pk_error lerr;
+
+	switch (req->verb) {
+	case SPM_TASK_CREATE_VOLUME:
+		volume = req->parent && *req->parent ? req->parent : NULL;
+		break;
+	case SPM_TASK_EXTEND_VOLUME:
+	case SPM_TASK_REDUCE_VOLUME:
+		volume = req->volume;
+		break;
+	case SPM_TASK_DELETE_VOLUME:
+		/* A repeat of a deletion done here is answered done by the task (spm/requests.h). */
+		if (!spm_requests_did_delete(spm->requests, req->request, req->volume)) {
+			volume = req->volume;
+		}
+		break;
+	case SPM_TASK_DELETE_IMAGE:
+		break;
+	}
+	if (!volume || spm_volume_info(spm, req->domain, req->image, volume, &v, &lerr) == 0) {
+		return 0;
+	}
+	if (lerr.code == PK_E_NOT_FOUND || lerr.code == PK_E_INVALID_ARGUMENT) {
+		if (err) {
+			*err = lerr;
+		}
+		return -pk_errc_errno(lerr.code);
+	}
+	return 0;
+}
+
 int spm_task_run(struct spm *spm, const struct spm_task_request *req, bool async,
 		 struct spm_volume *ret_vol, struct spm_task_info *ret, struct pk_error *err)
 {
@@ -675,6 +718,9 @@ int spm_task_run(struct spm *spm, const struct spm_task_request *req, bool async
 
 	/* Refused before a record exists: a task record means the SPM took the work. */
 	r = spm_task_request_check(spm, req, err);
+	if (r == 0) {
+		r = existence_check(spm, req, err);
+	}
 	if (r < 0) {
 		return r;
 	}

@@ -164,7 +164,9 @@ int spm_task_request_check(struct spm *spm, const struct spm_task_request *req,
 			   struct pk_error *err);
 
 /*
- * Checks req (above), begins a task of spm->tasks for it and runs it: in
+ * Checks req (above) and that the volumes it names (the one to extend,
+ * reduce or delete, a new volume's parent) exist in the SPM's view of the
+ * domain (NOT_FOUND), begins a task of spm->tasks for it and runs it: in
  * this thread, or with async on the task pool (BUSY, nothing recorded,
  * when its queue is full).
  * Fills *ret with the task's record: finished when synchronous, RUNNING
