@@ -538,6 +538,7 @@ static int verb_task_get(void *ctx, const Pk__Request *req, Pk__Response *resp,
 	int r = pk_uuid_check("task_id", req->task_get->task_id, err);
 
 	if (r == 0) {
+		(void)spm_tasks_expire(spm->tasks, pk_clock_realtime_ms());
 		r = spm_tasks_get(spm->tasks, req->task_get->task_id, &info, err);
 	}
 	if (r == 0) {
