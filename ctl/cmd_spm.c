@@ -4,10 +4,12 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/xalloc.h"
 #include "ctl/ctl.h"
 #include "ctl/show.h"
 
@@ -594,10 +596,69 @@ static void show_tasks(struct ctl *ctl, const Pk__Response *resp)
 	}
 }
 
-int ctl_cmd_task(struct ctl *ctl, int argc, char **argv)
+/* Pages an spmd answers before pkctl stops following next_page_token (a loop guard). */
+#define TASK_LIST_PAGES_MAX 10000
+
+/* `task list`: every page, newest first, printed as one list. */
+static int task_list_all(struct ctl *ctl)
 {
 	Pk__Request req = PK__REQUEST__INIT;
 	Pk__TaskListRequest tl = PK__TASK_LIST_REQUEST__INIT;
+	struct pk_error err = { PK_OK, "" };
+	char *token = NULL;
+	bool begun = false;
+	int rc = CTL_EXIT_OK;
+
+	req.call_case = PK__REQUEST__CALL_TASK_LIST;
+	req.task_list = &tl;
+	for (unsigned page = 0; page < TASK_LIST_PAGES_MAX; page++) {
+		Pk__Response *resp = NULL;
+		const Pk__TaskListResponse *l;
+
+		tl.page_token = token ? token : "";
+		/* Tasks live on the spmd that ran them: ask the one named first. */
+		if (ctl_call_spm_direct(ctl, &req, &resp, &err) < 0) {
+			break;
+		}
+		if (ctl->json && !begun) {
+			ctl_json_init(&ctl->out, stdout);
+			ctl_json_object_begin(&ctl->out, NULL);
+			ctl_json_array_begin(&ctl->out, "tasks");
+		}
+		begun = true;
+		l = resp->task_list;
+		for (size_t i = 0; l && i < l->n_tasks; i++) {
+			if (ctl->json) {
+				ctl_json_task(&ctl->out, NULL, l->tasks[i]);
+			} else {
+				ctl_print_task(l->tasks[i]);
+			}
+		}
+		free(token);
+		token = l && l->next_page_token && *l->next_page_token
+				? pk_xstrdup(l->next_page_token)
+				: NULL;
+		pk__response__free_unpacked(resp, NULL);
+		if (!token) {
+			break;
+		}
+	}
+	free(token);
+	if (ctl->json && begun) {
+		ctl_json_array_end(&ctl->out);
+		ctl_json_object_end(&ctl->out);
+		ctl_json_finish(&ctl->out);
+	}
+	if (err.code != PK_OK) {
+		/* A later page failing still fails the command: the list is incomplete. */
+		rc = ctl_fail(ctl, &err);
+	}
+	return rc;
+}
+
+int ctl_cmd_task(struct ctl *ctl, int argc, char **argv)
+{
+	Pk__Request req = PK__REQUEST__INIT;
 	Pk__TaskGetRequest tg = PK__TASK_GET_REQUEST__INIT;
 	Pk__TaskClearRequest tc = PK__TASK_CLEAR_REQUEST__INIT;
 	struct spm_opts o;
@@ -611,8 +672,7 @@ int ctl_cmd_task(struct ctl *ctl, int argc, char **argv)
 		return r;
 	}
 	if (!strcmp(argv[1], "list")) {
-		req.call_case = PK__REQUEST__CALL_TASK_LIST;
-		req.task_list = &tl;
+		return task_list_all(ctl);
 	} else if (!strcmp(argv[1], "show")) {
 		if ((r = need(ctl, o.task, "task ID"))) {
 			return r;

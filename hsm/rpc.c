@@ -180,6 +180,10 @@ static int verb_vm_create(void *ctx, const Pk__Request *req, Pk__Response *resp,
 	if (!s) {
 		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL, "VmCreate without a spec");
 	}
+	r = pk_wire_count_check("spec.disks", s->n_disks, HSM_VM_DISKS_MAX, err);
+	if (r < 0) {
+		return r;
+	}
 	disks = pk_arena_array(arena, struct hsm_vm_create_disk, s->n_disks + 1);
 	for (size_t i = 0; i < s->n_disks; i++) {
 		disks[i].domain = s->disks[i]->domain_id;
@@ -266,8 +270,11 @@ static int verb_vm_snapshot(void *ctx, const Pk__Request *req, Pk__Response *res
 	Pk__VmSnapshotResponse *p = pk_arena_new(arena, Pk__VmSnapshotResponse);
 	struct hsm_snapshot_disk *disks;
 	struct hsm_vm_info info = { 0 };
-	int r;
+	int r = pk_wire_count_check("disks", q->n_disks, HSM_VM_DISKS_MAX, err);
 
+	if (r < 0) {
+		return r;
+	}
 	disks = pk_arena_array(arena, struct hsm_snapshot_disk, q->n_disks + 1);
 	for (size_t i = 0; i < q->n_disks; i++) {
 		disks[i].drive = q->disks[i]->drive;

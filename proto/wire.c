@@ -1,5 +1,6 @@
 #include "proto/wire.h"
 
+#include <errno.h>
 #include <string.h>
 
 Pk__VolumeFormat pk_wire_volume_format(enum pk_volume_format format)
@@ -58,4 +59,13 @@ Pk__VolumeInfo *pk_wire_volume_info(struct pk_arena *a, const char *domain, cons
 	w->description = pk_arena_strdup(a, meta->description);
 	w->path = pk_arena_strdup(a, path ? path : "");
 	return w;
+}
+
+int pk_wire_count_check(const char *field, size_t n, size_t max, struct pk_error *err)
+{
+	if (n > max) {
+		return pk_error_set(err, PK_E_INVALID_ARGUMENT, E2BIG,
+				    "%s has %zu entries, more than the limit of %zu", field, n, max);
+	}
+	return 0;
 }

@@ -15,7 +15,10 @@
 
 #include <stdint.h>
 
+#include <stddef.h>
+
 #include "common/arena.h"
+#include "common/error.h"
 #include "common/meta.h"
 #include "proto/types.pb-c.h"
 
@@ -38,5 +41,13 @@ Pk__Legality pk_wire_legality(enum pk_volume_legality legality);
 Pk__VolumeInfo *pk_wire_volume_info(struct pk_arena *a, const char *domain, const char *volume,
 				    const struct pk_volume_meta *meta, uint64_t lv_size,
 				    const char *path);
+
+/*
+ * A repeated field's count from the wire, checked before anything is
+ * allocated for it: INVALID_ARGUMENT naming the field and the limit when
+ * n > max. (protobuf-c's own arrays are bounded by max_message; ours are
+ * bounded by what the verb can take.)
+ */
+int pk_wire_count_check(const char *field, size_t n, size_t max, struct pk_error *err);
 
 #endif

@@ -4,7 +4,7 @@
  * answered by the dispatcher.
  *
  * Mutating volume verbs run as tasks (spm_task_run, spm/tasks.h):
- * synchronously by default, in a thread of their own with `async`.
+ * synchronously by default, on the SPM's task pool with `async`.
  */
 #include "spm/rpc.h"
 
@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "proto/codec.h"
@@ -187,8 +188,12 @@ static int verb_create_domain(void *ctx, const Pk__Request *req, Pk__Response *r
 {
 	const Pk__CreateDomainRequest *c = req->create_domain;
 	struct spm_domain_info d;
-	int r = spm_domain_create(ctx, c->domain_id, (const char *const *)c->pvs, c->n_pvs,
-				  c->description, &d, err);
+	int r = pk_wire_count_check("pvs", c->n_pvs, SPM_DOMAIN_MAX_PVS, err);
+
+	if (r == 0) {
+		r = spm_domain_create(ctx, c->domain_id, (const char *const *)c->pvs, c->n_pvs,
+				      c->description, &d, err);
+	}
 
 	if (r == 0) {
 		resp->create_domain = domain_to_wire(a, &d);
@@ -412,9 +417,9 @@ static int update_volumes_meta(void *ctx, const Pk__UpdateVolumeMetaRequest *u,
 		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
 				    "give either volume_id and its change, or changes");
 	}
-	if (u->n_changes > SPM_VOLUME_CHANGES_MAX) {
-		return pk_error_set(err, PK_E_INVALID_ARGUMENT, EINVAL,
-				    "%zu changes: give 1 to %d", u->n_changes, SPM_VOLUME_CHANGES_MAX);
+	r = pk_wire_count_check("changes", u->n_changes, SPM_VOLUME_CHANGES_MAX, err);
+	if (r < 0) {
+		return r;
 	}
 	changes = pk_xcalloc(u->n_changes, sizeof(*changes));
 	vols = pk_xcalloc(u->n_changes, sizeof(*vols));
@@ -533,6 +538,7 @@ static int verb_task_get(void *ctx, const Pk__Request *req, Pk__Response *resp,
 	int r = pk_uuid_check("task_id", req->task_get->task_id, err);
 
 	if (r == 0) {
+		(void)spm_tasks_expire(spm->tasks, pk_clock_realtime_ms());
 		r = spm_tasks_get(spm->tasks, req->task_get->task_id, &info, err);
 	}
 	if (r == 0) {
@@ -547,18 +553,26 @@ static int verb_task_list(void *ctx, const Pk__Request *req, Pk__Response *resp,
 			  struct pk_arena *a, struct pk_error *err)
 {
 	struct spm *spm = ctx;
+	const Pk__TaskListRequest *l = req->task_list;
 	Pk__TaskListResponse *w = pk_arena_new(a, Pk__TaskListResponse);
 	struct spm_task_info *list = NULL;
-	size_t n = spm_tasks_list(spm->tasks, &list);
+	char next[SPM_TASK_TOKEN_BUFLEN];
+	size_t n = 0;
+	int r;
 
-	(void)req;
-	(void)err;
+	(void)spm_tasks_expire(spm->tasks, pk_clock_realtime_ms());
+	r = spm_tasks_page(spm->tasks, str_or_empty(l->page_token), l->limit, &list, &n, next,
+			   err);
+	if (r < 0) {
+		return r;
+	}
 	pk__task_list_response__init(w);
 	w->tasks = pk_arena_array(a, Pk__TaskInfo *, n + 1);
 	for (size_t i = 0; i < n; i++) {
 		w->tasks[i] = task_to_wire(a, &list[i]);
 	}
 	w->n_tasks = n;
+	w->next_page_token = pk_arena_strdup(a, next);
 	free(list);
 	resp->task_list = w;
 	return 0;

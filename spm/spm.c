@@ -20,6 +20,7 @@
 #include "spm/lease.h"
 #include "spm/prepseq.h"
 #include "spm/requests.h"
+#include "spm/taskpool.h"
 #include "spm/tasks.h"
 #include "spm/volume.h"
 
@@ -80,8 +81,6 @@ int spm_init(struct spm *spm, const struct pk_config *cfg, struct pk_error *err)
 	atomic_init(&spm->role_gen, 1);
 	atomic_init(&spm->stopping, false);
 	pthread_mutex_init(&spm->role_lock, NULL);
-	pthread_mutex_init(&spm->async_lock, NULL);
-	pthread_cond_init(&spm->async_done, NULL);
 	if (domain) {
 		r = pk_uuid_check("setting 'domain'", domain, err);
 		if (r < 0) {
@@ -107,6 +106,9 @@ int spm_init(struct spm *spm, const struct pk_config *cfg, struct pk_error *err)
 	if (r < 0) {
 		return r;
 	}
+	spm_tasks_keep(spm->tasks, (uint64_t)pk_config_int(cfg, "task_keep_seconds") * 1000);
+	spm->pool = spm_taskpool_new((unsigned)pk_config_int(cfg, "task_workers"),
+				     (unsigned)pk_config_int(cfg, "task_queue_max"));
 	spm->locks = pk_locks_new(spm_lock_ns_names,
 				  sizeof(spm_lock_ns_names) / sizeof(spm_lock_ns_names[0]));
 	spm_volume_cache_init(spm);
@@ -119,8 +121,12 @@ int spm_init(struct spm *spm, const struct pk_config *cfg, struct pk_error *err)
 
 void spm_release(struct spm *spm)
 {
-	struct spm_lease *lease = atomic_exchange(&spm->lease, NULL);
+	struct spm_lease *lease;
 
+	/* First: queued tasks still run (and end) while the lease is there. */
+	spm_taskpool_free(spm->pool);
+	spm->pool = NULL;
+	lease = atomic_exchange(&spm->lease, NULL);
 	if (lease) {
 		struct pk_error err;
 		if (spm_lease_release(lease, &err) < 0) {
@@ -137,8 +143,6 @@ void spm_release(struct spm *spm)
 	pk_activation_free(spm->act);
 	pk_lvm_free(spm->lvm);
 	pthread_mutex_destroy(&spm->role_lock);
-	pthread_mutex_destroy(&spm->async_lock);
-	pthread_cond_destroy(&spm->async_done);
 }
 
 int spm_lv_activate(struct spm *spm, const char *vg, const char *lv, char *path, size_t size,

@@ -41,6 +41,7 @@ struct pk_activation;
 struct spm_lease;
 struct pk_locks;
 struct spm_tasks;
+struct spm_taskpool;
 struct spm_volume_cache;
 struct spm_prepseq;
 
@@ -71,10 +72,9 @@ struct spm {
 	struct spm_requests *requests;  /* spm/requests.h; NULL: none remembered */
 	struct spm_prepseq *prepseq;    /* spm/prepseq.h: order of ImagePrepared notices */
 
-	/* Asynchronous tasks still running (spm/tasks.c); main waits for them. */
-	pthread_mutex_t async_lock;
-	pthread_cond_t async_done;
-	unsigned async_running;
+	/* Workers and queue of the asynchronous tasks (spm/taskpool.h); settings
+	 * task_workers, task_queue_max. main waits for them at shutdown. */
+	struct spm_taskpool *pool;
 
 	pthread_mutex_t role_lock;
 	char domain[PK_UUID_BUFLEN]; /* "" until known */
@@ -152,7 +152,7 @@ int spm_lv_activate(struct spm *spm, const char *vg, const char *lv, char *path,
 		    struct pk_error *err);
 int spm_lv_deactivate(struct spm *spm, const char *vg, const char *lv, struct pk_error *err);
 
-/* Waits until no asynchronous task runs (shutdown; spm/tasks.c). */
+/* Waits until no asynchronous task is queued or runs (shutdown; spm/tasks.c). */
 void spm_async_wait(struct spm *spm);
 
 #endif

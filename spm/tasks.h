@@ -14,9 +14,17 @@
  * records are this host's journal for the engine, the LV tags are the truth
  * (a new SPM on another host has no records but recovers all the same).
  *
- * Running one: spm_task_run() records a mutating volume verb as a task
- * and runs it, in the caller's thread or (async) in a thread of its own,
- * which the caller does not wait for (spm_async_wait does, at shutdown).
+ * Running one: spm_task_run() checks a mutating volume verb's arguments,
+ * records it as a task and runs it, in the caller's thread or (async) on
+ * one of the SPM's task workers (spm/taskpool.h: settings task_workers and
+ * task_queue_max), which the caller does not wait for (spm_async_wait
+ * does, at shutdown). A request refused by the checks, or refused BUSY
+ * because the queue is full, leaves no record.
+ *
+ * Expiry: a finished record (DONE, FAILED, ROLLED_BACK) is removed, file
+ * and all, once it is older than the keep time (setting
+ * task_keep_seconds); records still waiting for recovery never expire.
+ * spm_task_run and the TaskList/TaskGet verbs expire what is due.
  *
  * Thread-safe. Tasks are owned by the table; callers hold a task only
  * between begin and finish.
@@ -50,6 +58,7 @@ struct spm_task_info {
 	uint64_t created_ms;  /* wall clock */
 	uint64_t finished_ms; /* 0 while running */
 	unsigned progress;    /* percent */
+	uint64_t seq;         /* order of beginning on this host (records keep it) */
 };
 
 struct spm_tasks;
@@ -78,6 +87,33 @@ int spm_tasks_get(struct spm_tasks *tasks, const char *id, struct spm_task_info 
 
 /* Copies every task, newest first (*ret heap, caller frees). */
 size_t spm_tasks_list(struct spm_tasks *tasks, struct spm_task_info **ret);
+
+#define SPM_TASK_PAGE_DEFAULT 100
+#define SPM_TASK_PAGE_MAX 1000
+#define SPM_TASK_TOKEN_BUFLEN 96 /* "<created_ms>.<seq>.<id>" */
+
+/*
+ * One page of the list, newest first: at most limit tasks (0: the default;
+ * above SPM_TASK_PAGE_MAX: INVALID_ARGUMENT) after the task the cursor
+ * `after` names ("" or NULL: from the newest). ret_next receives the
+ * cursor of the next page, "" on the last. A cursor names a position, not
+ * a record: a task that expired or was cleared in between leaves no gap.
+ * *ret heap (caller frees, also when *ret_n is 0).
+ */
+int spm_tasks_page(struct spm_tasks *tasks, const char *after, size_t limit,
+		   struct spm_task_info **ret, size_t *ret_n, char ret_next[SPM_TASK_TOKEN_BUFLEN],
+		   struct pk_error *err);
+
+#define SPM_TASK_KEEP_DEFAULT_MS (3600u * 1000u)
+
+/* How long a finished task is kept (default SPM_TASK_KEEP_DEFAULT_MS). */
+void spm_tasks_keep(struct spm_tasks *tasks, uint64_t keep_ms);
+/*
+ * Removes the finished tasks whose end is at least the keep time before
+ * now_ms (wall clock ms, as finished_ms; callers pass pk_clock_realtime_ms(),
+ * tests any instant). Returns how many went.
+ */
+size_t spm_tasks_expire(struct spm_tasks *tasks, uint64_t now_ms);
 
 /* Tasks found RUNNING at load and not settled yet (*ret heap, caller frees). */
 size_t spm_tasks_interrupted(struct spm_tasks *tasks, struct spm_task_info **ret);
@@ -110,7 +146,7 @@ struct spm_task_request {
 	enum spm_task_verb verb;
 	const char *domain, *image, *volume; /* volume: none for DELETE_IMAGE */
 	const char *parent;                  /* CREATE_VOLUME */
-	const char *description;             /* CREATE_VOLUME, at most 255 bytes kept */
+	const char *description;             /* CREATE_VOLUME, at most PK_META_DESC_MAX bytes */
 	enum pk_volume_format format;        /* CREATE_VOLUME */
 	uint64_t capacity;                   /* CREATE_VOLUME */
 	uint64_t size;                       /* CREATE_VOLUME initial size, EXTEND/REDUCE_VOLUME new size */
@@ -119,8 +155,20 @@ struct spm_task_request {
 };
 
 /*
- * Begins a task of spm->tasks for req and runs it: in this thread, or with
- * async in a detached thread of its own (counted for spm_async_wait).
+ * What spm_task_run checks before it records anything: ids well formed,
+ * sizes in range, the format, the description's length (whole, before any
+ * copy), and (spm not NULL) that domain is the one this spmd serves.
+ * INVALID_ARGUMENT or NOT_FOUND, naming the field and the limit.
+ */
+int spm_task_request_check(struct spm *spm, const struct spm_task_request *req,
+			   struct pk_error *err);
+
+/*
+ * Checks req (above) and that the volumes it names (the one to extend,
+ * reduce or delete, a new volume's parent) exist in the SPM's view of the
+ * domain (NOT_FOUND), begins a task of spm->tasks for it and runs it: in
+ * this thread, or with async on the task pool (BUSY, nothing recorded,
+ * when its queue is full).
  * Fills *ret with the task's record: finished when synchronous, RUNNING
  * when async. ret_vol (may be NULL) receives the volume of a synchronous
  * create or extend.

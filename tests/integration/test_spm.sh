@@ -78,6 +78,19 @@ n=$(spm_any domain info | jq -r .volume_count)
 [ "$n" = 3 ] || fail "volume count changed to $n"
 ok "bad input refused (UUIDs, sizes, space, parents, images, domains); 3 volumes unchanged"
 
+# Refused by the checks before a task is recorded: the SPM's task list does not grow.
+ntasks=$(spm $W task list | jq '.tasks | length')
+expect_code INVALID_ARGUMENT spm $W volume create --image "$IMG2" --format raw --capacity 64M \
+	--description "$(printf 'd%.0s' $(seq 200))"
+echo "$LAST_ERROR" | grep -q "200 bytes, longer than the limit of 120" ||
+	fail "description message: $LAST_ERROR"
+expect_code INVALID_ARGUMENT spm $W volume extend --image "$IMG" --volume "$S2" --size 1000
+expect_code NOT_FOUND spm $W volume extend --image "$IMG" --volume "$(uuid)" --size 1G
+expect_code NOT_FOUND spm $W volume delete --image "$IMG" --volume "$(uuid)"
+expect_code NOT_FOUND spm $W volume create --image "$IMG2" --format cow --parent "$(uuid)"
+[ "$(spm $W task list | jq '.tasks | length')" = "$ntasks" ] || fail "a refused request left a task"
+ok "refused before recording (description over 120 bytes named, sizes, missing volumes): no task"
+
 # Mutations on the non-SPM are refused, naming the SPM.
 expect_code NOT_SPM spm $L volume create --image "$IMG2" --format raw --capacity 64M
 echo "$LAST_ERROR" | grep -q "host $W" || fail "NOT_SPM does not name host $W: $LAST_ERROR"
