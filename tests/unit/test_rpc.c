@@ -105,8 +105,10 @@ static void calls_wait(struct calls *c, unsigned entered, unsigned in_progress)
  * "busy" (ctx needed) waits for calls_open, then 0 to 2 ms more; "drop"
  * gets no reply. ctx: a struct calls, or NULL.
  */
-static int echo_handler(void *ctx, const void *req, size_t len, void **ret, size_t *ret_len)
+static int echo_handler(void *ctx, const struct pk_rpc_peer *peer, const void *req, size_t len,
+			void **ret, size_t *ret_len)
 {
+	(void)peer;
 	struct calls *calls = ctx;
 	unsigned nth = 0;
 
@@ -134,7 +136,7 @@ static int echo_handler(void *ctx, const void *req, size_t len, void **ret, size
 
 static void test_rpc__echo_and_errors(void **state)
 {
-	struct pk_rpc_server_config sc = { url, 4, 1 << 20, 0, NULL };
+	struct pk_rpc_server_config sc = { url, 4, 1 << 20, 0, NULL, 0 };
 	struct pk_rpc_server *srv = NULL;
 	struct pk_rpc_client *c = NULL;
 	struct pk_error err;
@@ -164,6 +166,54 @@ static void test_rpc__echo_and_errors(void **state)
 	pk_rpc_server_stop(srv);
 }
 
+/*
+ * max_connections: one connection over the bound is closed as it comes (its
+ * calls are UNAVAILABLE); one that goes frees its place for the next.
+ */
+static void test_rpc__max_connections(void **state)
+{
+	struct pk_rpc_server_config sc = { url, 2, 1 << 20, 0, NULL, 2 };
+	struct pk_rpc_server *srv = NULL;
+	struct pk_rpc_client *c[3] = { NULL, NULL, NULL };
+	struct pk_error err;
+	void *reply = NULL;
+	size_t len = 0;
+
+	(void)state;
+	assert_int_equal(pk_rpc_server_start(&sc, echo_handler, NULL, &srv, &err), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(pk_rpc_client_new(url, 1 << 20, &c[i], &err), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pk_rpc_client_call(c[i], "hello", 5, 2000, &reply, &len, &err), 0);
+		free(reply);
+	}
+	assert_true(pk_rpc_client_call(c[2], "hello", 5, 3000, &reply, &len, &err) < 0);
+	assert_int_equal(err.code, PK_E_UNAVAILABLE);
+	/* The first two are still served. */
+	assert_int_equal(pk_rpc_client_call(c[1], "again", 5, 2000, &reply, &len, &err), 0);
+	free(reply);
+	pk_rpc_client_free(c[2]);
+	pk_rpc_client_free(c[0]);
+	c[0] = NULL;
+	{
+		struct pk_rpc_client *next = NULL;
+		int r = -1;
+		assert_int_equal(pk_rpc_client_new(url, 1 << 20, &next, &err), 0);
+		/* The server counts c[0]'s leaving once nng reaps its pipe. */
+		for (int tries = 0; tries < 20 && r != 0; tries++) {
+			r = pk_rpc_client_call(next, "hello", 5, 2000, &reply, &len, &err);
+			if (r == 0) {
+				free(reply);
+			}
+		}
+		assert_int_equal(r, 0);
+		pk_rpc_client_free(next);
+	}
+	pk_rpc_client_free(c[1]);
+	pk_rpc_server_stop(srv);
+}
+
 static void *slow_caller(void *arg)
 {
 	struct pk_rpc_client *c = arg;
@@ -179,7 +229,7 @@ static void *slow_caller(void *arg)
 
 static void test_rpc__slow_call_does_not_block_fast(void **state)
 {
-	struct pk_rpc_server_config sc = { url, 4, 1 << 20, 0, NULL };
+	struct pk_rpc_server_config sc = { url, 4, 1 << 20, 0, NULL, 0 };
 	struct pk_rpc_server *srv = NULL;
 	struct pk_rpc_client *c = NULL;
 	struct pk_error err;
@@ -254,7 +304,7 @@ static void test_rpc__stop_while_replies_are_in_flight(void **state)
 
 	(void)state;
 	for (unsigned round = 0; round < rounds; round++) {
-		struct pk_rpc_server_config sc = { url, WORKERS, 1 << 20, 0, NULL };
+		struct pk_rpc_server_config sc = { url, WORKERS, 1 << 20, 0, NULL, 0 };
 		struct stop_caller callers[CLIENTS];
 		struct pk_rpc_server *srv = NULL;
 		pthread_t threads[CLIENTS];
@@ -380,6 +430,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rpc__echo_and_errors),
 		cmocka_unit_test(test_rpc__slow_call_does_not_block_fast),
+		cmocka_unit_test(test_rpc__max_connections),
 		cmocka_unit_test(test_rpc__stop_while_replies_are_in_flight),
 		cmocka_unit_test(test_rpc__nobody_listening),
 		cmocka_unit_test(test_rpc__peer_gone_is_unavailable_not_a_timeout),
