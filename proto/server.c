@@ -45,11 +45,10 @@ static int server_auth_setup(const struct pk_config *cfg, const char *url,
 	if (!pk_rpc_peer_names_known()) {
 		pk_auth_release(auth);
 		return pk_error_set(err, PK_E_INVALID_ARGUMENT, ENOTSUP,
-				    "auth_* settings are set for listen='%s', but this libnng "
-				    "(%s) cannot report a peer certificate's name (needs nng >= 1.7, "
-				    "NNG_OPT_TLS_PEER_CN); refusing to start rather than serve "
-				    "without the mapping: unset auth_engine, auth_host and "
-				    "auth_viewer, or build against a newer libnng",
+				    "auth_* settings are set for listen='%s', but peers' "
+				    "certificate names cannot be read (poolkeeper's TLS engine is not "
+				    "installed under libnng %s; see the log); refusing to start "
+				    "rather than serve without the mapping",
 				    url, nng_version());
 	}
 	pk_log_info("authorization listen='%s' names=%zu", url, auth->n);
