@@ -60,13 +60,15 @@ LDFLAGS_ALL := $(SAN) -Wl,-z,relro,-z,now $(LDFLAGS)
 # without sanitizers, so the lists must be right in themselves). Ids come
 # from getrandom(2) (common/uuid.c), so no program needs libuuid. Tests,
 # tools and benchmarks link everything.
-HSMD_LDLIBS := $(call pkg_ldlibs,libprotobuf-c libvirt libxml-2.0 inih) -lnng -llvm2cmd \
+# mbedTLS: common/tls_engine.c, the TLS engine under nng (it reports peers' names).
+MBEDTLS_LDLIBS := -lmbedtls -lmbedx509 -lmbedcrypto
+HSMD_LDLIBS := $(call pkg_ldlibs,libprotobuf-c libvirt libxml-2.0 inih) -lnng $(MBEDTLS_LDLIBS) -llvm2cmd \
 	-lpthread $(LDLIBS)
-SPMD_LDLIBS := $(call pkg_ldlibs,libprotobuf-c libsanlock inih) -lnng -llvm2cmd \
+SPMD_LDLIBS := $(call pkg_ldlibs,libprotobuf-c libsanlock inih) -lnng $(MBEDTLS_LDLIBS) -llvm2cmd \
 	-lpthread $(LDLIBS)
-PKCTL_LDLIBS := $(call pkg_ldlibs,libprotobuf-c) -lnng -lpthread $(LDLIBS)
+PKCTL_LDLIBS := $(call pkg_ldlibs,libprotobuf-c) -lnng $(MBEDTLS_LDLIBS) -lpthread $(LDLIBS)
 LVMAPD_LDLIBS := $(call pkg_ldlibs,fuse3) $(LDLIBS)
-LDLIBS_ALL := $(PKG_LDLIBS) -lnng -llvm2cmd -lpthread $(LDLIBS)
+LDLIBS_ALL := $(PKG_LDLIBS) -lnng $(MBEDTLS_LDLIBS) -llvm2cmd -lpthread $(LDLIBS)
 
 # ---- sources -------------------------------------------------------------
 PROTOS := $(wildcard proto/*.proto)

@@ -53,6 +53,10 @@ static const struct pk_config_key daemon_settings[] = {
 	{ "tls_ca", PK_CONFIG_STR, NULL, 0, 0, "PEM file of the cluster CA (tls+tcp:// endpoints)" },
 	{ "tls_cert", PK_CONFIG_STR, NULL, 0, 0, "PEM certificate of this daemon (tls+tcp:// endpoints)" },
 	{ "tls_key", PK_CONFIG_STR, NULL, 0, 0, "PEM private key of tls_cert" },
+	{ "max_connections", PK_CONFIG_INT, "256", 1, 65536, "connections served at once on listen; more are closed as they arrive (logged)" },
+	{ "auth_engine", PK_CONFIG_STR, NULL, 0, 0, "tls+tcp:// peers: certificate CNs of role engine (every verb), comma-separated" },
+	{ "auth_host", PK_CONFIG_STR, NULL, 0, 0, "tls+tcp:// peers: <CN>:<host id> of role host (what hsmd needs from spmd), comma-separated" },
+	{ "auth_viewer", PK_CONFIG_STR, NULL, 0, 0, "tls+tcp:// peers: certificate CNs of role viewer (read-only verbs), comma-separated" },
 	{ "insecure_tcp", PK_CONFIG_BOOL, "false", 0, 0, "allow plain tcp:// endpoints, on loopback only (testing)" },
 	{ "fault", PK_CONFIG_STR, NULL, 0, 0, "testing only: a fault point name at which the daemon kills itself" },
 };

@@ -24,6 +24,7 @@ static const struct {
 	[PK_E_ILLEGAL] = { "ILLEGAL", EBADMSG },
 	[PK_E_ABORTED] = { "ABORTED", ECANCELED },
 	[PK_E_IO] = { "IO", EIO },
+	[PK_E_PERMISSION_DENIED] = { "PERMISSION_DENIED", EACCES },
 };
 
 #define ERRC_COUNT (sizeof(errc_table) / sizeof(errc_table[0]))

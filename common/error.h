@@ -35,6 +35,7 @@ enum pk_errc {
 	PK_E_ILLEGAL = 13,         /* the data is marked ILLEGAL or inconsistent */
 	PK_E_ABORTED = 14,         /* the operation was cancelled */
 	PK_E_IO = 15,              /* storage read/write failed */
+	PK_E_PERMISSION_DENIED = 16, /* the caller's role may not call this verb */
 };
 
 #define PK_ERROR_MSG_MAX 512

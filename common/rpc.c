@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/rpc_ep.h"
+#include "common/tls_engine.h"
 #include "common/xalloc.h"
 
 int pk_rpc_nng_error(struct pk_error *err, int rv, const char *what, const char *url)
@@ -104,6 +105,7 @@ struct pk_rpc_server {
 	unsigned stop_wait_ms;
 	unsigned nworkers;
 	struct rpc_worker *workers;
+	struct pk_rpc_ep_guard *guard; /* heap: nng's pipe callbacks use it until the close */
 
 	pthread_mutex_t lock; /* guards the fields below */
 	pthread_cond_t changed; /* busy or in_nng went down */
@@ -202,12 +204,46 @@ static bool rpc_worker_reply(struct rpc_worker *w, nng_msg *msg, void *reply, si
 	return true;
 }
 
+bool pk_rpc_peer_names_known(void)
+{
+	return pk_tls_engine_install();
+}
+
+/*
+ * Who sent msg: the transport of its pipe and, for TLS, the verified
+ * certificate's CN (in cn, which must outlive the use of peer).
+ */
+static void rpc_msg_peer(nng_msg *msg, struct pk_rpc_peer *peer, char *cn, size_t cn_size)
+{
+	nng_pipe pipe = nng_msg_get_pipe(msg);
+	uint64_t uid;
+	bool verified = false;
+
+	peer->kind = PK_RPC_PEER_TCP;
+	peer->uid = 0;
+	peer->cn = NULL;
+	if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_UID, &uid) == 0) {
+		peer->kind = PK_RPC_PEER_IPC;
+		peer->uid = uid;
+		return;
+	}
+	if (!pk_tls_engine_peer(pipe, &verified, cn, cn_size)) {
+		return; /* plain tcp */
+	}
+	peer->kind = PK_RPC_PEER_TLS;
+	if (verified && cn[0] != '\0') {
+		peer->cn = cn;
+	}
+}
+
 /* Serves one request; false once the server stops (the worker ends). */
 static bool rpc_worker_serve_one(struct rpc_worker *w)
 {
 	nng_msg *msg;
 	void *reply = NULL;
 	size_t reply_len = 0;
+	struct pk_rpc_peer peer;
+	char cn[256];
 	bool more;
 	int rv;
 
@@ -230,7 +266,9 @@ static bool rpc_worker_serve_one(struct rpc_worker *w)
 		nng_msg_free(msg);
 		return false;
 	}
-	rv = w->srv->fn(w->srv->fn_ctx, nng_msg_body(msg), nng_msg_len(msg), &reply, &reply_len);
+	rpc_msg_peer(msg, &peer, cn, sizeof(cn));
+	rv = w->srv->fn(w->srv->fn_ctx, &peer, nng_msg_body(msg), nng_msg_len(msg), &reply,
+			&reply_len);
 	if (rv < 0 || !reply) {
 		/* The handler chose not to answer; it logged why. */
 		nng_msg_free(msg);
@@ -266,6 +304,10 @@ int pk_rpc_server_start(const struct pk_rpc_server_config *cfg, pk_rpc_handler_f
 	srv->stop_wait_ms = cfg->stop_wait_ms ? cfg->stop_wait_ms : PK_RPC_STOP_WAIT_MS_DEFAULT;
 	srv->nworkers = cfg->workers ? cfg->workers : 1;
 	srv->workers = pk_xcalloc(srv->nworkers, sizeof(*srv->workers));
+	srv->guard = pk_xcalloc(1, sizeof(*srv->guard));
+	pk_rpc_ep_guard_init(srv->guard, srv->url,
+			     cfg->max_connections ? cfg->max_connections
+						  : PK_RPC_MAX_CONNECTIONS_DEFAULT);
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -277,13 +319,14 @@ int pk_rpc_server_start(const struct pk_rpc_server_config *cfg, pk_rpc_handler_f
 		r = pk_rpc_nng_error(err, rv, "cannot open reply socket", cfg->url);
 		pthread_cond_destroy(&srv->changed);
 		pthread_mutex_destroy(&srv->lock);
+		free(srv->guard);
 		free(srv->workers);
 		free(srv->url);
 		free(srv);
 		return r;
 	}
 	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, cfg->hard_max_msg);
-	r = pk_rpc_ep_listen(srv->sock, cfg->url, cfg->tls, srv->url, "cannot listen", err);
+	r = pk_rpc_ep_listen(srv->sock, cfg->url, cfg->tls, srv->guard, "cannot listen", err);
 	if (r < 0) {
 		goto fail;
 	}
@@ -374,7 +417,8 @@ static void *rpc_close_main(void *arg)
 	return NULL;
 }
 
-static void rpc_socket_close_bounded(nng_socket sock, const char *what, const char *url)
+/* False when the close was left running (what its pipe callbacks use must stay). */
+static bool rpc_socket_close_bounded(nng_socket sock, const char *what, const char *url)
 {
 	struct rpc_close *rc = pk_xcalloc(1, sizeof(*rc));
 	pthread_condattr_t ca;
@@ -391,7 +435,7 @@ static void rpc_socket_close_bounded(nng_socket sock, const char *what, const ch
 	if (pthread_create(&thr, NULL, rpc_close_main, rc) != 0) {
 		nng_close(sock); /* no thread to spare: close inline */
 		rpc_close_free(rc);
-		return;
+		return true;
 	}
 	pk_clock_deadline(CLOCK_MONOTONIC, RPC_CLOSE_WAIT_MS, &until);
 	pthread_mutex_lock(&rc->lock);
@@ -406,16 +450,19 @@ static void rpc_socket_close_bounded(nng_socket sock, const char *what, const ch
 	if (done) {
 		pthread_join(thr, NULL);
 		rpc_close_free(rc);
-		return;
+		return true;
 	}
 	pthread_detach(thr);
 	pk_log_warn("%s url='%s': nng_close did not return within %d ms "
 		    "(a libnng teardown hang); the socket is left to the process",
 		    what, url, RPC_CLOSE_WAIT_MS);
+	return false;
 }
 
 void pk_rpc_server_stop(struct pk_rpc_server *srv)
 {
+	bool closed;
+
 	if (!srv) {
 		return;
 	}
@@ -437,7 +484,7 @@ void pk_rpc_server_stop(struct pk_rpc_server *srv)
 			nng_ctx_close(srv->workers[i].ctx);
 		}
 	}
-	rpc_socket_close_bounded(srv->sock, "rpc server", srv->url);
+	closed = rpc_socket_close_bounded(srv->sock, "rpc server", srv->url);
 	for (unsigned i = 0; i < srv->nworkers; i++) {
 		struct rpc_worker *w = &srv->workers[i];
 		if (w->started) {
@@ -450,7 +497,10 @@ void pk_rpc_server_stop(struct pk_rpc_server *srv)
 	pthread_cond_destroy(&srv->changed);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv->workers);
-	free(srv->url);
+	if (closed) {
+		free(srv->guard);
+		free(srv->url);
+	} /* else nng's callbacks may still read them: left to the process */
 	free(srv);
 }
 
@@ -663,6 +713,7 @@ out:
 struct pk_rpc_pub {
 	nng_socket sock;
 	char *url;
+	struct pk_rpc_ep_guard guard; /* nng's close waits for the pipe callbacks */
 };
 
 int pk_rpc_pub_new(const char *url, const struct pk_rpc_tls *tls, struct pk_rpc_pub **ret,
@@ -677,7 +728,8 @@ int pk_rpc_pub_new(const char *url, const struct pk_rpc_tls *tls, struct pk_rpc_
 		return pk_rpc_nng_error(err, rv, "cannot publish events", url);
 	}
 	p->url = pk_xstrdup(url); /* before the listener: its ipc check logs it */
-	r = pk_rpc_ep_listen(p->sock, url, tls, p->url, "cannot publish events", err);
+	pk_rpc_ep_guard_init(&p->guard, p->url, PK_RPC_MAX_CONNECTIONS_DEFAULT);
+	r = pk_rpc_ep_listen(p->sock, url, tls, &p->guard, "cannot publish events", err);
 	if (r < 0) {
 		nng_close(p->sock);
 		free(p->url);

@@ -35,12 +35,34 @@
 
 #include "common/error.h"
 
+/* How the peer of a request reached us, and who it says it is. */
+enum pk_rpc_peer_kind {
+	PK_RPC_PEER_IPC, /* ipc://: uid checked (self or root) */
+	PK_RPC_PEER_TCP, /* plain tcp:// (insecure_tcp, loopback) */
+	PK_RPC_PEER_TLS, /* tls+tcp://: certificate verified against tls_ca */
+};
+
+struct pk_rpc_peer {
+	enum pk_rpc_peer_kind kind;
+	uint64_t uid;   /* PK_RPC_PEER_IPC */
+	const char *cn; /* PK_RPC_PEER_TLS: the certificate's subject CN; NULL when it
+			 * cannot be told (see pk_rpc_peer_names_known) */
+};
+
 /*
- * Handles one request. Returns 0 and a heap reply (*ret_reply, freed by
- * the server with free()) or a negative errno to send no reply.
+ * True when TLS peers' certificate names can be reported: libnng 1.5.2
+ * has no option for it, so poolkeeper runs TLS through its own engine
+ * (common/tls_engine.h), installed here if not yet.
  */
-typedef int (*pk_rpc_handler_fn)(void *ctx, const void *req, size_t req_len,
-				 void **ret_reply, size_t *ret_reply_len);
+bool pk_rpc_peer_names_known(void);
+
+/*
+ * Handles one request from peer (valid during the call). Returns 0 and a
+ * heap reply (*ret_reply, freed by the server with free()) or a negative
+ * errno to send no reply.
+ */
+typedef int (*pk_rpc_handler_fn)(void *ctx, const struct pk_rpc_peer *peer, const void *req,
+				 size_t req_len, void **ret_reply, size_t *ret_reply_len);
 
 /*
  * Mutual TLS material: paths of PEM files, borrowed (they are read when a
@@ -59,6 +81,9 @@ struct pk_rpc_tls {
 /* True when tls is non-NULL and names all of ca, cert and key. */
 bool pk_rpc_tls_is_set(const struct pk_rpc_tls *tls);
 
+/* Connections a server accepts at once unless the config says. */
+#define PK_RPC_MAX_CONNECTIONS_DEFAULT 256u
+
 /* How long a stop waits for the calls in progress unless the config says. */
 #define PK_RPC_STOP_WAIT_MS_DEFAULT 10000u
 
@@ -68,6 +93,12 @@ struct pk_rpc_server_config {
 	size_t hard_max_msg;   /* nng's receive limit; larger messages are dropped */
 	unsigned stop_wait_ms; /* see pk_rpc_server_stop; 0: PK_RPC_STOP_WAIT_MS_DEFAULT */
 	const struct pk_rpc_tls *tls; /* for a tls+tcp:// url; NULL: none (borrowed) */
+	/*
+	 * Connections served at once; one more is closed as it arrives, before
+	 * any byte of it is read as a request (logged at warning, at most once
+	 * per 10 s with the count dropped). 0: PK_RPC_MAX_CONNECTIONS_DEFAULT.
+	 */
+	unsigned max_connections;
 };
 
 struct pk_rpc_server;

@@ -8,8 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/endpoint.h"
 #include "common/log.h"
+#include "common/tls_engine.h"
 #include "common/xalloc.h"
 
 /* PEM files are a few KiB; anything far larger is not one. */
@@ -93,6 +95,8 @@ int pk_rpc_ep_tls_config(const struct pk_rpc_tls *tls, bool server, const char *
 	if (r < 0) {
 		goto out;
 	}
+	/* Our engine (it reports peers' names) must be in place before any config. */
+	pk_tls_engine_install();
 	rv = nng_tls_config_alloc(&cfg, server ? NNG_TLS_MODE_SERVER : NNG_TLS_MODE_CLIENT);
 	if (rv != 0) {
 		r = pk_error_set(err, PK_E_INTERNAL, ENOMEM, "cannot set up TLS for '%s': %s", url,
@@ -152,16 +156,68 @@ out:
 	return r;
 }
 
+void pk_rpc_ep_guard_init(struct pk_rpc_ep_guard *g, const char *url, unsigned max_connections)
+{
+	g->url = url;
+	g->max_connections = max_connections;
+	atomic_init(&g->connections, 0);
+	atomic_init(&g->dropped, 0);
+	atomic_init(&g->last_warn_ms, 0);
+}
+
+bool pk_rpc_ep_guard_enter(struct pk_rpc_ep_guard *g)
+{
+	unsigned n = atomic_fetch_add(&g->connections, 1) + 1;
+
+	return g->max_connections == 0 || n <= g->max_connections;
+}
+
+void pk_rpc_ep_guard_leave(struct pk_rpc_ep_guard *g)
+{
+	atomic_fetch_sub(&g->connections, 1);
+}
+
+/* A flood of connections must not become a flood of log lines. */
+#define GUARD_WARN_INTERVAL_MS 10000u
+
+static void guard_warn_dropped(struct pk_rpc_ep_guard *g)
+{
+	uint64_t now = pk_clock_monotonic_ms();
+	uint64_t last = atomic_load(&g->last_warn_ms);
+	unsigned dropped = atomic_fetch_add(&g->dropped, 1) + 1;
+
+	if (last != 0 && now - last < GUARD_WARN_INTERVAL_MS) {
+		return;
+	}
+	if (!atomic_compare_exchange_strong(&g->last_warn_ms, &last, now)) {
+		return; /* another thread warns */
+	}
+	atomic_fetch_sub(&g->dropped, dropped);
+	pk_log_warn("connection refused url='%s' max_connections=%u dropped=%u: too many "
+		    "connections at once (dropped counts refusals since the last such line)",
+		    g->url, g->max_connections, dropped);
+}
+
 /*
  * Runs in nng's thread before a connection is handed to the protocol:
- * closing the pipe here refuses it. Only ipc pipes carry a peer uid.
+ * closing the pipe here refuses it before any request is read. Only ipc
+ * pipes carry a peer uid.
  */
-static void ipc_peer_check(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+static void guard_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
-	const char *url = arg;
+	struct pk_rpc_ep_guard *g = arg;
 	uint64_t uid;
 
+	if (ev == NNG_PIPE_EV_REM_POST) {
+		pk_rpc_ep_guard_leave(g);
+		return;
+	}
 	if (ev != NNG_PIPE_EV_ADD_PRE) {
+		return;
+	}
+	if (!pk_rpc_ep_guard_enter(g)) {
+		guard_warn_dropped(g);
+		nng_pipe_close(pipe);
 		return;
 	}
 	if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_UID, &uid) != 0) {
@@ -170,7 +226,7 @@ static void ipc_peer_check(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	if (!pk_rpc_ipc_peer_allowed(uid, geteuid())) {
 		pk_log_warn("ipc connection refused url='%s' peer_uid=%llu: only uid %u and root "
 			    "may call this daemon",
-			    url, (unsigned long long)uid, (unsigned)geteuid());
+			    g->url, (unsigned long long)uid, (unsigned)geteuid());
 		nng_pipe_close(pipe);
 	}
 }
@@ -185,7 +241,7 @@ int pk_rpc_ep_tls_missing(const char *url, const char *what, struct pk_error *er
 }
 
 int pk_rpc_ep_listen(nng_socket sock, const char *url, const struct pk_rpc_tls *tls,
-		     const char *log_url, const char *what, struct pk_error *err)
+		     struct pk_rpc_ep_guard *guard, const char *what, struct pk_error *err)
 {
 	nng_listener l;
 	nng_tls_config *cfg = NULL;
@@ -212,14 +268,18 @@ int pk_rpc_ep_listen(nng_socket sock, const char *url, const struct pk_rpc_tls *
 		}
 	} else if (strncmp(url, "ipc://", 6) == 0) {
 		rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0600);
-		if (rv == 0) {
-			rv = nng_pipe_notify(sock, NNG_PIPE_EV_ADD_PRE, ipc_peer_check,
-					     (void *)log_url);
-		}
 		if (rv != 0) {
 			r = pk_rpc_nng_error(err, rv, what, url);
 			goto fail;
 		}
+	}
+	rv = nng_pipe_notify(sock, NNG_PIPE_EV_ADD_PRE, guard_pipe_event, guard);
+	if (rv == 0) {
+		rv = nng_pipe_notify(sock, NNG_PIPE_EV_REM_POST, guard_pipe_event, guard);
+	}
+	if (rv != 0) {
+		r = pk_rpc_nng_error(err, rv, what, url);
+		goto fail;
 	}
 	rv = nng_listener_start(l, 0);
 	if (rv != 0) {

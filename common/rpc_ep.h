@@ -19,7 +19,9 @@
 
 #include <nng/nng.h>
 #include <nng/supplemental/tls/tls.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "common/error.h"
 #include "common/rpc.h"
@@ -40,12 +42,38 @@ int pk_rpc_ep_tls_config(const struct pk_rpc_tls *tls, bool server, const char *
 int pk_rpc_ep_tls_missing(const char *url, const char *what, struct pk_error *err);
 
 /*
- * Listens on url with the protection of its scheme. For ipc:// the pipe
- * callback is registered on sock (it logs refusals naming log_url, which
- * MUST outlive the socket). what prefixes error messages.
+ * A listening socket's connection gate, run by nng's pipe callbacks
+ * (ADD_PRE, REM_POST) on nng's threads: the ipc peer-uid check and the
+ * bound on connections. Embedded in the socket's owner; it MUST outlive
+ * the socket. Counting is lock-free: a pipe is counted when ADD_PRE runs
+ * and uncounted by its REM_POST, which nng runs for every pipe whose
+ * ADD_PRE ran, also one closed there.
+ */
+struct pk_rpc_ep_guard {
+	const char *url;          /* named in the log */
+	unsigned max_connections; /* 0: unbounded */
+	atomic_uint connections;
+	atomic_uint dropped;      /* since the last warning */
+	atomic_uint_least64_t last_warn_ms;
+};
+
+void pk_rpc_ep_guard_init(struct pk_rpc_ep_guard *g, const char *url, unsigned max_connections);
+
+/*
+ * Counts one more connection; false when that makes more than
+ * max_connections (the caller closes it; it stays counted until
+ * pk_rpc_ep_guard_leave, as nng's REM_POST follows).
+ */
+bool pk_rpc_ep_guard_enter(struct pk_rpc_ep_guard *g);
+void pk_rpc_ep_guard_leave(struct pk_rpc_ep_guard *g);
+
+/*
+ * Listens on url with the protection of its scheme, and guard's gate
+ * registered on sock (its url names refusals in the log). what prefixes
+ * error messages.
  */
 int pk_rpc_ep_listen(nng_socket sock, const char *url, const struct pk_rpc_tls *tls,
-		     const char *log_url, const char *what, struct pk_error *err);
+		     struct pk_rpc_ep_guard *guard, const char *what, struct pk_error *err);
 
 /*
  * Dials url synchronously (the first connection, its TLS handshake

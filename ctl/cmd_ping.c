@@ -87,8 +87,9 @@ int ctl_cmd_ping(struct ctl *ctl, int argc, char **argv)
 			fprintf(stderr, "pkctl: %sd at %s: %s: %s\n", targets[i].role, targets[i].url,
 				pk_errc_name(err.code), err.message);
 		}
-		if (r < 0) {
-			status = CTL_EXIT_FAILED;
+		if (r < 0 && status != CTL_EXIT_DENIED) {
+			status = err.code == PK_E_PERMISSION_DENIED ? CTL_EXIT_DENIED
+								    : CTL_EXIT_FAILED;
 		}
 		if (resp) {
 			pk__response__free_unpacked(resp, NULL);
@@ -130,7 +131,10 @@ int ctl_cmd_capabilities(struct ctl *ctl, int argc, char **argv)
 		r = targets[i].target == CTL_SPM ? ctl_call_spm_direct(ctl, &req, &resp, &err)
 						 : ctl_call(ctl, targets[i].target, &req, &resp, &err);
 		if (r < 0) {
-			status = CTL_EXIT_FAILED;
+			if (status != CTL_EXIT_DENIED) {
+				status = err.code == PK_E_PERMISSION_DENIED ? CTL_EXIT_DENIED
+									    : CTL_EXIT_FAILED;
+			}
 			if (ctl->json) {
 				ctl_json_object_begin(&ctl->out, targets[i].role);
 				ctl_json_object_begin(&ctl->out, "error");

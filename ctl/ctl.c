@@ -126,7 +126,7 @@ int ctl_fail(struct ctl *ctl, const struct pk_error *err)
 	} else {
 		fprintf(stderr, "pkctl: %s: %s\n", pk_errc_name(err->code), err->message);
 	}
-	return CTL_EXIT_FAILED;
+	return err->code == PK_E_PERMISSION_DENIED ? CTL_EXIT_DENIED : CTL_EXIT_FAILED;
 }
 
 int ctl_usage_error(struct ctl *ctl, const char *fmt, ...)

@@ -39,6 +39,7 @@ struct ctl {
 #define CTL_EXIT_OK 0
 #define CTL_EXIT_FAILED 1
 #define CTL_EXIT_USAGE 2
+#define CTL_EXIT_DENIED 3 /* PERMISSION_DENIED: scripts tell "not allowed" from "failed" */
 
 /*
  * Sends req to the target daemon; on success *ret_resp is owned by the
@@ -66,7 +67,7 @@ int ctl_vm_get(struct ctl *ctl, const char *name, Pk__Response **ret_resp,
 int ctl_call_spm_direct(struct ctl *ctl, Pk__Request *req, Pk__Response **ret_resp,
 			struct pk_error *err);
 
-/* Reports err (human on stderr, or the JSON error object) and returns CTL_EXIT_FAILED. */
+/* Reports err (human on stderr, or the JSON error object) and returns CTL_EXIT_FAILED (CTL_EXIT_DENIED for PERMISSION_DENIED). */
 int ctl_fail(struct ctl *ctl, const struct pk_error *err);
 /* Reports a usage error and returns CTL_EXIT_USAGE. */
 int ctl_usage_error(struct ctl *ctl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

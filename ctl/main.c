@@ -45,7 +45,7 @@ static void usage(FILE *out)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
 	}
-	fprintf(out, "\nexit status: 0 ok, 1 the operation failed, 2 bad usage\n");
+	fprintf(out, "\nexit status: 0 ok, 1 the operation failed, 2 bad usage, 3 permission denied\n");
 }
 
 int main(int argc, char **argv)

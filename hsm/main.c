@@ -69,6 +69,7 @@ int main(int argc, char **argv)
 	sig = pk_daemon_wait_for_signal();
 	pk_log_info("shutting down on signal %s", strsignal(sig));
 	pk_rpc_server_stop(srv);
+	pk_server_release(&dispatcher);
 	status = 0;
 out_hsm:
 	hsm_release(&hsm);

@@ -294,21 +294,21 @@ static int verb_vm_snapshot(void *ctx, const Pk__Request *req, Pk__Response *res
 }
 
 static const struct pk_verb verbs[] = {
-	{ PK__REQUEST__CALL_PREPARE_IMAGE, verb_prepare_image },
-	{ PK__REQUEST__CALL_TEARDOWN_IMAGE, verb_teardown_image },
-	{ PK__REQUEST__CALL_REFRESH_VOLUME, verb_refresh_volume },
-	{ PK__REQUEST__CALL_GET_VOLUME_CHAIN, verb_get_volume_chain },
-	{ PK__REQUEST__CALL_VM_CREATE, verb_vm_create },
-	{ PK__REQUEST__CALL_VM_DESTROY, verb_vm_destroy },
-	{ PK__REQUEST__CALL_VM_LIST, verb_vm_list },
-	{ PK__REQUEST__CALL_VM_SNAPSHOT, verb_vm_snapshot },
+	{ PK__REQUEST__CALL_PREPARE_IMAGE, PK_ROLES_ADMIN, verb_prepare_image, NULL },
+	{ PK__REQUEST__CALL_TEARDOWN_IMAGE, PK_ROLES_ADMIN, verb_teardown_image, NULL },
+	{ PK__REQUEST__CALL_REFRESH_VOLUME, PK_ROLES_ADMIN, verb_refresh_volume, NULL },
+	{ PK__REQUEST__CALL_GET_VOLUME_CHAIN, PK_ROLES_READ, verb_get_volume_chain, NULL },
+	{ PK__REQUEST__CALL_VM_CREATE, PK_ROLES_ADMIN, verb_vm_create, NULL },
+	{ PK__REQUEST__CALL_VM_DESTROY, PK_ROLES_ADMIN, verb_vm_destroy, NULL },
+	{ PK__REQUEST__CALL_VM_LIST, PK_ROLES_READ, verb_vm_list, NULL },
+	{ PK__REQUEST__CALL_VM_SNAPSHOT, PK_ROLES_ADMIN, verb_vm_snapshot, NULL },
 	/* merge jobs: hsm/rpc_merge.c */
-	{ PK__REQUEST__CALL_MERGE, hsm_rpc_merge },
-	{ PK__REQUEST__CALL_JOB_GET, hsm_rpc_job_get },
-	{ PK__REQUEST__CALL_JOB_LIST, hsm_rpc_job_list },
-	{ PK__REQUEST__CALL_JOB_ABORT, hsm_rpc_job_abort },
-	{ PK__REQUEST__CALL_JOB_SET_BANDWIDTH, hsm_rpc_job_set_bandwidth },
-	{ PK__REQUEST__CALL_JOB_EVENTS, hsm_rpc_job_events },
+	{ PK__REQUEST__CALL_MERGE, PK_ROLES_ADMIN, hsm_rpc_merge, NULL },
+	{ PK__REQUEST__CALL_JOB_GET, PK_ROLES_READ, hsm_rpc_job_get, NULL },
+	{ PK__REQUEST__CALL_JOB_LIST, PK_ROLES_READ, hsm_rpc_job_list, NULL },
+	{ PK__REQUEST__CALL_JOB_ABORT, PK_ROLES_ADMIN, hsm_rpc_job_abort, NULL },
+	{ PK__REQUEST__CALL_JOB_SET_BANDWIDTH, PK_ROLES_ADMIN, hsm_rpc_job_set_bandwidth, NULL },
+	{ PK__REQUEST__CALL_JOB_EVENTS, PK_ROLES_READ, hsm_rpc_job_events, NULL },
 };
 const struct pk_verb *const hsm_verbs = verbs;
 const size_t hsm_nverbs = sizeof(verbs) / sizeof(verbs[0]);

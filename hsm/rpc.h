@@ -20,7 +20,10 @@ struct pk_verb; /* proto/codec.h */
 struct Pk__Request;
 struct Pk__Response;
 
-/* The verb table of hsmd, for struct pk_dispatcher (proto/server.h). */
+/*
+ * The verb table of hsmd, for struct pk_dispatcher (proto/server.h); each
+ * row names the roles allowed (docs/SECURITY.md, Authorization).
+ */
 extern const struct pk_verb *const hsm_verbs;
 extern const size_t hsm_nverbs;
 

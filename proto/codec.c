@@ -29,10 +29,11 @@ PK_WIRE_SAME(PK_E_TIMEOUT, PK__ERROR_CODE__TIMEOUT);
 PK_WIRE_SAME(PK_E_ILLEGAL, PK__ERROR_CODE__ILLEGAL);
 PK_WIRE_SAME(PK_E_ABORTED, PK__ERROR_CODE__ABORTED);
 PK_WIRE_SAME(PK_E_IO, PK__ERROR_CODE__IO);
+PK_WIRE_SAME(PK_E_PERMISSION_DENIED, PK__ERROR_CODE__PERMISSION_DENIED);
 
 Pk__ErrorCode pk_codec_error_code(enum pk_errc code)
 {
-	if (code < PK_OK || code > PK_E_IO) {
+	if (code < PK_OK || code > PK_E_PERMISSION_DENIED) {
 		return PK__ERROR_CODE__INTERNAL;
 	}
 	return (Pk__ErrorCode)code;
@@ -40,7 +41,7 @@ Pk__ErrorCode pk_codec_error_code(enum pk_errc code)
 
 enum pk_errc pk_codec_errc(Pk__ErrorCode code)
 {
-	if ((int)code < (int)PK_OK || (int)code > (int)PK_E_IO) {
+	if ((int)code < (int)PK_OK || (int)code > (int)PK_E_PERMISSION_DENIED) {
 		return PK_E_INTERNAL;
 	}
 	return (enum pk_errc)code;
@@ -157,14 +158,70 @@ static const struct pk_verb *dispatch_find(const struct pk_dispatcher *d,
 	return NULL;
 }
 
-static int dispatch_call(const struct pk_dispatcher *d, const Pk__Request *req,
-			 Pk__Response *resp, struct pk_arena *arena, struct pk_error *err)
+void pk_dispatch_caller(const struct pk_dispatcher *d, const struct pk_rpc_peer *peer,
+			struct pk_caller *ret)
+{
+	ret->role = PK_ROLE_ENGINE;
+	ret->host_id = 0;
+	switch (peer->kind) {
+	case PK_RPC_PEER_IPC:
+		snprintf(ret->name, sizeof(ret->name), "ipc uid=%llu",
+			 (unsigned long long)peer->uid);
+		return;
+	case PK_RPC_PEER_TCP:
+		snprintf(ret->name, sizeof(ret->name), "tcp (insecure_tcp)");
+		return;
+	case PK_RPC_PEER_TLS:
+		break;
+	}
+	if (!pk_auth_is_set(&d->auth)) {
+		snprintf(ret->name, sizeof(ret->name), "%s", peer->cn ? peer->cn : "tls");
+		return;
+	}
+	if (!peer->cn) {
+		ret->role = PK_ROLE_NONE;
+		snprintf(ret->name, sizeof(ret->name), "(certificate name not reported by libnng)");
+		return;
+	}
+	pk_auth_resolve(&d->auth, peer->cn, ret);
+}
+
+bool pk_verb_allows(const struct pk_verb *v, const struct pk_caller *caller)
+{
+	return pk_auth_allows(v->roles, caller);
+}
+
+static int dispatch_denied(const struct pk_dispatcher *d, const struct pk_caller *caller,
+			   const Pk__Request *req, struct pk_error *err)
+{
+	const char *verb = pk_codec_call_name(req->call_case);
+
+	pk_log_warn("permission denied verb='%s' identity='%s' role=%s id=%llu", verb,
+		    caller->name, pk_role_name(caller->role), (unsigned long long)req->id);
+	if (caller->role == PK_ROLE_NONE) {
+		return pk_error_set(err, PK_E_PERMISSION_DENIED, EACCES,
+				    "%sd: certificate '%s' maps to no role (settings auth_engine, "
+				    "auth_host, auth_viewer)",
+				    d->info->role, caller->name);
+	}
+	return pk_error_set(err, PK_E_PERMISSION_DENIED, EACCES,
+			    "%sd: '%s' (role %s) may not call '%s'", d->info->role, caller->name,
+			    pk_role_name(caller->role), verb);
+}
+
+static int dispatch_call(const struct pk_dispatcher *d, const struct pk_caller *caller,
+			 const Pk__Request *req, Pk__Response *resp, struct pk_arena *arena,
+			 struct pk_error *err)
 {
 	const struct pk_verb *v = dispatch_find(d, req->call_case);
 
 	resp->result_case = (Pk__Response__ResultCase)req->call_case;
+	if (caller->role == PK_ROLE_NONE || (v && !pk_verb_allows(v, caller))) {
+		return dispatch_denied(d, caller, req, err);
+	}
 	if (v) {
-		return v->fn(d->ctx, req, resp, arena, err);
+		return v->fn_caller ? v->fn_caller(d->ctx, caller, req, resp, arena, err)
+				    : v->fn(d->ctx, req, resp, arena, err);
 	}
 	if (req->call_case == PK__REQUEST__CALL_PING) {
 		return dispatch_ping(d->info, resp, arena);
@@ -177,10 +234,11 @@ static int dispatch_call(const struct pk_dispatcher *d, const Pk__Request *req,
 			    "it serves)", d->info->role, pk_codec_call_name(req->call_case));
 }
 
-int pk_dispatch_handle(void *dispatcher, const void *buf, size_t len, void **ret_reply,
-		       size_t *ret_reply_len)
+int pk_dispatch_handle(void *dispatcher, const struct pk_rpc_peer *peer, const void *buf,
+		       size_t len, void **ret_reply, size_t *ret_reply_len)
 {
 	const struct pk_dispatcher *d = dispatcher;
+	struct pk_caller caller;
 	struct pk_arena arena = PK_ARENA_INIT;
 	struct pk_error err = { PK_OK, "" };
 	Pk__Request *req = NULL;
@@ -195,7 +253,8 @@ int pk_dispatch_handle(void *dispatcher, const void *buf, size_t len, void **ret
 			    err.message);
 	} else {
 		resp.id = req->id;
-		r = dispatch_call(d, req, &resp, &arena, &err);
+		pk_dispatch_caller(d, peer, &caller);
+		r = dispatch_call(d, &caller, req, &resp, &arena, &err);
 	}
 	if (r < 0) {
 		if (!pk_error_is_set(&err)) {

@@ -14,6 +14,11 @@
  *  - A call with no entry in the verb table is answered UNSUPPORTED,
  *    except Ping and GetCapabilities, which the dispatcher answers from
  *    `info` when the table does not override them.
+ *  - Authorization (docs/SECURITY.md): the caller's role comes from the
+ *    peer (pk_dispatch_caller); a verb runs only when its table entry's
+ *    `roles` holds that role, else PERMISSION_DENIED, logged with the
+ *    identity and the verb. Ping and GetCapabilities answered from `info`
+ *    are open to every role; a caller without a role gets nothing.
  *  - A verb fills `resp`'s result member (the case is preset to match the
  *    call) with memory from `arena`, or returns -errno with err set; then
  *    the result is dropped and the error sent.
@@ -26,6 +31,7 @@
 #include <stdint.h>
 
 #include "common/arena.h"
+#include "common/auth.h"
 #include "common/daemon.h"
 #include "common/error.h"
 #include "common/rpc.h"
@@ -43,14 +49,45 @@ const char *pk_codec_call_name(Pk__Request__CallCase call);
 typedef int (*pk_verb_fn)(void *ctx, const Pk__Request *req, Pk__Response *resp,
 			  struct pk_arena *arena, struct pk_error *err);
 
+/* A verb that acts on who calls (ImagePrepared records the host's own id). */
+typedef int (*pk_verb_caller_fn)(void *ctx, const struct pk_caller *caller,
+				 const Pk__Request *req, Pk__Response *resp,
+				 struct pk_arena *arena, struct pk_error *err);
+
+/*
+ * One row of a daemon's verb table: the call, the roles allowed (mask of
+ * enum pk_role; 0: nobody), and its function: fn, or fn_caller when the
+ * verb needs the caller.
+ */
 struct pk_verb {
 	Pk__Request__CallCase call;
+	unsigned roles;
 	pk_verb_fn fn;
+	pk_verb_caller_fn fn_caller;
 };
 
-/* A pk_rpc_handler_fn; `dispatcher` is a struct pk_dispatcher *. Thread-safe. */
-int pk_dispatch_handle(void *dispatcher, const void *req, size_t req_len, void **ret_reply,
-		       size_t *ret_reply_len);
+/*
+ * Who the peer is for d's policy:
+ *  - ipc:// (uid already checked: ours or root): engine, the local
+ *    administrator;
+ *  - plain tcp:// (insecure_tcp, loopback only): engine;
+ *  - tls+tcp://: with a mapping (d->auth set), the role the certificate's
+ *    CN maps to, none when unmapped or when libnng cannot report it;
+ *    without a mapping, engine (every certificate of tls_ca; the daemons
+ *    warn about it at start).
+ */
+void pk_dispatch_caller(const struct pk_dispatcher *d, const struct pk_rpc_peer *peer,
+			struct pk_caller *ret);
+
+/* True when the verb row v lets caller call it. */
+bool pk_verb_allows(const struct pk_verb *v, const struct pk_caller *caller);
+
+/*
+ * A pk_rpc_handler_fn; `dispatcher` is a struct pk_dispatcher *, peer
+ * MUST NOT be NULL. Thread-safe.
+ */
+int pk_dispatch_handle(void *dispatcher, const struct pk_rpc_peer *peer, const void *req,
+		       size_t req_len, void **ret_reply, size_t *ret_reply_len);
 
 /*
  * Decodes and validates a request. On success *ret_req must be freed with

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 
+#include "common/auth.h"
 #include "common/config.h"
 #include "common/error.h"
 #include "common/rpc.h"
@@ -26,6 +27,7 @@ struct pk_dispatcher {
 	void *ctx;      /* passed to every verb */
 	size_t max_msg; /* requests above this are refused */
 	const struct pk_daemon_info *info;
+	struct pk_auth auth; /* certificate names -> roles (pk_server_start fills it) */
 };
 
 /*
@@ -38,10 +40,22 @@ void pk_server_tls_from_config(const struct pk_config *cfg, struct pk_rpc_tls *r
  * `dispatcher` must outlive the server; a tls+tcp:// listen URL gets the
  * settings' TLS material (clients must present a certificate signed by
  * tls_ca), an ipc:// one a 0600 socket in a 0700 directory. its max_msg is set from the
- * settings here. `default_url` is used when `listen` is unset.
+ * settings here, and so are its auth mapping (auth_engine, auth_host,
+ * auth_viewer; released by pk_server_release) and the server's
+ * max_connections. `default_url` is used when `listen` is unset.
+ *
+ * Start-up rules of the mapping (docs/SECURITY.md, Authorization): a
+ * mapping that does not parse is INVALID_ARGUMENT; so is a mapping on a
+ * tls+tcp:// listener when this libnng cannot report a peer's certificate
+ * name (pk_rpc_peer_names_known), rather than serving without it. A
+ * tls+tcp:// listener without a mapping serves every certificate of
+ * tls_ca as engine, with a warning.
  */
 int pk_server_start(const struct pk_config *cfg, const char *default_url,
 		    struct pk_dispatcher *dispatcher, struct pk_rpc_server **ret,
 		    struct pk_error *err);
+
+/* Releases what pk_server_start put in dispatcher (after the server stopped). */
+void pk_server_release(struct pk_dispatcher *dispatcher);
 
 #endif

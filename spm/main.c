@@ -48,6 +48,7 @@ int main(int argc, char **argv)
 			   &err) < 0) {
 		pk_log_error("cannot start: %s", err.message);
 		pk_rpc_server_stop(srv);
+		pk_server_release(&dispatcher);
 		goto out_spm;
 	}
 	pk_log_info("spmd %s started host_id=%d", PK_VERSION, spm.info.host_id);
@@ -60,6 +61,7 @@ int main(int argc, char **argv)
 	spm_role_shutdown(&spm);
 	pk_log_info("shutting down on signal %s", strsignal(sig));
 	pk_rpc_server_stop(srv);
+	pk_server_release(&dispatcher);
 	spm_async_wait(&spm);
 	status = 0;
 out_spm:

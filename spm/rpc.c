@@ -513,16 +513,32 @@ static int verb_image_chain(void *ctx, const Pk__Request *req, Pk__Response *res
 	return 0;
 }
 
-static int verb_image_prepared(void *ctx, const Pk__Request *req, Pk__Response *resp,
-			       struct pk_arena *a, struct pk_error *err)
+/*
+ * A host records its own prepares only: its host id comes from its
+ * certificate's mapping, never from the request. A request naming another
+ * host is served under the certificate's id (not refused, so an hsmd with a
+ * wrong host_id setting still keeps the SPM's view right) and logged.
+ */
+static int verb_image_prepared(void *ctx, const struct pk_caller *caller, const Pk__Request *req,
+			       Pk__Response *resp, struct pk_arena *a, struct pk_error *err)
 {
 	const Pk__ImagePreparedRequest *p = req->image_prepared;
 	Pk__ImagePreparedResponse *w = pk_arena_new(a, Pk__ImagePreparedResponse);
+	int32_t host_id = p->host_id;
 	int r;
 
+	if (caller->role == PK_ROLE_HOST) {
+		if (host_id != caller->host_id) {
+			pk_log_warn("image_prepared host_id=%d from '%s' ignored: recorded under the "
+				    "certificate's host_id=%d image='%s' volume='%s'",
+				    host_id, caller->name, caller->host_id,
+				    str_or_empty(p->image_id), str_or_empty(p->volume_id));
+		}
+		host_id = caller->host_id;
+	}
 	pk__image_prepared_response__init(w);
 	r = spm_image_prepared(ctx, str_or_empty(p->domain_id), str_or_empty(p->image_id),
-			       str_or_empty(p->volume_id), p->host_id, p->prepared, p->seq, err);
+			       str_or_empty(p->volume_id), host_id, p->prepared, p->seq, err);
 	if (r == 0) {
 		resp->image_prepared = w;
 	}
@@ -596,23 +612,23 @@ static int verb_task_clear(void *ctx, const Pk__Request *req, Pk__Response *resp
 }
 
 static const struct pk_verb verbs[] = {
-	{ PK__REQUEST__CALL_SPM_START, verb_spm_start },
-	{ PK__REQUEST__CALL_SPM_STOP, verb_spm_stop },
-	{ PK__REQUEST__CALL_SPM_STATUS, verb_spm_status },
-	{ PK__REQUEST__CALL_CREATE_DOMAIN, verb_create_domain },
-	{ PK__REQUEST__CALL_DOMAIN_INFO, verb_domain_info },
-	{ PK__REQUEST__CALL_CREATE_VOLUME, verb_create_volume },
-	{ PK__REQUEST__CALL_DELETE_VOLUME, verb_delete_volume },
-	{ PK__REQUEST__CALL_EXTEND_VOLUME, verb_extend_volume },
-	{ PK__REQUEST__CALL_REDUCE_VOLUME, verb_reduce_volume },
-	{ PK__REQUEST__CALL_VOLUME_INFO, verb_volume_info },
-	{ PK__REQUEST__CALL_UPDATE_VOLUME_META, verb_update_volume_meta },
-	{ PK__REQUEST__CALL_IMAGE_CHAIN, verb_image_chain },
-	{ PK__REQUEST__CALL_DELETE_IMAGE, verb_delete_image },
-	{ PK__REQUEST__CALL_TASK_GET, verb_task_get },
-	{ PK__REQUEST__CALL_TASK_LIST, verb_task_list },
-	{ PK__REQUEST__CALL_TASK_CLEAR, verb_task_clear },
-	{ PK__REQUEST__CALL_IMAGE_PREPARED, verb_image_prepared },
+	{ PK__REQUEST__CALL_SPM_START, PK_ROLES_ADMIN, verb_spm_start, NULL },
+	{ PK__REQUEST__CALL_SPM_STOP, PK_ROLES_ADMIN, verb_spm_stop, NULL },
+	{ PK__REQUEST__CALL_SPM_STATUS, PK_ROLES_READ, verb_spm_status, NULL },
+	{ PK__REQUEST__CALL_CREATE_DOMAIN, PK_ROLES_ADMIN, verb_create_domain, NULL },
+	{ PK__REQUEST__CALL_DOMAIN_INFO, PK_ROLES_READ, verb_domain_info, NULL },
+	{ PK__REQUEST__CALL_CREATE_VOLUME, PK_ROLES_ADMIN, verb_create_volume, NULL },
+	{ PK__REQUEST__CALL_DELETE_VOLUME, PK_ROLES_ADMIN, verb_delete_volume, NULL },
+	{ PK__REQUEST__CALL_EXTEND_VOLUME, PK_ROLES_HOST, verb_extend_volume, NULL },
+	{ PK__REQUEST__CALL_REDUCE_VOLUME, PK_ROLES_HOST, verb_reduce_volume, NULL },
+	{ PK__REQUEST__CALL_VOLUME_INFO, PK_ROLES_READ, verb_volume_info, NULL },
+	{ PK__REQUEST__CALL_UPDATE_VOLUME_META, PK_ROLES_HOST, verb_update_volume_meta, NULL },
+	{ PK__REQUEST__CALL_IMAGE_CHAIN, PK_ROLES_READ, verb_image_chain, NULL },
+	{ PK__REQUEST__CALL_DELETE_IMAGE, PK_ROLES_ADMIN, verb_delete_image, NULL },
+	{ PK__REQUEST__CALL_TASK_GET, PK_ROLES_READ, verb_task_get, NULL },
+	{ PK__REQUEST__CALL_TASK_LIST, PK_ROLES_READ, verb_task_list, NULL },
+	{ PK__REQUEST__CALL_TASK_CLEAR, PK_ROLES_ADMIN, verb_task_clear, NULL },
+	{ PK__REQUEST__CALL_IMAGE_PREPARED, PK_ROLES_HOST, NULL, verb_image_prepared },
 };
 const struct pk_verb *const spm_verbs = verbs;
 const size_t spm_nverbs = sizeof(verbs) / sizeof(verbs[0]);

@@ -13,7 +13,11 @@
 
 struct pk_verb; /* proto/codec.h */
 
-/* The verb table of spmd, for struct pk_dispatcher (proto/server.h). */
+/*
+ * The verb table of spmd, for struct pk_dispatcher (proto/server.h); each
+ * row names the roles allowed (docs/SECURITY.md, Authorization): a host
+ * gets exactly the verbs hsmd calls (proto/spm_client.c).
+ */
 extern const struct pk_verb *const spm_verbs;
 extern const size_t spm_nverbs;
 

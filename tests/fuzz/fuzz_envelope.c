@@ -10,6 +10,9 @@
 #include "common/log.h"
 #include "proto/codec.h"
 
+/* A local administrator (ipc): role engine. */
+static const struct pk_rpc_peer local_peer = { PK_RPC_PEER_IPC, 0, NULL };
+
 static int verb_echo_status(void *ctx, const Pk__Request *req, Pk__Response *resp,
 			    struct pk_arena *arena, struct pk_error *err)
 {
@@ -24,7 +27,7 @@ static int verb_echo_status(void *ctx, const Pk__Request *req, Pk__Response *res
 }
 
 static const struct pk_verb verbs[] = {
-	{ PK__REQUEST__CALL_SPM_STATUS, verb_echo_status },
+	{ PK__REQUEST__CALL_SPM_STATUS, PK_ROLES_ALL, verb_echo_status, NULL },
 };
 static const struct pk_daemon_info info = { "spm", 1, 0, "lab", false };
 
@@ -32,13 +35,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct pk_dispatcher d = { verbs, 1, NULL, 65536, &info };
+	struct pk_dispatcher d = { verbs, 1, NULL, 65536, &info, PK_AUTH_INIT };
 	void *out = NULL;
 	size_t out_len = 0;
 	Pk__Response *resp;
 
 	pk_log_setup("fuzz", PK_LOG_ERROR);
-	pk_dispatch_handle(&d, data, size, &out, &out_len);
+	pk_dispatch_handle(&d, &local_peer, data, size, &out, &out_len);
 	resp = pk__response__unpack(NULL, out_len, out);
 	if (!resp) {
 		abort();

@@ -64,3 +64,18 @@ tls_make_certs() { # DIR [DAYS]
 		tls__expired "$d" expired ca || return 1
 	rm -rf "$d"/*.csr "$d"/*.ext "$d"/*.srl "$d/ca.db"
 }
+
+# tls_make_role_certs DIR: after tls_make_certs, client certificates named as
+# the lab names them (docs/SECURITY.md, Authorization), signed by ca:
+#   engine.pem/.key, viewer.pem/.key   CN engine, CN viewer
+#   host1.pem/.key                     CN host1, also a daemon's certificate
+#                                      (DNS:localhost, DNS:127.0.0.1)
+#   stranger.pem/.key                  CN stranger: mapped to no role
+tls_make_role_certs() { # DIR [DAYS]
+	local d=$1 days=${2:-2}
+	tls__leaf "$d" engine ca "DNS:engine" "$days" &&
+		tls__leaf "$d" viewer ca "DNS:viewer" "$days" &&
+		tls__leaf "$d" host1 ca "DNS:localhost,DNS:127.0.0.1" "$days" &&
+		tls__leaf "$d" stranger ca "DNS:stranger" "$days" || return 1
+	rm -rf "$d"/*.csr "$d"/*.ext "$d"/*.srl
+}

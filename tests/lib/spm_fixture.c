@@ -431,12 +431,12 @@ static int serve(void *ctx, const Pk__Request *req, Pk__Response *resp, struct p
 }
 
 static const struct pk_verb spm_fixture_verbs[] = {
-	{ PK__REQUEST__CALL_UPDATE_VOLUME_META, serve },
-	{ PK__REQUEST__CALL_EXTEND_VOLUME, serve },
-	{ PK__REQUEST__CALL_IMAGE_PREPARED, serve },
-	{ PK__REQUEST__CALL_IMAGE_CHAIN, serve },
-	{ PK__REQUEST__CALL_CREATE_VOLUME, serve },
-	{ PK__REQUEST__CALL_DELETE_VOLUME, serve },
+	{ PK__REQUEST__CALL_UPDATE_VOLUME_META, PK_ROLES_ALL, serve, NULL },
+	{ PK__REQUEST__CALL_EXTEND_VOLUME, PK_ROLES_ALL, serve, NULL },
+	{ PK__REQUEST__CALL_IMAGE_PREPARED, PK_ROLES_ALL, serve, NULL },
+	{ PK__REQUEST__CALL_IMAGE_CHAIN, PK_ROLES_ALL, serve, NULL },
+	{ PK__REQUEST__CALL_CREATE_VOLUME, PK_ROLES_ALL, serve, NULL },
+	{ PK__REQUEST__CALL_DELETE_VOLUME, PK_ROLES_ALL, serve, NULL },
 };
 
 void spm_fixture_start(struct fx *fx, struct spm_fixture **ret)

@@ -13,6 +13,9 @@
 #include "proto/codec.h"
 #include "proto/wire.h"
 
+/* A local administrator (ipc): role engine. */
+static const struct pk_rpc_peer local_peer = { PK_RPC_PEER_IPC, 0, NULL };
+
 static const struct pk_daemon_info info = { "spm", 7, 0, "lab", false };
 
 static int verb_fails_not_spm(void *ctx, const Pk__Request *req, Pk__Response *resp,
@@ -41,11 +44,11 @@ static int verb_status(void *ctx, const Pk__Request *req, Pk__Response *resp,
 }
 
 static const struct pk_verb verbs[] = {
-	{ PK__REQUEST__CALL_SPM_START, verb_fails_not_spm },
-	{ PK__REQUEST__CALL_SPM_STATUS, verb_status },
+	{ PK__REQUEST__CALL_SPM_START, PK_ROLES_ALL, verb_fails_not_spm, NULL },
+	{ PK__REQUEST__CALL_SPM_STATUS, PK_ROLES_ALL, verb_status, NULL },
 };
 
-static struct pk_dispatcher dispatcher = { verbs, 2, NULL, 4096, &info };
+static struct pk_dispatcher dispatcher = { verbs, 2, NULL, 4096, &info, PK_AUTH_INIT };
 
 static Pk__Response *roundtrip_bytes(const void *buf, size_t len)
 {
@@ -53,7 +56,7 @@ static Pk__Response *roundtrip_bytes(const void *buf, size_t len)
 	size_t out_len = 0;
 	Pk__Response *resp;
 
-	assert_int_equal(pk_dispatch_handle(&dispatcher, buf, len, &out, &out_len), 0);
+	assert_int_equal(pk_dispatch_handle(&dispatcher, &local_peer, buf, len, &out, &out_len), 0);
 	resp = pk__response__unpack(NULL, out_len, out);
 	free(out);
 	assert_non_null(resp);
@@ -241,7 +244,7 @@ static void test_codec__oversized_refused(void **state)
 static void test_codec__error_codes_match_wire(void **state)
 {
 	(void)state;
-	for (int c = PK_OK; c <= PK_E_IO; c++) {
+	for (int c = PK_OK; c <= PK_E_PERMISSION_DENIED; c++) {
 		const ProtobufCEnumValue *v =
 			protobuf_c_enum_descriptor_get_value(&pk__error_code__descriptor, c);
 		enum pk_errc back;
@@ -251,7 +254,7 @@ static void test_codec__error_codes_match_wire(void **state)
 		assert_int_equal(pk_errc_from_name(v->name, &back), 0);
 		assert_int_equal(back, c);
 	}
-	assert_int_equal(pk__error_code__descriptor.n_values, PK_E_IO + 1);
+	assert_int_equal(pk__error_code__descriptor.n_values, PK_E_PERMISSION_DENIED + 1);
 	assert_int_equal(pk_codec_errc((Pk__ErrorCode)999), PK_E_INTERNAL);
 }
 

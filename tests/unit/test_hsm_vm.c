@@ -42,6 +42,9 @@ struct two {
 	char leaf[2][PK_UUID_BUFLEN];
 };
 
+/* A local administrator (ipc): role engine. */
+static const struct pk_rpc_peer local_peer = { PK_RPC_PEER_IPC, 0, NULL };
+
 static void prepare(struct fx *fx, const char *image, const char *volume)
 {
 	struct hsm_chain c = { 0 };
@@ -473,7 +476,7 @@ static void test_hsm_vm__libvirt_disconnected(void **state)
 
 static Pk__Response *call(struct fx *fx, Pk__Request *req)
 {
-	struct pk_dispatcher d = { hsm_verbs, hsm_nverbs, &fx->hsm, 1 << 20, &fx->hsm.info };
+	struct pk_dispatcher d = { hsm_verbs, hsm_nverbs, &fx->hsm, 1 << 20, &fx->hsm.info, PK_AUTH_INIT };
 	size_t len, rlen = 0;
 	uint8_t *buf;
 	void *reply = NULL;
@@ -484,7 +487,7 @@ static Pk__Response *call(struct fx *fx, Pk__Request *req)
 	len = pk__request__get_packed_size(req);
 	buf = pk_xmalloc(len + 1);
 	pk__request__pack(req, buf);
-	assert_int_equal(pk_dispatch_handle(&d, buf, len, &reply, &rlen), 0);
+	assert_int_equal(pk_dispatch_handle(&d, &local_peer, buf, len, &reply, &rlen), 0);
 	resp = pk__response__unpack(NULL, rlen, reply);
 	assert_non_null(resp);
 	free(buf);

@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/rpc.h"
+#include "common/rpc_ep.h"
 
 static char url[128];
 
@@ -105,8 +106,10 @@ static void calls_wait(struct calls *c, unsigned entered, unsigned in_progress)
  * "busy" (ctx needed) waits for calls_open, then 0 to 2 ms more; "drop"
  * gets no reply. ctx: a struct calls, or NULL.
  */
-static int echo_handler(void *ctx, const void *req, size_t len, void **ret, size_t *ret_len)
+static int echo_handler(void *ctx, const struct pk_rpc_peer *peer, const void *req, size_t len,
+			void **ret, size_t *ret_len)
 {
+	(void)peer;
 	struct calls *calls = ctx;
 	unsigned nth = 0;
 
@@ -134,7 +137,7 @@ static int echo_handler(void *ctx, const void *req, size_t len, void **ret, size
 
 static void test_rpc__echo_and_errors(void **state)
 {
-	struct pk_rpc_server_config sc = { url, 4, 1 << 20, 0, NULL };
+	struct pk_rpc_server_config sc = { url, 4, 1 << 20, 0, NULL, 0 };
 	struct pk_rpc_server *srv = NULL;
 	struct pk_rpc_client *c = NULL;
 	struct pk_error err;
@@ -164,6 +167,62 @@ static void test_rpc__echo_and_errors(void **state)
 	pk_rpc_server_stop(srv);
 }
 
+/*
+ * max_connections: one connection over the bound is closed as it comes, so
+ * its calls are not served (UNAVAILABLE; TIMEOUT if its request went out
+ * before the close reached it), while the others are.
+ */
+static void test_rpc__max_connections(void **state)
+{
+	struct pk_rpc_server_config sc = { url, 2, 1 << 20, 0, NULL, 2 };
+	struct pk_rpc_server *srv = NULL;
+	struct pk_rpc_client *c[3] = { NULL, NULL, NULL };
+	struct pk_error err;
+	void *reply = NULL;
+	size_t len = 0;
+
+	(void)state;
+	assert_int_equal(pk_rpc_server_start(&sc, echo_handler, NULL, &srv, &err), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(pk_rpc_client_new(url, 1 << 20, &c[i], &err), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pk_rpc_client_call(c[i], "hello", 5, 5000, &reply, &len, &err), 0);
+		free(reply);
+	}
+	assert_true(pk_rpc_client_call(c[2], "hello", 5, 3000, &reply, &len, &err) < 0);
+	assert_true(err.code == PK_E_UNAVAILABLE || err.code == PK_E_TIMEOUT);
+	/* The first two are still served. */
+	assert_int_equal(pk_rpc_client_call(c[1], "again", 5, 5000, &reply, &len, &err), 0);
+	free(reply);
+	for (int i = 0; i < 3; i++) {
+		pk_rpc_client_free(c[i]);
+	}
+	pk_rpc_server_stop(srv);
+}
+
+/* The gate's count: a refused connection stays counted until it is removed. */
+static void test_rpc__guard_counts(void **state)
+{
+	struct pk_rpc_ep_guard g;
+
+	(void)state;
+	pk_rpc_ep_guard_init(&g, "ipc:///x", 2);
+	assert_true(pk_rpc_ep_guard_enter(&g));
+	assert_true(pk_rpc_ep_guard_enter(&g));
+	assert_false(pk_rpc_ep_guard_enter(&g)); /* third: refused, then removed */
+	pk_rpc_ep_guard_leave(&g);
+	assert_false(pk_rpc_ep_guard_enter(&g));
+	pk_rpc_ep_guard_leave(&g);
+	pk_rpc_ep_guard_leave(&g); /* one of the two goes */
+	assert_true(pk_rpc_ep_guard_enter(&g));
+	assert_int_equal(atomic_load(&g.connections), 2);
+	pk_rpc_ep_guard_init(&g, "ipc:///x", 0); /* 0: unbounded */
+	for (int i = 0; i < 1000; i++) {
+		assert_true(pk_rpc_ep_guard_enter(&g));
+	}
+}
+
 static void *slow_caller(void *arg)
 {
 	struct pk_rpc_client *c = arg;
@@ -179,7 +238,7 @@ static void *slow_caller(void *arg)
 
 static void test_rpc__slow_call_does_not_block_fast(void **state)
 {
-	struct pk_rpc_server_config sc = { url, 4, 1 << 20, 0, NULL };
+	struct pk_rpc_server_config sc = { url, 4, 1 << 20, 0, NULL, 0 };
 	struct pk_rpc_server *srv = NULL;
 	struct pk_rpc_client *c = NULL;
 	struct pk_error err;
@@ -254,7 +313,7 @@ static void test_rpc__stop_while_replies_are_in_flight(void **state)
 
 	(void)state;
 	for (unsigned round = 0; round < rounds; round++) {
-		struct pk_rpc_server_config sc = { url, WORKERS, 1 << 20, 0, NULL };
+		struct pk_rpc_server_config sc = { url, WORKERS, 1 << 20, 0, NULL, 0 };
 		struct stop_caller callers[CLIENTS];
 		struct pk_rpc_server *srv = NULL;
 		pthread_t threads[CLIENTS];
@@ -380,6 +439,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rpc__echo_and_errors),
 		cmocka_unit_test(test_rpc__slow_call_does_not_block_fast),
+		cmocka_unit_test(test_rpc__max_connections),
+		cmocka_unit_test(test_rpc__guard_counts),
 		cmocka_unit_test(test_rpc__stop_while_replies_are_in_flight),
 		cmocka_unit_test(test_rpc__nobody_listening),
 		cmocka_unit_test(test_rpc__peer_gone_is_unavailable_not_a_timeout),

@@ -45,9 +45,21 @@ static void ident_init(struct ident *id, const char *ca, const char *name)
 	id->tls = (struct pk_rpc_tls){ id->ca, id->cert, id->key };
 }
 
-static int echo_handler(void *ctx, const void *req, size_t len, void **ret, size_t *ret_len)
+static int echo_handler(void *ctx, const struct pk_rpc_peer *peer, const void *req, size_t len,
+			void **ret, size_t *ret_len)
 {
 	(void)ctx;
+	if (len == 6 && memcmp(req, "whoami", 6) == 0) {
+		/* who the server says the peer is: "tls:<CN>", or the transport */
+		char who[300];
+		snprintf(who, sizeof(who), "%s:%s",
+			 peer->kind == PK_RPC_PEER_TLS ? "tls"
+			 : peer->kind == PK_RPC_PEER_IPC ? "ipc" : "tcp",
+			 peer->cn ? peer->cn : "");
+		*ret = strdup(who);
+		*ret_len = strlen(who);
+		return 0;
+	}
 	*ret = malloc(len ? len : 1);
 	memcpy(*ret, req, len);
 	*ret_len = len;
@@ -57,7 +69,7 @@ static int echo_handler(void *ctx, const void *req, size_t len, void **ret, size
 static struct pk_rpc_server *tls_server(void)
 {
 	static struct ident server;
-	struct pk_rpc_server_config sc = { tls_url, 2, 1 << 20, 0, &server.tls };
+	struct pk_rpc_server_config sc = { tls_url, 2, 1 << 20, 0, &server.tls, 0 };
 	struct pk_rpc_server *srv = NULL;
 	struct pk_error err;
 
@@ -102,6 +114,31 @@ static void test_rpc_tls__mutual_ok(void **state)
 	pk_rpc_server_stop(srv);
 }
 
+/* The server learns the verified client certificate's CN (common/tls_engine.h). */
+static void test_rpc_tls__peer_cn(void **state)
+{
+	struct pk_rpc_server *srv = tls_server();
+	struct pk_rpc_client *c = NULL;
+	struct ident id;
+	struct pk_error err;
+	void *reply = NULL;
+	size_t len = 0;
+
+	(void)state;
+	assert_true(pk_rpc_peer_names_known());
+	ident_init(&id, "ca", "client");
+	assert_int_equal(pk_rpc_client_new(tls_url, 1 << 20, &c, &err), 0);
+	assert_int_equal(pk_rpc_client_set_tls(c, &id.tls, &err), 0);
+	for (int i = 0; i < 3; i++) { /* every message, not only the first */
+		assert_int_equal(pk_rpc_client_call(c, "whoami", 6, 3000, &reply, &len, &err), 0);
+		assert_int_equal(len, strlen("tls:client"));
+		assert_memory_equal(reply, "tls:client", len);
+		free(reply);
+	}
+	pk_rpc_client_free(c);
+	pk_rpc_server_stop(srv);
+}
+
 static void test_rpc_tls__refusals(void **state)
 {
 	struct pk_rpc_server *srv = tls_server();
@@ -130,7 +167,7 @@ static void test_rpc_tls__refusals(void **state)
 
 static void test_rpc_tls__bad_material(void **state)
 {
-	struct pk_rpc_server_config sc = { tls_url, 1, 1 << 20, 0, NULL };
+	struct pk_rpc_server_config sc = { tls_url, 1, 1 << 20, 0, NULL, 0 };
 	struct pk_rpc_server *srv = NULL;
 	struct pk_rpc_client *c = NULL;
 	struct pk_error err;
@@ -257,7 +294,7 @@ static void test_rpc_tls__errors_are_unavailable(void **state)
 
 static void test_rpc_tls__ipc_socket_and_peer(void **state)
 {
-	struct pk_rpc_server_config sc = { NULL, 1, 1 << 20, 0, NULL };
+	struct pk_rpc_server_config sc = { NULL, 1, 1 << 20, 0, NULL, 0 };
 	struct pk_rpc_server *srv = NULL;
 	struct pk_error err;
 	char path[96], ipc[112];
@@ -298,6 +335,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rpc_tls__mutual_ok),
+		cmocka_unit_test(test_rpc_tls__peer_cn),
 		cmocka_unit_test(test_rpc_tls__refusals),
 		cmocka_unit_test(test_rpc_tls__bad_material),
 		cmocka_unit_test(test_rpc_tls__spm_client),

@@ -103,8 +103,8 @@ static int verb_delete(void *ctx, const Pk__Request *req, Pk__Response *resp,
 }
 
 static const struct pk_verb verbs[] = {
-	{ PK__REQUEST__CALL_EXTEND_VOLUME, verb_extend },
-	{ PK__REQUEST__CALL_DELETE_VOLUME, verb_delete },
+	{ PK__REQUEST__CALL_EXTEND_VOLUME, PK_ROLES_ALL, verb_extend, NULL },
+	{ PK__REQUEST__CALL_DELETE_VOLUME, PK_ROLES_ALL, verb_delete, NULL },
 };
 
 static void spmd_start(struct spmd *s)
