@@ -42,7 +42,7 @@ const char *spm_task_state_name(enum spm_task_state state)
 }
 
 /* Record format: one `key=value` line each; the message is the last line. */
-static char *task_serialize(const struct spm_task_info *t)
+char *spm_task_record_encode(const struct spm_task_info *t)
 {
 	return pk_xasprintf("id=%s\nverb=%s\nstate=%s\ndomain=%s\nimage=%s\nvolume=%s\n"
 			    "created=%" PRIu64 "\nfinished=%" PRIu64 "\nprogress=%u\n"
@@ -57,7 +57,7 @@ static void copy_field(char *dst, size_t size, const char *src)
 	snprintf(dst, size, "%s", src);
 }
 
-static int task_parse(char *text, struct spm_task_info *t)
+int spm_task_record_parse(char *text, struct spm_task_info *t)
 {
 	char *save = NULL;
 
@@ -111,7 +111,7 @@ static int task_parse(char *text, struct spm_task_info *t)
 static void task_persist(struct spm_tasks *tasks, const struct spm_task_info *t)
 {
 	char name[64];
-	char *text = task_serialize(t);
+	char *text = spm_task_record_encode(t);
 	struct pk_error err;
 
 	snprintf(name, sizeof(name), "%s.task", t->id);
@@ -165,7 +165,7 @@ int spm_tasks_new(const char *dir, struct spm_tasks **ret, struct pk_error *err)
 			pk_log_warn("skipping task record file='%s': %s", names[i], rerr.message);
 			continue;
 		}
-		if (task_parse(data, &info) < 0) {
+		if (spm_task_record_parse(data, &info) < 0) {
 			pk_log_warn("skipping unreadable task record file='%s/%s'", dir, names[i]);
 		} else {
 			struct task *t = tasks_append(tasks);
