@@ -21,6 +21,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char dir[64];
 
+static void dir_remove(void)
+{
+	(void)rmdir(dir); /* empty after every input */
+}
+
 static void dir_once(void)
 {
 	if (dir[0]) {
@@ -31,6 +36,7 @@ static void dir_once(void)
 	if (!mkdtemp(dir)) {
 		abort();
 	}
+	atexit(dir_remove);
 }
 
 static size_t listed(const char *name)
