@@ -230,7 +230,7 @@ fuzz-build: $(FUZZ_TARGETS)
 # Corpora grow under the build dir, seeded from tests/fuzz/seeds/<target>/.
 # Each target runs alone (the machine's cores are shared); any crash, leak
 # or timeout stops the run with the target's output.
-FUZZ_OPTS := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+FUZZ_OPTS := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/
 fuzz_run = for t in $(FUZZ_TARGETS); do n=$$(basename $$t); mkdir -p $(FUZZ_BUILD)/corpus-$$n; \
 	$$t $(FUZZ_OPTS) -max_total_time=$(1) $(2) $(FUZZ_BUILD)/corpus-$$n \
 	$$(test -d tests/fuzz/seeds/$$n && echo tests/fuzz/seeds/$$n) || exit 1; done
