@@ -239,7 +239,7 @@ fuzz: $(FUZZ_TARGETS)
 # `make check`: a few seconds each, about a minute for all.
 fuzz-short: $(FUZZ_TARGETS)
 	@rm -f $(FUZZ_BUILD)/fuzz-short.log; \
-	{ $(call fuzz_run,$${FUZZ_SECONDS:-4},2>>$(FUZZ_BUILD)/fuzz-short.log); } || \
+	{ $(call fuzz_run,$${FUZZ_SECONDS:-3},2>>$(FUZZ_BUILD)/fuzz-short.log); } || \
 		{ tail -n 40 $(FUZZ_BUILD)/fuzz-short.log; exit 1; }; \
 		echo "fuzz: $(notdir $(FUZZ_TARGETS)) ran clean (log: $(FUZZ_BUILD)/fuzz-short.log)"
 
