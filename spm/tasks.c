@@ -41,15 +41,24 @@ const char *spm_task_state_name(enum spm_task_state state)
 	return state_names[state];
 }
 
-/* Record format: one `key=value` line each; the message is the last line. */
+/* Record format: one `key=value` line each; the message is the last line,
+ * its line breaks written as spaces so that it cannot add fields. */
 char *spm_task_record_encode(const struct spm_task_info *t)
 {
+	char msg[sizeof(t->error.message)];
+
+	snprintf(msg, sizeof(msg), "%s", t->error.message);
+	for (char *p = msg; *p; p++) {
+		if (*p == '\n' || *p == '\r') {
+			*p = ' ';
+		}
+	}
 	return pk_xasprintf("id=%s\nverb=%s\nstate=%s\ndomain=%s\nimage=%s\nvolume=%s\n"
 			    "created=%" PRIu64 "\nfinished=%" PRIu64 "\nprogress=%u\n"
 			    "error_code=%s\nerror_message=%s\n",
 			    t->id, t->verb, spm_task_state_name(t->state), t->domain_id,
 			    t->image_id, t->volume_id, t->created_ms, t->finished_ms, t->progress,
-			    pk_errc_name(t->error.code), t->error.message);
+			    pk_errc_name(t->error.code), msg);
 }
 
 static void copy_field(char *dst, size_t size, const char *src)
