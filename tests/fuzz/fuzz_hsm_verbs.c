@@ -4,8 +4,12 @@
  * dispatch, encode), on the LVM and libvirt fakes and the lab activation
  * backend writing into a plain file (tests/lib/hsm_fixture.h), in
  * process, without sockets. hsmd starts with a domain holding one image
- * (a RAW base under a COW leaf); the state inputs build up (prepared
- * images, VMs, merge jobs) stays between inputs, as in a running hsmd.
+ * (a RAW base under a COW leaf); the fixture's ids are random, so the ids
+ * of tests/fuzz/seeds/ (the SPM target's) are replaced in each input by
+ * them (same length: the encoding stays valid), and requests naming them
+ * reach the image, VM and merge logic. The state inputs build up
+ * (prepared images, VMs, merge jobs) stays between inputs, as in a
+ * running hsmd.
  * Every input must be answered with a response that decodes, and never
  * crash or leak.
  */
@@ -16,6 +20,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -31,6 +36,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static struct fx *fx;
 static struct pk_dispatcher dispatcher;
 
+/* The seeds' ids and the fixture's: domain, image, base, leaf. */
+static const char *const seed_ids[4] = {
+	"11111111-2222-4333-8444-555555555555", "aaaaaaaa-2222-4333-8444-555555555555",
+	"bbbbbbbb-2222-4333-8444-555555555555", "cccccccc-2222-4333-8444-555555555555",
+};
+static char fx_ids[4][PK_UUID_BUFLEN];
+
+static void ids_map(uint8_t *buf, size_t size)
+{
+	const size_t n = PK_UUID_BUFLEN - 1;
+
+	for (size_t i = 0; i + n <= size; i++) {
+		for (size_t k = 0; k < 4; k++) {
+			if (memcmp(buf + i, seed_ids[k], n) == 0) {
+				memcpy(buf + i, fx_ids[k], n);
+				i += n - 1;
+				break;
+			}
+		}
+	}
+}
+
 static void fixture_remove(void)
 {
 	char cmd[192];
@@ -44,8 +71,6 @@ static void fixture_remove(void)
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	void *state = NULL;
-	char image[PK_UUID_BUFLEN], base[PK_UUID_BUFLEN], leaf[PK_UUID_BUFLEN];
-
 	(void)argc;
 	(void)argv;
 	pk_log_setup("fuzz", PK_LOG_ERROR);
@@ -53,7 +78,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	fx_setup(&state);
 	fx = state;
 	atexit(fixture_remove);
-	fx_image(fx, image, base, leaf);
+	fx_image(fx, fx_ids[1], fx_ids[2], fx_ids[3]);
+	memcpy(fx_ids[0], fx->domain, PK_UUID_BUFLEN);
 	dispatcher.verbs = hsm_verbs;
 	dispatcher.nverbs = hsm_nverbs;
 	dispatcher.ctx = &fx->hsm;
@@ -64,11 +90,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	uint8_t *in = malloc(size ? size : 1);
 	void *out = NULL;
 	size_t out_len = 0;
 	Pk__Response *resp;
 
-	pk_dispatch_handle(&dispatcher, data, size, &out, &out_len);
+	if (!in) {
+		abort();
+	}
+	memcpy(in, data, size);
+	ids_map(in, size);
+	pk_dispatch_handle(&dispatcher, in, size, &out, &out_len);
+	free(in);
 	resp = pk__response__unpack(NULL, out_len, out);
 	if (!resp) {
 		abort();
