@@ -5,6 +5,7 @@
 #   make check           unit + integration tests (+ a short fuzz run)
 #   make SANITIZE=1 check  the same under ASan+UBSan
 #   make SANITIZE=thread check-unit  the unit tests under TSan
+#   make fuzz            every fuzz target for 60 s (FUZZ_SECONDS; docs/FUZZ.md)
 #   make demo            the lab demo
 #   make bench           benchmarks (see docs/BENCHMARKS.md)
 #   make install         PREFIX=/usr/local DESTDIR=
