@@ -5,6 +5,7 @@
 #   make check           unit + integration tests (+ a short fuzz run)
 #   make SANITIZE=1 check  the same under ASan+UBSan
 #   make SANITIZE=thread check-unit  the unit tests under TSan
+#   make fuzz            every fuzz target for 60 s (FUZZ_SECONDS; docs/FUZZ.md)
 #   make demo            the lab demo
 #   make bench           benchmarks (see docs/BENCHMARKS.md)
 #   make install         PREFIX=/usr/local DESTDIR=
@@ -200,23 +201,49 @@ check: all $(UNIT_BINS) $(TOOL_BINS)
 	@BUILD=$(BUILD) tests/run-all $(UNIT_BINS)
 
 # ---- fuzzing (clang libFuzzer) --------------------------------------------
+# Every library is rebuilt with clang under ASan+UBSan and libFuzzer's
+# coverage (objects under $(FUZZ_BUILD)/obj); a target tests/fuzz/fuzz_X.c
+# links them, and the fakes it names on a line `pk-test-fakes: a b` (as
+# the unit tests do), into $(FUZZ_BUILD)/fuzz_X. docs/FUZZ.md lists them.
 FUZZ_BUILD := $(BUILD)/fuzz
-FUZZ_FLAGS := $(CSTD) -O1 -g -fsanitize=fuzzer,address,undefined $(INCLUDES) $(PKG_CFLAGS)
+FUZZ_FLAGS := $(CSTD) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=undefined $(INCLUDES) $(PKG_CFLAGS)
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_SRCS := proto/codec.c common/clock.c common/arena.c common/xalloc.c common/error.c common/log.c \
-	common/lvmap.c common/buf.c common/parse.c
-$(FUZZ_BUILD)/%: tests/fuzz/%.c $(GEN_C) $(FUZZ_SRCS) | $(GEN_H)
+FUZZ_LIB_SRCS := $(call lib_srcs,common) $(call lib_srcs,proto) $(call lib_srcs,hsm) \
+	$(call lib_srcs,spm) $(wildcard tests/lib/*.c)
+FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_LIB_SRCS)) \
+	$(patsubst $(BUILD)/gen/%.c,$(FUZZ_BUILD)/obj/gen/%.o,$(GEN_C))
+FUZZ_LIB := $(FUZZ_BUILD)/libpkfuzz.a
+fuzz_fakes = $(foreach f,$(shell sed -n 's/.*pk-test-fakes:\(.*\)\*\/.*/\1/p' $(1)),\
+	$(FUZZ_BUILD)/obj/tests/fakes/$(f).o \
+	$(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(wildcard tests/fakes/$(f)_*.c)))
+$(FUZZ_BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c | $(GEN_H)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) -o $@ $^ $(PKG_LDLIBS)
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -w -c -o $@ $<
+$(FUZZ_BUILD)/obj/%.o: %.c | $(GEN_H)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+$(FUZZ_LIB): $(FUZZ_LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+$(FUZZ_BUILD)/%: $(FUZZ_BUILD)/obj/tests/fuzz/%.o $$(call fuzz_fakes,tests/fuzz/$$*.c) $(FUZZ_LIB)
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(call fuzz_fakes,tests/fuzz/$*.c) $(FUZZ_LIB) \
+		$(LDLIBS_ALL) -lcmocka
 fuzz-build: $(FUZZ_TARGETS)
-# Corpora grow under the build dir; tests/fuzz/seeds/<target>/ seeds them when present.
+# Corpora grow under the build dir, seeded from tests/fuzz/seeds/<target>/.
+# Each target runs alone (the machine's cores are shared); any crash, leak
+# or timeout stops the run with the target's output.
+FUZZ_OPTS := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/
 fuzz_run = for t in $(FUZZ_TARGETS); do n=$$(basename $$t); mkdir -p $(FUZZ_BUILD)/corpus-$$n; \
-	$$t -max_total_time=$(1) $(2) $(FUZZ_BUILD)/corpus-$$n $$(test -d tests/fuzz/seeds/$$n && echo tests/fuzz/seeds/$$n) \
-	|| exit 1; done
+	$$t $(FUZZ_OPTS) -max_total_time=$(1) $(2) $(FUZZ_BUILD)/corpus-$$n \
+	$$(test -d tests/fuzz/seeds/$$n && echo tests/fuzz/seeds/$$n) || exit 1; done
 fuzz: $(FUZZ_TARGETS)
-	@$(call fuzz_run,$${FUZZ_SECONDS:-300},)
+	@$(call fuzz_run,$${FUZZ_SECONDS:-60},)
+# `make check`: a few seconds each, about a minute for all.
 fuzz-short: $(FUZZ_TARGETS)
-	@$(call fuzz_run,$${FUZZ_SECONDS:-15},-runs=3000000 2>$(FUZZ_BUILD)/fuzz-short.log) && \
+	@rm -f $(FUZZ_BUILD)/fuzz-short.log; \
+	{ $(call fuzz_run,$${FUZZ_SECONDS:-3},2>>$(FUZZ_BUILD)/fuzz-short.log); } || \
+		{ tail -n 40 $(FUZZ_BUILD)/fuzz-short.log; exit 1; }; \
 		echo "fuzz: $(notdir $(FUZZ_TARGETS)) ran clean (log: $(FUZZ_BUILD)/fuzz-short.log)"
 
 # ---- demo, benchmarks ------------------------------------------------------

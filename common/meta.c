@@ -605,8 +605,10 @@ int pk_meta_domain_decode(const char *vg, char *const *tags, struct pk_domain_me
 				    "reads up to version %d",
 				    vg, version, PK_META_DOMAIN_VERSION);
 	}
-	if (v[D_DESC] && (!v[D_DESC][0] || pk_meta_desc_unescape(v[D_DESC], m.description,
-								 sizeof(m.description)) < 0)) {
+	/* Longer than encode writes: its text fits, but the domain could never
+	 * be written back (a volume's is caught by pk_meta_volume_check). */
+	if (v[D_DESC] && (!v[D_DESC][0] || strlen(v[D_DESC]) > PK_META_DESC_MAX ||
+			  pk_meta_desc_unescape(v[D_DESC], m.description, sizeof(m.description)) < 0)) {
 		return pk_error_set(err, PK_E_ILLEGAL, EBADMSG,
 				    "VG '%s': tag PK_DESC='%.60s' is not an escaped description",
 				    vg, v[D_DESC]);

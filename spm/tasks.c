@@ -45,15 +45,24 @@ const char *spm_task_state_name(enum spm_task_state state)
 	return state_names[state];
 }
 
-/* Record format: one `key=value` line each; the message is the last line. */
-static char *task_serialize(const struct spm_task_info *t)
+/* Record format: one `key=value` line each; the message is the last line,
+ * its line breaks written as spaces so that it cannot add fields. */
+char *spm_task_record_encode(const struct spm_task_info *t)
 {
+	char msg[sizeof(t->error.message)];
+
+	snprintf(msg, sizeof(msg), "%s", t->error.message);
+	for (char *p = msg; *p; p++) {
+		if (*p == '\n' || *p == '\r') {
+			*p = ' ';
+		}
+	}
 	return pk_xasprintf("id=%s\nverb=%s\nstate=%s\ndomain=%s\nimage=%s\nvolume=%s\n"
 			    "created=%" PRIu64 "\nfinished=%" PRIu64 "\nprogress=%u\n"
 			    "seq=%" PRIu64 "\nerror_code=%s\nerror_message=%s\n",
 			    t->id, t->verb, spm_task_state_name(t->state), t->domain_id,
 			    t->image_id, t->volume_id, t->created_ms, t->finished_ms, t->progress,
-			    t->seq, pk_errc_name(t->error.code), t->error.message);
+			    t->seq, pk_errc_name(t->error.code), msg);
 }
 
 static void copy_field(char *dst, size_t size, const char *src)
@@ -61,7 +70,7 @@ static void copy_field(char *dst, size_t size, const char *src)
 	snprintf(dst, size, "%s", src);
 }
 
-static int task_parse(char *text, struct spm_task_info *t)
+int spm_task_record_parse(char *text, struct spm_task_info *t)
 {
 	char *save = NULL;
 
@@ -117,7 +126,7 @@ static int task_parse(char *text, struct spm_task_info *t)
 static void task_persist(struct spm_tasks *tasks, const struct spm_task_info *t)
 {
 	char name[64];
-	char *text = task_serialize(t);
+	char *text = spm_task_record_encode(t);
 	struct pk_error err;
 
 	snprintf(name, sizeof(name), "%s.task", t->id);
@@ -172,7 +181,7 @@ int spm_tasks_new(const char *dir, struct spm_tasks **ret, struct pk_error *err)
 			pk_log_warn("skipping task record file='%s': %s", names[i], rerr.message);
 			continue;
 		}
-		if (task_parse(data, &info) < 0) {
+		if (spm_task_record_parse(data, &info) < 0) {
 			pk_log_warn("skipping unreadable task record file='%s/%s'", dir, names[i]);
 		} else {
 			struct task *t = tasks_append(tasks);

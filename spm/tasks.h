@@ -123,6 +123,16 @@ int spm_tasks_clear(struct spm_tasks *tasks, const char *id, struct pk_error *er
 
 const char *spm_task_state_name(enum spm_task_state state);
 
+/*
+ * The record of a task as spm_tasks_new reads it back from its directory
+ * (`key=value` lines; unknown keys and malformed numbers are skipped), for
+ * the tests and the fuzz target (tests/fuzz/fuzz_task_record.c). parse
+ * modifies text and fails with -EINVAL without a valid id and state;
+ * encode returns heap text (free()).
+ */
+int spm_task_record_parse(char *text, struct spm_task_info *ret);
+char *spm_task_record_encode(const struct spm_task_info *t);
+
 /* ---- running a verb as a task -------------------------------------------- */
 
 struct spm;

@@ -357,6 +357,39 @@ static void test_meta__diff_is_one_commit_with_generation_bumped(void **state)
 
 /* ---- domains ----------------------------------------------------------------- */
 
+/*
+ * A domain's PK_DESC longer than encode ever writes (PK_META_DESC_MAX
+ * escaped characters) is refused: its plain text would fit, but the
+ * domain could never be written back (found by tests/fuzz/fuzz_meta.c).
+ */
+static void test_meta__domain_desc_too_long(void **state)
+{
+	char desc[16 + PK_META_DESC_MAX + 8];
+	struct pk_domain_meta back;
+	struct pk_error err;
+	char **t;
+	int n;
+
+	(void)state;
+	/* 118 literal characters and "&20": 121 escaped, 119 plain. */
+	n = snprintf(desc, sizeof(desc), "PK_DESC=%.*s&20", PK_META_DESC_MAX - 2,
+		     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	assert_int_equal(n, 8 + PK_META_DESC_MAX + 1);
+	t = tags_of((const char *const[]){ "PK_ROLE=DOMAIN", "PK_DOMAIN=" DOMAIN, "PK_VERSION=1",
+					   desc, NULL });
+	assert_int_equal(pk_meta_domain_decode("vg0", t, &back, &err), -EBADMSG);
+	assert_non_null(strstr(err.message, "PK_DESC"));
+	pk_strv_free(t);
+
+	desc[8 + PK_META_DESC_MAX - 3] = '\0'; /* 117 literal characters: fits */
+	t = tags_of((const char *const[]){ "PK_ROLE=DOMAIN", "PK_DOMAIN=" DOMAIN, "PK_VERSION=1",
+					   desc, NULL });
+	assert_int_equal(pk_meta_domain_decode("vg0", t, &back, &err), 0);
+	assert_int_equal(strlen(back.description), PK_META_DESC_MAX - 3);
+	pk_strv_free(t);
+}
+
 static void test_meta__domain_tags(void **state)
 {
 	struct pk_domain_meta d = { .domain = DOMAIN }, back;
@@ -632,6 +665,7 @@ int main(void)
 		cmocka_unit_test(test_meta__description_escaping),
 		cmocka_unit_test(test_meta__diff_is_one_commit_with_generation_bumped),
 		cmocka_unit_test(test_meta__domain_tags),
+		cmocka_unit_test(test_meta__domain_desc_too_long),
 		cmocka_unit_test(test_meta__names),
 		cmocka_unit_test_setup(test_meta__volume_life_through_the_seam, setup),
 		cmocka_unit_test_setup(test_meta__fake_lvm_allocates_and_reports_like_lvm, setup),

@@ -194,6 +194,31 @@ static void test_tasks__list_pages(void **state)
 	assert_int_equal(spm_tasks_page(tasks, "12.x", 10, &page, &n, token, &err), -EINVAL);
 	assert_int_equal(err.code, PK_E_INVALID_ARGUMENT);
 	assert_non_null(strstr(err.message, "page_token"));
+
+/*
+ * An error message is written on one line: one with line breaks (LVM's
+ * output, a name quoted from a request) cannot add fields to the record
+ * that the next spmd reads back.
+ */
+static void test_tasks__message_stays_one_line(void **state)
+{
+	struct spm_tasks *tasks = NULL;
+	struct spm_task_info info;
+	struct pk_error err, fail;
+	char id[PK_UUID_BUFLEN];
+
+	(void)state;
+	assert_int_equal(spm_tasks_new(dir, &tasks, &err), 0);
+	assert_int_equal(spm_task_begin(tasks, "extend_volume", "d", "i", "v", id, &err), 0);
+	pk_error_set(&fail, PK_E_NO_SPACE, 0, "lvextend:\nstate=DONE\r\nerror_code=OK");
+	spm_task_finish(tasks, id, -ENOSPC, &fail);
+	spm_tasks_free(tasks);
+
+	assert_int_equal(spm_tasks_new(dir, &tasks, &err), 0);
+	assert_int_equal(spm_tasks_get(tasks, id, &info, &err), 0);
+	assert_int_equal(info.state, SPM_TASK_FAILED);
+	assert_int_equal(info.error.code, PK_E_NO_SPACE);
+	assert_string_equal(info.error.message, "lvextend: state=DONE  error_code=OK");
 	spm_tasks_free(tasks);
 }
 
@@ -203,6 +228,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tasks__lifecycle_and_reload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tasks__finished_tasks_expire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tasks__list_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tasks__message_stays_one_line, setup, teardown),
 	};
 
 	pk_log_setup("test", PK_LOG_ERROR);
