@@ -78,7 +78,12 @@ if out=$(env -u PK_TLS_CERT -u PK_TLS_KEY "$PKCTL" --hsm "$PK_HSM" --timeout 200
 fi
 out=$("$PKCTL" --hsm "$PK_HSM" --tls-cert "$PK_TLS_DIR/viewer.pem" --tls-key "$PK_TLS_DIR/viewer.key" ping 2>&1) ||
 	fail "the viewer's certificate is refused for Ping: $out"
-ok "mutual TLS on loopback ($PK_HSM); no certificate is refused"
+if out=$("$PKCTL" --spm "$PK_SPM" --tls-cert "$PK_TLS_DIR/viewer.pem" --tls-key "$PK_TLS_DIR/viewer.key" \
+	spm stop 2>&1); then
+	fail "the viewer stopped the SPM: $out"
+fi
+echo "$out" | grep -q PERMISSION_DENIED || fail "the viewer's SpmStop: $out (wanted PERMISSION_DENIED)"
+ok "mutual TLS on loopback ($PK_HSM); no certificate is refused, a viewer cannot SpmStop"
 
 vgs=$(lvm vgs --config "$PK_LVM_CONFIG" --noheadings -o vg_name,vg_tags 2>/dev/null)
 echo "$vgs" | grep -q "$PK_VG .*PK_DOMAIN=$PK_DOMAIN" || fail "VG $PK_VG not found or untagged: $vgs"

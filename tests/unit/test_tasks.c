@@ -194,6 +194,8 @@ static void test_tasks__list_pages(void **state)
 	assert_int_equal(spm_tasks_page(tasks, "12.x", 10, &page, &n, token, &err), -EINVAL);
 	assert_int_equal(err.code, PK_E_INVALID_ARGUMENT);
 	assert_non_null(strstr(err.message, "page_token"));
+	spm_tasks_free(tasks);
+}
 
 /*
  * An error message is written on one line: one with line breaks (LVM's
