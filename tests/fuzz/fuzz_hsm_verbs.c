@@ -30,6 +30,9 @@
 #include "hsm/rpc.h"
 #include "tests/lib/hsm_fixture.h"
 
+/* The local administrator (an ipc peer of our uid): role engine, every verb reachable. */
+static const struct pk_rpc_peer local_peer = { PK_RPC_PEER_IPC, 0, NULL };
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -100,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	memcpy(in, data, size);
 	ids_map(in, size);
-	pk_dispatch_handle(&dispatcher, in, size, &out, &out_len);
+	pk_dispatch_handle(&dispatcher, &local_peer, in, size, &out, &out_len);
 	free(in);
 	resp = pk__response__unpack(NULL, out_len, out);
 	if (!resp) {

@@ -25,6 +25,9 @@
 #include "tests/fakes/fake_lvm.h"
 #include "tests/fakes/fake_sanlock.h"
 
+/* The local administrator (an ipc peer of our uid): role engine, every verb reachable. */
+static const struct pk_rpc_peer local_peer = { PK_RPC_PEER_IPC, 0, NULL };
+
 #define DOMAIN "11111111-2222-4333-8444-555555555555"
 #define IMAGE "aaaaaaaa-2222-4333-8444-555555555555"
 #define BASE "bbbbbbbb-2222-4333-8444-555555555555"
@@ -108,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t out_len = 0;
 	Pk__Response *resp;
 
-	pk_dispatch_handle(&dispatcher, data, size, &out, &out_len);
+	pk_dispatch_handle(&dispatcher, &local_peer, data, size, &out, &out_len);
 	resp = pk__response__unpack(NULL, out_len, out);
 	if (!resp) {
 		abort();
