@@ -9,9 +9,7 @@
 
 #include "common/log.h"
 #include "proto/codec.h"
-
-/* A local administrator (ipc): role engine. */
-static const struct pk_rpc_peer local_peer = { PK_RPC_PEER_IPC, 0, NULL };
+#include "tests/fuzz/fuzz_dispatch.h"
 
 static int verb_echo_status(void *ctx, const Pk__Request *req, Pk__Response *resp,
 			    struct pk_arena *arena, struct pk_error *err)
@@ -36,17 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct pk_dispatcher d = { verbs, 1, NULL, 65536, &info, PK_AUTH_INIT };
-	void *out = NULL;
-	size_t out_len = 0;
-	Pk__Response *resp;
 
 	pk_log_setup("fuzz", PK_LOG_ERROR);
-	pk_dispatch_handle(&d, &local_peer, data, size, &out, &out_len);
-	resp = pk__response__unpack(NULL, out_len, out);
-	if (!resp) {
-		abort();
-	}
-	pk__response__free_unpacked(resp, NULL);
-	free(out);
+	fuzz_dispatch_one(&d, data, size);
 	return 0;
 }

@@ -6,7 +6,7 @@
  * requests naming them reach the volume logic; the state the inputs
  * build up (volumes, tasks, the role) stays between inputs, as in a
  * running spmd. Every input must be answered with a response that decodes
- * and carries the request's id, and never crash or leak.
+ * (tests/fuzz/fuzz_dispatch.h), and never crash or leak.
  */
 /* pk-test-fakes: fake_lvm fake_sanlock */
 #include <stddef.h>
@@ -24,9 +24,8 @@
 #include "spm/volume.h"
 #include "tests/fakes/fake_lvm.h"
 #include "tests/fakes/fake_sanlock.h"
+#include "tests/fuzz/fuzz_dispatch.h"
 
-/* The local administrator (an ipc peer of our uid): role engine, every verb reachable. */
-static const struct pk_rpc_peer local_peer = { PK_RPC_PEER_IPC, 0, NULL };
 
 #define DOMAIN "11111111-2222-4333-8444-555555555555"
 #define IMAGE "aaaaaaaa-2222-4333-8444-555555555555"
@@ -107,16 +106,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	void *out = NULL;
-	size_t out_len = 0;
-	Pk__Response *resp;
-
-	pk_dispatch_handle(&dispatcher, &local_peer, data, size, &out, &out_len);
-	resp = pk__response__unpack(NULL, out_len, out);
-	if (!resp) {
-		abort();
-	}
-	pk__response__free_unpacked(resp, NULL);
-	free(out);
+	fuzz_dispatch_one(&dispatcher, data, size);
 	return 0;
 }
