@@ -10,17 +10,10 @@
 # PERMISSION_DENIED.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/tls_lib.sh"
+. "$(dirname "$0")/nolab_lib.sh"
 
-dir=$(mktemp -d /tmp/pk-itest-roles-XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-
-port=$((30000 + ($$ + 7919) % 20000))
+nolab_setup roles
+port=$(nolab_ports 4) || fail "no free ports"
 SPM_URL="tls+tcp://127.0.0.1:$port"
 HSM_URL="tls+tcp://127.0.0.1:$((port + 1))"
 BOUND_URL="tls+tcp://127.0.0.1:$((port + 2))"

@@ -7,17 +7,10 @@
 # insecure_tcp is set; an ipc socket is 0600 and refuses other uids.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/tls_lib.sh"
+. "$(dirname "$0")/nolab_lib.sh"
 
-dir=$(mktemp -d /tmp/pk-itest-tls-XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-
-port=$((30000 + $$ % 20000))
+nolab_setup tls
+port=$(nolab_ports 4) || fail "no free ports"
 SPM_URL="tls+tcp://127.0.0.1:$port"
 HSM_URL="tls+tcp://127.0.0.1:$((port + 1))"
 EVENTS_URL="tls+tcp://127.0.0.1:$((port + 2))"
