@@ -112,7 +112,7 @@ FAKE_OBJS := $(call objs,$(wildcard tests/fakes/*.c))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(wildcard tests/tools/*.c))
 
 .PHONY: all check-includes tools fuzz-build deps check check-unit check-integration fuzz fuzz-short demo bench \
-	bench-rpc bench-spm bench-merge bench-thin bench-spm-failover install clean lab-down
+	bench-rpc bench-spm bench-merge bench-thin bench-spm-failover bench-scale install clean lab-down
 .DEFAULT_GOAL := all
 # Keep intermediate objects (test objects are otherwise deleted after linking).
 .SECONDARY:
@@ -250,7 +250,7 @@ fuzz-short: $(FUZZ_TARGETS)
 demo: all
 	BUILD=$(BUILD) lab/demo
 
-bench: bench-rpc bench-spm bench-merge bench-thin bench-spm-failover
+bench: bench-rpc bench-spm bench-merge bench-thin bench-spm-failover bench-scale
 bench-rpc: all $(BUILD)/bench-rpc
 	BUILD=$(BUILD) scripts/bench/rpc
 bench-merge: all
@@ -259,6 +259,8 @@ bench-thin: all
 	BUILD=$(BUILD) scripts/bench/thin
 bench-spm-failover: all
 	BUILD=$(BUILD) scripts/bench/spm-failover
+bench-scale: all
+	BUILD=$(BUILD) scripts/bench/scale
 bench-spm: all $(BUILD)/bench-spm
 	BUILD=$(BUILD) scripts/bench/spm
 # Benchmark programs: bench/NAME.c is $(BUILD)/bench-NAME (scripts/bench/ drives them).
